@@ -1,0 +1,1 @@
+"""Search-space grammars written in the nas DSL (package data: nas.grammars)."""

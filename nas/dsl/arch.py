@@ -1,0 +1,181 @@
+"""Architectures as derivation trees, and their one canonical string form.
+
+The string is what is stored, compared, hashed and shown; ``parse_arch(str(node))`` gives
+back an equal tree, and ``str(parse_arch(s)) == s`` for every canonical ``s``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+
+from lark import Lark, Token, Transformer, UnexpectedInput, v_args
+
+from nas.exceptions import ArchSyntaxError, NasError
+from nas.ops import get_op
+from nas.ops._registry import ParamValue, format_call
+
+_PARSER: Lark | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    """One op application in a derivation: the op, its parameters, its children.
+
+    Example:
+        >>> str(parse_arch("seq( compute(norm), compute(linear(out=64)) )"))
+        'seq(compute(norm),compute(linear(out=64)))'
+    """
+
+    op: str
+    params: tuple[tuple[str, ParamValue], ...] = ()
+    children: tuple[Node, ...] = ()
+    column: int = field(default=0, compare=False, hash=False, repr=False)
+
+    def __str__(self) -> str:
+        return self.text
+
+    @cached_property
+    def text(self) -> str:
+        """The canonical string."""
+        head = format_call(self.op, self.params)
+        if not self.children:
+            return head
+        kids = ",".join(c.text for c in self.children)
+        if self.params:
+            return f"{head[:-1]},{kids})"
+        return f"{head}({kids})"
+
+    @property
+    def digest(self) -> str:
+        """A short stable hash of the canonical string (for file and trial names)."""
+        return hashlib.sha1(self.text.encode()).hexdigest()[:12]
+
+    def walk(self) -> list[tuple[tuple[int, ...], Node]]:
+        """All (path, node) pairs in pre-order; a path is the child indices from the root."""
+        out: list[tuple[tuple[int, ...], Node]] = []
+        stack: list[tuple[tuple[int, ...], Node]] = [((), self)]
+        while stack:
+            path, node = stack.pop()
+            out.append((path, node))
+            for i in range(len(node.children) - 1, -1, -1):
+                stack.append(((*path, i), node.children[i]))
+        return out
+
+    def at(self, path: tuple[int, ...]) -> Node:
+        """The node at ``path``."""
+        node = self
+        for i in path:
+            node = node.children[i]
+        return node
+
+    def replace(self, path: tuple[int, ...], new: Node) -> Node:
+        """A copy of this tree with the node at ``path`` replaced by ``new``."""
+        if not path:
+            return new
+        i = path[0]
+        kids = list(self.children)
+        kids[i] = kids[i].replace(path[1:], new)
+        return canonical(Node(self.op, self.params, tuple(kids)))
+
+    @property
+    def size(self) -> int:
+        """Number of ops written in the string."""
+        return sum(1 for _ in self.walk())
+
+
+def canonical(node: Node) -> Node:
+    """Collapse identical repeated children that the string writes once (e.g. branch k=4)."""
+    cls = get_op(node.op)
+    r = getattr(cls, "repeat_slot", None)
+    if r is None:
+        return node
+    m = len(node.children) - (cls.n_slots - 1)
+    if m > cls.independent_upto:
+        reps = node.children[r : r + m]
+        if all(c == reps[0] for c in reps):
+            kids = node.children[:r] + (reps[0],) + node.children[r + m :]
+            return Node(node.op, node.params, kids, node.column)
+    return node
+
+
+def make_node(op: str, children: tuple[Node, ...] = (), column: int = 0,
+              **params: ParamValue) -> Node:
+    """A node with its parameters checked, typed and put in canonical order.
+
+    Raises:
+        UnknownNameError: ``op`` is not registered.
+        ShapeError: a parameter is missing, unknown or of the wrong type.
+    """
+    cls = get_op(op)
+    inst = cls(**params)
+    if children and not cls.is_combinator:
+        raise ArchSyntaxError(f"op {op!r} at column {column} is a terminal and takes no "
+                              f"children.")
+    return canonical(Node(op, inst.values, tuple(children), column))
+
+
+def _parser() -> Lark:
+    global _PARSER
+    if _PARSER is None:
+        text = resources.files("nas.dsl").joinpath("arch.lark").read_text()
+        _PARSER = Lark(text, parser="lalr", propagate_positions=True)
+    return _PARSER
+
+
+@v_args(inline=True)
+class _ToNode(Transformer):
+    def number(self, tok: Token) -> int | float:
+        try:
+            return int(tok)
+        except ValueError:
+            return float(tok)
+
+    def word(self, tok: Token) -> str:
+        return str(tok)
+
+    def kw(self, name: Token, value: ParamValue) -> tuple[str, ParamValue]:
+        return (str(name), value)
+
+    def node(self, name: Token, *items: object) -> Node:
+        params = dict(i for i in items if isinstance(i, tuple))
+        kids = tuple(i for i in items if isinstance(i, Node))
+        col = name.column or 0
+        try:
+            return make_node(str(name), kids, col, **params)
+        except NasError as e:
+            raise ArchSyntaxError(f"column {col}: {e}") from None
+
+
+_CACHE: dict[str, Node] = {}
+
+
+def parse_arch(text: str) -> Node:
+    """Parse an architecture string into its tree (canonicalised).
+
+    Raises:
+        ArchSyntaxError: the string does not parse, names an unknown op or a bad
+            parameter; the message gives the column.
+    """
+    node = _CACHE.get(text)
+    if node is not None:
+        return node
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as e:
+        snippet = text[max(0, e.column - 20) : e.column + 20] if e.column > 0 else text[:40]
+        raise ArchSyntaxError(
+            f"architecture string does not parse at column {e.column}: ...{snippet}..."
+        ) from None
+    try:
+        node = _ToNode().transform(tree)
+    except Exception as e:  # lark wraps errors raised inside the transformer
+        inner = getattr(e, "orig_exc", e)
+        if isinstance(inner, NasError):
+            raise inner from None
+        raise
+    if len(_CACHE) < 100_000:
+        _CACHE[text] = node
+    return node

@@ -1,0 +1,75 @@
+"""ONNX export with one pinned exporter and opset, and an onnxruntime parity check.
+
+We use the TorchScript exporter (``dynamo=False``) everywhere: it is fast on a CPU, needs
+no extra packages, and gives the predictor one op vocabulary to learn. Weights are stored
+inside the file and the batch axis is dynamic.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from nas.exceptions import ExportError
+
+OPSET = 17
+EXPORTER = "torchscript"
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+
+def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path,
+                seed: int = 0) -> Path:
+    """Write ``model`` as a self-contained ONNX file with a dynamic batch axis.
+
+    Raises:
+        ExportError: the exporter failed or the file cannot be written.
+    """
+    path = Path(path)
+    model = model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    dummy = torch.randn(2, *input_shape, generator=gen)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model, (dummy,), str(path), dynamo=False, opset_version=OPSET,
+                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                do_constant_folding=True,
+            )
+    except OSError as e:
+        raise ExportError(f"cannot write {path}: {e.strerror}.") from None
+    except Exception as e:  # the exporter raises many types; all mean "not exportable"
+        raise ExportError(f"ONNX export failed: {type(e).__name__}: {e}") from None
+    return path
+
+
+def parity(model: nn.Module, path: str | Path, input_shape: tuple[int, ...],
+           batch: int = 3, seed: int = 1) -> float:
+    """Max absolute difference between torch and onnxruntime on a random batch.
+
+    The batch size differs from the one used for export, so the dynamic axis is tested.
+    """
+    import onnxruntime as ort
+
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, *input_shape, generator=gen)
+    with torch.no_grad():
+        ref = model.eval()(x).numpy()
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        got = sess.run(None, {INPUT_NAME: x.numpy()})[0]
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise ExportError(f"onnxruntime cannot run {path}: {e}") from None
+    if got.shape != ref.shape:
+        raise ExportError(f"onnxruntime output shape {got.shape} != torch {ref.shape}.")
+    return float(np.max(np.abs(got - ref))) if ref.size else 0.0

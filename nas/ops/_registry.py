@@ -1,0 +1,265 @@
+"""The op registry: every name that may appear in a grammar or an architecture string.
+
+An op is one decorated class. Leaf ops (terminals) map one signal to another; combinators
+(``seq``, ``branch``, ...) additionally wire child modules together. Both declare a shape
+rule (``infer``), a torch builder (``build``) and a parameter count, so sampling and
+checking never need torch and never run dummy forward passes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from nas.exceptions import ShapeError, UnknownNameError
+from nas.ops.spec import Signal, Spec
+
+if TYPE_CHECKING:
+    from torch import nn
+
+ParamValue = int | float | str
+
+__all__ = [
+    "Combinator",
+    "Op",
+    "create_op",
+    "get_op",
+    "is_op",
+    "list_ops",
+    "register_op",
+    "suggest_ops",
+]
+
+_OPS: dict[str, type[Op]] = {}
+
+
+class Op:
+    """A terminal op: a shape rule, a torch builder and a parameter count.
+
+    Subclasses set ``name`` and ``params`` (an ordered mapping of parameter name to its
+    type, optionally ``(type, default)``) and override ``infer`` and ``build``.
+    Instances are immutable and hashable by ``(name, params)``.
+
+    Example:
+        >>> op = create_op("linear", out=64)
+        >>> op.infer((Spec((3, 28, 28)),))
+        (Spec(shape=(3, 28, 64), mode='im', fold=None),)
+    """
+
+    name: ClassVar[str] = ""
+    params: ClassVar[dict[str, Any]] = {}
+    is_combinator: ClassVar[bool] = False
+    # True for ops that allocate no new activation memory (identity, views).
+    is_view: ClassVar[bool] = False
+
+    def __init__(self, **kwargs: ParamValue) -> None:
+        unknown = sorted(set(kwargs) - set(self.params))
+        if unknown:
+            raise ShapeError(
+                f"op {self.name!r} has no parameter {unknown[0]!r}; "
+                f"its parameters are: {', '.join(self.params) or 'none'}."
+            )
+        values: dict[str, ParamValue] = {}
+        for pname, decl in self.params.items():
+            ptype, default = decl if isinstance(decl, tuple) else (decl, None)
+            if pname in kwargs:
+                raw = kwargs.pop(pname)
+                try:
+                    values[pname] = ptype(raw)
+                except (TypeError, ValueError):
+                    raise ShapeError(
+                        f"parameter {pname!r} of op {self.name!r} must be {ptype.__name__}, "
+                        f"but got {raw!r}."
+                    ) from None
+            elif default is not None:
+                values[pname] = default
+            else:
+                raise ShapeError(f"op {self.name!r} needs parameter {pname!r}.")
+        self.values: tuple[tuple[str, ParamValue], ...] = tuple(values.items())
+        for k, v in values.items():
+            setattr(self, k, v)
+
+    # -- shape rule -------------------------------------------------------------------------
+    def infer(self, x: Signal) -> Signal:
+        """Return the output signal for input ``x``, or raise ShapeError with the reason."""
+        raise NotImplementedError
+
+    def num_params(self, x: Signal) -> int:
+        """Trainable parameters this op creates for input ``x`` (excluding children)."""
+        return 0
+
+    def activation(self, x: Signal, y: Signal) -> int:
+        """Activation elements per sample this op allocates (its outputs unless a view)."""
+        return 0 if self.is_view else sum(s.numel for s in y)
+
+    def build(self, x: Signal) -> nn.Module:
+        """The torch module computing this op for input ``x``."""
+        raise NotImplementedError
+
+    # -- helpers ------------------------------------------------------------------------------
+    @staticmethod
+    def single(x: Signal, name: str = "") -> Spec:
+        """The one tensor of ``x``; ShapeError if ``x`` holds several (unaggregated) branches."""
+        if len(x) != 1:
+            raise ShapeError(f"{name or 'op'} needs one tensor but gets {len(x)} branches.")
+        return x[0]
+
+    def __repr__(self) -> str:
+        return format_call(self.name, self.values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Op) and (self.name, self.values) == (other.name, other.values)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.values))
+
+
+ChildInfer = Callable[..., Signal]
+ChildBuild = Callable[..., "tuple[nn.Module, Signal]"]
+
+
+class Combinator(Op):
+    """An op with child modules in numbered slots.
+
+    ``n_slots`` slots are written in order; the slot ``repeat_slot`` (if any) holds one
+    child per copy the combinator asks for, or a single child shared by all copies (its
+    architecture, not its weights). ``independent_upto`` tells the sampler when copies
+    are drawn independently (k <= independent_upto) or drawn once and repeated.
+
+    Subclasses implement ``flow(x, child)``, calling ``child(slot, signal, copy, copies)``
+    for each child application (optionally ``reserve=N``: activation elements the
+    sampler should keep for the slots after this one), and ``build(x, child)`` where ``child`` also returns the
+    built module. The same ``flow`` drives checking, sampling and statistics.
+    """
+
+    is_combinator: ClassVar[bool] = True
+    is_view: ClassVar[bool] = True
+    n_slots: ClassVar[int] = 1
+    repeat_slot: ClassVar[int | None] = None
+    independent_upto: ClassVar[int] = 1
+
+    def flow(self, x: Signal, child: ChildInfer) -> Signal:
+        """Propagate ``x`` through the children (via ``child``) and return the output."""
+        raise NotImplementedError
+
+    def build_with(self, x: Signal, child: ChildBuild) -> nn.Module:
+        """Build the torch module, obtaining child modules from ``child``."""
+        raise NotImplementedError
+
+    def slot_of(self, n_written: int, slot: int, copy: int) -> int:
+        """Index among the written children of ``(slot, copy)``.
+
+        Raises:
+            ShapeError: the number of written children does not fit this combinator.
+        """
+        r = self.repeat_slot
+        if r is None:
+            if n_written != self.n_slots:
+                raise ShapeError(
+                    f"{self.name} takes {self.n_slots} children but {n_written} were given."
+                )
+            return slot
+        m = n_written - (self.n_slots - 1)
+        if m < 1:
+            raise ShapeError(
+                f"{self.name} takes at least {self.n_slots} children but {n_written} were given."
+            )
+        if slot < r:
+            return slot
+        if slot > r:
+            return slot + m - 1
+        if m == 1:
+            return r
+        if copy >= m:
+            raise ShapeError(
+                f"{self.name} applies its repeated child {copy + 1} times but only {m} "
+                f"different children were written; write one (shared) or all of them."
+            )
+        return r + copy
+
+
+    def child_slot(self, n_written: int, i: int) -> int:
+        """The slot of the ``i``-th written child (inverse of ``slot_of``)."""
+        r = self.repeat_slot
+        if r is None or i < r:
+            return i
+        m = n_written - (self.n_slots - 1)
+        return r if i < r + m else i - m + 1
+
+
+def register_op(cls: type[Op]) -> type[Op]:
+    """Class decorator adding an op to the registry under ``cls.name``."""
+    if not cls.name or not re.fullmatch(r"[a-z_][a-z0-9_]*", cls.name):
+        raise ValueError(f"op names must be lowercase identifiers, got {cls.name!r}")
+    if cls.name in _OPS and _OPS[cls.name] is not cls:
+        warnings.warn(f"op {cls.name!r} is registered twice; the later one wins.", stacklevel=2)
+    _OPS[cls.name] = cls
+    return cls
+
+
+def _ensure_builtin() -> None:
+    # Importing the built-in op modules registers them (one import line per op family).
+    from nas.ops import combinators, einspace, nb201  # noqa: F401
+
+
+def is_op(name: str) -> bool:
+    """Whether ``name`` is a registered op."""
+    _ensure_builtin()
+    return name in _OPS
+
+
+def list_ops(pattern: str = "*") -> list[str]:
+    """Registered op names matching an fnmatch ``pattern``, sorted."""
+    _ensure_builtin()
+    return sorted(n for n in _OPS if fnmatch.fnmatch(n, pattern))
+
+
+def suggest_ops(name: str, n: int = 3) -> list[str]:
+    """The registered op names closest to ``name`` (for 'did you mean' messages)."""
+    _ensure_builtin()
+    return difflib.get_close_matches(name, list(_OPS), n=n, cutoff=0.5)
+
+
+def get_op(name: str) -> type[Op]:
+    """The op class registered as ``name``.
+
+    Raises:
+        UnknownNameError: no such op; the message lists the closest names.
+    """
+    _ensure_builtin()
+    try:
+        return _OPS[name]
+    except KeyError:
+        close = suggest_ops(name)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise UnknownNameError(f"unknown op {name!r}.{hint}") from None
+
+
+_INSTANCES: dict[tuple[str, tuple[tuple[str, ParamValue], ...]], Op] = {}
+
+
+def create_op(name: str, **params: ParamValue) -> Op:
+    """An (immutable, cached) instance of op ``name`` with ``params``."""
+    key = (name, tuple(sorted(params.items())))
+    op = _INSTANCES.get(key)
+    if op is None:
+        op = _INSTANCES[key] = get_op(name)(**params)
+    return op
+
+
+def format_value(v: ParamValue) -> str:
+    """Canonical text of a parameter value."""
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def format_call(name: str, values: tuple[tuple[str, ParamValue], ...]) -> str:
+    """Canonical text of an op with its parameters, e.g. ``linear(out=64)``."""
+    if not values:
+        return name
+    return f"{name}({','.join(f'{k}={format_value(v)}' for k, v in values)})"

@@ -1,0 +1,377 @@
+"""Shape-aware sampling from a grammar, and mutation and crossover of derivation trees.
+
+Sampling is top-down and carries the signal (shapes and mode) reaching each position.
+A production is chosen only among alternatives that can apply there: terminals are
+checked exactly with their shape rules and the remaining budgets; nonterminals by their
+static least depth and size, and a memo of dead ends (a symbol at a signal where no
+alternative applies) so the same dead end is never explored twice. Budgets are consumed
+top-down, so every draw fits them by construction. A failure inside a subtree (e.g. two
+branches no aggregation can merge) redraws that subtree from the full distribution: the
+parent's production is never removed.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from nas.analysis import NodeInfo, analyse
+from nas.dsl.arch import Node
+from nas.dsl.grammar import Call, Expr, Sym
+from nas.exceptions import NasError, SamplingError
+from nas.ops import Op, create_op
+from nas.ops.spec import Signal
+from nas.space import Budget, SearchSpace
+
+
+@dataclass(frozen=True, slots=True)
+class Rem:
+    """Remaining budget below a position."""
+
+    params: int
+    act: int
+    ops: int
+
+    def minus(self, params: int, act: int, ops: int) -> Rem:
+        return Rem(self.params - params, self.act - act, self.ops - ops)
+
+    def divided(self, k: int) -> Rem:
+        return Rem(self.params // k, self.act // k, self.ops // k)
+
+
+@dataclass(slots=True)
+class _Leaf:
+    op: Op
+    out: Signal
+    params: int
+    act: int
+
+
+class _Fail(Exception):
+    """This subtree has no valid completion on this draw."""
+
+
+class _Abort(Exception):
+    """The draw used up its work allowance; start again."""
+
+
+class Sampler:
+    """Draws architectures from a space's grammar, reproducibly from a seed.
+
+    Args:
+        space: the search space (grammar, input, budgets).
+        seed: seed of the sampler's own random generator.
+        budget: overrides the space's budgets.
+        retries: draws of a symbol before its failure is passed to the parent. The default
+            1 makes a failure restart the whole draw (rejection sampling: the distribution
+            is exactly the grammar's conditioned on validity), except that a combinator
+            first redraws its last two children once (local conditioning).
+        max_work: expansions allowed per draw before it restarts.
+
+    Example:
+        >>> from nas.space import load_space
+        >>> s = Sampler(load_space("einspace"), seed=0)
+        >>> arch = s.sample()
+    """
+
+    def __init__(self, space: SearchSpace, seed: int | None = None, budget: Budget | None = None,
+                 retries: int = 1, max_work: int = 20_000) -> None:
+        self.space = space
+        self.g = space.grammar
+        self.budget = budget or space.budget
+        self.rng = random.Random(seed)
+        self.retries = retries
+        self.max_work = max_work
+        self.max_restarts = 200
+        self._leaf_cache: dict[tuple[int, Signal], _Leaf | None] = {}
+        self._dead: dict[tuple[str, Signal], int] = {}
+        self._min: dict[int, tuple[int, int]] = {}
+        self._table: dict[tuple[str, Signal], list[tuple]] = {}
+        self._work = 0
+
+    # ------------------------------------------------------------------------------ public
+    def root_budget(self) -> Rem:
+        b = self.budget
+        return Rem(b.max_params, b.max_activation, b.max_ops)
+
+    def sample(self, x: Signal | None = None, symbol: str | None = None) -> Node:
+        """One architecture from ``symbol`` (default: the start symbol) on input ``x``.
+
+        Raises:
+            SamplingError: no valid architecture was found (the grammar cannot produce
+                one for this input within the budgets).
+        """
+        x = x or self.space.input
+        for _ in range(self.max_restarts):
+            try:
+                node, out, _ = self.draw(symbol or self.g.start, x, self.root_budget(),
+                                         self.budget.max_depth)
+            except (_Fail, _Abort):
+                continue
+            if len(out) == 1:
+                return node
+        raise SamplingError(
+            f"no architecture of {self.g.path} fits input "
+            f"{', '.join(map(str, x))} within the budgets after {self.max_restarts} attempts."
+        )
+
+    def draw(self, symbol: str, x: Signal, rem: Rem, depth_left: int
+             ) -> tuple[Node, Signal, tuple[int, int, int, int]]:
+        """Draw a subtree for ``symbol``: (node, output, (params, act, ops, depth)).
+
+        Raises _Fail / _Abort (internal) when no completion is found on this draw.
+        """
+        self._work = 0
+        return self._symbol(symbol, x, rem, depth_left)
+
+    # ---------------------------------------------------------------------------- internal
+    def _minima(self, e: Expr) -> tuple[int, int]:
+        m = self._min.get(id(e))
+        if m is None:
+            m = self._min[id(e)] = self.g.expr_min(e)
+        return m
+
+    def _leaf(self, call: Call, x: Signal) -> _Leaf | None:
+        key = (id(call), x)
+        if key in self._leaf_cache:
+            return self._leaf_cache[key]
+        leaf = None
+        op = create_op(call.op, **call.values())
+        try:
+            out = op.infer(x)
+            leaf = _Leaf(op, out, op.num_params(x), op.activation(x, out))
+        except NasError:
+            pass
+        self._leaf_cache[key] = leaf
+        return leaf
+
+    def _choose(self, weighted: list[tuple[Expr, float]]) -> Expr:
+        total = sum(w for _, w in weighted)
+        r = self.rng.random() * total
+        for e, w in weighted:
+            r -= w
+            if r < 0:
+                return e
+        return weighted[-1][0]
+
+    def _options(self, name: str, x: Signal) -> list[tuple]:
+        """Alternatives of ``name`` that can apply to ``x``: (expr, prob, depth, size, leaf).
+
+        Terminals are checked with their shape rules once per signal; ``leaf`` holds their
+        output and cost (None for alternatives with children).
+        """
+        table = []
+        for alt in self.g.rules[name].alts:
+            e = alt.expr
+            d, size = self._minima(e)
+            leaf = None
+            if isinstance(e, Call) and not create_op(e.op, **e.values()).is_combinator:
+                leaf = self._leaf(e, x)
+                if leaf is None:
+                    continue
+            table.append((e, alt.prob, d, size, leaf))
+        return table
+
+    def _symbol(self, name: str, x: Signal, rem: Rem, dleft: int):  # noqa: ANN202
+        self._work += 1
+        if self._work > self.max_work:
+            raise _Abort
+        key = (name, x)
+        if self._dead.get(key, -1) >= dleft:
+            raise _Fail
+        table = self._table.get(key)
+        if table is None:
+            table = self._table[key] = self._options(name, x)
+        options = [(e, p) for e, p, d, size, leaf in table
+                   if d <= dleft and size <= rem.ops
+                   and (leaf is None or (leaf.params <= rem.params and leaf.act <= rem.act))]
+        if not options:
+            if not any(d <= dleft for _, _, d, _, _ in table):
+                self._dead[key] = max(dleft, self._dead.get(key, -1))
+            raise _Fail
+        for _ in range(self.retries):
+            try:
+                return self._expr(self._choose(options), x, rem, dleft)
+            except _Fail:
+                continue
+        raise _Fail
+
+    def _expr(self, e: Expr, x: Signal, rem: Rem, dleft: int):  # noqa: ANN202
+        if isinstance(e, Sym):
+            return self._symbol(e.name, x, rem, dleft)
+        fixed = e.fixed()
+        call = fixed[0] if len(fixed) == 1 else self.rng.choice(fixed)
+        op = create_op(call.op, **call.values())
+        if not op.is_combinator:
+            leaf = self._leaf(call, x)
+            if leaf is None or leaf.params > rem.params or leaf.act > rem.act or rem.ops < 1:
+                raise _Fail
+            return Node(op.name, op.values), leaf.out, (leaf.params, leaf.act, 1, 0)
+        return self._combinator(op, call, x, rem, dleft)
+
+    def _combinator(self, op, call: Call, x: Signal, rem: Rem, dleft: int):  # noqa: ANN001, ANN202
+        """Draw a combinator's children through its ``flow``.
+
+        When a child fails (say, the aggregation of two branches no op can merge), the
+        draws before the previous one are replayed and only the last two are redrawn:
+        the later branch is redrawn given the earlier one, instead of the whole module.
+        """
+        if dleft < 1:
+            raise _Fail
+        own = op.num_params(x)
+        if own > rem.params:
+            raise _Fail
+        mins = [self._minima(a)[1] for a in call.args]
+        prefix: list[tuple] = []
+        for _ in range(self.retries + 1):
+            record: list[tuple] = []
+            try:
+                return self._flow_once(op, call, x, rem, dleft, own, mins, prefix, record)
+            except _Fail:
+                prefix = record[: max(len(record) - 2, 0)]
+        raise _Fail
+
+    def _flow_once(self, op, call, x, rem, dleft, own, mins, prefix, record):  # noqa: ANN001, ANN202, PLR0913
+        used = [own, 0, 0, 0]  # params, act, ops, depth
+        written: dict[int, list[Node]] = {}
+        reused: dict[int, tuple[Node, Signal, Signal, tuple[int, int, int, int]]] = {}
+
+        def child(slot: int, sig: Signal, copy: int = 0, copies: int = 1,
+                  reserve: int = 0) -> Signal:
+            arg, rep = call.args[slot], call.repeat[slot]
+            shared = (rep and copies > op.independent_upto) or (not rep and slot in reused)
+            c = len(record)
+            if shared and slot in reused:
+                node, sig0, out, cost = reused[slot]
+                if sig != sig0:
+                    try:
+                        a = analyse(node, sig)
+                    except NasError:
+                        raise _Fail from None
+                    out, cost = a.out, (a.params, a.activation, a.n_ops, a.depth)
+                record.append((slot, sig, None))
+            elif c < len(prefix) and prefix[c][0] == slot and prefix[c][1] == sig:
+                node, out, cost = prefix[c][2]
+                record.append(prefix[c])
+            else:
+                later = sum(mins[slot + 1 :]) + (mins[slot] * (copies - copy - 1) if rep else 0)
+                budget = Rem(rem.params - used[0], rem.act - used[1] - reserve,
+                             rem.ops - used[2] - later)
+                if shared:
+                    budget = budget.divided(copies)
+                if budget.ops < mins[slot] or budget.params < 0 or budget.act < 0:
+                    raise _Fail
+                record.append((slot, sig, None))
+                node, out, cost = self._expr(arg, sig, budget, dleft - 1)
+                record[-1] = (slot, sig, (node, out, cost))
+            if record[-1][2] is not None:
+                written.setdefault(slot, []).append(node)
+                if shared or not rep:
+                    reused[slot] = (node, sig, out, cost)
+            used[0] += cost[0]
+            used[1] += cost[1]
+            used[2] += cost[2]
+            used[3] = max(used[3], cost[3])
+            if used[0] > rem.params or used[1] > rem.act or used[2] > rem.ops:
+                raise _Fail
+            return out
+
+        try:
+            y = op.flow(x, child)
+        except NasError:
+            raise _Fail from None
+        used[1] += op.activation(x, y)
+        if used[1] > rem.act:
+            raise _Fail
+        kids = tuple(n for slot in sorted(written) for n in written[slot])
+        return Node(op.name, op.values, kids), y, (used[0], used[1], used[2], used[3] + 1)
+
+
+# ------------------------------------------------------------------------ evolution moves
+def slot_symbols(space: SearchSpace, arch: Node) -> dict[tuple[int, ...], str]:
+    """The grammar symbol each written position was (or could have been) derived from.
+
+    Positions whose slot the grammar writes as an inline op, not a symbol, are omitted.
+    """
+    from nas.ops import get_op
+
+    templates = space.grammar.templates()
+    out: dict[tuple[int, ...], str] = {(): space.grammar.start}
+    for path, node in arch.walk():
+        if not node.children or path not in out:
+            continue
+        t = templates.get(node.op)
+        cls = get_op(node.op)
+        if t is None:
+            continue
+        for i in range(len(node.children)):
+            slot = cls.child_slot(len(node.children), i) if cls.is_combinator else i
+            if slot < len(t.args) and isinstance(t.args[slot], Sym):
+                out[(*path, i)] = t.args[slot].name
+    return out
+
+
+def _positions(space: SearchSpace, arch: Node) -> tuple[object, list[tuple[str, NodeInfo]]]:
+    a = space.check(arch)
+    syms = slot_symbols(space, arch)
+    return a, [(syms[p], info) for p, info in a.nodes.items() if p in syms]
+
+
+def mutate(space: SearchSpace, arch: Node, rng: random.Random, tries: int = 200,
+           sampler: Sampler | None = None) -> Node:
+    """A valid child of ``arch`` with one subtree redrawn so its output shape is unchanged.
+
+    Positions are chosen uniformly; the new subtree is drawn from the position's grammar
+    symbol with the position's input signal, must produce the same output signal and must
+    differ from the old one, and the child must fit the budgets.
+
+    Raises:
+        SamplingError: no such child was found in ``tries`` draws.
+    """
+    sampler = sampler or Sampler(space, seed=rng.randrange(2**31))
+    sampler.rng = rng
+    a, positions = _positions(space, arch)
+    if not positions:
+        raise SamplingError("the architecture has no position the grammar can redraw.")
+    b = sampler.budget
+    for _ in range(tries):
+        sym, info = rng.choice(positions)
+        rem = Rem(b.max_params - a.params + info.params, b.max_activation - a.activation
+                  + info.activation, b.max_ops - a.n_ops + info.n_ops)
+        try:
+            node, out, _ = sampler.draw(sym, info.inp, rem, b.max_depth - info.module_depth)
+        except (_Fail, _Abort):
+            continue
+        if out != info.out or node == info.node:
+            continue
+        child = arch.replace(info.path, node)
+        try:
+            space.check(child)
+        except NasError:
+            continue
+        return child
+    raise SamplingError(f"no shape-preserving mutation found in {tries} draws.")
+
+
+def crossover(space: SearchSpace, a: Node, b: Node, rng: random.Random) -> Node | None:
+    """``a`` with one subtree replaced by a compatible subtree of ``b``, or None.
+
+    Compatible = derived from the same symbol, same input and same output signal, and
+    different; the child must fit the budgets.
+    """
+    _, pa = _positions(space, a)
+    _, pb = _positions(space, b)
+    index: dict[tuple[str, Signal, Signal], list[NodeInfo]] = {}
+    for sym, info in pb:
+        index.setdefault((sym, info.inp, info.out), []).append(info)
+    pairs = [(ia, ib) for sym, ia in pa if ia.path
+             for ib in index.get((sym, ia.inp, ia.out), []) if ib.node != ia.node]
+    rng.shuffle(pairs)
+    for ia, ib in pairs[:50]:
+        child = a.replace(ia.path, ib.node)
+        try:
+            space.check(child)
+        except NasError:
+            continue
+        return child
+    return None

@@ -1,0 +1,168 @@
+"""SearchSpace: a grammar plus its input specification and budgets.
+
+Spaces are described by ``spaces/<name>.toml`` (shipped as package data) or by a user's
+own ``.toml`` or ``.pcfg`` file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from nas.dsl import Grammar, Node, load_grammar, parse_arch
+from nas.exceptions import BudgetError, ConfigurationError, NasError, UnknownNameError
+from nas.ops.spec import Signal, Spec
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits every sampled architecture must respect (per sample, batch excluded).
+
+    Attributes:
+        max_depth: module nesting depth.
+        max_params: trainable parameters of the backbone (the task head excluded).
+        max_activation: activation elements allocated by one forward pass, per sample.
+        max_ops: op applications (a repeated branch counts once per copy).
+    """
+
+    max_depth: int = 40
+    max_params: int = 25_000_000
+    max_activation: int = 16_000_000
+    max_ops: int = 256
+
+    def check(self, depth: int, params: int, activation: int, ops: int) -> None:
+        """Raise BudgetError naming the first budget exceeded."""
+        for name, value in (("max_depth", depth), ("max_params", params),
+                            ("max_activation", activation), ("max_ops", ops)):
+            limit = getattr(self, name)
+            if value > limit:
+                what = name.removeprefix("max_")
+                raise BudgetError(f"the architecture's {what} is {value:,}, over the "
+                                  f"budget {name}={limit:,}.")
+
+    def override(self, **kw: int | None) -> Budget:
+        """A copy with the given (non-None) limits replaced."""
+        return dataclasses.replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+
+@dataclass
+class SearchSpace:
+    """A grammar with the input it is applied to and the budgets of its samples."""
+
+    name: str
+    grammar: Grammar
+    input_shape: tuple[int, ...]
+    mode: str = "im"
+    num_classes: int = 10
+    budget: Budget = field(default_factory=Budget)
+    seeds: dict[str, Node] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def input(self) -> Signal:
+        """The input signal (one tensor)."""
+        return (Spec(tuple(self.input_shape), self.mode),)
+
+    def with_input(self, shape: tuple[int, ...] | None = None,
+                   num_classes: int | None = None) -> SearchSpace:
+        """A copy applied to another input shape and/or number of classes."""
+        return dataclasses.replace(
+            self,
+            input_shape=tuple(shape) if shape else self.input_shape,
+            num_classes=num_classes if num_classes is not None else self.num_classes,
+        )
+
+    def check(self, arch: Node, strict: bool = False):  # noqa: ANN201 - Analysis
+        """Analyse ``arch`` on this space's input and enforce the budgets.
+
+        Raises:
+            ShapeError, BudgetError: the architecture is invalid here.
+            NotDerivableError: ``strict`` and the grammar cannot derive ``arch``.
+        """
+        from nas.analysis import analyse
+        from nas.dsl.derive import derive
+
+        a = analyse(arch, self.input, record=True)
+        if len(a.out) != 1:
+            raise BudgetError("the network ends with unmerged branches; it must return one "
+                              "tensor.")
+        self.budget.check(a.depth, a.params, a.activation, a.n_ops)
+        if strict:
+            derive(self.grammar, arch)
+        return a
+
+
+def _space_file(name: str) -> tuple[str, str]:
+    """(file name, text) of a built-in space or a user's .toml."""
+    p = Path(name)
+    if p.suffix == ".toml":
+        try:
+            return str(p), p.read_text()
+        except OSError as e:
+            raise ConfigurationError(f"cannot read space file {name}: {e.strerror}.") from None
+    res = resources.files("nas.spaces").joinpath(f"{name}.toml")
+    if not res.is_file():
+        raise UnknownNameError(f"unknown space {name!r}; built-in spaces: "
+                               f"{', '.join(list_spaces())}, or give a .toml or .pcfg file.")
+    return f"spaces/{name}.toml", res.read_text()
+
+
+def list_spaces() -> list[str]:
+    """Names of the built-in spaces."""
+    root = resources.files("nas.spaces")
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def _grammar_path(ref: str, base: str) -> tuple[str, str | None]:
+    res = resources.files("nas.grammars").joinpath(ref)
+    if res.is_file():
+        return f"grammars/{ref}", res.read_text()
+    p = Path(base).parent / ref
+    return str(p), None
+
+
+def load_space(name: str) -> SearchSpace:
+    """A built-in space by name (``einspace``, ``nb201``), a ``.toml`` or a ``.pcfg`` file.
+
+    Raises:
+        UnknownNameError, ConfigurationError, GrammarError: with a one-line reason.
+    """
+    if name.endswith(".pcfg"):
+        return SearchSpace(Path(name).stem, load_grammar(name), (3, 32, 32))
+    fname, text = _space_file(name)
+    try:
+        cfg = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigurationError(f"{fname}: {e}") from None
+    try:
+        gpath, gtext = _grammar_path(cfg["grammar"], fname)
+        grammar = (load_grammar(gpath, gtext) if gtext is not None else load_grammar(gpath))
+        inp = cfg.get("input", {})
+        budget = Budget(**cfg.get("budget", {}))
+    except KeyError as e:
+        raise ConfigurationError(f"{fname}: missing field {e.args[0]!r}.") from None
+    except TypeError as e:
+        raise ConfigurationError(f"{fname}: {e}.") from None
+    seeds: dict[str, Node] = {}
+    seed_dir = cfg.get("seeds")
+    if seed_dir:
+        root = resources.files("nas.spaces").joinpath(seed_dir)
+        for f in sorted(root.iterdir(), key=lambda f: f.name):
+            if f.name.endswith(".arch"):
+                try:
+                    seeds[f.name[:-5]] = parse_arch(f.read_text().strip())
+                except NasError as e:
+                    raise ConfigurationError(f"seed {f.name}: {e}") from None
+    return SearchSpace(
+        name=cfg.get("name", Path(fname).stem),
+        grammar=grammar,
+        input_shape=tuple(inp.get("shape", (3, 32, 32))),
+        mode=inp.get("mode", "im"),
+        num_classes=int(inp.get("num_classes", 10)),
+        budget=budget,
+        seeds=seeds,
+        description=cfg.get("description", ""),
+    )

@@ -1,0 +1,1 @@
+"""Zero-shot performance predictors (nas.predictors)."""

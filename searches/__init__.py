@@ -1,0 +1,1 @@
+"""Search strategies and runners (nas.searches)."""

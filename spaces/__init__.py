@@ -1,0 +1,1 @@
+"""Search-space descriptions and seed architectures (package data: nas.spaces)."""

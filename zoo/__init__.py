@@ -1,0 +1,1 @@
+"""Published model families, each searchable and exportable (nas.zoo)."""
