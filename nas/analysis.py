@@ -26,6 +26,7 @@ class NodeInfo:
     activation: int
     depth: int
     n_ops: int
+    flops: int = 0
     module_depth: int = 0
 
 
@@ -38,6 +39,7 @@ class Analysis:
     activation: int
     depth: int
     n_ops: int
+    flops: int
     nodes: dict[tuple[int, ...], NodeInfo] = field(default_factory=dict)
 
 
@@ -71,27 +73,47 @@ def analyse(root: Node, x: Signal, record: bool = False) -> Analysis:
         try:
             op = create_op(node.op, **dict(node.params))
             if op.is_combinator:
-                acc = [0, 0, 0, 0]  # params, activation, depth, ops
+                acc = [0, 0, 0, 0, 0]  # params, activation, depth, ops, flops
 
-                def child(slot: int, s: Signal, copy: int = 0, copies: int = 1,
-                          reserve: int = 0) -> Signal:
+                def child(
+                    slot: int, s: Signal, copy: int = 0, copies: int = 1, reserve: int = 0
+                ) -> Signal:
                     i = op.slot_of(len(node.children), slot, copy)
                     info = run(node.children[i], s, (*path, i), level + 1)
                     acc[0] += info.params
                     acc[1] += info.activation
                     acc[2] = max(acc[2], info.depth)
                     acc[3] += info.n_ops
+                    acc[4] += info.flops
                     return info.out
 
                 out = op.flow(sig, child)
-                info = NodeInfo(path, node, sig, out, acc[0] + op.num_params(sig),
-                                acc[1] + op.activation(sig, out), acc[2] + 1, acc[3])
+                info = NodeInfo(
+                    path,
+                    node,
+                    sig,
+                    out,
+                    acc[0] + op.num_params(sig),
+                    acc[1] + op.activation(sig, out),
+                    acc[2] + 1,
+                    acc[3],
+                    acc[4] + op.flops(sig, out),
+                )
             else:
                 if node.children:
                     raise ShapeError(f"{node.op} is a terminal op and takes no children.")
                 out = op.infer(sig)
-                info = NodeInfo(path, node, sig, out, op.num_params(sig),
-                                op.activation(sig, out), 0, 1)
+                info = NodeInfo(
+                    path,
+                    node,
+                    sig,
+                    out,
+                    op.num_params(sig),
+                    op.activation(sig, out),
+                    0,
+                    1,
+                    op.flops(sig, out),
+                )
         except LocatedShapeError:
             raise
         except NasError as e:
@@ -105,4 +127,4 @@ def analyse(root: Node, x: Signal, record: bool = False) -> Analysis:
         return info
 
     top = run(root, x, (), 0)
-    return Analysis(top.out, top.params, top.activation, top.depth, top.n_ops, infos)
+    return Analysis(top.out, top.params, top.activation, top.depth, top.n_ops, top.flops, infos)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nas.analysis import analyse
 from nas.dsl.arch import Node
 from nas.exceptions import ShapeError
 from nas.ops import create_op
@@ -20,13 +21,25 @@ def build_module(node: Node, x: Signal) -> tuple[nn.Module, Signal]:
     op = create_op(node.op, **dict(node.params))
     if not op.is_combinator:
         return op.build(x), op.infer(x)
+    outs: dict[tuple[int, Signal], Signal] = {}
 
-    def child(slot: int, s: Signal, copy: int = 0, copies: int = 1,
-              reserve: int = 0) -> tuple[nn.Module, Signal]:
-        return build_module(node.children[op.slot_of(len(node.children), slot, copy)], s)
+    def child(
+        slot: int, s: Signal, copy: int = 0, copies: int = 1, reserve: int = 0
+    ) -> tuple[nn.Module, Signal]:
+        kid = node.children[op.slot_of(len(node.children), slot, copy)]
+        module, out = build_module(kid, s)
+        outs[(id(kid), s)] = out
+        return module, out
 
-    out = op.flow(x, lambda slot, s, copy=0, copies=1, reserve=0: child(slot, s, copy)[1])
-    return op.build_with(x, child), out
+    def child_out(
+        slot: int, s: Signal, copy: int = 0, copies: int = 1, reserve: int = 0
+    ) -> Signal:
+        kid = node.children[op.slot_of(len(node.children), slot, copy)]
+        out = outs.get((id(kid), s))
+        return out if out is not None else analyse(kid, s).out
+
+    module = op.build_with(x, child)
+    return module, op.flow(x, child_out)
 
 
 class ClassificationHead(nn.Module):
@@ -54,8 +67,9 @@ class ClassificationHead(nn.Module):
 class Network(nn.Module):
     """Backbone compiled from an architecture, followed by a task head."""
 
-    def __init__(self, backbone: nn.Module, head: nn.Module, arch: str,
-                 input_shape: tuple[int, ...]) -> None:
+    def __init__(
+        self, backbone: nn.Module, head: nn.Module, arch: str, input_shape: tuple[int, ...]
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
@@ -66,15 +80,14 @@ class Network(nn.Module):
         return self.head(self.backbone(x))
 
 
-def compile_arch(arch: Node, input_shape: tuple[int, ...], num_classes: int,
-                 mode: str = "im") -> Network:
+def compile_arch(
+    arch: Node, input_shape: tuple[int, ...], num_classes: int, mode: str = "im"
+) -> Network:
     """Compile ``arch`` for inputs of ``input_shape`` (batch excluded) and a class head.
 
     Raises:
         ShapeError: the architecture does not apply to this input.
     """
-    from nas.analysis import analyse
-
     x = (Spec(tuple(input_shape), mode),)
     out = analyse(arch, x).out  # located error messages before any torch work
     if len(out) != 1:

@@ -31,12 +31,18 @@ class Rem:
     params: int
     act: int
     ops: int
-
-    def minus(self, params: int, act: int, ops: int) -> Rem:
-        return Rem(self.params - params, self.act - act, self.ops - ops)
+    flops: int
 
     def divided(self, k: int) -> Rem:
-        return Rem(self.params // k, self.act // k, self.ops // k)
+        return Rem(self.params // k, self.act // k, self.ops // k, self.flops // k)
+
+    def fits(self, leaf: _Leaf) -> bool:
+        return (
+            leaf.params <= self.params
+            and leaf.act <= self.act
+            and self.ops >= 1
+            and leaf.flops <= self.flops
+        )
 
 
 @dataclass(slots=True)
@@ -45,6 +51,7 @@ class _Leaf:
     out: Signal
     params: int
     act: int
+    flops: int
 
 
 class _Fail(Exception):
@@ -63,9 +70,8 @@ class Sampler:
         seed: seed of the sampler's own random generator.
         budget: overrides the space's budgets.
         retries: draws of a symbol before its failure is passed to the parent. The default
-            1 makes a failure restart the whole draw (rejection sampling: the distribution
-            is exactly the grammar's conditioned on validity), except that a combinator
-            first redraws its last two children once (local conditioning).
+            1 makes a failure restart the whole draw (rejection sampling), so a production
+            is never dropped because one of its subtrees failed.
         max_work: expansions allowed per draw before it restarts.
 
     Example:
@@ -74,8 +80,14 @@ class Sampler:
         >>> arch = s.sample()
     """
 
-    def __init__(self, space: SearchSpace, seed: int | None = None, budget: Budget | None = None,
-                 retries: int = 1, max_work: int = 20_000) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int | None = None,
+        budget: Budget | None = None,
+        retries: int = 1,
+        max_work: int = 20_000,
+    ) -> None:
         self.space = space
         self.g = space.grammar
         self.budget = budget or space.budget
@@ -92,7 +104,7 @@ class Sampler:
     # ------------------------------------------------------------------------------ public
     def root_budget(self) -> Rem:
         b = self.budget
-        return Rem(b.max_params, b.max_activation, b.max_ops)
+        return Rem(b.max_params, b.max_activation, b.max_ops, b.max_flops)
 
     def sample(self, x: Signal | None = None, symbol: str | None = None) -> Node:
         """One architecture from ``symbol`` (default: the start symbol) on input ``x``.
@@ -104,8 +116,9 @@ class Sampler:
         x = x or self.space.input
         for _ in range(self.max_restarts):
             try:
-                node, out, _ = self.draw(symbol or self.g.start, x, self.root_budget(),
-                                         self.budget.max_depth)
+                node, out, _ = self.draw(
+                    symbol or self.g.start, x, self.root_budget(), self.budget.max_depth
+                )
             except (_Fail, _Abort):
                 continue
             if len(out) == 1:
@@ -115,9 +128,10 @@ class Sampler:
             f"{', '.join(map(str, x))} within the budgets after {self.max_restarts} attempts."
         )
 
-    def draw(self, symbol: str, x: Signal, rem: Rem, depth_left: int
-             ) -> tuple[Node, Signal, tuple[int, int, int, int]]:
-        """Draw a subtree for ``symbol``: (node, output, (params, act, ops, depth)).
+    def draw(
+        self, symbol: str, x: Signal, rem: Rem, depth_left: int
+    ) -> tuple[Node, Signal, tuple[int, int, int, int, int]]:
+        """Draw a subtree for ``symbol``: (node, output, (params, act, ops, depth, flops)).
 
         Raises _Fail / _Abort (internal) when no completion is found on this draw.
         """
@@ -139,7 +153,7 @@ class Sampler:
         op = create_op(call.op, **call.values())
         try:
             out = op.infer(x)
-            leaf = _Leaf(op, out, op.num_params(x), op.activation(x, out))
+            leaf = _Leaf(op, out, op.num_params(x), op.activation(x, out), op.flops(x, out))
         except NasError:
             pass
         self._leaf_cache[key] = leaf
@@ -172,7 +186,7 @@ class Sampler:
             table.append((e, alt.prob, d, size, leaf))
         return table
 
-    def _symbol(self, name: str, x: Signal, rem: Rem, dleft: int):  # noqa: ANN202
+    def _symbol(self, name: str, x: Signal, rem: Rem, dleft: int):
         self._work += 1
         if self._work > self.max_work:
             raise _Abort
@@ -182,9 +196,11 @@ class Sampler:
         table = self._table.get(key)
         if table is None:
             table = self._table[key] = self._options(name, x)
-        options = [(e, p) for e, p, d, size, leaf in table
-                   if d <= dleft and size <= rem.ops
-                   and (leaf is None or (leaf.params <= rem.params and leaf.act <= rem.act))]
+        options = [
+            (e, p)
+            for e, p, d, size, leaf in table
+            if d <= dleft and size <= rem.ops and (leaf is None or rem.fits(leaf))
+        ]
         if not options:
             if not any(d <= dleft for _, _, d, _, _ in table):
                 self._dead[key] = max(dleft, self._dead.get(key, -1))
@@ -196,7 +212,7 @@ class Sampler:
                 continue
         raise _Fail
 
-    def _expr(self, e: Expr, x: Signal, rem: Rem, dleft: int):  # noqa: ANN202
+    def _expr(self, e: Expr, x: Signal, rem: Rem, dleft: int):
         if isinstance(e, Sym):
             return self._symbol(e.name, x, rem, dleft)
         fixed = e.fixed()
@@ -204,43 +220,28 @@ class Sampler:
         op = create_op(call.op, **call.values())
         if not op.is_combinator:
             leaf = self._leaf(call, x)
-            if leaf is None or leaf.params > rem.params or leaf.act > rem.act or rem.ops < 1:
+            if leaf is None or not rem.fits(leaf):
                 raise _Fail
-            return Node(op.name, op.values), leaf.out, (leaf.params, leaf.act, 1, 0)
+            return Node(op.name, op.values), leaf.out, (leaf.params, leaf.act, 1, 0, leaf.flops)
         return self._combinator(op, call, x, rem, dleft)
 
-    def _combinator(self, op, call: Call, x: Signal, rem: Rem, dleft: int):  # noqa: ANN001, ANN202
-        """Draw a combinator's children through its ``flow``.
-
-        When a child fails (say, the aggregation of two branches no op can merge), the
-        draws before the previous one are replayed and only the last two are redrawn:
-        the later branch is redrawn given the earlier one, instead of the whole module.
-        """
+    def _combinator(self, op, call: Call, x: Signal, rem: Rem, dleft: int):
+        """Draw a combinator's children through its ``flow``, consuming the budgets."""
         if dleft < 1:
             raise _Fail
         own = op.num_params(x)
         if own > rem.params:
             raise _Fail
         mins = [self._minima(a)[1] for a in call.args]
-        prefix: list[tuple] = []
-        for _ in range(self.retries + 1):
-            record: list[tuple] = []
-            try:
-                return self._flow_once(op, call, x, rem, dleft, own, mins, prefix, record)
-            except _Fail:
-                prefix = record[: max(len(record) - 2, 0)]
-        raise _Fail
-
-    def _flow_once(self, op, call, x, rem, dleft, own, mins, prefix, record):  # noqa: ANN001, ANN202, PLR0913
-        used = [own, 0, 0, 0]  # params, act, ops, depth
+        used = [own, 0, 0, 0, 0]  # params, act, ops, depth, flops
         written: dict[int, list[Node]] = {}
-        reused: dict[int, tuple[Node, Signal, Signal, tuple[int, int, int, int]]] = {}
+        reused: dict[int, tuple[Node, Signal, Signal, tuple[int, ...]]] = {}
 
-        def child(slot: int, sig: Signal, copy: int = 0, copies: int = 1,
-                  reserve: int = 0) -> Signal:
+        def child(
+            slot: int, sig: Signal, copy: int = 0, copies: int = 1, reserve: int = 0
+        ) -> Signal:
             arg, rep = call.args[slot], call.repeat[slot]
             shared = (rep and copies > op.independent_upto) or (not rep and slot in reused)
-            c = len(record)
             if shared and slot in reused:
                 node, sig0, out, cost = reused[slot]
                 if sig != sig0:
@@ -248,23 +249,25 @@ class Sampler:
                         a = analyse(node, sig)
                     except NasError:
                         raise _Fail from None
-                    out, cost = a.out, (a.params, a.activation, a.n_ops, a.depth)
-                record.append((slot, sig, None))
-            elif c < len(prefix) and prefix[c][0] == slot and prefix[c][1] == sig:
-                node, out, cost = prefix[c][2]
-                record.append(prefix[c])
+                    out, cost = a.out, (a.params, a.activation, a.n_ops, a.depth, a.flops)
             else:
                 later = sum(mins[slot + 1 :]) + (mins[slot] * (copies - copy - 1) if rep else 0)
-                budget = Rem(rem.params - used[0], rem.act - used[1] - reserve,
-                             rem.ops - used[2] - later)
+                budget = Rem(
+                    rem.params - used[0],
+                    rem.act - used[1] - reserve,
+                    rem.ops - used[2] - later,
+                    rem.flops - used[4] - reserve,
+                )
                 if shared:
                     budget = budget.divided(copies)
-                if budget.ops < mins[slot] or budget.params < 0 or budget.act < 0:
+                if (
+                    budget.ops < mins[slot]
+                    or budget.params < 0
+                    or budget.act < 0
+                    or budget.flops < 0
+                ):
                     raise _Fail
-                record.append((slot, sig, None))
                 node, out, cost = self._expr(arg, sig, budget, dleft - 1)
-                record[-1] = (slot, sig, (node, out, cost))
-            if record[-1][2] is not None:
                 written.setdefault(slot, []).append(node)
                 if shared or not rep:
                     reused[slot] = (node, sig, out, cost)
@@ -272,7 +275,13 @@ class Sampler:
             used[1] += cost[1]
             used[2] += cost[2]
             used[3] = max(used[3], cost[3])
-            if used[0] > rem.params or used[1] > rem.act or used[2] > rem.ops:
+            used[4] += cost[4]
+            if (
+                used[0] > rem.params
+                or used[1] > rem.act
+                or used[2] > rem.ops
+                or used[4] > rem.flops
+            ):
                 raise _Fail
             return out
 
@@ -281,10 +290,15 @@ class Sampler:
         except NasError:
             raise _Fail from None
         used[1] += op.activation(x, y)
-        if used[1] > rem.act:
+        used[4] += op.flops(x, y)
+        if used[1] > rem.act or used[4] > rem.flops:
             raise _Fail
         kids = tuple(n for slot in sorted(written) for n in written[slot])
-        return Node(op.name, op.values, kids), y, (used[0], used[1], used[2], used[3] + 1)
+        return (
+            Node(op.name, op.values, kids),
+            y,
+            (used[0], used[1], used[2], used[3] + 1, used[4]),
+        )
 
 
 # ------------------------------------------------------------------------ evolution moves
@@ -293,19 +307,17 @@ def slot_symbols(space: SearchSpace, arch: Node) -> dict[tuple[int, ...], str]:
 
     Positions whose slot the grammar writes as an inline op, not a symbol, are omitted.
     """
-    from nas.ops import get_op
-
     templates = space.grammar.templates()
     out: dict[tuple[int, ...], str] = {(): space.grammar.start}
     for path, node in arch.walk():
         if not node.children or path not in out:
             continue
         t = templates.get(node.op)
-        cls = get_op(node.op)
         if t is None:
             continue
+        op = create_op(node.op, **dict(node.params))
         for i in range(len(node.children)):
-            slot = cls.child_slot(len(node.children), i) if cls.is_combinator else i
+            slot = op.child_slot(len(node.children), i) if op.is_combinator else i
             if slot < len(t.args) and isinstance(t.args[slot], Sym):
                 out[(*path, i)] = t.args[slot].name
     return out
@@ -317,8 +329,13 @@ def _positions(space: SearchSpace, arch: Node) -> tuple[object, list[tuple[str, 
     return a, [(syms[p], info) for p, info in a.nodes.items() if p in syms]
 
 
-def mutate(space: SearchSpace, arch: Node, rng: random.Random, tries: int = 200,
-           sampler: Sampler | None = None) -> Node:
+def mutate(
+    space: SearchSpace,
+    arch: Node,
+    rng: random.Random,
+    tries: int = 200,
+    sampler: Sampler | None = None,
+) -> Node:
     """A valid child of ``arch`` with one subtree redrawn so its output shape is unchanged.
 
     Positions are chosen uniformly; the new subtree is drawn from the position's grammar
@@ -336,8 +353,12 @@ def mutate(space: SearchSpace, arch: Node, rng: random.Random, tries: int = 200,
     b = sampler.budget
     for _ in range(tries):
         sym, info = rng.choice(positions)
-        rem = Rem(b.max_params - a.params + info.params, b.max_activation - a.activation
-                  + info.activation, b.max_ops - a.n_ops + info.n_ops)
+        rem = Rem(
+            b.max_params - a.params + info.params,
+            b.max_activation - a.activation + info.activation,
+            b.max_ops - a.n_ops + info.n_ops,
+            b.max_flops - a.flops + info.flops,
+        )
         try:
             node, out, _ = sampler.draw(sym, info.inp, rem, b.max_depth - info.module_depth)
         except (_Fail, _Abort):
@@ -364,8 +385,13 @@ def crossover(space: SearchSpace, a: Node, b: Node, rng: random.Random) -> Node 
     index: dict[tuple[str, Signal, Signal], list[NodeInfo]] = {}
     for sym, info in pb:
         index.setdefault((sym, info.inp, info.out), []).append(info)
-    pairs = [(ia, ib) for sym, ia in pa if ia.path
-             for ib in index.get((sym, ia.inp, ia.out), []) if ib.node != ia.node]
+    pairs = [
+        (ia, ib)
+        for sym, ia in pa
+        if ia.path
+        for ib in index.get((sym, ia.inp, ia.out), [])
+        if ib.node != ia.node
+    ]
     rng.shuffle(pairs)
     for ia, ib in pairs[:50]:
         child = a.replace(ia.path, ib.node)

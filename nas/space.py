@@ -26,22 +26,30 @@ class Budget:
         max_params: trainable parameters of the backbone (the task head excluded).
         max_activation: activation elements allocated by one forward pass, per sample.
         max_ops: op applications (a repeated branch counts once per copy).
+        max_flops: multiply-accumulates of one forward pass, per sample.
     """
 
     max_depth: int = 40
     max_params: int = 25_000_000
     max_activation: int = 16_000_000
     max_ops: int = 256
+    max_flops: int = 2_000_000_000
 
-    def check(self, depth: int, params: int, activation: int, ops: int) -> None:
+    def check(self, depth: int, params: int, activation: int, ops: int, flops: int = 0) -> None:
         """Raise BudgetError naming the first budget exceeded."""
-        for name, value in (("max_depth", depth), ("max_params", params),
-                            ("max_activation", activation), ("max_ops", ops)):
+        for name, value in (
+            ("max_depth", depth),
+            ("max_params", params),
+            ("max_activation", activation),
+            ("max_ops", ops),
+            ("max_flops", flops),
+        ):
             limit = getattr(self, name)
             if value > limit:
                 what = name.removeprefix("max_")
-                raise BudgetError(f"the architecture's {what} is {value:,}, over the "
-                                  f"budget {name}={limit:,}.")
+                raise BudgetError(
+                    f"the architecture's {what} is {value:,}, over the budget {name}={limit:,}."
+                )
 
     def override(self, **kw: int | None) -> Budget:
         """A copy with the given (non-None) limits replaced."""
@@ -66,8 +74,9 @@ class SearchSpace:
         """The input signal (one tensor)."""
         return (Spec(tuple(self.input_shape), self.mode),)
 
-    def with_input(self, shape: tuple[int, ...] | None = None,
-                   num_classes: int | None = None) -> SearchSpace:
+    def with_input(
+        self, shape: tuple[int, ...] | None = None, num_classes: int | None = None
+    ) -> SearchSpace:
         """A copy applied to another input shape and/or number of classes."""
         return dataclasses.replace(
             self,
@@ -75,7 +84,7 @@ class SearchSpace:
             num_classes=num_classes if num_classes is not None else self.num_classes,
         )
 
-    def check(self, arch: Node, strict: bool = False):  # noqa: ANN201 - Analysis
+    def check(self, arch: Node, strict: bool = False):
         """Analyse ``arch`` on this space's input and enforce the budgets.
 
         Raises:
@@ -87,9 +96,10 @@ class SearchSpace:
 
         a = analyse(arch, self.input, record=True)
         if len(a.out) != 1:
-            raise BudgetError("the network ends with unmerged branches; it must return one "
-                              "tensor.")
-        self.budget.check(a.depth, a.params, a.activation, a.n_ops)
+            raise BudgetError(
+                "the network ends with unmerged branches; it must return one tensor."
+            )
+        self.budget.check(a.depth, a.params, a.activation, a.n_ops, a.flops)
         if strict:
             derive(self.grammar, arch)
         return a
@@ -105,8 +115,10 @@ def _space_file(name: str) -> tuple[str, str]:
             raise ConfigurationError(f"cannot read space file {name}: {e.strerror}.") from None
     res = resources.files("nas.spaces").joinpath(f"{name}.toml")
     if not res.is_file():
-        raise UnknownNameError(f"unknown space {name!r}; built-in spaces: "
-                               f"{', '.join(list_spaces())}, or give a .toml or .pcfg file.")
+        raise UnknownNameError(
+            f"unknown space {name!r}; built-in spaces: "
+            f"{', '.join(list_spaces())}, or give a .toml or .pcfg file."
+        )
     return f"spaces/{name}.toml", res.read_text()
 
 
@@ -139,7 +151,7 @@ def load_space(name: str) -> SearchSpace:
         raise ConfigurationError(f"{fname}: {e}") from None
     try:
         gpath, gtext = _grammar_path(cfg["grammar"], fname)
-        grammar = (load_grammar(gpath, gtext) if gtext is not None else load_grammar(gpath))
+        grammar = load_grammar(gpath, gtext) if gtext is not None else load_grammar(gpath)
         inp = cfg.get("input", {})
         budget = Budget(**cfg.get("budget", {}))
     except KeyError as e:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 
-from lark import Lark, Token, Transformer, UnexpectedInput, v_args
+from lark import Lark, Token, Transformer, UnexpectedInput, UnexpectedToken, v_args
 
 from nas.exceptions import ArchSyntaxError, NasError
 from nas.ops import get_op
@@ -101,8 +101,9 @@ def canonical(node: Node) -> Node:
     return node
 
 
-def make_node(op: str, children: tuple[Node, ...] = (), column: int = 0,
-              **params: ParamValue) -> Node:
+def make_node(
+    op: str, children: tuple[Node, ...] = (), column: int = 0, **params: ParamValue
+) -> Node:
     """A node with its parameters checked, typed and put in canonical order.
 
     Raises:
@@ -112,8 +113,7 @@ def make_node(op: str, children: tuple[Node, ...] = (), column: int = 0,
     cls = get_op(op)
     inst = cls(**params)
     if children and not cls.is_combinator:
-        raise ArchSyntaxError(f"op {op!r} at column {column} is a terminal and takes no "
-                              f"children.")
+        raise ArchSyntaxError(f"op {op!r} at column {column} is a terminal and takes no children.")
     return canonical(Node(op, inst.values, tuple(children), column))
 
 
@@ -151,6 +151,28 @@ class _ToNode(Transformer):
 
 _CACHE: dict[str, Node] = {}
 
+_TOKENS = {
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "COMMA": "','",
+    "EQUAL": "'='",
+    "NAME": "an op name",
+    "SIGNED_NUMBER": "a number",
+    "$END": "the end",
+}
+
+
+def _syntax_message(text: str, e: UnexpectedInput) -> str:
+    """'what was found, where, and what was expected' for a string that does not parse."""
+    expected = getattr(e, "expected", None) or getattr(e, "allowed", None) or ()
+    want = " or ".join(sorted({_TOKENS.get(t, t) for t in expected}))
+    hint = f"; expected {want}" if want else ""
+    if isinstance(e, UnexpectedToken) and e.token.type == "$END":
+        return f"architecture string ends early at column {len(text) + 1}{hint}."
+    col = getattr(e, "column", 0)
+    snippet = text[max(0, col - 21) : col + 20]
+    return f"architecture string does not parse at column {col}{hint}: ...{snippet}..."
+
 
 def parse_arch(text: str) -> Node:
     """Parse an architecture string into its tree (canonicalised).
@@ -165,10 +187,7 @@ def parse_arch(text: str) -> Node:
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as e:
-        snippet = text[max(0, e.column - 20) : e.column + 20] if e.column > 0 else text[:40]
-        raise ArchSyntaxError(
-            f"architecture string does not parse at column {e.column}: ...{snippet}..."
-        ) from None
+        raise ArchSyntaxError(_syntax_message(text, e)) from None
     try:
         node = _ToNode().transform(tree)
     except Exception as e:  # lark wraps errors raised inside the transformer

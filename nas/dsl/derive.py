@@ -79,7 +79,8 @@ def derive(g: Grammar, root: Node) -> None:
             col = f" (column {node.column})" if node.column else ""
             raise NotDerivableError(
                 f"not derivable from {g.path}: at {' > '.join(where)}{col}, "
-                f"{_head(node)} is not an alternative of rule {sym!r}.")
+                f"{_head(node)} is not an alternative of rule {sym!r}."
+            )
         sym, node = culprit[0].name, culprit[1]
         where.append(node.op)
 

@@ -48,14 +48,21 @@ class Call:
     pos: Pos = field(compare=False, hash=False)
 
     def fixed(self) -> list[Call]:
-        """One call per combination of parameter values (the expanded alternatives)."""
-        if all(len(vs) == 1 for _, vs in self.params):
-            return [self]
+        """One call per combination of parameter values, nested inline calls included.
+
+        ``compute(linear(out=8|16))`` expands to ``compute(linear(out=8))`` and
+        ``compute(linear(out=16))``: choices are shorthand for writing alternatives out.
+        """
         names = [n for n, _ in self.params]
+        own = list(itertools.product(*(vs for _, vs in self.params)))
+        kids = [a.fixed() if isinstance(a, Call) else [a] for a in self.args]
+        if len(own) == 1 and all(len(k) == 1 for k in kids):
+            return [self]
         out = []
-        for combo in itertools.product(*(vs for _, vs in self.params)):
+        for combo in own:
             params = tuple((n, (v,)) for n, v in zip(names, combo, strict=True))
-            out.append(Call(self.op, params, self.args, self.repeat, self.pos))
+            for args in itertools.product(*kids):
+                out.append(Call(self.op, params, tuple(args), self.repeat, self.pos))
         return out
 
     def values(self) -> dict[str, ParamValue]:
@@ -110,8 +117,9 @@ class Grammar:
         kids = [self.expr_min(a) for a in expr.args]
         comb = get_op(expr.op).is_combinator
         depth = (1 if comb else 0) + max((d for d, _ in kids), default=0)
-        size = (0 if comb else 1) + sum(s * (2 if r else 1) for (_, s), r in
-                                         zip(kids, expr.repeat, strict=True))
+        size = (0 if comb else 1) + sum(
+            s * (2 if r else 1) for (_, s), r in zip(kids, expr.repeat, strict=True)
+        )
         return depth, size
 
     def templates(self) -> dict[str, Call]:

@@ -29,7 +29,7 @@ _TOKEN_NAMES = {
     "RSQB": "']'",
     "NUMBER": "a number",
     "SIGNED_NUMBER": "a number",
-    "STRING": 'a quoted file name',
+    "STRING": "a quoted file name",
     "INCLUDE": "'include'",
     "START": "'start'",
     "$END": "the end of the file",
@@ -48,12 +48,17 @@ def _parser() -> Lark:
 
 def _syntax_error(err: UnexpectedInput, path: str) -> GrammarError:
     if isinstance(err, UnexpectedToken):
-        got = "the end of the file" if err.token.type == "$END" else repr(str(err.token))
+        got = "end of file" if err.token.type == "$END" else repr(str(err.token))
         want = sorted({_TOKEN_NAMES.get(t, t) for t in err.expected})
-        return GrammarError(f"unexpected {got}; expected {' or '.join(want)}.", path,
-                            err.line, err.column)
+        return GrammarError(
+            f"unexpected {got}; expected {' or '.join(want)}.", path, err.line, err.column
+        )
     if isinstance(err, UnexpectedCharacters):
-        return GrammarError(f"unexpected character {err.char!r}.", path, err.line, err.column)
+        want = sorted({_TOKEN_NAMES.get(t, t) for t in (err.allowed or ())})
+        hint = f"; expected {' or '.join(want)}" if want else ""
+        return GrammarError(
+            f"unexpected character {err.char!r}{hint}.", path, err.line, err.column
+        )
     if isinstance(err, UnexpectedEOF):
         return GrammarError("unexpected end of file.", path, err.line, err.column)
     return GrammarError(str(err), path, getattr(err, "line", 0), getattr(err, "column", 0))
@@ -107,8 +112,13 @@ class _Builder(Transformer):
             else:
                 exprs.append(a)
                 reps.append(False)
-        call = Call(str(name), tuple((n, v) for n, v, _ in params), tuple(exprs), tuple(reps),
-                    self._pos(name))
+        call = Call(
+            str(name),
+            tuple((n, v) for n, v, _ in params),
+            tuple(exprs),
+            tuple(reps),
+            self._pos(name),
+        )
         object.__setattr__(call, "_param_pos", {n: p for n, _, p in params})
         return call
 
@@ -149,16 +159,21 @@ def _read_items(path: Path | str, text: str | None, stack: tuple[str, ...]) -> l
     out: list = []
     for item in items:
         if isinstance(item, tuple) and item[0] == "include":
-            target = (Path(path).parent / item[1]).resolve() if text is not None else None
+            target = (Path(path).parent / item[1]).resolve()
             target_s = str(target)
             if target_s in stack or target_s == str(Path(path).resolve()):
-                chain = " -> ".join([*(Path(s).name for s in stack), Path(target_s).name])
+                here = str(Path(path).resolve())
+                chain = " -> ".join(Path(s).name for s in (*stack, here, target_s))
                 p = item[2]
                 raise GrammarError(f"include cycle: {chain}.", p.path, p.line, p.column)
             if not target.exists():
                 p = item[2]
-                raise GrammarError(f"included file {item[1]!r} does not exist "
-                                   f"(looked for {target}).", p.path, p.line, p.column)
+                raise GrammarError(
+                    f"included file {item[1]!r} does not exist (looked for {target}).",
+                    p.path,
+                    p.line,
+                    p.column,
+                )
             out.extend(_read_items(target, None, (*stack, str(Path(path).resolve()))))
         else:
             out.append(item)
@@ -179,36 +194,50 @@ def _check_call(call: Call, rules: dict[str, _RawRule]) -> Expr:
             q = ppos.get(pname, p)
             raise GrammarError(
                 f"op {call.op!r} has no parameter {pname!r}; expected one of: "
-                f"{', '.join(cls.params) or 'none'}.", q.path, q.line, q.column)
+                f"{', '.join(cls.params) or 'none'}.",
+                q.path,
+                q.line,
+                q.column,
+            )
         for v in values:
             try:
                 get_op(call.op)(**{**_defaults(cls), pname: v})
             except ShapeError as e:
                 q = ppos.get(pname, p)
                 raise GrammarError(str(e), q.path, q.line, q.column) from None
-    missing = [n for n, d in cls.params.items()
-               if not isinstance(d, tuple) and n not in dict(call.params)]
+    missing = [
+        n for n, d in cls.params.items() if not isinstance(d, tuple) and n not in dict(call.params)
+    ]
     if missing:
-        raise GrammarError(f"op {call.op!r} needs parameter {missing[0]!r}.",
-                           p.path, p.line, p.column)
+        raise GrammarError(
+            f"op {call.op!r} needs parameter {missing[0]!r}.", p.path, p.line, p.column
+        )
     if cls.is_combinator:
         n = len(call.args)
         if cls.repeat_slot is None and n != cls.n_slots:
-            raise GrammarError(f"{call.op} takes {cls.n_slots} children, got {n}.",
-                               p.path, p.line, p.column)
+            raise GrammarError(
+                f"{call.op} takes {cls.n_slots} children, got {n}.", p.path, p.line, p.column
+            )
         for i, rep in enumerate(call.repeat):
             if rep and i != cls.repeat_slot:
                 a = call.args[i].pos
-                raise GrammarError(f"child {i + 1} of {call.op} cannot be repeated with '*'.",
-                                   a.path, a.line, a.column)
+                raise GrammarError(
+                    f"child {i + 1} of {call.op} cannot be repeated with '*'.",
+                    a.path,
+                    a.line,
+                    a.column,
+                )
         if cls.repeat_slot is not None and (n != cls.n_slots):
-            raise GrammarError(f"{call.op} takes {cls.n_slots} children, got {n}.",
-                               p.path, p.line, p.column)
+            raise GrammarError(
+                f"{call.op} takes {cls.n_slots} children, got {n}.", p.path, p.line, p.column
+            )
     elif call.args:
-        raise GrammarError(f"op {call.op!r} is a terminal and takes no children.",
-                           p.path, p.line, p.column)
-    return Call(call.op, call.params, tuple(_resolve(a, rules) for a in call.args),
-                call.repeat, call.pos)
+        raise GrammarError(
+            f"op {call.op!r} is a terminal and takes no children.", p.path, p.line, p.column
+        )
+    return Call(
+        call.op, call.params, tuple(_resolve(a, rules) for a in call.args), call.repeat, call.pos
+    )
 
 
 def _defaults(cls: type) -> dict:
@@ -235,7 +264,11 @@ def _resolve(expr: Expr, rules: dict[str, _RawRule]) -> Expr:
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise GrammarError(
         f"unknown symbol {expr.name!r}: expected a rule defined in the grammar or a "
-        f"registered op.{hint}", p.path, p.line, p.column)
+        f"registered op.{hint}",
+        p.path,
+        p.line,
+        p.column,
+    )
 
 
 def _normalise(raw: _RawRule) -> list[Alt]:
@@ -243,25 +276,44 @@ def _normalise(raw: _RawRule) -> list[Alt]:
     given = [prob for _, prob, _ in raw.alts if prob is not None]
     for _, prob, pos in raw.alts:
         if prob is not None and (prob < 0 or not math.isfinite(prob)):
-            raise GrammarError(f"probability {prob} of an alternative of {raw.name!r} "
-                               f"must be between 0 and 1.", pos.path, pos.line, pos.column)
+            raise GrammarError(
+                f"probability {prob} of an alternative of {raw.name!r} must be between 0 and 1.",
+                pos.path,
+                pos.line,
+                pos.column,
+            )
     total = sum(given)
     # Parameter choices are shorthand for writing each combination out as an alternative.
-    expanded = [(expr.fixed() if isinstance(expr, Call) else [expr], prob)
-                for expr, prob, _ in raw.alts]
+    expanded = [
+        (expr.fixed() if isinstance(expr, Call) else [expr], prob) for expr, prob, _ in raw.alts
+    ]
     n_free = sum(len(es) for es, prob in expanded if prob is None)
     p = raw.pos
     if total > 1 + PROB_TOLERANCE:
-        raise GrammarError(f"the probabilities of rule {raw.name!r} sum to {total:g}; "
-                           f"they must sum to at most 1.", p.path, p.line, p.column)
+        raise GrammarError(
+            f"the probabilities of rule {raw.name!r} sum to {total:g}; "
+            f"they must sum to at most 1.",
+            p.path,
+            p.line,
+            p.column,
+        )
     if n_free == 0 and abs(total - 1) > 1e-3:
-        raise GrammarError(f"the probabilities of rule {raw.name!r} sum to {total:g}; "
-                           f"they must sum to 1 (or leave some alternatives without one "
-                           f"to share the rest).", p.path, p.line, p.column)
+        raise GrammarError(
+            f"the probabilities of rule {raw.name!r} sum to {total:g}; "
+            f"they must sum to 1 (or leave some alternatives without one "
+            f"to share the rest).",
+            p.path,
+            p.line,
+            p.column,
+        )
     if n_free and total >= 1 - PROB_TOLERANCE:
-        raise GrammarError(f"the probabilities of rule {raw.name!r} already sum to 1, so "
-                           f"its alternatives without a probability would never be chosen.",
-                           p.path, p.line, p.column)
+        raise GrammarError(
+            f"the probabilities of rule {raw.name!r} already sum to 1, so "
+            f"its alternatives without a probability would never be chosen.",
+            p.path,
+            p.line,
+            p.column,
+        )
     share = (1 - total) / n_free if n_free else 0.0
     alts: list[Alt] = []
     for es, prob in expanded:
@@ -295,22 +347,29 @@ def load_grammar(path: str | Path, text: str | None = None) -> Grammar:
         if isinstance(item, _RawRule):
             if item.name in raws:
                 q, first = item.pos, raws[item.name].pos
-                raise GrammarError(f"rule {item.name!r} is defined twice (first at {first}).",
-                                   q.path, q.line, q.column)
+                raise GrammarError(
+                    f"rule {item.name!r} is defined twice (first at {first}).",
+                    q.path,
+                    q.line,
+                    q.column,
+                )
             raws[item.name] = item
         elif item[0] == "start" and (start is None or item[2].path == name):
             start = item
     if not raws:
-        raise GrammarError("the grammar defines no rules; expected 'name -> alternatives'.",
-                           name)
+        raise GrammarError("the grammar defines no rules; expected 'name -> alternatives'.", name)
     if start is None:
         start_name = next(iter(raws))
     else:
         start_name = start[1]
         if start_name not in raws:
             q = start[2]
-            raise GrammarError(f"start symbol {start_name!r} is not a rule of the grammar.",
-                               q.path, q.line, q.column)
+            raise GrammarError(
+                f"start symbol {start_name!r} is not a rule of the grammar.",
+                q.path,
+                q.line,
+                q.column,
+            )
     rules: dict[str, Rule] = {}
     for raw in raws.values():
         try:
@@ -336,8 +395,13 @@ def _check_reachable(g: Grammar) -> None:
     for rule in g.rules.values():
         if rule.name not in seen:
             p = rule.pos
-            raise GrammarError(f"rule {rule.name!r} is unreachable from the start symbol "
-                               f"{g.start!r}; use it or remove it.", p.path, p.line, p.column)
+            raise GrammarError(
+                f"rule {rule.name!r} is unreachable from the start symbol "
+                f"{g.start!r}; use it or remove it.",
+                p.path,
+                p.line,
+                p.column,
+            )
 
 
 def _compute_minima(g: Grammar) -> None:
@@ -361,8 +425,12 @@ def _compute_minima(g: Grammar) -> None:
     for rule in g.rules.values():
         if depth[rule.name] == inf:
             p = rule.pos
-            raise GrammarError(f"rule {rule.name!r} never terminates: every alternative "
-                               f"needs a rule that never terminates (often itself).",
-                               p.path, p.line, p.column)
+            raise GrammarError(
+                f"rule {rule.name!r} never terminates: every alternative "
+                f"needs a rule that never terminates (often itself).",
+                p.path,
+                p.line,
+                p.column,
+            )
     g.min_depth = {k: int(v) for k, v in depth.items()}
     g.min_size = {k: int(v) for k, v in size.items()}

@@ -96,6 +96,10 @@ class Op:
         """Activation elements per sample this op allocates (its outputs unless a view)."""
         return 0 if self.is_view else sum(s.numel for s in y)
 
+    def flops(self, x: Signal, y: Signal) -> int:
+        """Multiply-accumulates per sample (elementwise ops: one per output element)."""
+        return 0 if self.is_view else sum(s.numel for s in y)
+
     def build(self, x: Signal) -> nn.Module:
         """The torch module computing this op for input ``x``."""
         raise NotImplementedError
@@ -132,8 +136,8 @@ class Combinator(Op):
 
     Subclasses implement ``flow(x, child)``, calling ``child(slot, signal, copy, copies)``
     for each child application (optionally ``reserve=N``: activation elements the
-    sampler should keep for the slots after this one), and ``build(x, child)`` where ``child`` also returns the
-    built module. The same ``flow`` drives checking, sampling and statistics.
+    sampler should keep for the slots after this one), and ``build_with(x, child)``
+    where ``child`` also returns the built module. The same ``flow`` drives checking, sampling and statistics.
     """
 
     is_combinator: ClassVar[bool] = True
@@ -180,7 +184,6 @@ class Combinator(Op):
                 f"different children were written; write one (shared) or all of them."
             )
         return r + copy
-
 
     def child_slot(self, n_written: int, i: int) -> int:
         """The slot of the ``i``-th written child (inverse of ``slot_of``)."""

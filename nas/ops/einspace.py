@@ -125,6 +125,9 @@ class _DotBase(Op):
             raise ShapeError(f"{self.name} cannot multiply {a} by {b} (inner dims differ).")
         return (a.with_shape(a.shape[:-1] + (b.shape[-1],)),)
 
+    def flops(self, x: Signal, y: Signal) -> int:
+        return x[0].numel * x[1].shape[-1]
+
     def build(self, x: Signal) -> nn.Module:
         from nas.ops import modules
 
@@ -261,6 +264,9 @@ class Linear(Op):
     def num_params(self, x: Signal) -> int:
         return x[0].shape[-1] * self.out + self.out
 
+    def flops(self, x: Signal, y: Signal) -> int:
+        return x[0].numel * self.out
+
     def build(self, x: Signal) -> nn.Module:
         from torch import nn
 
@@ -289,6 +295,9 @@ class LinearRel(Op):
 
     def num_params(self, x: Signal) -> int:
         return (x[0].shape[-1] + 1) * self.width(x[0])
+
+    def flops(self, x: Signal, y: Signal) -> int:
+        return x[0].numel * self.width(x[0])
 
     def build(self, x: Signal) -> nn.Module:
         from torch import nn

@@ -15,7 +15,7 @@ class Sequential(nn.Module):
         super().__init__()
         self.mods = nn.ModuleList(mods)
 
-    def forward(self, x):  # noqa: ANN001, ANN201 - tensors or tuples of tensors
+    def forward(self, x):
         for m in self.mods:
             x = m(x)
         return x

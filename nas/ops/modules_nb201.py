@@ -28,8 +28,9 @@ class CellModule(nn.Module):
 
 
 def _relu_conv_bn(c_in: int, c_out: int, k: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(nn.ReLU(), nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False),
-                         nn.BatchNorm2d(c_out))
+    return nn.Sequential(
+        nn.ReLU(), nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False), nn.BatchNorm2d(c_out)
+    )
 
 
 def stem(c_in: int, c: int) -> nn.Sequential:

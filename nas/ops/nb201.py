@@ -18,8 +18,13 @@ if TYPE_CHECKING:
 
 # The cell's edges in NB201's string order: (to, from) for |a~0|+|b~0|c~1|+|d~0|e~1|f~2|.
 EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
-EDGE_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3",
-                             "avg_pool_3x3")
+EDGE_OPS: tuple[str, ...] = (
+    "none",
+    "skip_connect",
+    "nor_conv_1x1",
+    "nor_conv_3x3",
+    "avg_pool_3x3",
+)
 
 
 def _image(x: Signal, name: str) -> Spec:
@@ -68,12 +73,16 @@ class _NorConv(_EdgeOp):
         c = x[0].shape[0]
         return c * c * self.k * self.k + 2 * c
 
+    def flops(self, x: Signal, y: Signal) -> int:
+        return x[0].numel * x[0].shape[0] * self.k * self.k
+
     def build(self, x: Signal) -> nn.Module:
         from torch import nn
 
         c = x[0].shape[0]
-        return nn.Sequential(nn.ReLU(), nn.Conv2d(c, c, self.k, 1, self.k // 2, bias=False),
-                             nn.BatchNorm2d(c))
+        return nn.Sequential(
+            nn.ReLU(), nn.Conv2d(c, c, self.k, 1, self.k // 2, bias=False), nn.BatchNorm2d(c)
+        )
 
 
 @register_op
@@ -163,6 +172,15 @@ class NB201(Combinator):
     def activation(self, x: Signal, y: Signal) -> int:
         _, h, w = x[0].shape
         return 2 * self.c * h * w  # stem output and its BN
+
+    def flops(self, x: Signal, y: Signal) -> int:
+        c_in, h, w = x[0].shape
+        total = c_in * self.c * 9 * h * w  # stem
+        for inp in (self.c, 2 * self.c):
+            h, w = h // 2, w // 2
+            planes = 2 * inp
+            total += (inp * planes * 9 + planes * planes * 9 + inp * planes) * h * w
+        return total
 
     def build_with(self, x: Signal, child: ChildBuild) -> nn.Module:
         from nas.ops.modules_nb201 import NB201Module, ResBlock, stem

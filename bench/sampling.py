@@ -1,0 +1,101 @@
+"""Benchmark the einspace sampler: speed, validity and the size distribution of draws.
+
+Usage: python bench/sampling.py [--n 1000] [--shape 3x28x28] [--seed 0] [--no-forward]
+
+Prints draws/s, p50/p99/max draw time, the share of draws that compile and run a
+forward pass (batch 2, one torch thread), and the distributions of depth, op count,
+parameters and FLOPs that the default budgets produce.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from nas.compile import compile_arch
+from nas.ops.spec import parse_shape
+from nas.sampling import Sampler
+from nas.space import load_space
+
+
+def quantiles(values: list[float], qs: tuple[float, ...] = (0.1, 0.5, 0.9, 0.99, 1.0)) -> str:
+    v = sorted(values)
+    return "  ".join(
+        f"p{int(q * 100)}={v[min(len(v) - 1, int(q * len(v)))]:,.0f}"
+        if q < 1
+        else f"max={v[-1]:,.0f}"
+        for q in qs
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--space", default="einspace")
+    ap.add_argument("--shape", default="3x28x28")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-forward", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    space = load_space(args.space).with_input(parse_shape(args.shape))
+    sampler = Sampler(space, seed=args.seed)
+    times, depth, ops, params, flops = [], [], [], [], []
+    failures = 0
+    archs = []
+    t_all = time.perf_counter()
+    for _ in range(args.n):
+        t = time.perf_counter()
+        arch = sampler.sample()
+        times.append(time.perf_counter() - t)
+        archs.append(arch)
+    total = time.perf_counter() - t_all
+    fwd_times = []
+    for arch in archs:
+        a = space.check(arch)
+        depth.append(a.depth)
+        ops.append(a.n_ops)
+        params.append(a.params)
+        flops.append(a.flops)
+        if args.no_forward:
+            continue
+        try:
+            t = time.perf_counter()
+            model = compile_arch(arch, space.input_shape, space.num_classes).eval()
+            with torch.no_grad():
+                y = model(torch.randn(2, *space.input_shape))
+            fwd_times.append(time.perf_counter() - t)
+            if y.shape != (2, space.num_classes):
+                failures += 1
+        except Exception as e:
+            failures += 1
+            print("FAILED:", type(e).__name__, e, str(arch)[:200])
+    ms = sorted(t * 1000 for t in times)
+    n = len(ms)
+    print(f"space={args.space} input={args.shape} draws={n} seed={args.seed}")
+    print(f"draws/s: {n / total:.1f}")
+    print(f"draw time ms: p50={ms[n // 2]:.2f} p99={ms[int(0.99 * n)]:.2f} max={ms[-1]:.2f}")
+    if not args.no_forward:
+        print(
+            f"compile+forward ok: {n - failures}/{n} "
+            f"(failure rate {failures / n:.2%}); compile+forward s: "
+            f"p50={statistics.median(fwd_times):.3f} max={max(fwd_times):.3f}"
+        )
+    print(f"depth:  {quantiles(depth)}")
+    print(f"ops:    {quantiles(ops)}")
+    print(f"params: {quantiles(params)}")
+    print(f"MACs:   {quantiles(flops)}")
+    hist: dict[int, int] = {}
+    for o in ops:
+        b = 1 << max(0, o - 1).bit_length()
+        hist[b] = hist.get(b, 0) + 1
+    print(
+        "ops histogram (upper bound: count): "
+        + ", ".join(f"<={k}: {hist[k]}" for k in sorted(hist))
+    )
+
+
+if __name__ == "__main__":
+    main()
