@@ -68,6 +68,8 @@ class SearchSpace:
     budget: Budget = field(default_factory=Budget)
     seeds: dict[str, Node] = field(default_factory=dict)
     description: str = ""
+    # Other string forms this space's architectures have (e.g. "nb201"), see nas.formats.
+    formats: tuple[str, ...] = ()
 
     @property
     def input(self) -> Signal:
@@ -177,4 +179,5 @@ def load_space(name: str) -> SearchSpace:
         budget=budget,
         seeds=seeds,
         description=cfg.get("description", ""),
+        formats=tuple(cfg.get("formats", ())),
     )
