@@ -22,8 +22,9 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
 
-def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path,
-                seed: int = 0) -> Path:
+def export_onnx(
+    model: nn.Module, input_shape: tuple[int, ...], path: str | Path, seed: int = 0
+) -> Path:
     """Write ``model`` as a self-contained ONNX file with a dynamic batch axis.
 
     Raises:
@@ -38,8 +39,13 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                model, (dummy,), str(path), dynamo=False, opset_version=OPSET,
-                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                model,
+                (dummy,),
+                str(path),
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
                 dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
                 do_constant_folding=True,
             )
@@ -50,8 +56,9 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path
     return path
 
 
-def parity(model: nn.Module, path: str | Path, input_shape: tuple[int, ...],
-           batch: int = 3, seed: int = 1) -> float:
+def parity(
+    model: nn.Module, path: str | Path, input_shape: tuple[int, ...], batch: int = 3, seed: int = 1
+) -> float:
     """Max absolute difference between torch and onnxruntime on a random batch.
 
     The batch size differs from the one used for export, so the dynamic axis is tested.

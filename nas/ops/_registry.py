@@ -137,7 +137,8 @@ class Combinator(Op):
     Subclasses implement ``flow(x, child)``, calling ``child(slot, signal, copy, copies)``
     for each child application (optionally ``reserve=N``: activation elements the
     sampler should keep for the slots after this one), and ``build_with(x, child)``
-    where ``child`` also returns the built module. The same ``flow`` drives checking, sampling and statistics.
+    where ``child`` also returns the built module. The same ``flow`` drives checking,
+    sampling and statistics.
     """
 
     is_combinator: ClassVar[bool] = True

@@ -62,7 +62,7 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
     parts = text.replace(",", "x").lower().split("x")
     try:
-        shape = tuple(int(p) for p in parts if p.strip())
+        shape = tuple(int(p) for p in parts)
     except ValueError:
         shape = ()
     if not shape or any(d <= 0 for d in shape):

@@ -1,0 +1,5 @@
+"""Allow ``python -m nas``."""
+
+from nas.cli import main
+
+main()

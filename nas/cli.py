@@ -1,0 +1,243 @@
+"""The ``nas`` command. Thin: parses options, calls library functions, renders output.
+
+Every user mistake raises a NasError, printed as one line on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.tree import Tree
+
+from nas.exceptions import ConfigurationError, NasError
+
+app = typer.Typer(
+    name="nas",
+    help="Neural architecture search over grammar-defined spaces.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+
+SpaceOpt = Annotated[
+    str, typer.Option("--space", help="Built-in space name, or a .toml/.pcfg file.")
+]
+ShapeOpt = Annotated[
+    str | None, typer.Option("--input-shape", help="Input shape without batch, e.g. 3x28x28.")
+]
+ClassesOpt = Annotated[
+    int | None, typer.Option("--num-classes", help="Classes of the classification head.")
+]
+ArchArg = Annotated[str, typer.Argument(help="Architecture string, or @FILE holding one.")]
+
+
+def _nb201_writer():
+    from nas.nb201 import to_nb201
+
+    return to_nb201
+
+
+# Extra string forms a space can declare (``formats = [...]`` in its TOML).
+FORMATS = {"nb201": _nb201_writer}
+
+
+def _space(name: str, shape: str | None, num_classes: int | None):
+    from nas.ops.spec import parse_shape
+    from nas.space import load_space
+
+    sp = load_space(name)
+    if num_classes is not None and num_classes < 1:
+        raise ConfigurationError(f"--num-classes must be at least 1, but got {num_classes}.")
+    return sp.with_input(parse_shape(shape) if shape else None, num_classes)
+
+
+def _arch(text: str):
+    from nas.dsl import parse_arch
+
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text().strip()
+        except OSError as e:
+            raise ConfigurationError(f"cannot read {text[1:]}: {e.strerror}.") from None
+    if text.startswith("|"):
+        from nas.nb201 import from_nb201
+
+        return from_nb201(text)
+    return parse_arch(text.strip())
+
+
+def _head_params(spec, num_classes: int) -> int:
+    features = spec.shape[0] if spec.rank in (1, 3) else spec.shape[-1]
+    return features * num_classes + num_classes
+
+
+@app.command()
+def sample(
+    space: SpaceOpt = "einspace",
+    input_shape: ShapeOpt = None,
+    num_classes: ClassesOpt = None,
+    n: Annotated[int, typer.Option("-n", "--num", help="How many architectures.")] = 10,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same output.")] = 0,
+) -> None:
+    """Draw architectures; one JSON object per line: arch, params (with head), depth."""
+    from nas.sampling import Sampler
+
+    if n < 0:
+        raise ConfigurationError(f"-n must be at least 0, but got {n}.")
+    sp = _space(space, input_shape, num_classes)
+    sampler = Sampler(sp, seed=seed)
+    nb201 = sp.grammar.start and "nb201" in sp.name
+    for _ in range(n):
+        arch = sampler.sample()
+        a = sp.check(arch)
+        rec = {
+            "arch": str(arch),
+            "params": a.params + _head_params(a.out[0], sp.num_classes),
+            "depth": a.depth,
+        }
+        if nb201:
+            from nas.nb201 import to_nb201
+
+            rec["nb201"] = to_nb201(arch)
+        out.print(json.dumps(rec), markup=False)
+
+
+@app.command()
+def show(
+    arch: ArchArg,
+    space: SpaceOpt = "einspace",
+    input_shape: ShapeOpt = None,
+    num_classes: ClassesOpt = None,
+) -> None:
+    """Print the derivation as a tree with output shapes and parameters per module."""
+    sp = _space(space, input_shape, num_classes)
+    node = _arch(arch)
+    a = sp.check(node)
+    from nas.analysis import analyse
+    from nas.ops import create_op
+
+    full = analyse(node, sp.input, record=True)
+
+    def label(path: tuple[int, ...]) -> str:
+        info = full.nodes[path]
+        op = create_op(info.node.op, **dict(info.node.params))
+        name = repr(op)
+        shapes = " ".join(str(s) for s in info.out)
+        return f"[bold]{name}[/bold]  -> {shapes}  [dim]{info.params:,} params[/dim]"
+
+    def grow(tree: Tree, path: tuple[int, ...]) -> None:
+        node_ = full.nodes[path].node
+        for i in range(len(node_.children)):
+            p = (*path, i)
+            if p in full.nodes:
+                grow(tree.add(label(p)), p)
+
+    root = Tree(label(()))
+    grow(root, ())
+    out.print(f"input {sp.input[0]}")
+    out.print(root)
+    head = _head_params(a.out[0], sp.num_classes)
+    out.print(
+        f"backbone {a.params:,} params + head {head:,} = {a.params + head:,}; "
+        f"depth {a.depth}, {a.n_ops} ops, {a.flops:,} MACs, "
+        f"{a.activation:,} activation elements per sample"
+    )
+
+
+@app.command()
+def check(
+    arch: ArchArg,
+    space: SpaceOpt = "einspace",
+    input_shape: ShapeOpt = None,
+    num_classes: ClassesOpt = None,
+    strict: Annotated[bool, typer.Option(help="Also require the grammar to derive it.")] = False,
+) -> None:
+    """Validate an architecture: parse, shape rules, budgets (and the grammar with --strict)."""
+    sp = _space(space, input_shape, num_classes)
+    a = sp.check(_arch(arch), strict=strict)
+    derivable = " derivable from the grammar;" if strict else ""
+    out.print(
+        f"ok:{derivable} output {', '.join(map(str, a.out))}, {a.params:,} backbone "
+        f"params, depth {a.depth}, {a.n_ops} ops, {a.flops:,} MACs per sample"
+    )
+
+
+@app.command()
+def export(
+    arch: ArchArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="ONNX file to write.")],
+    space: SpaceOpt = "einspace",
+    input_shape: ShapeOpt = None,
+    num_classes: ClassesOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed of the weight initialisation.")] = 0,
+    tolerance: Annotated[
+        float, typer.Option(help="Largest allowed torch/onnxruntime gap.")
+    ] = 1e-4,
+) -> None:
+    """Export to a self-contained ONNX file and check it against onnxruntime."""
+    import torch
+
+    from nas.compile import compile_arch
+    from nas.export import export_onnx, parity
+
+    sp = _space(space, input_shape, num_classes)
+    node = _arch(arch)
+    sp.check(node)
+    torch.manual_seed(seed)
+    model = compile_arch(node, sp.input_shape, sp.num_classes, sp.mode)
+    path = export_onnx(model, sp.input_shape, output)
+    diff = parity(model, path, sp.input_shape)
+    out.print(
+        f"wrote {path} ({path.stat().st_size:,} bytes); max |torch - onnxruntime| = {diff:.3g}"
+    )
+    if diff > tolerance:
+        out.print(f"parity check failed: {diff:.3g} > {tolerance:g}", style="red")
+        raise typer.Exit(1)
+
+
+@app.command()
+def ops(pattern: Annotated[str, typer.Argument(help="fnmatch filter.")] = "*") -> None:
+    """List the registered ops and their parameters."""
+    from nas.ops import get_op, list_ops
+
+    for name in list_ops(pattern):
+        cls = get_op(name)
+        params = ", ".join(cls.params) or "-"
+        kind = "combinator" if cls.is_combinator else "terminal"
+        out.print(f"{name:14s} {kind:10s} params: {params}  {(cls.__doc__ or '').splitlines()[0]}")
+
+
+@app.command()
+def spaces() -> None:
+    """List the built-in search spaces."""
+    from nas.space import list_spaces, load_space
+
+    for name in list_spaces():
+        sp = load_space(name)
+        shape = "x".join(map(str, sp.input_shape))
+        out.print(
+            f"{name:10s} input {shape} {sp.mode}, {len(sp.grammar.rules)} rules, "
+            f"{len(sp.seeds)} seeds  {sp.description}"
+        )
+
+
+def main() -> None:
+    """Entry point: run the app, turning user mistakes into one-line errors (exit 2)."""
+    from nas.runtime import configure
+
+    configure()
+    try:
+        app()  # standalone: click reports usage errors itself (exit 2)
+    except NasError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
