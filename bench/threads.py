@@ -16,8 +16,11 @@ import sys
 
 MODELS = {
     "tiny (2 ops)": ("seq(compute(linear(out=32)),compute(leakyrelu))", 256),
-    "small conv": ("seq(route(im2col(k=3,s=1,p=1),compute(linear(out=16)),col2im),"
-                   "seq(compute(norm),compute(leakyrelu)))", 64),
+    "small conv": (
+        "seq(route(im2col(k=3,s=1,p=1),compute(linear(out=16)),col2im),"
+        "seq(compute(norm),compute(leakyrelu)))",
+        64,
+    ),
     "resnet18 seed": ("@spaces/seeds/resnet18.arch", 32),
 }
 
@@ -54,11 +57,17 @@ def main() -> None:
     for name, (arch, batch) in MODELS.items():
         rates = []
         for threads in (1, 2):
-            res = subprocess.run([sys.executable, "-c", CHILD, str(threads), arch, str(batch),
-                                  str(args.steps)], capture_output=True, text=True, check=True)
+            res = subprocess.run(
+                [sys.executable, "-c", CHILD, str(threads), arch, str(batch), str(args.steps)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             rates.append(json.loads(res.stdout.strip().splitlines()[-1]))
-        print(f"{name:16s} {batch:5d} {rates[0]:9.1f}/s {rates[1]:9.1f}/s "
-              f"{rates[0] / rates[1]:6.2f}x")
+        print(
+            f"{name:16s} {batch:5d} {rates[0]:9.1f}/s {rates[1]:9.1f}/s "
+            f"{rates[0] / rates[1]:6.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ parent's production is never removed.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from nas.analysis import NodeInfo, analyse
@@ -54,6 +55,21 @@ class _Leaf:
     flops: int
 
 
+Chooser = Callable[[str, list[str], list[int]], int]
+
+
+def expr_label(e: Expr) -> str:
+    """Readable text of a grammar alternative (a choice label for Optuna)."""
+    if isinstance(e, Sym):
+        return e.name
+    params = ",".join(f"{n}={'|'.join(map(str, vs))}" for n, vs in e.params)
+    args = ",".join(
+        expr_label(a) + ("*" if r else "") for a, r in zip(e.args, e.repeat, strict=True)
+    )
+    inner = ",".join(p for p in (params, args) if p)
+    return f"{e.op}({inner})" if inner else e.op
+
+
 class _Fail(Exception):
     """This subtree has no valid completion on this draw."""
 
@@ -73,6 +89,10 @@ class Sampler:
             1 makes a failure restart the whole draw (rejection sampling), so a production
             is never dropped because one of its subtrees failed.
         max_work: expansions allowed per draw before it restarts.
+        chooser: optional ``chooser(param_name, labels, feasible) -> index`` that picks
+            the alternative at each position instead of the rng (Optuna samplers use it:
+            ``param_name`` is ``"<position>:<rule>"``, ``labels`` all alternatives of the
+            rule, ``feasible`` the indices that apply here; it must return one of them).
 
     Example:
         >>> from nas.space import load_space
@@ -87,6 +107,7 @@ class Sampler:
         budget: Budget | None = None,
         retries: int = 1,
         max_work: int = 20_000,
+        chooser: Chooser | None = None,
     ) -> None:
         self.space = space
         self.g = space.grammar
@@ -100,6 +121,9 @@ class Sampler:
         self._min: dict[int, tuple[int, int]] = {}
         self._table: dict[tuple[str, Signal], list[tuple]] = {}
         self._work = 0
+        self.chooser = chooser
+        self._use_chooser = True
+        self._labels: dict[str, list[str]] = {}
 
     # ------------------------------------------------------------------------------ public
     def root_budget(self) -> Rem:
@@ -114,7 +138,10 @@ class Sampler:
                 one for this input within the budgets).
         """
         x = x or self.space.input
-        for _ in range(self.max_restarts):
+        for attempt in range(self.max_restarts):
+            # A chooser (e.g. an Optuna trial) answers the same way every time, so only
+            # the first attempt follows it; redraws after a failure use the seeded rng.
+            self._use_chooser = attempt == 0
             try:
                 node, out, _ = self.draw(
                     symbol or self.g.start, x, self.root_budget(), self.budget.max_depth
@@ -159,7 +186,16 @@ class Sampler:
         self._leaf_cache[key] = leaf
         return leaf
 
-    def _choose(self, weighted: list[tuple[Expr, float]]) -> Expr:
+    def _choose(self, weighted: list[tuple[Expr, float]], name: str, pos: str) -> Expr:
+        if self.chooser is not None and self._use_chooser:
+            labels = self._labels.get(name)
+            if labels is None:
+                labels = self._labels[name] = [expr_label(a.expr) for a in self.g.rules[name].alts]
+            index = {id(a.expr): i for i, a in enumerate(self.g.rules[name].alts)}
+            feasible = [index[id(e)] for e, _ in weighted]
+            k = self.chooser(f"{pos}:{name}", labels, feasible)
+            by_index = {index[id(e)]: e for e, _ in weighted}
+            return by_index[k]
         total = sum(w for _, w in weighted)
         r = self.rng.random() * total
         for e, w in weighted:
@@ -186,7 +222,7 @@ class Sampler:
             table.append((e, alt.prob, d, size, leaf))
         return table
 
-    def _symbol(self, name: str, x: Signal, rem: Rem, dleft: int):
+    def _symbol(self, name: str, x: Signal, rem: Rem, dleft: int, pos: str = ""):
         self._work += 1
         if self._work > self.max_work:
             raise _Abort
@@ -207,14 +243,14 @@ class Sampler:
             raise _Fail
         for _ in range(self.retries):
             try:
-                return self._expr(self._choose(options), x, rem, dleft)
+                return self._expr(self._choose(options, name, pos), x, rem, dleft, pos)
             except _Fail:
                 continue
         raise _Fail
 
-    def _expr(self, e: Expr, x: Signal, rem: Rem, dleft: int):
+    def _expr(self, e: Expr, x: Signal, rem: Rem, dleft: int, pos: str):
         if isinstance(e, Sym):
-            return self._symbol(e.name, x, rem, dleft)
+            return self._symbol(e.name, x, rem, dleft, pos)
         fixed = e.fixed()
         call = fixed[0] if len(fixed) == 1 else self.rng.choice(fixed)
         op = create_op(call.op, **call.values())
@@ -223,9 +259,9 @@ class Sampler:
             if leaf is None or not rem.fits(leaf):
                 raise _Fail
             return Node(op.name, op.values), leaf.out, (leaf.params, leaf.act, 1, 0, leaf.flops)
-        return self._combinator(op, call, x, rem, dleft)
+        return self._combinator(op, call, x, rem, dleft, pos)
 
-    def _combinator(self, op, call: Call, x: Signal, rem: Rem, dleft: int):
+    def _combinator(self, op, call: Call, x: Signal, rem: Rem, dleft: int, pos: str):
         """Draw a combinator's children through its ``flow``, consuming the budgets."""
         if dleft < 1:
             raise _Fail
@@ -267,7 +303,8 @@ class Sampler:
                     or budget.flops < 0
                 ):
                     raise _Fail
-                node, out, cost = self._expr(arg, sig, budget, dleft - 1)
+                where = f"{pos}/{slot}" + (f".{copy}" if copy and not shared else "")
+                node, out, cost = self._expr(arg, sig, budget, dleft - 1, where)
                 written.setdefault(slot, []).append(node)
                 if shared or not rep:
                     reused[slot] = (node, sig, out, cost)

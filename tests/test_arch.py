@@ -64,3 +64,13 @@ def test_bad_strings_say_what_and_where(text: str, words: list[str]) -> None:
         parse_arch(text)
     for w in words:
         assert w in str(info.value)
+
+
+def test_float_for_int_parameter_is_rejected_not_truncated() -> None:
+    with pytest.raises(ArchSyntaxError, match="must be int"):
+        parse_arch("compute(linear(out=64.5))")
+
+
+def test_repeated_parameter_is_rejected() -> None:
+    with pytest.raises(ArchSyntaxError, match="'out' of linear is given twice"):
+        parse_arch("compute(linear(out=64,out=32))")

@@ -141,3 +141,35 @@ def test_crossover_yields_valid_children(einspace, einspace_samples) -> None:
             assert child != other
             assert einspace.check(child).out == einspace.check(parent).out
     assert swapped >= 0.7 * tried
+
+
+def test_chooser_picks_alternatives_by_position() -> None:
+    from nas.space import load_space
+
+    asked: list[tuple[str, list[str], list[int]]] = []
+
+    def last(name: str, labels: list[str], feasible: list[int]) -> int:
+        asked.append((name, labels, feasible))
+        return feasible[-1]
+
+    arch = Sampler(load_space("nb201"), seed=0, chooser=last).sample()
+    assert str(arch) == "nb201(c=16,n=5,cell(" + ",".join(["avg_pool_3x3"] * 6) + "))"
+    edges = [a for a in asked if a[0].endswith(":edge")]
+    assert [a[0] for a in edges] == [f"/0/{i}:edge" for i in range(6)]
+    assert edges[0][1] == ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+
+
+def test_chooser_is_offered_only_applicable_alternatives() -> None:
+    src = """start a
+a -> route(pre, compute(identity), col2im)
+pre -> im2col(k=16, s=16, p=0) | im2col(k=3, s=1, p=1)
+"""
+    offered: list[list[int]] = []
+
+    def first(name: str, labels: list[str], feasible: list[int]) -> int:
+        offered.append(feasible)
+        return feasible[0]
+
+    arch = Sampler(_space(src), seed=0, chooser=first).sample()
+    assert "im2col(k=3,s=1,p=1)" in str(arch)
+    assert [1] in offered  # k=16 does not fit an 8x8 image

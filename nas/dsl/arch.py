@@ -140,9 +140,13 @@ class _ToNode(Transformer):
         return (str(name), value)
 
     def node(self, name: Token, *items: object) -> Node:
-        params = dict(i for i in items if isinstance(i, tuple))
+        pairs = [i for i in items if isinstance(i, tuple)]
+        params = dict(pairs)
         kids = tuple(i for i in items if isinstance(i, Node))
         col = name.column or 0
+        if len(params) != len(pairs):
+            dup = next(k for k, _ in pairs if sum(k == j for j, _ in pairs) > 1)
+            raise ArchSyntaxError(f"column {col}: parameter {dup!r} of {name} is given twice.")
         try:
             return make_node(str(name), kids, col, **params)
         except NasError as e:

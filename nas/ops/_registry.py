@@ -69,6 +69,8 @@ class Op:
             if pname in kwargs:
                 raw = kwargs.pop(pname)
                 try:
+                    if ptype is int and isinstance(raw, float | bool):
+                        raise ValueError  # 64.5 must not silently become 64
                     values[pname] = ptype(raw)
                 except (TypeError, ValueError):
                     raise ShapeError(
