@@ -1,0 +1,99 @@
+"""Feeding data to the trainer: normalisation statistics, batches, devices, OOM detection.
+
+Split out of :mod:`nas.train` so the loop itself stays readable.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from nas.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from nas.data.base import Split
+    from nas.tasks import Task
+
+
+def channel_stats(x: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std of inputs ``x`` (N, ...), read in chunks (memmap-friendly).
+
+    Channels are axis 1 for images (N, C, H, W) and the last axis otherwise (features).
+    A constant channel gets std 1.
+    """
+    axis = 1 if x.ndim == 4 else x.ndim - 1
+    other = tuple(a for a in range(x.ndim) if a != axis)
+    s1 = s2 = np.zeros(x.shape[axis])
+    for a in range(0, x.shape[0], chunk):
+        part = np.asarray(x[a : a + chunk], dtype=np.float64)
+        s1 = s1 + part.sum(other)
+        s2 = s2 + np.square(part).sum(other)
+    count = x.size / x.shape[axis]
+    mean = s1 / count
+    std = np.sqrt(np.maximum(s2 / count - mean**2, 0.0))
+    std = np.where(std > 1e-8, std, 1.0)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+class Feed:
+    """One split ready to batch: a resident normalised tensor, or arrays read per batch."""
+
+    def __init__(
+        self,
+        split: Split,
+        task: Task,
+        norm: tuple[np.ndarray, np.ndarray],
+        device: torch.device,
+        resident: bool,
+        channels_last: bool,
+    ) -> None:
+        self.n, self.device, self.arr = len(split), device, split.x
+        shape = [1] * split.x.ndim
+        shape[1 if split.x.ndim == 4 else -1] = -1
+        self.mean, self.std = (np.asarray(v).reshape(shape) for v in norm)
+        self.memory = torch.channels_last if channels_last and split.x.ndim == 4 else None
+        self.y = task.targets(split.y).to(device)
+        self.x = None
+        if resident:
+            self.x = torch.empty(split.x.shape, dtype=torch.float32, device=device)
+            for a in range(0, self.n, 4096):
+                self.x[a : a + 4096] = self._read(slice(a, a + 4096))
+            if self.memory is not None:
+                self.x = self.x.contiguous(memory_format=self.memory)
+
+    def _read(self, idx: slice | np.ndarray) -> torch.Tensor:
+        xb = (np.asarray(self.arr[idx], dtype=np.float32) - self.mean) / self.std
+        return torch.from_numpy(xb.astype(np.float32, copy=False)).to(self.device)
+
+    def batch(self, idx: slice | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.x is not None:
+            xb = self.x[idx.to(self.device) if isinstance(idx, torch.Tensor) else idx]
+        else:
+            idx = idx if isinstance(idx, slice) else np.sort(idx.numpy())
+            xb = self._read(idx)
+            idx = idx if isinstance(idx, slice) else torch.from_numpy(idx)
+        yb = self.y[idx.to(self.device) if isinstance(idx, torch.Tensor) else idx]
+        if self.memory is not None:
+            xb = xb.contiguous(memory_format=self.memory)
+        return xb, yb
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigurationError(f"unknown device {name!r}.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigurationError(f"device {name!r} requested but CUDA is not available.")
+    return device
+
+
+def is_oom(e: BaseException) -> bool:
+    text = str(e)
+    return isinstance(e, torch.cuda.OutOfMemoryError) or (
+        isinstance(e, RuntimeError) and ("out of memory" in text or "can't allocate" in text)
+    )

@@ -1,0 +1,409 @@
+"""One training loop for every search: a network + a dataset + a config -> a result record.
+
+Fitness is defined once here: the task's primary metric on the valid split after the LAST
+epoch (the best-valid epoch is recorded too, never used silently). Divergence, out-of-memory
+and torch errors end as failed results, so one bad architecture cannot kill a search.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nas.exceptions import ConfigurationError, NasError, UnknownNameError
+from nas.feed import Feed, channel_stats, is_oom, resolve_device
+from nas.tasks import Task, compile_for_task, task_for
+
+if TYPE_CHECKING:
+    from nas.data.base import Dataset
+    from nas.dsl.arch import Node
+
+# A run ends "ok", "timeout" or "stopped" (metrics usable), or "diverged", "oom" or "failed".
+OK_STATUSES = ("ok", "timeout", "stopped")
+
+
+class StopTraining(Exception):
+    """Raised by an ``on_epoch`` callback to end a run early (status ``"stopped"``)."""
+
+
+@dataclass
+class TrainConfig:
+    """How to train one network (see :data:`PRESETS` for named protocols)."""
+
+    # Optimiser: "sgd" (heavy-ball momentum) or "adamw".
+    optimizer: str = "sgd"
+    lr: float = 0.04
+    momentum: float = 0.9  # SGD only
+    weight_decay: float = 3e-4
+    # Schedule: "cosine" anneals lr to 0 over `epochs`, stepped per "epoch" or per "step".
+    schedule: str = "cosine"
+    schedule_unit: str = "epoch"
+    label_smoothing: float = 0.0  # passed to the task (classification)
+    # Budgets: whichever ends first. The time budget counts training steps and per-epoch
+    # validation, not data preparation or the final test evaluation; it stops cleanly.
+    epochs: int = 8
+    time_budget_s: float | None = None
+    batch_size: int = 256
+    eval_batch_size: int = 1024
+    eval_every: int = 1  # validate after every n-th epoch (0: only after training)
+    # Reproducibility: seeds torch, numpy, random and the shuffling generator.
+    seed: int = 0
+    # Device and speed. AMP (bfloat16) and channels-last apply on CUDA only.
+    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1"
+    amp: bool = True
+    channels_last: bool = True
+    compile: bool = False  # torch.compile the model
+    threads: int | None = None  # CPU torch threads (None: nas.runtime default)
+    # Data: whole normalised splits stay resident (on the GPU, or as one CPU tensor) when
+    # they fit; otherwise batches are read from the arrays.
+    normalise: bool = True  # per-channel, statistics of the train split only
+    max_resident_bytes: int | None = None  # None: half the free GPU memory / 2 GiB on CPU
+
+    def __post_init__(self) -> None:
+        choices = {"optimizer": ("sgd", "adamw"), "schedule": ("cosine", "constant")}
+        for name, allowed in {**choices, "schedule_unit": ("epoch", "step")}.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigurationError(
+                    f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}."
+                )
+        for name in ("lr", "epochs", "batch_size", "eval_batch_size", "time_budget_s"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}.")
+        if self.eval_every < 0:
+            raise ConfigurationError(f"eval_every must be >= 0, got {self.eval_every}.")
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> TrainConfig:
+        """A named protocol from :data:`PRESETS`, with some fields overridden."""
+        if name not in PRESETS:
+            raise UnknownNameError(
+                f"unknown training preset {name!r}; known: {', '.join(sorted(PRESETS))}."
+            )
+        known = {f.name for f in fields(cls)}
+        bad = sorted(set(overrides) - known)
+        if bad:
+            raise ConfigurationError(f"unknown training option(s): {', '.join(bad)}.")
+        return replace(PRESETS[name], **overrides)
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # einspace reference (Unseen NAS configs): search-time fitness training ...
+    "einspace": TrainConfig(optimizer="sgd", lr=0.04, momentum=0.9, weight_decay=3e-4, epochs=8),
+    # ... and the final retraining of the best architecture.
+    "einspace-final": TrainConfig(lr=0.04, momentum=0.9, weight_decay=3e-4, epochs=64),
+    # CPU smoke runs.
+    "quick": TrainConfig(optimizer="adamw", lr=1e-3, weight_decay=1e-2, epochs=2, batch_size=128),
+}
+
+
+@dataclass
+class TrainResult:
+    """What one training run produced; ``to_dict()`` is JSON-serialisable."""
+
+    status: str  # see OK_STATUSES
+    reason: str = ""
+    primary_metric: str = ""
+    fitness: float | None = None  # valid[primary_metric] after the last epoch
+    valid: dict[str, float] = field(default_factory=dict)  # final weights
+    test: dict[str, float] = field(default_factory=dict)  # final weights
+    best_epoch: float | None = None  # epoch with the best valid primary metric
+    best_valid: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)  # one entry per validation
+    epochs_requested: int = 0
+    epochs_done: float = 0  # fractional when a time budget stopped mid-epoch
+    steps_done: int = 0
+    params: int = 0
+    flops: int | None = None  # backbone MACs per sample (nas.analysis), if an arch was given
+    train_time_s: float = 0.0
+    eval_time_s: float = 0.0
+    images_per_s: float = 0.0  # training throughput (forward + backward + step)
+    device: str = ""
+    normalisation: dict[str, list[float]] = field(default_factory=dict)  # mean/std used
+    arch: str | None = None
+    task: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run's metrics can be used (finished, timed out or stopped early)."""
+        return self.status in OK_STATUSES
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainResult:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**data)
+
+    def to_json(self) -> str:
+        """The record as one JSON document (non-finite floats become null)."""
+        return json.dumps(_finite(self.to_dict()))
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+OnEpoch = Callable[[int, dict[str, float]], "bool | None"]
+
+
+def train(
+    model: nn.Module | Node | str,
+    dataset: Dataset,
+    config: TrainConfig | None = None,
+    *,
+    task: Task | None = None,
+    on_epoch: OnEpoch | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``dataset.train``, validate on ``valid``, evaluate on ``test``.
+
+    ``model`` is a module, or an architecture (string or node) compiled here with the task's
+    head after seeding (so the seed fixes the initial weights too). ``on_epoch(epoch,
+    metrics)`` is called after every epoch; returning False or raising :class:`StopTraining`
+    ends the run with status ``"stopped"``. Divergence, out-of-memory and torch errors come
+    back as failed records; only user mistakes (:class:`NasError`) raise.
+    """
+    from nas import runtime
+
+    cfg = config or TrainConfig()
+    task = task or task_for(dataset, label_smoothing=cfg.label_smoothing)
+    device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        runtime.configure(cfg.threads)
+    _seed(cfg.seed)
+    arch, flops = None, None
+    if not isinstance(model, nn.Module):
+        from nas.analysis import analyse
+        from nas.dsl import parse_arch
+        from nas.ops.spec import Spec
+
+        node = parse_arch(model.strip()) if isinstance(model, str) else model
+        mode = "im" if len(dataset.input_shape) == 3 else "col"
+        flops = analyse(node, (Spec(tuple(dataset.input_shape), mode),)).flops
+        model, arch = compile_for_task(node, dataset.input_shape, task, mode), str(node)
+    res = TrainResult(
+        status="ok",
+        primary_metric=task.primary_metric,
+        epochs_requested=cfg.epochs,
+        params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        flops=flops,
+        device=str(device),
+        arch=arch,
+        task=task.describe(),
+        config=asdict(cfg),
+    )
+    try:
+        _Run(model, dataset, cfg, task, device, res, on_epoch).fit()
+    except NasError:
+        raise
+    except (RuntimeError, ValueError, FloatingPointError) as e:
+        res.status = "oom" if is_oom(e) else "failed"
+        res.reason = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"[:300]
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return res
+
+
+class _Run:
+    """The state of one training run (kept out of ``train`` so failures free it at once)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        dataset: Dataset,
+        cfg: TrainConfig,
+        task: Task,
+        device: torch.device,
+        res: TrainResult,
+        on_epoch: OnEpoch | None,
+    ) -> None:
+        self.model, self.ds, self.cfg, self.task, self.device = model, dataset, cfg, task, device
+        self.res, self.on_epoch = res, on_epoch
+        self.cuda = device.type == "cuda"
+        self.amp = self.cuda and cfg.amp and torch.cuda.is_bf16_supported()
+        self.eval_time, self.seen, self.best = 0.0, 0, None
+        self.gen = torch.Generator().manual_seed(cfg.seed)  # shuffling
+
+    def autocast(self) -> Any:
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
+
+    def prepare(self) -> tuple[Feed, Feed, Feed]:
+        """Normalisation statistics of the train split; the splits resident if they fit."""
+        cfg, ds = self.cfg, self.ds
+        c = ds.train.x.shape[1 if ds.train.x.ndim == 4 else -1]
+        norm = channel_stats(ds.train.x) if cfg.normalise else (np.zeros(c), np.ones(c))
+        self.res.normalisation = {"mean": norm[0].tolist(), "std": norm[1].tolist()}
+        limit = cfg.max_resident_bytes
+        if limit is None:
+            limit = torch.cuda.mem_get_info(self.device)[0] // 2 if self.cuda else 2**31
+        splits = (ds.train, ds.valid, ds.test)
+        resident = sum(s.x.size * 4 for s in splits) <= limit
+        cl = self.cuda and cfg.channels_last
+        return tuple(Feed(s, self.task, norm, self.device, resident, cl) for s in splits)
+
+    def evaluate(self, net: nn.Module, data: Feed) -> dict[str, float]:
+        t, bs = time.perf_counter(), self.cfg.eval_batch_size
+        net.eval()
+        with torch.no_grad(), self.autocast():
+            outs = [
+                net(data.batch(slice(a, a + bs))[0]).float().cpu() for a in range(0, data.n, bs)
+            ]
+        metrics = self.task.metrics(torch.cat(outs), data.y.cpu())
+        self.eval_time += time.perf_counter() - t
+        return metrics
+
+    def validate(self, net: nn.Module, data: Feed, entry: dict[str, float]) -> dict[str, float]:
+        """Evaluate on valid, append to the history, track the best epoch."""
+        valid = self.evaluate(net, data)
+        entry.update({f"valid_{k}": v for k, v in valid.items()})
+        self.res.history.append(entry)
+        self.res.valid = valid
+        score = valid.get(self.task.primary_metric)
+        if score is not None and (self.best is None or self.task.better(score, self.best)):
+            self.best, self.res.best_epoch, self.res.best_valid = score, entry["epoch"], valid
+        return entry
+
+    def optimiser(self, model: nn.Module, steps_per_epoch: int) -> tuple[Any, Any]:
+        cfg = self.cfg
+        params = [p for p in model.parameters() if p.requires_grad]
+        if cfg.optimizer == "sgd":
+            opt: torch.optim.Optimizer = torch.optim.SGD(
+                params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+            )
+        else:
+            opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        total = cfg.epochs * (steps_per_epoch if cfg.schedule_unit == "step" else 1)
+        if cfg.schedule == "constant":
+            return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+        return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, total)
+
+    def epoch(
+        self,
+        epoch: int,
+        net: nn.Module,
+        data: Feed,
+        opt: Any,
+        sched: Any,
+        per_epoch: int,
+        out_of_time: Callable[[], bool],
+    ) -> tuple[str, dict[str, float]]:
+        """One pass over the train split: ("", entry), or "diverged"/"timeout" and entry."""
+        cfg, res, bs = self.cfg, self.res, self.cfg.batch_size
+        net.train()
+        perm = torch.randperm(data.n, generator=self.gen)
+        perm = perm.to(self.device) if data.x is not None else perm  # one copy per epoch
+        running, count, lr, stop = torch.zeros((), device=self.device), 0, cfg.lr, ""
+        check_every = 16 if self.cuda else 1  # host syncs for the NaN and time checks
+        for s in range(per_epoch):
+            xb, yb = data.batch(perm[s * bs : (s + 1) * bs])
+            with self.autocast():
+                loss = self.task.loss(net(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            lr = opt.param_groups[0]["lr"]
+            if cfg.schedule_unit == "step":
+                sched.step()
+            running += loss.detach().float()
+            count, self.seen, res.steps_done = count + 1, self.seen + len(yb), res.steps_done + 1
+            res.epochs_done = epoch + (s + 1) / per_epoch if s + 1 < per_epoch else epoch + 1
+            if count % check_every == 0 or s + 1 == per_epoch:
+                if not math.isfinite(running.item()):
+                    res.reason = f"non-finite training loss in epoch {epoch + 1}."
+                    stop = "diverged"
+                elif s + 1 < per_epoch and out_of_time():
+                    stop = "timeout"
+                if stop:
+                    break
+        if cfg.schedule_unit == "epoch":
+            sched.step()
+        loss = running.item() / count
+        return stop, {
+            "epoch": res.epochs_done,
+            "steps": res.steps_done,
+            "train_loss": loss,
+            "lr": lr,
+        }
+
+    def callback(self, epoch: int, entry: dict[str, float]) -> str:
+        """Ask ``on_epoch`` whether to go on: "" or "stopped"."""
+        default = f"stopped by callback after epoch {epoch}."
+        try:
+            if self.on_epoch is None or self.on_epoch(epoch, entry) is not False:
+                return ""
+            self.res.reason = default
+        except StopTraining as e:
+            self.res.reason = str(e) or default
+        return "stopped"
+
+    def fit(self) -> None:
+        cfg, res = self.cfg, self.res
+        train_d, valid_d, test_d = self.prepare()
+        cl = self.cuda and cfg.channels_last and train_d.arr.ndim == 4
+        model = self.model.to(self.device, memory_format=torch.channels_last if cl else None)
+        net = torch.compile(model) if cfg.compile else model
+        # A trailing batch of one sample is dropped (BatchNorm cannot train on it).
+        per_epoch = max(1, train_d.n // cfg.batch_size + (train_d.n % cfg.batch_size >= 2))
+        opt, sched = self.optimiser(model, per_epoch)
+        t0, stop = time.perf_counter(), ""
+
+        def out_of_time() -> bool:
+            return cfg.time_budget_s is not None and time.perf_counter() - t0 >= cfg.time_budget_s
+
+        for epoch in range(cfg.epochs):
+            stop, entry = self.epoch(epoch, net, train_d, opt, sched, per_epoch, out_of_time)
+            entry["elapsed_s"] = time.perf_counter() - t0
+            if stop:
+                break
+            if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0:
+                entry = self.validate(net, valid_d, entry)
+            stop = self.callback(epoch + 1, entry)
+            if not stop and epoch + 1 < cfg.epochs and out_of_time():
+                stop = "timeout"
+            if stop:
+                break
+        res.train_time_s = time.perf_counter() - t0 - self.eval_time
+        res.images_per_s = self.seen / max(res.train_time_s, 1e-9)
+        res.status = stop or "ok"
+        if stop == "diverged":
+            return
+        if stop == "timeout":
+            res.reason = (
+                f"time budget of {cfg.time_budget_s:g} s reached after "
+                f"{res.epochs_done:.3g} of {cfg.epochs} epochs."
+            )
+        if not res.history or res.history[-1]["steps"] != res.steps_done:
+            self.validate(net, valid_d, entry)
+        res.fitness = res.valid.get(self.task.primary_metric)
+        res.test = self.evaluate(net, test_d)
+        res.eval_time_s = self.eval_time
+        if not all(math.isfinite(v) for v in res.valid.values()):
+            res.status, res.reason, res.fitness = (
+                "diverged",
+                "non-finite validation metrics.",
+                None,
+            )
