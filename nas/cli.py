@@ -227,12 +227,18 @@ def spaces() -> None:
         )
 
 
+def _register_commands() -> None:
+    """Import the modules that add their commands to ``app`` (one per concern)."""
+    from nas import cli_train  # noqa: F401
+
+
 def main() -> None:
     """Entry point: run the app, turning user mistakes into one-line errors (exit 2)."""
     from nas.runtime import configure
 
     configure()
     try:
+        _register_commands()
         app()  # standalone: click reports usage errors itself (exit 2)
     except NasError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,0 +1,147 @@
+"""``nas datasets ...`` and ``nas train``: thin wrappers over nas.data and nas.train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from nas.cli import ArchArg, _arch, app, out
+from nas.exceptions import UnknownNameError
+
+datasets_app = typer.Typer(help="List and prepare datasets.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Folder with the real Unseen NAS files (or NAS_DATA_DIR)."),
+]
+SizeOpt = Annotated[str, typer.Option(help="Stand-in size: small, medium or full.")]
+
+
+@datasets_app.command("list")
+def datasets_list(data_dir: DataDirOpt = None) -> None:
+    """Every dataset: shape, classes, full split sizes, and what this machine has."""
+    from nas.data import get_dataset_info, list_datasets
+
+    table = Table("name", "shape", "classes", "train/valid/test (full)", "here")
+    for name in list_datasets():
+        info = get_dataset_info(name)
+        table.add_row(
+            name,
+            "x".join(map(str, info.input_shape)),
+            str(info.num_classes),
+            "/".join(f"{n:,}" for n in info.full_sizes),
+            info.available(data_dir),
+        )
+    out.print(table)
+
+
+@datasets_app.command("prepare")
+def datasets_prepare(
+    name: Annotated[str, typer.Argument(help="Dataset name, e.g. unseen:addnist.")],
+    size: SizeOpt = "small",
+    seed: Annotated[int, typer.Option(help="Seed of the generated stand-in.")] = 0,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Generate (and cache) a stand-in, or validate the real files."""
+    from nas.data import load_dataset
+
+    ds = load_dataset(name, data_dir=data_dir, size=size, seed=seed)
+    out.print(f"{ds.name}: {ds.source}")
+    out.print(
+        f"input {'x'.join(map(str, ds.input_shape))}, {ds.num_classes} classes, "
+        f"train/valid/test {len(ds.train):,}/{len(ds.valid):,}/{len(ds.test):,}"
+    )
+
+
+def resolve_arch(text: str, space_name: str):
+    """An architecture string, ``@file``, or ``seed:NAME`` from the space's seeds."""
+    if text.startswith("seed:"):
+        from nas.space import load_space
+
+        seeds = load_space(space_name).seeds
+        if text[5:] not in seeds:
+            raise UnknownNameError(
+                f"unknown seed {text[5:]!r}; the space {space_name!r} has: "
+                f"{', '.join(seeds) or 'none'}."
+            )
+        return seeds[text[5:]]
+    return _arch(text)
+
+
+@app.command("train")
+def train_cmd(
+    arch: ArchArg,
+    dataset: Annotated[str, typer.Option(help="Dataset name.")] = "unseen:addnist",
+    space: Annotated[str, typer.Option(help="Space whose budgets apply.")] = "einspace",
+    preset: Annotated[str, typer.Option(help="Training protocol: quick, einspace, ...")] = "quick",
+    epochs: Annotated[int | None, typer.Option(help="Epochs (overrides the preset).")] = None,
+    time_budget: Annotated[float | None, typer.Option(help="Seconds of training.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of weights and data order.")] = 0,
+    size: SizeOpt = "small",
+    data_dir: DataDirOpt = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Train one architecture (string, @file or seed:NAME) and print its result."""
+    from nas.data import load_dataset
+    from nas.space import load_space
+    from nas.train import TrainConfig, train
+
+    node = resolve_arch(arch, space)
+    ds = load_dataset(dataset, data_dir=data_dir, size=size)
+    sp = load_space(space).with_input(ds.input_shape, ds.num_classes)
+    sp.check(node)
+    over = {
+        k: v
+        for k, v in (
+            ("epochs", epochs),
+            ("time_budget_s", time_budget),
+            ("batch_size", batch_size),
+            ("lr", lr),
+        )
+        if v is not None
+    }
+    cfg = TrainConfig.preset(preset, seed=seed, device=device, **over)
+    if not as_json:
+        out.print(f"data: {ds.source}")
+    with Progress(
+        TextColumn("epoch {task.completed:.0f}/{task.total:.0f}"),
+        BarColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=out,
+        disable=as_json,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("train", total=cfg.epochs, info="")
+
+        def on_epoch(epoch: int, entry: dict[str, float]) -> None:
+            acc = entry.get("valid_accuracy")
+            info = f"loss {entry.get('train_loss', float('nan')):.3f}"
+            if acc is not None:
+                info += f"  valid acc {acc:.3f}"
+            bar.update(task, completed=epoch, info=info)
+
+        res = train(node, ds, cfg, on_epoch=on_epoch)
+    if as_json:
+        out.print(res.to_json(), markup=False)
+        return
+    table = Table("", "value", show_header=False)
+    table.add_row("status", res.status + (f" ({res.reason})" if res.reason else ""))
+    for split, metrics in (("valid", res.valid), ("test", res.test)):
+        for k, v in metrics.items():
+            table.add_row(f"{split} {k}", f"{v:.4f}")
+    table.add_row("params", f"{res.params:,}")
+    table.add_row("MACs / sample", f"{res.flops:,}" if res.flops is not None else "-")
+    table.add_row("epochs", f"{res.epochs_done:g}/{res.epochs_requested}")
+    table.add_row("train time", f"{res.train_time_s:.1f} s ({res.images_per_s:,.0f} img/s)")
+    out.print(table)
+    if not res.ok:
+        raise typer.Exit(1)
