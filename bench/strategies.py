@@ -1,0 +1,136 @@
+"""Search strategies in table mode on NAS-Bench-201: best test accuracy found vs queries.
+
+Usage: python bench/strategies.py [--seeds 30] [--tpe-seeds 10] [--queries 50,100,200,500]
+       [--datasets cifar10,cifar100,imagenet16-120] [--strategies rs,re,tpe] [--jobs 2]
+
+Each run asks a strategy for architectures of the ``nb201`` space and tells it their
+200-epoch test accuracy from the shipped table (``nas.benchmarks``); every ask is one query
+(a repeat, which strategies avoid when they can, counts too). For each dataset it prints
+the mean, std and standard error over seeds of the best accuracy after each number of
+queries, the optimum and random search's exact expected best (uniform draws with and
+without replacement), and each strategy's gap to ``rs`` with its standard error. TPE costs
+O(trials) per ask (about 20 s per 500-query run), so it runs ``--tpe-seeds`` seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+# Table-mode settings: RE's einspace defaults (population 100, tournament 10) spend 100 of
+# 500 queries on the random initial population; 20 / 5 suits a 500-query budget.
+SETTINGS: dict[str, dict] = {
+    "rs": {},
+    "re": {"population": 20, "tournament": 5},
+    "tpe": {},
+    "nsga2": {"population_size": 20},
+}
+
+
+def run_one(strategy: str, dataset: str, seed: int, queries: list[int]) -> tuple[list, float]:
+    """Best accuracy after each number of ``queries`` for one seed, and the run's seconds."""
+    from nas.searches import create_strategy
+
+    from nas.benchmarks import NB201Table
+    from nas.space import load_space
+
+    table = NB201Table.load()
+    space = load_space("nb201")
+    s = create_strategy(strategy, space, seed=seed, **SETTINGS[strategy])
+    params: dict[str, float] = {}
+    best, out, start = -math.inf, [], time.perf_counter()
+    for i in range(1, max(queries) + 1):
+        arch = s.ask()
+        acc = table.accuracy(arch, dataset)
+        best = max(best, acc)
+        values = {"accuracy": acc}
+        if "params" in s.objectives:
+            key = str(arch)
+            if key not in params:
+                params[key] = float(space.check(arch).params)
+            values["params"] = params[key]
+        s.tell(arch, values)
+        if i in queries:
+            out.append(best)
+    return out, time.perf_counter() - start
+
+
+def stats(xs: list[float]) -> tuple[float, float, float]:
+    """Mean, sample std and standard error."""
+    m = statistics.fmean(xs)
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return m, sd, sd / math.sqrt(len(xs))
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=30, help="seeds per strategy (default 30)")
+    p.add_argument("--tpe-seeds", type=int, default=10, help="seeds for tpe (default 10)")
+    p.add_argument("--queries", default="50,100,200,500")
+    p.add_argument("--datasets", default="cifar10,cifar100,imagenet16-120")
+    p.add_argument("--strategies", default="rs,re,tpe")
+    p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    a = p.parse_args(argv)
+    queries = sorted(int(q) for q in a.queries.split(","))
+    datasets = a.datasets.split(",")
+    names = a.strategies.split(",")
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown:
+        sys.exit(f"unknown strategies {unknown}; choose from {', '.join(SETTINGS)}.")
+    n_seeds = {n: (min(a.seeds, a.tpe_seeds) if n == "tpe" else a.seeds) for n in names}
+
+    from nas.benchmarks import NB201Table
+
+    table = NB201Table.load()
+    print("NAS-Bench-201 table mode: best 200-epoch test accuracy (%) after N queries")
+    for n in names:
+        opts = ", ".join(f"{k}={v}" for k, v in SETTINGS[n].items()) or "defaults"
+        print(f"  {n:6s} {n_seeds[n]:3d} seeds (0..{n_seeds[n] - 1}), {opts}")
+    # TPE's runs are the longest: start them first.
+    order = sorted(names, key=lambda n: n != "tpe")
+    jobs = [(n, d, s) for n in order for d in datasets for s in range(n_seeds[n])]
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(a.jobs) as pool:
+        futures = {job: pool.submit(run_one, *job, queries) for job in jobs}
+        results = {job: f.result() for job, f in futures.items()}
+    print(f"  total {time.perf_counter() - t0:.0f} s wall with {a.jobs} processes")
+
+    for d in datasets:
+        print(f"\n{d}: optimum {table.optimum(d):.2f}")
+        head = "".join(f"{f'after {q}':>23s}" for q in queries)
+        print(f"{'':18s}{head}   s/run")
+        print(f"{'':18s}" + "".join(f"{'mean  std    se':>23s}" for _ in queries))
+        best: dict[str, list[list[float]]] = {}
+        for n in names:
+            runs = [results[(n, d, s)] for s in range(n_seeds[n])]
+            best[n] = [[r[0][k] for r in runs] for k in range(len(queries))]
+            cells = "".join("{:>11.2f}{:>6.2f}{:>6.3f}".format(*stats(xs)) for xs in best[n])
+            secs = statistics.fmean(r[1] for r in runs)
+            print(f"{n:6s} ({n_seeds[n]:2d} seeds){cells}{secs:>8.2f}")
+        for label, replace in (("RS exact, repl.", True), ("RS exact, no repl.", False)):
+            cells = "".join(
+                f"{table.expected_best_random(d, q, replace=replace):>11.2f}{'':12s}"
+                for q in queries
+            )
+            print(f"{label:18s}{cells}")
+        if "rs" in names:
+            for n in names:
+                if n == "rs":
+                    continue
+                gaps = []
+                for q in (200, 500):
+                    if q not in queries:
+                        continue
+                    k = queries.index(q)
+                    m, _, se = stats(best[n][k])
+                    m0, _, se0 = stats(best["rs"][k])
+                    gaps.append(f"@{q}: {m - m0:+.2f} ± {math.hypot(se, se0):.2f}")
+                print(f"gap {n} - rs (± se): " + ", ".join(gaps))
+
+
+if __name__ == "__main__":
+    main()
