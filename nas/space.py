@@ -31,7 +31,7 @@ class Budget:
 
     max_depth: int = 40
     max_params: int = 25_000_000
-    max_activation: int = 16_000_000
+    max_activation: int = 5_000_000
     max_ops: int = 256
     max_flops: int = 2_000_000_000
 

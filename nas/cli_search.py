@@ -1,0 +1,355 @@
+"""``nas search`` and ``nas runs``: run a search end to end, and look at finished runs."""
+
+from __future__ import annotations
+
+import functools
+import json
+import platform
+import shlex
+import sys
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from nas.cli import app, out
+from nas.exceptions import ConfigurationError
+
+runs_app = typer.Typer(help="Look at search runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+# Small defaults that finish in minutes on a laptop CPU; printed at the start of a search.
+DEFAULTS: dict[str, Any] = {
+    "space": "einspace",
+    "dataset": "unseen",
+    "strategy": "re",
+    "trials": 20,
+    "time_budget": None,
+    "trial_time": 60.0,
+    "epochs": 2,
+    "final_epochs": 5,
+    "preset": "quick",
+    "seed": 0,
+    "storage": None,
+    "workers": 1,
+    "objective": "accuracy",
+    "data_dir": None,
+    "size": "small",
+    "population": None,
+    "tournament": None,
+    "seed_arch": None,
+}
+OBJECTIVES = {"accuracy": ("accuracy",), "accuracy+params": ("accuracy", "params")}
+
+
+def _strategy_options(opts: dict[str, Any]) -> dict[str, Any]:
+    kw: dict[str, Any] = {}
+    if opts["strategy"] == "re":
+        pop = opts["population"] or max(4, min(100, opts["trials"] // 4))
+        kw["population"] = pop
+        kw["tournament"] = opts["tournament"] or max(2, min(10, pop // 2))
+        if opts["seed_arch"]:
+            kw["seed_archs"] = [s.strip() for s in opts["seed_arch"].split(",") if s.strip()]
+    if len(OBJECTIVES[opts["objective"]]) > 1:
+        kw["objectives"] = OBJECTIVES[opts["objective"]]
+    return kw
+
+
+def _factory(opts: dict[str, Any]) -> Any:
+    from nas.searches import evaluators
+
+    if opts["dataset"].startswith("nb201:"):
+        if opts["space"] != "nb201":
+            raise ConfigurationError("table mode (--dataset nb201:...) needs --space nb201.")
+        return functools.partial(evaluators.table_evaluator, opts["dataset"][6:])
+    from nas.train import TrainConfig
+
+    cfg = TrainConfig.preset(
+        opts["preset"], epochs=opts["epochs"], seed=opts["seed"], time_budget_s=opts["trial_time"]
+    )
+    return functools.partial(
+        evaluators.train_evaluator,
+        opts["space"],
+        opts["dataset"],
+        evaluators.config_dict(cfg),
+        data_dir=opts["data_dir"],
+        size=opts["size"],
+    )
+
+
+class _Display:
+    """The live panel: progress, best so far, failures by reason, ETA."""
+
+    def __init__(self, total: int, done: int) -> None:
+        self.total, self.start_done, self.t0 = total, done, time.monotonic()
+        self.done, self.best, self.fail = done, None, Counter()
+
+    def update(self, rec: Any, best: Any) -> Table:
+        self.done += 1
+        if not rec.ok:
+            self.fail[rec.status] += 1
+        self.best = best
+        return self.render()
+
+    def render(self) -> Table:
+        t = Table(show_header=False, box=None)
+        rate = (time.monotonic() - self.t0) / max(1, self.done - self.start_done)
+        eta = rate * (self.total - self.done) if self.done > self.start_done else None
+        t.add_row(
+            "trials",
+            f"{self.done}/{self.total}"
+            + (f"   ETA {eta / 60:.1f} min" if eta is not None else ""),
+        )
+        if self.best is not None:
+            v = ", ".join(f"{k} {x:.4g}" for k, x in self.best.values.items())
+            arch = self.best.arch if len(self.best.arch) < 90 else self.best.arch[:87] + "..."
+            t.add_row("best", f"trial {self.best.number}: {v}; {self.best.params or 0:,} params")
+            t.add_row("", arch)
+        if self.fail:
+            t.add_row("failures", ", ".join(f"{k} {n}" for k, n in self.fail.items()))
+        return t
+
+
+def _final(opts: dict[str, Any], best: Any, run_dir: Path) -> dict[str, Any]:
+    """Retrain the best architecture for --final-epochs (train mode) and export it."""
+    import torch
+
+    from nas.dsl import parse_arch
+    from nas.export import export_onnx, parity
+
+    node = parse_arch(best.arch)
+    if opts["dataset"].startswith("nb201:"):
+        from nas.compile import compile_arch
+
+        model = compile_arch(node, (3, 32, 32), 10)
+        final = {
+            "test_accuracy": best.values["accuracy"],
+            "source": "NB201 table",
+            "exported_weights": "untrained (table mode trains nothing)",
+        }
+        shape: tuple[int, ...] = (3, 32, 32)
+    else:
+        from nas.data import load_dataset
+        from nas.tasks import compile_for_task, task_for
+        from nas.train import TrainConfig, train
+
+        ds = load_dataset(opts["dataset"], data_dir=opts["data_dir"], size=opts["size"])
+        task = task_for(ds)
+        cfg = TrainConfig.preset(opts["preset"], epochs=opts["final_epochs"], seed=opts["seed"])
+        torch.manual_seed(opts["seed"])
+        model = compile_for_task(node, ds.input_shape, task)
+        out.print(f"retraining the best architecture for {cfg.epochs} epochs ...")
+        res = train(model, ds, cfg, task=task)
+        final = {
+            "status": res.status,
+            "reason": res.reason,
+            "valid": res.valid,
+            "test": res.test,
+            "epochs": res.epochs_done,
+            "params": res.params,
+        }
+        shape = ds.input_shape
+    path = export_onnx(model, shape, run_dir / "best.onnx")
+    final["onnx"] = str(path.name)
+    final["onnx_max_abs_diff"] = parity(model, path, shape)
+    return final
+
+
+@app.command()
+def search(
+    space: Annotated[str | None, typer.Option(help="Search space [einspace].")] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            help="Dataset [unseen = unseen:addnist]; nb201:cifar10|cifar100|imagenet16-120 "
+            "looks accuracies up in the NB201 table instead of training."
+        ),
+    ] = None,
+    strategy: Annotated[str | None, typer.Option(help="rs, re, tpe or nsga2 [re].")] = None,
+    trials: Annotated[int | None, typer.Option(help="Trials to finish [20].")] = None,
+    time_budget: Annotated[float | None, typer.Option(help="Seconds; no new trial after.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs per trial [2].")] = None,
+    trial_time: Annotated[
+        float | None,
+        typer.Option(help="Seconds of training per trial before it stops early [60]."),
+    ] = None,
+    final_epochs: Annotated[
+        int | None, typer.Option(help="Epochs to retrain the best [5].")
+    ] = None,
+    preset: Annotated[str | None, typer.Option(help="Training protocol [quick].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the search and training [0].")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Run directory [runs/<name>].")] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="Optuna storage URL [sqlite file in the run dir].")
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue the run in this directory.")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Parallel trial processes [1].")] = None,
+    objective: Annotated[str | None, typer.Option(help="accuracy or accuracy+params.")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Real Unseen NAS files.")] = None,
+    size: Annotated[str | None, typer.Option(help="Stand-in size [small].")] = None,
+    population: Annotated[int | None, typer.Option(help="RE population.")] = None,
+    tournament: Annotated[int | None, typer.Option(help="RE tournament size.")] = None,
+    seed_arch: Annotated[
+        str | None,
+        typer.Option(help="RE seeds, comma-separated (resnet18,wrn16_4,vit,mlp_mixer)."),
+    ] = None,
+) -> None:
+    """Search a space on a dataset; record every trial; retrain, report and export the best."""
+    from nas import __version__
+    from nas.searches import create_strategy
+    from nas.searches.report import write_report
+    from nas.searches.runner import run_search
+    from nas.searches.store import RunStore
+    from nas.space import load_space
+
+    given = {k: v for k, v in locals().items() if k in DEFAULTS and v is not None}
+    if resume is not None:
+        info_path = resume / "run.json"
+        if not info_path.is_file():
+            raise ConfigurationError(f"{resume} is not a search run (no run.json).")
+        info = json.loads(info_path.read_text())
+        opts = {
+            **info["options"],
+            **{k: given[k] for k in ("trials", "time_budget", "workers") if k in given},
+        }
+        run = resume
+    else:
+        opts = {**DEFAULTS, **given}
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        run = (
+            run_dir
+            or Path("runs")
+            / f"{opts['space']}-{opts['dataset'].replace(':', '_')}-{opts['strategy']}-{stamp}"
+        )
+        if (run / "run.json").exists():
+            raise ConfigurationError(f"{run} already holds a run; use --resume {run}.")
+    if opts["objective"] not in OBJECTIVES:
+        raise ConfigurationError(
+            f"--objective must be one of {', '.join(OBJECTIVES)}, but got {opts['objective']!r}."
+        )
+    if opts["trials"] < 1 or opts["workers"] < 1:
+        raise ConfigurationError("--trials and --workers must be at least 1.")
+    sp = load_space(opts["space"])
+    strat = create_strategy(opts["strategy"], sp, seed=opts["seed"], **_strategy_options(opts))
+    factory = _factory(opts)
+    store = RunStore(run, OBJECTIVES[opts["objective"]], opts["storage"], create=resume is None)
+    if resume is None:
+        info = {
+            "command": shlex.join(["nas", *sys.argv[1:]]),
+            "options": opts,
+            "strategy_options": {k: v for k, v in _strategy_options(opts).items()},
+            "versions": {"nas": __version__, "python": platform.python_version()},
+            "created": datetime.now().isoformat(timespec="seconds"),
+        }
+        try:
+            import torch
+
+            info["versions"]["torch"] = torch.__version__
+        except ImportError:  # pragma: no cover
+            pass
+        (run / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    chosen = ", ".join(
+        f"{k}={opts[k]}"
+        for k in (
+            "space",
+            "dataset",
+            "strategy",
+            "trials",
+            "epochs",
+            "preset",
+            "size",
+            "seed",
+            "workers",
+            "objective",
+        )
+    )
+    out.print(f"{'resuming' if resume else 'search'}: {chosen}; {_strategy_options(opts)}")
+    out.print(f"run directory: {run}")
+    already = len(store.completed())
+    display = _Display(opts["trials"], already)
+    with Live(display.render(), console=out, refresh_per_second=4, transient=False) as live:
+
+        def on_result(rec: Any) -> None:
+            live.update(display.update(rec, next(iter(store.best(1)), None)))
+
+        run_search(
+            strat, store, opts["trials"], factory, opts["time_budget"], opts["workers"], on_result
+        )
+    out.print()
+    best = store.best(1)
+    final = None
+    if best:
+        final = _final(opts, best[0], run)
+        (run / "final.json").write_text(json.dumps(final, indent=2) + "\n")
+        out.print(
+            f"best: trial {best[0].number} {best[0].values}; final: "
+            f"{json.dumps({k: final[k] for k in final if k != 'reason'})}"
+        )
+    else:
+        out.print("no trial succeeded; see the failures in the report.")
+    report = write_report(run, store, sp, info, final)
+    out.print(f"report: {report}")
+
+
+@runs_app.command("list")
+def runs_list(
+    root: Annotated[Path, typer.Argument(help="Folder of runs.")] = Path("runs"),
+) -> None:
+    """Every run under ROOT: trials, best value, strategy."""
+    from nas.searches.store import RunStore
+
+    table = Table("run", "space", "dataset", "strategy", "trials", "best")
+    for info_path in sorted(root.glob("*/run.json")):
+        info = json.loads(info_path.read_text())
+        o = info["options"]
+        store = RunStore(
+            info_path.parent, OBJECTIVES[o["objective"]], o.get("storage"), create=False
+        )
+        best = store.best(1)
+        table.add_row(
+            info_path.parent.name,
+            o["space"],
+            o["dataset"],
+            o["strategy"],
+            str(len(store.completed())),
+            f"{best[0].values['accuracy']:.4g}" if best else "-",
+        )
+    out.print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    top: Annotated[int, typer.Option(help="How many of the best.")] = 5,
+) -> None:
+    """Summary and top-k of one run."""
+    from nas.searches.store import RunStore
+
+    info_path = run / "run.json"
+    if not info_path.is_file():
+        raise ConfigurationError(f"{run} is not a search run (no run.json).")
+    info = json.loads(info_path.read_text())
+    o = info["options"]
+    store = RunStore(run, OBJECTIVES[o["objective"]], o.get("storage"), create=False)
+    recs = store.records()
+    out.print(
+        f"{info['command']}\n{len(recs)} trials: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(Counter(r.status for r in recs).items()))
+    )
+    table = Table("rank", "trial", *store.objectives, "params", "arch")
+    for i, r in enumerate(store.best(top), 1):
+        table.add_row(
+            str(i),
+            str(r.number),
+            *(f"{r.values[o]:.4g}" for o in store.objectives),
+            f"{r.params or 0:,}",
+            r.arch if len(r.arch) < 80 else r.arch[:77] + "...",
+        )
+    out.print(table)

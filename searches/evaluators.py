@@ -1,0 +1,123 @@
+"""Evaluators turn an architecture into an Outcome: by training, or by table lookup.
+
+Factories take only plain arguments, so worker processes can rebuild them (datasets are
+read back from the on-disk cache, not pickled across processes).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Any
+
+from nas.searches.runner import Outcome
+
+from nas.dsl import Node
+from nas.exceptions import NasError
+
+
+class TrainEvaluator:
+    """Train each architecture with the one trainer and score it on the validation split.
+
+    Objectives: ``accuracy`` (the task's primary validation metric after the last epoch)
+    and ``params`` (trainable parameters, for multi-objective searches).
+    """
+
+    def __init__(
+        self,
+        space: str,
+        dataset: str,
+        config: dict[str, Any],
+        data_dir: str | None = None,
+        size: str = "small",
+        data_seed: int = 0,
+        input_shape: tuple[int, ...] | None = None,
+    ) -> None:
+        from nas.data import load_dataset
+        from nas.space import load_space
+        from nas.train import TrainConfig
+
+        self.dataset = load_dataset(dataset, data_dir=data_dir, size=size, seed=data_seed)
+        self.space = load_space(space).with_input(
+            input_shape or self.dataset.input_shape, self.dataset.num_classes
+        )
+        self.config = TrainConfig(**config)
+
+    def __call__(self, arch: Node) -> Outcome:
+        from nas.train import train
+
+        start = time.perf_counter()
+        try:
+            a = self.space.check(arch)
+        except NasError as e:
+            return Outcome("invalid", reason=str(e), wall_time=time.perf_counter() - start)
+        res = train(arch, self.dataset, self.config)
+        metrics = {
+            "valid": res.valid,
+            "test": res.test,
+            "best_epoch": res.best_epoch,
+            "epochs_done": res.epochs_done,
+            "images_per_s": res.images_per_s,
+            "train_time_s": res.train_time_s,
+        }
+        wall = time.perf_counter() - start
+        if res.fitness is None or res.status not in ("ok", "timeout", "stopped"):
+            return Outcome(
+                res.status if res.status != "ok" else "failed",
+                None,
+                res.reason or "no validation score",
+                metrics,
+                res.params,
+                a.flops,
+                wall,
+            )
+        values = {"accuracy": float(res.fitness), "params": float(res.params)}
+        return Outcome("ok", values, res.reason, metrics, res.params, a.flops, wall)
+
+
+def train_evaluator(space: str, dataset: str, config: dict[str, Any], **kw: Any) -> TrainEvaluator:
+    """Picklable factory for :class:`TrainEvaluator` (used by worker processes)."""
+    return TrainEvaluator(space, dataset, config, **kw)
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A TrainConfig as plain data (to send to worker processes)."""
+    return asdict(config)
+
+
+class TableEvaluator:
+    """Look up the measured accuracy of an NB201 cell instead of training it (table mode).
+
+    ``accuracy`` is NB201's 200-epoch test accuracy (%) on the chosen dataset.
+    """
+
+    def __init__(self, dataset: str = "cifar10") -> None:
+        from nas.benchmarks import NB201Table
+        from nas.space import load_space
+
+        self.table = NB201Table.load()
+        self.dataset = dataset
+        self.table.optimum(dataset)  # validates the name
+        self.space = load_space("nb201")
+
+    def __call__(self, arch: Node) -> Outcome:
+        start = time.perf_counter()
+        try:
+            a = self.space.check(arch)
+            acc = self.table.accuracy(arch, self.dataset)
+        except NasError as e:
+            return Outcome("invalid", reason=str(e), wall_time=time.perf_counter() - start)
+        params = a.params + 64 * 10 + 10
+        return Outcome(
+            "ok",
+            {"accuracy": acc, "params": float(params)},
+            metrics={"test": {"accuracy": acc}},
+            params=params,
+            flops=a.flops,
+            wall_time=time.perf_counter() - start,
+        )
+
+
+def table_evaluator(dataset: str) -> TableEvaluator:
+    """Picklable factory for :class:`TableEvaluator`."""
+    return TableEvaluator(dataset)

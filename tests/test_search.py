@@ -1,0 +1,231 @@
+"""``nas search`` end to end: table mode, training mode, failures, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from nas.searches.store import RunStore
+
+from nas.cli import main
+
+
+def run(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["nas", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = int(e.code or 0)
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("NAS_DATA_DIR", raising=False)
+
+
+def _archs(run_dir: Path) -> list[str]:
+    return [r.arch for r in RunStore(run_dir, create=False).records()]
+
+
+@pytest.mark.parametrize("strategy", ["rs", "re", "tpe"])
+def test_table_mode_is_reproducible_and_reports(capsys, monkeypatch, tmp_path, strategy) -> None:
+    args = [
+        "search",
+        "--space",
+        "nb201",
+        "--dataset",
+        "nb201:cifar10",
+        "--strategy",
+        strategy,
+        "--trials",
+        "15",
+        "--seed",
+        "3",
+    ]
+    code, _out, err = run(capsys, monkeypatch, *args, "--run-dir", str(tmp_path / "a"))
+    assert code == 0, err
+    run(capsys, monkeypatch, *args, "--run-dir", str(tmp_path / "b"))
+    assert _archs(tmp_path / "a") == _archs(tmp_path / "b")  # same seed, same trials
+    recs = RunStore(tmp_path / "a", create=False).records()
+    assert len(recs) == 15 and all(r.ok and 0 < r.values["accuracy"] < 100 for r in recs)
+    assert len({r.arch for r in recs}) == 15
+    report = (tmp_path / "a" / "report.md").read_text()
+    assert "## Top" in report and "## The best architecture" in report
+    assert (tmp_path / "a" / "plots" / "best_so_far.png").stat().st_size > 0
+    info = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert info["options"]["strategy"] == strategy and "nb201:cifar10" in info["command"]
+
+
+def test_multi_objective_report_has_a_pareto_front(capsys, monkeypatch, tmp_path) -> None:
+    code, _, err = run(
+        capsys,
+        monkeypatch,
+        "search",
+        "--space",
+        "nb201",
+        "--dataset",
+        "nb201:cifar100",
+        "--strategy",
+        "nsga2",
+        "--objective",
+        "accuracy+params",
+        "--trials",
+        "12",
+        "--run-dir",
+        str(tmp_path / "m"),
+    )
+    assert code == 0, err
+    assert "## Pareto front (accuracy, params)" in (tmp_path / "m" / "report.md").read_text()
+
+
+def test_training_search_records_every_field(capsys, monkeypatch, tmp_path) -> None:
+    d = tmp_path / "t"
+    code, _out, err = run(
+        capsys,
+        monkeypatch,
+        "search",
+        "--space",
+        "einspace",
+        "--dataset",
+        "unseen:language",
+        "--strategy",
+        "rs",
+        "--trials",
+        "6",
+        "--epochs",
+        "1",
+        "--final-epochs",
+        "1",
+        "--trial-time",
+        "5",
+        "--seed",
+        "1",
+        "--run-dir",
+        str(d),
+    )
+    assert code == 0, err
+    recs = RunStore(d, create=False).records()
+    assert len(recs) == 6
+    for r in recs:
+        assert r.arch and r.status and r.wall_time is not None
+        if r.ok:
+            assert 0 <= r.values["accuracy"] <= 1 and r.params and r.flops is not None
+            assert "valid" in r.metrics and "test" in r.metrics
+        else:
+            assert r.reason
+    final = json.loads((d / "final.json").read_text())
+    assert final["onnx_max_abs_diff"] < 1e-4 and (d / "best.onnx").is_file()
+
+
+def test_failed_architectures_are_recorded_and_the_search_goes_on(tmp_path) -> None:
+    from nas.searches import create_strategy
+    from nas.searches.runner import Outcome, run_search
+
+    from nas.dsl import parse_arch
+    from nas.space import load_space
+
+    def flaky(arch) -> Outcome:
+        if "none" in str(arch):
+            return Outcome("diverged", reason="loss became nan at step 3")
+        return Outcome("ok", {"accuracy": 50.0}, params=1)
+
+    store = RunStore(tmp_path)
+    strat = create_strategy("rs", load_space("nb201"), seed=0)
+    done = run_search(strat, store, 20, lambda: flaky)
+    assert len(done) == 20
+    bad = [r for r in store.records() if r.status == "diverged"]
+    assert bad and all(r.reason == "loss became nan at step 3" for r in bad)
+    assert all(parse_arch(r.arch) for r in bad)
+
+
+def test_killed_search_resumes_to_exactly_the_requested_trials(tmp_path) -> None:
+    d = tmp_path / "k"
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "nas",
+        "search",
+        "--space",
+        "einspace",
+        "--dataset",
+        "unseen:language",
+        "--strategy",
+        "rs",
+        "--trials",
+        "6",
+        "--epochs",
+        "3",
+        "--final-epochs",
+        "1",
+        "--trial-time",
+        "20",
+        "--seed",
+        "2",
+        "--run-dir",
+        str(d),
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:  # kill while trial >= 2 runs
+            time.sleep(0.5)
+            if (d / "study.db").exists():
+                try:
+                    recs = RunStore(d, create=False).records()
+                except Exception:
+                    continue
+                if len(recs) >= 2:
+                    break
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = RunStore(d, create=False).completed()
+    assert 2 <= len(before) < 6
+    res = subprocess.run(
+        [sys.executable, "-m", "nas", "search", "--resume", str(d)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    store = RunStore(d, create=False)
+    done = store.completed()
+    assert len(done) == 6
+    assert len({r.number for r in done}) == 6
+    assert len({r.arch for r in done}) == 6  # nothing finished was repeated
+    assert [r.arch for r in done[: len(before)]] == [r.arch for r in before]
+
+
+def test_bad_options_are_one_line_errors(capsys, monkeypatch, tmp_path) -> None:
+    code, _, err = run(
+        capsys,
+        monkeypatch,
+        "search",
+        "--space",
+        "einspace",
+        "--dataset",
+        "nb201:cifar10",
+        "--run-dir",
+        str(tmp_path / "x"),
+    )
+    assert code == 2 and "needs --space nb201" in err
+    code, _, err = run(capsys, monkeypatch, "search", "--resume", str(tmp_path))
+    assert code == 2 and "not a search run" in err
+    code, _, err = run(
+        capsys, monkeypatch, "search", "--strategy", "annealing", "--run-dir", str(tmp_path / "y")
+    )
+    assert code == 2 and "annealing" in err
