@@ -168,24 +168,70 @@ def check(
     )
 
 
+def _from_run(run: Path, rank: int) -> tuple[str, str, tuple[int, ...], int]:
+    """(arch, space, input shape, classes) of the rank-th best trial of a search run."""
+    import json
+
+    from nas.searches.store import RunStore
+
+    info_path = run / "run.json"
+    if not info_path.is_file():
+        raise ConfigurationError(f"{run} is not a search run (no run.json).")
+    opts = json.loads(info_path.read_text())["options"]
+    objectives = ("accuracy", "params") if "+" in opts["objective"] else ("accuracy",)
+    best = RunStore(run, objectives, opts.get("storage"), create=False).best(rank)
+    if rank < 1 or len(best) < rank:
+        raise ConfigurationError(f"--rank must be between 1 and {len(best)} for {run}.")
+    if opts["dataset"].startswith("nb201:"):
+        return best[-1].arch, opts["space"], (3, 32, 32), 10
+    from nas.data import get_dataset_info
+
+    info = get_dataset_info(opts["dataset"])
+    return best[-1].arch, opts["space"], tuple(info.input_shape), info.num_classes
+
+
 @app.command()
 def export(
-    arch: ArchArg,
     output: Annotated[Path, typer.Option("-o", "--output", help="ONNX file to write.")],
+    arch: Annotated[
+        str | None, typer.Argument(help="Architecture string, or @FILE holding one.")
+    ] = None,
     space: SpaceOpt = "einspace",
     input_shape: ShapeOpt = None,
     num_classes: ClassesOpt = None,
+    run: Annotated[
+        Path | None, typer.Option(help="Export from this search run instead of ARCH.")
+    ] = None,
+    rank: Annotated[int, typer.Option(help="With --run: 1 = the best trial.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the weight initialisation.")] = 0,
     tolerance: Annotated[
         float, typer.Option(help="Largest allowed torch/onnxruntime gap.")
     ] = 1e-4,
 ) -> None:
-    """Export to a self-contained ONNX file and check it against onnxruntime."""
+    """Export to a self-contained ONNX file and check it against onnxruntime.
+
+    With --run, rank 1 is the run's retrained best model (best.onnx, trained weights);
+    other ranks are exported with freshly initialised weights.
+    """
+    import shutil
+
     import torch
 
     from nas.compile import compile_arch
     from nas.export import export_onnx, parity
 
+    if (arch is None) == (run is None):
+        raise ConfigurationError("give either an architecture or --run RUN_DIR.")
+    if run is not None:
+        arch, space, shape, classes = _from_run(run, rank)
+        if rank == 1 and (run / "best.onnx").is_file():
+            output.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run / "best.onnx", output)
+            out.print(f"wrote {output}: the retrained best model of {run} ({arch})")
+            return
+        input_shape, num_classes = "x".join(map(str, shape)), classes
+        out.print(f"rank {rank} of {run}: {arch} (freshly initialised weights)")
+    assert arch is not None
     sp = _space(space, input_shape, num_classes)
     node = _arch(arch)
     sp.check(node)
@@ -199,6 +245,30 @@ def export(
     if diff > tolerance:
         out.print(f"parity check failed: {diff:.3g} > {tolerance:g}", style="red")
         raise typer.Exit(1)
+
+
+@app.command()
+def dashboard(
+    run: Annotated[Path, typer.Argument(help="Search run directory.")],
+    port: Annotated[int, typer.Option(help="Port on localhost.")] = 8080,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+) -> None:
+    """Open optuna-dashboard on the run's storage (Ctrl-C to stop)."""
+    import json
+
+    info_path = run / "run.json"
+    if not info_path.is_file():
+        raise ConfigurationError(f"{run} is not a search run (no run.json).")
+    opts = json.loads(info_path.read_text())["options"]
+    url = opts.get("storage") or f"sqlite:///{(run / 'study.db').resolve()}"
+    try:
+        from optuna_dashboard import run_server
+    except ImportError:
+        raise ConfigurationError(
+            "nas dashboard needs optuna-dashboard: pip install 'nas[dashboard]'."
+        ) from None
+    out.print(f"optuna-dashboard on http://{host}:{port} for {url}")
+    run_server(url, host=host, port=port)
 
 
 @app.command()

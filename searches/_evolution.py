@@ -10,8 +10,9 @@ from nas.searches._base import Strategy
 from nas.searches._registry import register_strategy
 
 from nas.dsl.arch import Node
+from nas.evolution import mutate
 from nas.exceptions import ConfigurationError, NasError, SamplingError, UnknownNameError
-from nas.sampling import Sampler, mutate
+from nas.sampling import Sampler
 from nas.space import SearchSpace
 
 __all__ = ["Individual", "RegularizedEvolution"]
@@ -30,7 +31,7 @@ class RegularizedEvolution(Strategy):
     """Regularised evolution (``re``): tournament selection, mutation, the oldest dies.
 
     The population is the last ``population`` told architectures, oldest first. Each child
-    is a subtree mutation (``nas.sampling.mutate``) of a tournament winner: ``tournament``
+    is a subtree mutation (``nas.evolution.mutate``) of a tournament winner: ``tournament``
     members are drawn uniformly with replacement and the fittest wins (the first drawn on
     ties). A parent that cannot be mutated (SamplingError) costs a new tournament. Every
     tell joins the population and pushes out its oldest member once it holds more than

@@ -9,8 +9,9 @@ import torch
 
 from nas.compile import compile_arch, count_params
 from nas.dsl import load_grammar
+from nas.evolution import crossover, mutate
 from nas.exceptions import SamplingError
-from nas.sampling import Sampler, crossover, mutate
+from nas.sampling import Sampler
 from nas.space import Budget, SearchSpace
 
 

@@ -229,3 +229,81 @@ def test_bad_options_are_one_line_errors(capsys, monkeypatch, tmp_path) -> None:
         capsys, monkeypatch, "search", "--strategy", "annealing", "--run-dir", str(tmp_path / "y")
     )
     assert code == 2 and "annealing" in err
+
+
+def test_export_from_a_run_and_dashboard(capsys, monkeypatch, tmp_path) -> None:
+    import socket
+    import urllib.request
+
+    d = tmp_path / "r"
+    code, _, err = run(
+        capsys,
+        monkeypatch,
+        "search",
+        "--space",
+        "nb201",
+        "--dataset",
+        "nb201:cifar10",
+        "--strategy",
+        "rs",
+        "--trials",
+        "5",
+        "--run-dir",
+        str(d),
+    )
+    assert code == 0, err
+    code, out, err = run(
+        capsys,
+        monkeypatch,
+        "export",
+        "--run",
+        str(d),
+        "--rank",
+        "2",
+        "-o",
+        str(tmp_path / "r2.onnx"),
+    )
+    assert code == 0, err
+    assert "rank 2" in out and (tmp_path / "r2.onnx").stat().st_size > 0
+    code, out, _ = run(
+        capsys, monkeypatch, "export", "--run", str(d), "-o", str(tmp_path / "r1.onnx")
+    )
+    assert code == 0 and "retrained best model" in out
+    assert (tmp_path / "r1.onnx").read_bytes() == (d / "best.onnx").read_bytes()
+    code, _, err = run(
+        capsys,
+        monkeypatch,
+        "export",
+        "--run",
+        str(d),
+        "--rank",
+        "9",
+        "-o",
+        str(tmp_path / "r9.onnx"),
+    )
+    assert code == 2 and "--rank must be between 1 and 5" in err
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nas", "dashboard", str(d), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        body = b""
+        for _ in range(60):
+            time.sleep(0.5)
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/api/studies", timeout=2
+                ) as resp:
+                    body = resp.read()
+                break
+            except OSError:
+                continue
+        assert b"nas" in body  # the run's study, served by optuna-dashboard
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
