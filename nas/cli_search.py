@@ -28,9 +28,9 @@ DEFAULTS: dict[str, Any] = {
     "space": "einspace",
     "dataset": "unseen",
     "strategy": "re",
-    "trials": 20,
+    "trials": 12,
     "time_budget": None,
-    "trial_time": 60.0,
+    "trial_time": 30.0,
     "epochs": 2,
     "final_epochs": 5,
     "preset": "quick",
@@ -140,7 +140,10 @@ def _final(opts: dict[str, Any], best: Any, run_dir: Path) -> dict[str, Any]:
 
         ds = load_dataset(opts["dataset"], data_dir=opts["data_dir"], size=opts["size"])
         task = task_for(ds)
-        cfg = TrainConfig.preset(opts["preset"], epochs=opts["final_epochs"], seed=opts["seed"])
+        allowance = opts["trial_time"] * opts["final_epochs"] / opts["epochs"]
+        cfg = TrainConfig.preset(
+            opts["preset"], epochs=opts["final_epochs"], seed=opts["seed"], time_budget_s=allowance
+        )
         torch.manual_seed(opts["seed"])
         model = compile_for_task(node, ds.input_shape, task)
         out.print(f"retraining the best architecture for {cfg.epochs} epochs ...")
@@ -171,12 +174,15 @@ def search(
         ),
     ] = None,
     strategy: Annotated[str | None, typer.Option(help="rs, re, tpe or nsga2 [re].")] = None,
-    trials: Annotated[int | None, typer.Option(help="Trials to finish [20].")] = None,
+    trials: Annotated[int | None, typer.Option(help="Trials to finish [12].")] = None,
     time_budget: Annotated[float | None, typer.Option(help="Seconds; no new trial after.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Training epochs per trial [2].")] = None,
     trial_time: Annotated[
         float | None,
-        typer.Option(help="Seconds of training per trial before it stops early [60]."),
+        typer.Option(
+            help="Seconds of training per trial before it stops early [30]; the final "
+            "retraining gets the same allowance per epoch."
+        ),
     ] = None,
     final_epochs: Annotated[
         int | None, typer.Option(help="Epochs to retrain the best [5].")
