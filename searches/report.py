@@ -95,11 +95,12 @@ def write_report(
     """Write ``report.md`` (and plots) for the run; returns its path."""
     records = store.records()
     obj = store.objectives[0]
-    lines = [f"# Search report: {info.get('space')} on {info.get('dataset')}", ""]
+    opts = info.get("options", {})
+    lines = [f"# Search report: {opts.get('space')} on {opts.get('dataset')}", ""]
     lines.append(f"Command: `{info.get('command', '')}`  ")
     lines.append(
-        f"Strategy: {info.get('strategy')}, seed {info.get('seed')}, "
-        f"{len(records)} trials recorded."
+        f"Strategy: {opts.get('strategy')} {info.get('strategy_options', {})}, "
+        f"seed {opts.get('seed')}, {len(records)} trials recorded."
     )
     lines.append("")
     counts = Counter(r.status for r in records)

@@ -26,3 +26,23 @@ def einspace_samples(einspace):
 
     sampler = Sampler(einspace, seed=0)
     return [sampler.sample() for _ in range(1000)]
+
+
+@pytest.fixture
+def nas_cli(capsys, monkeypatch):
+    """Run the ``nas`` command in-process: ``nas_cli(*args) -> (exit code, stdout, stderr)``."""
+    import sys
+
+    from nas.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["nas", *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as e:
+            code = int(e.code or 0)
+        cap = capsys.readouterr()
+        return code, cap.out, cap.err
+
+    return run

@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-from nas.cli import main
 
 CONV = "route(im2col(k=3,s=1,p=1),compute(linear(out=16)),col2im)"
 ARCH = f"seq({CONV},compute(norm))"
 
 
-def run(
-    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, *args: str
-) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["nas", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = int(e.code or 0)
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
-
-def test_sample_prints_json_lines_reproducibly(capsys, monkeypatch) -> None:
+def test_sample_prints_json_lines_reproducibly(nas_cli) -> None:
     args = (
         "sample",
         "--space",
@@ -41,11 +25,11 @@ def test_sample_prints_json_lines_reproducibly(capsys, monkeypatch) -> None:
         "--seed",
         "0",
     )
-    code, out1, err = run(capsys, monkeypatch, *args)
+    code, out1, err = nas_cli(*args)
     assert code == 0, err
-    _, out2, _ = run(capsys, monkeypatch, *args)
+    _, out2, _ = nas_cli(*args)
     assert out1 == out2  # byte for byte
-    _, out3, _ = run(capsys, monkeypatch, *args[:-1], "1")
+    _, out3, _ = nas_cli(*args[:-1], "1")
     assert out3 != out1
     lines = out1.splitlines()
     assert len(lines) == 25
@@ -56,30 +40,28 @@ def test_sample_prints_json_lines_reproducibly(capsys, monkeypatch) -> None:
         assert isinstance(rec["depth"], int)
 
 
-def test_show_prints_tree_with_shapes_and_params(capsys, monkeypatch) -> None:
-    code, out, err = run(
-        capsys, monkeypatch, "show", ARCH, "--input-shape", "3x8x8", "--num-classes", "10"
-    )
+def test_show_prints_tree_with_shapes_and_params(nas_cli) -> None:
+    code, out, err = nas_cli("show", ARCH, "--input-shape", "3x8x8", "--num-classes", "10")
     assert code == 0, err
     assert "im2col(k=3,s=1,p=1)" in out and "64x27:col" in out and "16x8x8:im" in out
     assert "448 params" in out  # 27*16 + 16 in the conv route
     assert "backbone 480 params + head 170 = 650" in out
 
 
-def test_show_reads_at_file(capsys, monkeypatch, tmp_path: Path) -> None:
+def test_show_reads_at_file(nas_cli, tmp_path: Path) -> None:
     f = tmp_path / "a.arch"
     f.write_text(ARCH + "\n")
-    code, out, _ = run(capsys, monkeypatch, "show", f"@{f}", "--input-shape", "3x8x8")
+    code, out, _ = nas_cli("show", f"@{f}", "--input-shape", "3x8x8")
     assert code == 0 and "backbone 480 params" in out
 
 
-def test_check_ok_and_strict(capsys, monkeypatch) -> None:
-    code, out, _ = run(capsys, monkeypatch, "check", ARCH, "--strict")
+def test_check_ok_and_strict(nas_cli) -> None:
+    code, out, _ = nas_cli("check", ARCH, "--strict")
     assert code == 0 and out.startswith("ok: derivable")
     mixer = Path("spaces/seeds/mlp_mixer.arch").read_text().strip()
-    code, out, _ = run(capsys, monkeypatch, "check", mixer)
+    code, out, _ = nas_cli("check", mixer)
     assert code == 0
-    code, _, err = run(capsys, monkeypatch, "check", mixer, "--strict")
+    code, _, err = nas_cli("check", mixer, "--strict")
     assert code == 2 and "not derivable" in err and "linear_rel" in err
 
 
@@ -107,8 +89,8 @@ def test_check_ok_and_strict(capsys, monkeypatch) -> None:
         (("sample", "--num-classes", "0"), ["--num-classes must be at least 1"]),
     ],
 )
-def test_user_mistakes_are_one_line_exit_2(capsys, monkeypatch, args, words) -> None:
-    code, out, err = run(capsys, monkeypatch, *args)
+def test_user_mistakes_are_one_line_exit_2(nas_cli, args, words) -> None:
+    code, out, err = nas_cli(*args)
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error: ")
     assert "Traceback" not in err + out
@@ -116,26 +98,24 @@ def test_user_mistakes_are_one_line_exit_2(capsys, monkeypatch, args, words) -> 
         assert w in err
 
 
-def test_bad_grammar_file_names_line_and_column(capsys, monkeypatch, tmp_path) -> None:
+def test_bad_grammar_file_names_line_and_column(nas_cli, tmp_path) -> None:
     g = tmp_path / "bad.pcfg"
     g.write_text("start a\na -> seq(compute(norm), modul)\n")
-    code, _, err = run(capsys, monkeypatch, "sample", "--space", str(g))
+    code, _, err = nas_cli("sample", "--space", str(g))
     assert code == 2
     assert f"{g}:2:25: unknown symbol 'modul'" in err
 
 
-def test_budget_violation_is_reported(capsys, monkeypatch, tmp_path) -> None:
+def test_budget_violation_is_reported(nas_cli, tmp_path) -> None:
     toml = tmp_path / "tiny.toml"
     toml.write_text('grammar = "einspace.pcfg"\n[budget]\nmax_params = 100\n')
-    code, _, err = run(capsys, monkeypatch, "check", ARCH, "--space", str(toml))
+    code, _, err = nas_cli("check", ARCH, "--space", str(toml))
     assert code == 2 and "params is 480, over the budget max_params=100" in err
 
 
-def test_export_writes_onnx_and_reports_parity(capsys, monkeypatch, tmp_path) -> None:
+def test_export_writes_onnx_and_reports_parity(nas_cli, tmp_path) -> None:
     out_file = tmp_path / "model.onnx"
-    code, out, err = run(
-        capsys,
-        monkeypatch,
+    code, out, err = nas_cli(
         "export",
         ARCH,
         "--space",
@@ -153,28 +133,26 @@ def test_export_writes_onnx_and_reports_parity(capsys, monkeypatch, tmp_path) ->
     assert diff < 1e-4
 
 
-def test_usage_error_exits_2(capsys, monkeypatch) -> None:
-    code, _, err = run(capsys, monkeypatch, "sample", "--bogus")
+def test_usage_error_exits_2(nas_cli) -> None:
+    code, _, err = nas_cli("sample", "--bogus")
     assert code == 2 and "No such option" in err
 
 
-def test_nb201_sample_prints_both_forms(capsys, monkeypatch) -> None:
+def test_nb201_sample_prints_both_forms(nas_cli) -> None:
     from nas.nb201 import from_nb201
 
-    code, out, err = run(
-        capsys, monkeypatch, "sample", "--space", "nb201", "-n", "5", "--seed", "3"
-    )
+    code, out, err = nas_cli("sample", "--space", "nb201", "-n", "5", "--seed", "3")
     assert code == 0, err
     for line in out.splitlines():
         rec = json.loads(line)
         assert rec["nb201"].startswith("|") and str(from_nb201(rec["nb201"])) == rec["arch"]
 
 
-def test_check_accepts_nb201_strings(capsys, monkeypatch) -> None:
+def test_check_accepts_nb201_strings(nas_cli) -> None:
     cell = (
         "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|"
         "+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
     )
-    code, out, err = run(capsys, monkeypatch, "check", cell, "--space", "nb201", "--strict")
+    code, out, err = nas_cli("check", cell, "--space", "nb201", "--strict")
     assert code == 0, err
     assert "64x8x8:im" in out

@@ -3,22 +3,8 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
-
-from nas.cli import main
-
-
-def run(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["nas", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = int(e.code or 0)
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 @pytest.fixture(autouse=True)
@@ -28,31 +14,29 @@ def _cache(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
 
 
-def test_datasets_list_says_what_this_machine_has(capsys, monkeypatch) -> None:
-    code, out, _ = run(capsys, monkeypatch, "datasets", "list")
+def test_datasets_list_says_what_this_machine_has(nas_cli) -> None:
+    code, out, _ = nas_cli("datasets", "list")
     assert code == 0
     rows = {line.split()[1]: line for line in out.splitlines() if "unseen:" in line}
     assert "stand-in" in rows["unseen:addnist"] and "3x28x28" in rows["unseen:addnist"]
     assert "missing" in rows["unseen:gutenberg"]
 
 
-def test_datasets_prepare_generates_and_reports(capsys, monkeypatch, tmp_path) -> None:
-    code, out, err = run(capsys, monkeypatch, "datasets", "prepare", "unseen:language")
+def test_datasets_prepare_generates_and_reports(nas_cli, tmp_path) -> None:
+    code, out, err = nas_cli("datasets", "prepare", "unseen:language")
     assert code == 0, err
     assert "stand-in" in out and "1x24x24, 10 classes" in out
     assert any((tmp_path / "cache").rglob("*.npz"))
 
 
-def test_real_only_dataset_without_files_is_a_one_line_error(capsys, monkeypatch) -> None:
-    code, _, err = run(capsys, monkeypatch, "datasets", "prepare", "unseen:gutenberg")
+def test_real_only_dataset_without_files_is_a_one_line_error(nas_cli) -> None:
+    code, _, err = nas_cli("datasets", "prepare", "unseen:gutenberg")
     assert code == 2 and err.count("\n") == 1 and "--data-dir" in err
 
 
-def test_train_prints_json_result(capsys, monkeypatch) -> None:
+def test_train_prints_json_result(nas_cli) -> None:
     arch = "seq(route(im2col(k=4,s=4,p=0),compute(linear(out=32)),col2im),compute(leakyrelu))"
-    code, out, err = run(
-        capsys,
-        monkeypatch,
+    code, out, err = nas_cli(
         "train",
         arch,
         "--dataset",
@@ -67,8 +51,8 @@ def test_train_prints_json_result(capsys, monkeypatch) -> None:
     assert 0.0 <= res["valid"]["accuracy"] <= 1.0 and res["params"] > 0
 
 
-def test_train_unknown_seed_and_bad_preset(capsys, monkeypatch) -> None:
-    code, _, err = run(capsys, monkeypatch, "train", "seed:resnet99")
+def test_train_unknown_seed_and_bad_preset(nas_cli) -> None:
+    code, _, err = nas_cli("train", "seed:resnet99")
     assert code == 2 and "unknown seed 'resnet99'" in err and "resnet18" in err
-    code, _, err = run(capsys, monkeypatch, "train", "seed:resnet18", "--preset", "fast")
+    code, _, err = nas_cli("train", "seed:resnet18", "--preset", "fast")
     assert code == 2 and "unknown training preset 'fast'" in err

@@ -13,19 +13,6 @@ from pathlib import Path
 import pytest
 from nas.searches.store import RunStore
 
-from nas.cli import main
-
-
-def run(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["nas", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = int(e.code or 0)
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
 
 @pytest.fixture(autouse=True)
 def _env(tmp_path, monkeypatch) -> None:
@@ -38,7 +25,7 @@ def _archs(run_dir: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("strategy", ["rs", "re", "tpe"])
-def test_table_mode_is_reproducible_and_reports(capsys, monkeypatch, tmp_path, strategy) -> None:
+def test_table_mode_is_reproducible_and_reports(nas_cli, tmp_path, strategy) -> None:
     args = [
         "search",
         "--space",
@@ -52,24 +39,24 @@ def test_table_mode_is_reproducible_and_reports(capsys, monkeypatch, tmp_path, s
         "--seed",
         "3",
     ]
-    code, _out, err = run(capsys, monkeypatch, *args, "--run-dir", str(tmp_path / "a"))
+    code, _out, err = nas_cli(*args, "--run-dir", str(tmp_path / "a"))
     assert code == 0, err
-    run(capsys, monkeypatch, *args, "--run-dir", str(tmp_path / "b"))
+    nas_cli(*args, "--run-dir", str(tmp_path / "b"))
     assert _archs(tmp_path / "a") == _archs(tmp_path / "b")  # same seed, same trials
     recs = RunStore(tmp_path / "a", create=False).records()
     assert len(recs) == 15 and all(r.ok and 0 < r.values["accuracy"] < 100 for r in recs)
     assert len({r.arch for r in recs}) == 15
     report = (tmp_path / "a" / "report.md").read_text()
+    assert report.startswith("# Search report: nb201 on nb201:cifar10")
+    assert f"Strategy: {strategy}" in report
     assert "## Top" in report and "## The best architecture" in report
     assert (tmp_path / "a" / "plots" / "best_so_far.png").stat().st_size > 0
     info = json.loads((tmp_path / "a" / "run.json").read_text())
     assert info["options"]["strategy"] == strategy and "nb201:cifar10" in info["command"]
 
 
-def test_multi_objective_report_has_a_pareto_front(capsys, monkeypatch, tmp_path) -> None:
-    code, _, err = run(
-        capsys,
-        monkeypatch,
+def test_multi_objective_report_has_a_pareto_front(nas_cli, tmp_path) -> None:
+    code, _, err = nas_cli(
         "search",
         "--space",
         "nb201",
@@ -88,11 +75,9 @@ def test_multi_objective_report_has_a_pareto_front(capsys, monkeypatch, tmp_path
     assert "## Pareto front (accuracy, params)" in (tmp_path / "m" / "report.md").read_text()
 
 
-def test_training_search_records_every_field(capsys, monkeypatch, tmp_path) -> None:
+def test_training_search_records_every_field(nas_cli, tmp_path) -> None:
     d = tmp_path / "t"
-    code, _out, err = run(
-        capsys,
-        monkeypatch,
+    code, _out, err = nas_cli(
         "search",
         "--space",
         "einspace",
@@ -210,10 +195,8 @@ def test_killed_search_resumes_to_exactly_the_requested_trials(tmp_path) -> None
     assert [r.arch for r in done[: len(before)]] == [r.arch for r in before]
 
 
-def test_bad_options_are_one_line_errors(capsys, monkeypatch, tmp_path) -> None:
-    code, _, err = run(
-        capsys,
-        monkeypatch,
+def test_bad_options_are_one_line_errors(nas_cli, tmp_path) -> None:
+    code, _, err = nas_cli(
         "search",
         "--space",
         "einspace",
@@ -223,22 +206,18 @@ def test_bad_options_are_one_line_errors(capsys, monkeypatch, tmp_path) -> None:
         str(tmp_path / "x"),
     )
     assert code == 2 and "needs --space nb201" in err
-    code, _, err = run(capsys, monkeypatch, "search", "--resume", str(tmp_path))
+    code, _, err = nas_cli("search", "--resume", str(tmp_path))
     assert code == 2 and "not a search run" in err
-    code, _, err = run(
-        capsys, monkeypatch, "search", "--strategy", "annealing", "--run-dir", str(tmp_path / "y")
-    )
+    code, _, err = nas_cli("search", "--strategy", "annealing", "--run-dir", str(tmp_path / "y"))
     assert code == 2 and "annealing" in err
 
 
-def test_export_from_a_run_and_dashboard(capsys, monkeypatch, tmp_path) -> None:
+def test_export_from_a_run_and_dashboard(nas_cli, tmp_path) -> None:
     import socket
     import urllib.request
 
     d = tmp_path / "r"
-    code, _, err = run(
-        capsys,
-        monkeypatch,
+    code, _, err = nas_cli(
         "search",
         "--space",
         "nb201",
@@ -252,9 +231,7 @@ def test_export_from_a_run_and_dashboard(capsys, monkeypatch, tmp_path) -> None:
         str(d),
     )
     assert code == 0, err
-    code, out, err = run(
-        capsys,
-        monkeypatch,
+    code, out, err = nas_cli(
         "export",
         "--run",
         str(d),
@@ -265,14 +242,10 @@ def test_export_from_a_run_and_dashboard(capsys, monkeypatch, tmp_path) -> None:
     )
     assert code == 0, err
     assert "rank 2" in out and (tmp_path / "r2.onnx").stat().st_size > 0
-    code, out, _ = run(
-        capsys, monkeypatch, "export", "--run", str(d), "-o", str(tmp_path / "r1.onnx")
-    )
+    code, out, _ = nas_cli("export", "--run", str(d), "-o", str(tmp_path / "r1.onnx"))
     assert code == 0 and "retrained best model" in out
     assert (tmp_path / "r1.onnx").read_bytes() == (d / "best.onnx").read_bytes()
-    code, _, err = run(
-        capsys,
-        monkeypatch,
+    code, _, err = nas_cli(
         "export",
         "--run",
         str(d),
