@@ -28,6 +28,7 @@ class NodeInfo:
     n_ops: int
     flops: int = 0
     module_depth: int = 0
+    copies: int = 1  # how many times a combinator applied its repeated slot
 
 
 @dataclass
@@ -73,12 +74,14 @@ def analyse(root: Node, x: Signal, record: bool = False) -> Analysis:
         try:
             op = create_op(node.op, **dict(node.params))
             if op.is_combinator:
-                acc = [0, 0, 0, 0, 0]  # params, activation, depth, ops, flops
+                acc = [0, 0, 0, 0, 0, 1]  # params, activation, depth, ops, flops, copies
 
                 def child(
                     slot: int, s: Signal, copy: int = 0, copies: int = 1, reserve: int = 0
                 ) -> Signal:
                     i = op.slot_of(len(node.children), slot, copy)
+                    if slot == op.repeat_slot:
+                        acc[5] = max(acc[5], copies)
                     info = run(node.children[i], s, (*path, i), level + 1)
                     acc[0] += info.params
                     acc[1] += info.activation
@@ -98,6 +101,7 @@ def analyse(root: Node, x: Signal, record: bool = False) -> Analysis:
                     acc[2] + 1,
                     acc[3],
                     acc[4] + op.flops(sig, out),
+                    copies=acc[5],
                 )
             else:
                 if node.children:

@@ -104,7 +104,32 @@ class SearchSpace:
         self.budget.check(a.depth, a.params, a.activation, a.n_ops, a.flops)
         if strict:
             derive(self.grammar, arch)
+            _check_repeats(a)
         return a
+
+
+def _check_repeats(a) -> None:
+    """Strict mode: repeated children are written as the sampler writes them.
+
+    A combinator applying its repeated slot k times writes k independent children when
+    k <= independent_upto and one shared child otherwise (einspace: k = 2 vs 4, 8).
+    """
+    from nas.analysis import describe_path
+    from nas.dsl.derive import NotDerivableError
+    from nas.ops import create_op
+
+    root = a.nodes[()].node
+    for path, info in a.nodes.items():
+        op = create_op(info.node.op, **dict(info.node.params))
+        if not op.is_combinator or op.repeat_slot is None:
+            continue
+        written = len(info.node.children) - (op.n_slots - 1)
+        want = info.copies if info.copies <= op.independent_upto else 1
+        if written != want:
+            raise NotDerivableError(
+                f"not derivable: at {describe_path(root, path)}, {op.name} applies its repeated "
+                f"child {info.copies} times, so the grammar writes {want} of them, not {written}."
+            )
 
 
 def _space_file(name: str) -> tuple[str, str]:

@@ -156,3 +156,17 @@ def test_check_accepts_nb201_strings(nas_cli) -> None:
     code, out, err = nas_cli("check", cell, "--space", "nb201", "--strict")
     assert code == 0, err
     assert "64x8x8:im" in out
+
+
+@pytest.mark.parametrize(
+    "arch",
+    [
+        "branch(clone(k=2),compute(norm),add)",  # k = 2 draws two independent modules
+        "branch(clone(k=4),compute(norm),compute(norm),compute(identity),compute(norm),add)",
+    ],
+)
+def test_strict_check_knows_how_repeats_are_written(nas_cli, arch) -> None:
+    code, _, err = nas_cli("check", arch)
+    assert code == 0, err
+    code, _, err = nas_cli("check", arch, "--strict")
+    assert code == 2 and "not derivable" in err and "repeated child" in err
