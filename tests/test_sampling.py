@@ -18,7 +18,7 @@ from nas.space import Budget, SearchSpace
 def test_every_sample_compiles_and_runs_forward(einspace, einspace_samples) -> None:
     x = torch.randn(2, *einspace.input_shape)
     for arch in einspace_samples:
-        a = einspace.check(arch)  # shape rules and every budget
+        a = einspace.check(arch, strict=True)  # shapes, budgets, derivable
         model = compile_arch(arch, einspace.input_shape, einspace.num_classes).eval()
         assert count_params(model.backbone) == a.params, str(arch)
         with torch.no_grad():
