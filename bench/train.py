@@ -120,7 +120,7 @@ def accuracy(args: argparse.Namespace) -> None:
         raise SystemExit("--accuracy needs nas.data.load_dataset (not available).") from None
     from nas.train import TrainConfig, train
 
-    ds = load_dataset("unseen:addnist")
+    ds = load_dataset("unseen:addnist", size=args.size)
     cfg = TrainConfig.preset("einspace", epochs=args.epochs, time_budget_s=args.time_budget)
     res = train(SEED.read_text(), ds, cfg)
     print(f"dataset {ds.name}: {ds.source}")
@@ -140,6 +140,7 @@ def main() -> None:
     ap.add_argument("--accuracy", action="store_true")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--time-budget", type=float, default=600.0)
+    ap.add_argument("--size", default="small", help="AddNIST stand-in size for --accuracy")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s)")

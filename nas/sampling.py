@@ -251,8 +251,7 @@ class Sampler:
     def _expr(self, e: Expr, x: Signal, rem: Rem, dleft: int, pos: str):
         if isinstance(e, Sym):
             return self._symbol(e.name, x, rem, dleft, pos)
-        fixed = e.fixed()
-        call = fixed[0] if len(fixed) == 1 else self.rng.choice(fixed)
+        call = e  # the loader expanded every parameter choice into its own alternative
         op = create_op(call.op, **call.values())
         if not op.is_combinator:
             leaf = self._leaf(call, x)
