@@ -52,3 +52,11 @@ class SamplingError(NasError, RuntimeError):
 
 class ExportError(NasError, RuntimeError):
     """ONNX export failed or onnxruntime disagrees with torch beyond tolerance."""
+
+
+class OnnxFileError(NasError, ValueError):
+    """An ONNX file cannot be read: missing, too large, not ONNX, truncated or unsafe."""
+
+
+class EmbedderError(NasError, RuntimeError):
+    """The embedding model or its cache cannot be used."""
