@@ -43,7 +43,14 @@ DEFAULTS: dict[str, Any] = {
     "population": None,
     "tournament": None,
     "seed_arch": None,
+    "backend": "local",
+    "address": None,
+    "cpus": 1.0,
+    "gpus": 0.0,
+    "scheduler": "none",
 }
+# Options a resumed run may change (the rest come from its run.json).
+RESUMABLE = ("trials", "time_budget", "workers", "backend", "address", "cpus", "gpus", "scheduler")
 OBJECTIVES = {"accuracy": ("accuracy",), "accuracy+params": ("accuracy", "params")}
 
 
@@ -206,6 +213,19 @@ def search(
         str | None,
         typer.Option(help="RE seeds, comma-separated (resnet18,wrn16_4,vit,mlp_mixer)."),
     ] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="local or ray (Ray Tune trials; see docs/ray.md) [local].")
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join: auto or HOST:PORT [start a local Ray]."),
+    ] = None,
+    cpus: Annotated[float | None, typer.Option(help="CPUs per trial (ray backend) [1].")] = None,
+    gpus: Annotated[float | None, typer.Option(help="GPUs per trial (ray backend) [0].")] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="none or asha (early stopping by epochs; ray backend) [none]."),
+    ] = None,
 ) -> None:
     """Search a space on a dataset; record every trial; retrain, report and export the best."""
     from nas import __version__
@@ -222,8 +242,9 @@ def search(
             raise ConfigurationError(f"{resume} is not a search run (no run.json).")
         info = json.loads(info_path.read_text())
         opts = {
+            **DEFAULTS,
             **info["options"],
-            **{k: given[k] for k in ("trials", "time_budget", "workers") if k in given},
+            **{k: given[k] for k in RESUMABLE if k in given},
         }
         run = resume
     else:
@@ -242,6 +263,16 @@ def search(
         )
     if opts["trials"] < 1 or opts["workers"] < 1:
         raise ConfigurationError("--trials and --workers must be at least 1.")
+    if opts["backend"] not in ("local", "ray"):
+        raise ConfigurationError(f"--backend must be local or ray, but got {opts['backend']!r}.")
+    if opts["backend"] == "local" and (opts["address"] or opts["scheduler"] != "none"):
+        raise ConfigurationError("--address and --scheduler need --backend ray.")
+    if opts["scheduler"] not in ("none", "asha"):
+        raise ConfigurationError(
+            f"--scheduler must be none or asha, but got {opts['scheduler']!r}."
+        )
+    if opts["scheduler"] == "asha" and opts["dataset"].startswith("nb201:"):
+        raise ConfigurationError("--scheduler asha needs training epochs; table mode has none.")
     sp = load_space(opts["space"])
     strat = create_strategy(opts["strategy"], sp, seed=opts["seed"], **_strategy_options(opts))
     factory = _factory(opts)
@@ -274,6 +305,7 @@ def search(
             "seed",
             "workers",
             "objective",
+            "backend",
         )
     )
     out.print(f"{'resuming' if resume else 'search'}: {chosen}; {_strategy_options(opts)}")
@@ -285,9 +317,32 @@ def search(
         def on_result(rec: Any) -> None:
             live.update(display.update(rec, next(iter(store.best(1)), None)))
 
-        run_search(
-            strat, store, opts["trials"], factory, opts["time_budget"], opts["workers"], on_result
-        )
+        if opts["backend"] == "ray":
+            from nas.searches.ray_runner import run_search_ray
+
+            run_search_ray(
+                strat,
+                store,
+                opts["trials"],
+                factory,
+                opts["time_budget"],
+                opts["workers"],
+                on_result,
+                cpus=opts["cpus"],
+                gpus=opts["gpus"],
+                address=opts["address"],
+                scheduler=opts["scheduler"],
+            )
+        else:
+            run_search(
+                strat,
+                store,
+                opts["trials"],
+                factory,
+                opts["time_budget"],
+                opts["workers"],
+                on_result,
+            )
     out.print()
     best = store.best(1)
     final = None

@@ -7,6 +7,7 @@ read back from the on-disk cache, not pickled across processes).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -43,7 +44,8 @@ class TrainEvaluator:
         )
         self.config = TrainConfig(**config)
 
-    def __call__(self, arch: Node) -> Outcome:
+    def __call__(self, arch: Node, on_epoch: Callable[..., Any] | None = None) -> Outcome:
+        """Train ``arch``; ``on_epoch(epoch, metrics)`` may stop it early (returns False)."""
         from nas.train import train
 
         start = time.perf_counter()
@@ -51,7 +53,7 @@ class TrainEvaluator:
             a = self.space.check(arch)
         except NasError as e:
             return Outcome("invalid", reason=str(e), wall_time=time.perf_counter() - start)
-        res = train(arch, self.dataset, self.config)
+        res = train(arch, self.dataset, self.config, on_epoch=on_epoch)
         metrics = {
             "valid": res.valid,
             "test": res.test,

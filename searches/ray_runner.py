@@ -1,0 +1,373 @@
+"""The Ray backend: the same search as ``run_search``, with trials run as Ray Tune trials.
+
+The strategy and the run store stay in the driver (this process). A Tune ``Searcher``
+adapts the strategy's ask/tell: ``suggest`` asks, ``on_trial_complete`` records the trial
+in the store and tells the strategy, with the local runner's status vocabulary. Each Tune
+trial builds the evaluator from the same picklable factory and reports one result per
+epoch (for ASHA) and a final result carrying the :class:`Outcome`.
+
+Trials that ASHA cuts are recorded as ``stopped`` with the epoch they reached
+(``metrics["epochs_done"]``). A trial whose worker dies is retried up to ``max_failures``
+times, then recorded as ``failed``. A killed driver resumes from the store like the local
+runner: only the trials in flight are redone.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from nas.searches.runner import Evaluator, Outcome, replay_into
+from nas.searches.store import RunStore, TrialRecord
+
+from nas.dsl import parse_arch
+from nas.exceptions import ConfigurationError
+
+SCHEDULERS = ("none", "asha")
+_OUTCOME = "nas_outcome"  # key of the final result that carries the Outcome (as JSON)
+_EVALUATORS: dict[str, Evaluator] = {}  # per worker process: run token -> evaluator
+
+
+# ----------------------------------------------------------------------------- workers
+def _accepts_on_epoch(evaluate: Evaluator) -> bool:
+    try:
+        return "on_epoch" in inspect.signature(evaluate).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _evaluate(evaluate: Evaluator, arch: Any, on_epoch: Callable[..., Any]) -> Outcome:
+    """Call ``evaluate`` with per-epoch callbacks when it can give them."""
+    if _accepts_on_epoch(evaluate):
+        return evaluate(arch, on_epoch=on_epoch)  # type: ignore[call-arg]
+    return evaluate(arch)
+
+
+def _score(metrics: dict[str, Any]) -> float | None:
+    """The validation score of one epoch (the primary metric; accuracy first)."""
+    if "valid_accuracy" in metrics:
+        return float(metrics["valid_accuracy"])
+    for k, v in metrics.items():
+        if k.startswith("valid_") and isinstance(v, int | float):
+            return float(v)
+    return None
+
+
+def _trainable(config: dict[str, Any], factory: Callable[[], Evaluator], settings: dict) -> None:
+    """One Tune trial: evaluate ``config["arch"]``, reporting each epoch, then the outcome."""
+    from ray import tune
+
+    from nas.runtime import configure
+
+    configure(settings["threads"])
+    evaluate = _EVALUATORS.get(settings["token"])
+    if evaluate is None:
+        evaluate = _EVALUATORS[settings["token"]] = factory()
+    max_epochs = settings["max_epochs"]
+
+    def on_epoch(epoch: int, metrics: dict[str, Any]) -> None:
+        score = _score(metrics)
+        if score is None or (max_epochs is not None and epoch >= max_epochs):
+            return  # the last epoch's score comes with the outcome
+        row = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+        tune.report({**row, "score": score, "epoch": epoch})
+
+    start = time.perf_counter()
+    try:
+        out = _evaluate(evaluate, parse_arch(config["arch"]), on_epoch)
+    except Exception as e:  # the evaluator's own errors are outcomes, as in the local runner
+        out = Outcome(
+            "failed",
+            reason=f"evaluator raised {type(e).__name__}: {e}",
+            wall_time=time.perf_counter() - start,
+        )
+    acc = (out.values or {}).get(settings["objective"]) if out.status == "ok" else None
+    tune.report(
+        {
+            "score": float(acc) if acc is not None else -math.inf,
+            "epoch": max_epochs or out.metrics.get("epochs_done", 0) or 0,
+            _OUTCOME: json.dumps(asdict(out), default=str),
+        }
+    )
+
+
+# ------------------------------------------------------------------------------ driver
+def _outcome(result: dict[str, Any] | None, error: bool, retries: int) -> Outcome:
+    """What a finished Tune trial means, in the local runner's vocabulary."""
+    if error:
+        return Outcome(
+            "failed",
+            reason=f"the Ray trial failed {retries + 1} time(s): its worker died or raised "
+            "outside the evaluator (see the Ray logs).",
+        )
+    result = result or {}
+    if _OUTCOME in result:
+        return Outcome(**json.loads(result[_OUTCOME]))
+    if "epoch" in result:
+        epoch = result["epoch"]
+        metrics: dict[str, Any] = {
+            "valid": {k[6:]: v for k, v in result.items() if k.startswith("valid_")},
+            "epochs_done": epoch,
+        }
+        return Outcome(
+            "stopped",
+            reason=f"stopped early by ASHA after epoch {epoch:g} "
+            f"(validation score {result.get('score', math.nan):.4g}).",
+            metrics=metrics,
+            wall_time=float(result.get("time_total_s") or 0.0),
+        )
+    return Outcome("failed", reason="the Ray trial ended without a result.")
+
+
+def _searcher_class() -> type:
+    from ray.tune.search import Searcher
+
+    class StrategySearcher(Searcher):
+        """A Tune Searcher that asks a nas strategy and records trials in a RunStore."""
+
+        def __init__(
+            self,
+            strategy: Any,
+            store: RunStore,
+            remaining: int,
+            deadline: float | None,
+            retries: int,
+            done: list[TrialRecord],
+            on_result: Callable[[TrialRecord], None] | None,
+        ) -> None:
+            super().__init__(metric="score", mode="max")
+            self.strategy, self.store, self.remaining = strategy, store, remaining
+            self.deadline, self.retries, self.done = deadline, retries, done
+            self.on_result = on_result
+            self.max_concurrent = 0
+            self.live: dict[str, tuple[Any, Any]] = {}  # trial id -> (arch, store trial)
+
+        def set_max_concurrency(self, max_concurrent: int) -> bool:
+            self.max_concurrent = max_concurrent
+            return True
+
+        def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+            if self.remaining <= 0 or (
+                self.deadline is not None and time.monotonic() >= self.deadline
+            ):
+                return Searcher.FINISHED
+            if self.max_concurrent and len(self.live) >= self.max_concurrent:
+                return None
+            arch = self.strategy.ask()
+            # Opened now, right after the ask, so a replay sees the asks in their order.
+            self.live[trial_id] = (arch, self.store.start(str(arch)))
+            self.remaining -= 1
+            return {"arch": str(arch)}
+
+        def on_trial_complete(
+            self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+        ) -> None:
+            if trial_id not in self.live:
+                return
+            arch, trial = self.live.pop(trial_id)
+            out = _outcome(result, error, self.retries)
+            rec = self.store.finish(
+                trial,
+                out.status,
+                out.values,
+                out.reason,
+                out.metrics,
+                out.params,
+                out.flops,
+                out.wall_time,
+            )
+            self.strategy.tell(arch, out.values if out.status == "ok" else None, out.status)
+            self.done.append(rec)
+            if self.on_result is not None:
+                self.on_result(rec)
+
+        def save(self, checkpoint_path: str) -> None:
+            # Nothing to save: the run store is the record, and a resume replays it.
+            with open(checkpoint_path, "w") as f:
+                f.write("{}")
+
+        def restore(self, checkpoint_path: str) -> None:
+            return None
+
+        def __getstate__(self) -> dict[str, Any]:
+            # Tune pickles its config (tuner.pkl); the strategy and store stay here.
+            return {"_metric": self._metric, "_mode": self._mode}
+
+    return StrategySearcher
+
+
+def _trial_name(trial: Any) -> str:
+    return str(trial.trial_id)  # the default embeds the config: too long for einspace archs
+
+
+def _train_dataset(factory: Any) -> Callable[[], Any] | None:
+    """For a ``train_evaluator`` partial: load its dataset once, so the cache exists."""
+    from nas.searches import evaluators
+
+    if getattr(factory, "func", None) is not evaluators.train_evaluator:
+        return None
+    from nas.data import load_dataset
+
+    kw = factory.keywords
+    return functools.partial(
+        load_dataset,
+        factory.args[1],
+        data_dir=kw.get("data_dir"),
+        size=kw.get("size", "small"),
+        seed=kw.get("data_seed", 0),
+    )
+
+
+def _max_epochs(factory: Any) -> int | None:
+    from nas.searches import evaluators
+
+    if getattr(factory, "func", None) is evaluators.train_evaluator:
+        return int(factory.args[2].get("epochs", 0)) or None
+    return None
+
+
+def run_search_ray(
+    strategy: Any,
+    store: RunStore,
+    trials: int,
+    evaluator_factory: Callable[[], Evaluator],
+    time_budget: float | None = None,
+    workers: int = 1,
+    on_result: Callable[[TrialRecord], None] | None = None,
+    *,
+    cpus: float = 1.0,
+    gpus: float = 0.0,
+    address: str | None = None,
+    scheduler: str = "none",
+    max_epochs: int | None = None,
+    reduction_factor: float = 2.0,
+    max_failures: int = 2,
+    prepare: Callable[[], Any] | None = None,
+) -> list[TrialRecord]:
+    """``run_search`` on Ray Tune: same arguments, same store content, same return.
+
+    Args:
+        strategy, store, trials, evaluator_factory, time_budget, workers, on_result: as for
+            :func:`nas.searches.runner.run_search` (``workers``: trials run at once).
+        cpus, gpus: resources of one trial (Tune's per-trial resources).
+        address: an existing cluster (``"auto"`` or ``"HOST:PORT"``); None starts a local
+            Ray with this machine's cores (unless Ray is already running in this process).
+        scheduler: ``"none"``, or ``"asha"`` to stop poor trials early (epochs as fidelity).
+        max_epochs: epochs of a full trial (ASHA's ``max_t``); read from a
+            ``train_evaluator`` factory when not given.
+        reduction_factor: ASHA's reduction factor.
+        max_failures: retries of a trial whose worker dies.
+        prepare: called once before the trials start (default: load a ``train_evaluator``
+            factory's dataset, so the workers read it from the on-disk cache).
+
+    Returns:
+        All finished trials of the run, old and new.
+
+    Raises:
+        ConfigurationError: an unknown scheduler, bad resources, or ASHA without epochs.
+    """
+    if scheduler not in SCHEDULERS:
+        raise ConfigurationError(
+            f"--scheduler must be one of {', '.join(SCHEDULERS)}, but got {scheduler!r}."
+        )
+    if workers < 1 or cpus <= 0 or gpus < 0 or max_failures < 0:
+        raise ConfigurationError(
+            "--workers and --cpus must be positive, --gpus and max_failures non-negative."
+        )
+    max_epochs = max_epochs or _max_epochs(evaluator_factory)
+    if scheduler == "asha" and not max_epochs:
+        raise ConfigurationError(
+            "--scheduler asha needs trials that train for epochs (train mode, --epochs >= 1)."
+        )
+    store.recover()
+    done = replay_into(strategy, store)
+    remaining = trials - len(done)
+    if remaining <= 0:
+        return done
+    deadline = None if time_budget is None else time.monotonic() + time_budget
+    prepare = prepare or _train_dataset(evaluator_factory)
+    if prepare is not None:
+        prepare()
+
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    try:
+        import ray
+        from ray import tune
+    except ImportError:
+        raise ConfigurationError("--backend ray needs Ray: pip install 'nas[ray]'.") from None
+
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    started = False
+    if not ray.is_initialized():
+        ray.init(
+            address=address,
+            num_cpus=None if address else os.cpu_count(),
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+        )
+        started = True
+    tmp = tempfile.mkdtemp(prefix="nas-ray-")
+    try:
+        searcher = _searcher_class()(
+            strategy, store, remaining, deadline, max_failures, done, on_result
+        )
+        settings = {
+            "token": uuid.uuid4().hex,
+            "threads": max(1, int(cpus)),
+            "max_epochs": max_epochs,
+            "objective": store.objectives[0],
+        }
+        trainable = tune.with_resources(
+            tune.with_parameters(_trainable, factory=evaluator_factory, settings=settings),
+            {"cpu": cpus, "gpu": gpus},
+        )
+        sched = None
+        if scheduler == "asha":
+            from ray.tune.schedulers import ASHAScheduler
+
+            sched = ASHAScheduler(
+                time_attr="epoch",
+                max_t=max_epochs,
+                grace_period=1,
+                reduction_factor=reduction_factor,
+            )
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                metric="score",
+                mode="max",
+                search_alg=searcher,
+                scheduler=sched,
+                num_samples=remaining,
+                max_concurrent_trials=workers,
+                # a cut trial's thread cannot be stopped inside a reused actor
+                reuse_actors=sched is None,
+                trial_name_creator=_trial_name,
+                trial_dirname_creator=_trial_name,
+            ),
+            run_config=tune.RunConfig(
+                name="tune",
+                storage_path=tmp,
+                verbose=0,
+                failure_config=tune.FailureConfig(max_failures=max_failures),
+            ),
+        )
+        tuner.fit()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if started:
+            ray.shutdown()
+    return done
