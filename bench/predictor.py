@@ -1,0 +1,212 @@
+"""Predictor figures for issue 6: NB201 ranking quality and ranking speed.
+
+Usage (from the repository root)::
+
+    .venv/bin/python bench/predictor.py --bench /tmp/pb/nb201-2000 --n 2000
+    .venv/bin/python bench/predictor.py --bench DIR --speed 1000 --skip-train
+
+* quality: train on ``--train`` cells (whole NB201 isomorphism classes) and test on the
+  bench's cells of the other classes; the same for ``--small`` training cells. Prints
+  Kendall tau, Spearman and precision at the top 5% with the params/FLOPs baselines.
+* speed: export ``--speed`` NB201 networks and time ``nas rank``'s work (read, canonicalise,
+  embed, score) with a cold embedding cache (empty folder, model load included) and warm.
+* ``--save DIR`` writes the model trained on ``--train`` cells (the bundled weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def quality(args: argparse.Namespace) -> None:
+    """Train/test figures on the bench."""
+    from nas.predictors.bench import Bench, build_nb201_bench
+    from nas.predictors.fit import (
+        TrainConfig,
+        evaluate,
+        format_table,
+        split_by_group,
+        train,
+        vocab_embeddings,
+    )
+
+    folder = Path(args.bench)
+    if (folder / "bench.json").is_file():
+        bench = Bench.load(folder)
+    else:
+        t0 = time.perf_counter()
+        bench = build_nb201_bench(args.n, seed=0, out=folder, workers=2)
+        dt = time.perf_counter() - t0
+        print(f"built {len(bench)} records in {dt:.0f} s ({dt / len(bench):.3f} s each)")
+    emb = vocab_embeddings(bench)
+    print(f"bench: {len(bench)} cells, {len(set(bench.groups))} classes, {len(bench.vocab)} texts")
+    for n_train in (args.train, args.small):
+        tr, te = split_by_group(bench, n_train, seed=args.seed)
+        cfg = TrainConfig(steps=args.steps, batch_size=args.batch, seed=args.seed)
+        res = train(bench, tr, emb, cfg)
+        print(
+            f"\ntrain {len(tr)} cells / test {len(te)} cells of other classes "
+            f"({args.steps} steps, {res.seconds:.0f} s), label cifar10:"
+        )
+        print(format_table(evaluate(res.model, bench, emb, te)))
+        if args.save and n_train == args.train:
+            table = evaluate(res.model, bench, emb, te)["predictor"]
+            res.model.config.meta.update(
+                {
+                    "trained_on": f"nb201 cifar10 200-epoch test accuracy, {len(tr)} cells",
+                    "test_cells": len(te),
+                    "test_spearman": round(table["spearman"], 4),
+                    "test_kendall": round(table["kendall"], 4),
+                    "split": "by NB201 UniqueString (isomorphism class), seed "
+                    f"{args.seed}; bench seed 0",
+                }
+            )
+            res.model.save(args.save)
+            print(f"saved to {args.save}")
+
+
+def speed(args: argparse.Namespace) -> None:
+    """Time ranking ``args.speed`` exported NB201 networks, cold and warm cache."""
+    from nas.predictors.bench import file_record
+    from nas.predictors.embed import Embedder
+    from nas.predictors.model import Predictor
+
+    from nas.benchmarks.nb201 import NB201Table
+    from nas.compile import compile_arch
+    from nas.export import export_onnx
+    from nas.nb201 import from_nb201
+
+    table = NB201Table.load()
+    rng = np.random.default_rng(1)
+    picks = rng.choice(len(table), args.speed, replace=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        t0 = time.perf_counter()
+        for k, i in enumerate(picks):
+            model = compile_arch(from_nb201(table.archs[int(i)]), (3, 32, 32), 10)
+            files.append(export_onnx(model, (3, 32, 32), Path(tmp) / f"{k}.onnx"))
+        print(f"exported {len(files)} files in {time.perf_counter() - t0:.0f} s")
+        for name, cache in (("cold", Path(tmp) / "cache"), ("warm", Path(tmp) / "cache")):
+            t0 = time.perf_counter()
+            pred = Predictor.load(embedder=Embedder(cache_dir=cache))
+            records = [file_record(f) for f in files]
+            t1 = time.perf_counter()
+            scores = pred.score_records(records)
+            t2 = time.perf_counter()
+            print(
+                f"{name} cache: {len(scores)} files in {t2 - t0:.1f} s "
+                f"(read+canonicalise {t1 - t0:.1f} s, embed+score {t2 - t1:.1f} s)"
+            )
+        env = {**os.environ, "XDG_CACHE_HOME": str(Path(tmp) / "xdg")}
+        for name in ("cold", "warm"):
+            t0 = time.perf_counter()
+            cmd = [str(Path(sys.executable).parent / "nas"), "rank", tmp, "--json"]
+            subprocess.run(cmd, env=env, check=True, capture_output=True)
+            rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            print(
+                f"`nas rank DIR --json`, {name} cache: {time.perf_counter() - t0:.1f} s "
+                f"(largest child RSS so far {rss:.0f} MB)"
+            )
+
+
+def zero_cost(args: argparse.Namespace) -> None:
+    """Train on ``--small`` cells of the bench and test on the 725 zero-cost cells (those of
+    the training classes dropped), next to nwot/synflow/params on the same cells."""
+    import json
+
+    from nas.predictors.bench import Bench, benchmark_data_dir, build_nb201_bench
+    from nas.predictors.fit import (
+        TrainConfig,
+        metrics,
+        predict,
+        split_by_group,
+        train,
+        vocab_embeddings,
+    )
+
+    from nas.benchmarks.nb201 import NB201Table
+    from nas.nb201 import from_index_tuple, to_nb201
+
+    data = benchmark_data_dir()
+    if data is None:
+        raise SystemExit("benchmark tables not found (set NAS_BENCHMARK_DATA)")
+    zc = json.loads((data / "nb201_zero_cost_725.json").read_text())["cifar10"]
+    table = NB201Table.load()
+    index = {a: i for i, a in enumerate(table.archs)}
+    keys = list(zc)
+    rows = [index[to_nb201(from_index_tuple(k))] for k in keys]
+    folder = Path(args.zc_bench)
+    if (folder / "bench.json").is_file():
+        zb = Bench.load(folder)
+    else:
+        zb = build_nb201_bench(None, indices=rows, out=folder, workers=2)
+    bench = Bench.load(args.bench)
+    tr, _ = split_by_group(bench, args.small, seed=args.seed)
+    seen = {bench.groups[i] for i in tr}
+    keep = [k for k in range(len(zb)) if zb.groups[k] not in seen]
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch, seed=args.seed)
+    emb = vocab_embeddings(bench)
+    model = train(bench, tr, emb, cfg).model
+    # score the zero-cost cells with the training bench's vocabulary extended
+    vocab = {t: i for i, t in enumerate(bench.vocab)}
+    extra = [t for t in zb.vocab if t not in vocab]
+    zemb = vocab_embeddings(zb)
+    pred = predict(model, zb, zemb, keep)
+    by_row = {r: k for k, r in enumerate(rows)}
+    val = np.array([zc[keys[by_row[zb.meta["indices"][k]]]]["val_accuracy"] for k in keep])
+    test = zb.label("cifar10")[keep]
+    print(
+        f"\ntrain {len(tr)} cells, test {len(keep)} of the 725 zero-cost cells "
+        f"({len(extra)} node texts unseen in training)"
+    )
+    print(f"{'scorer':<10} {'spearman(val)':>13} {'spearman(test)':>14}")
+    scorers = {"predictor": pred}
+    for name in ("nwot", "synflow", "params"):
+        entries = [zc[keys[by_row[zb.meta["indices"][k]]]] for k in keep]
+        vals = [e.get(name, {}).get("score", np.nan) for e in entries]
+        scorers[name] = np.array(vals, float)
+    for name, sc in scorers.items():
+        ok = ~np.isnan(sc)  # a few cells lack some proxies
+        print(
+            f"{name:<10} {metrics(sc[ok], val[ok])['spearman']:13.3f} "
+            f"{metrics(sc[ok], test[ok])['spearman']:14.3f}  ({int(ok.sum())} cells)"
+        )
+
+
+def main() -> None:
+    """Parse arguments and run the requested measurements."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--bench", default="/tmp/pb/nb201-2000")
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--train", type=int, default=1000)
+    p.add_argument("--small", type=int, default=100)
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save", default=None)
+    p.add_argument("--speed", type=int, default=0)
+    p.add_argument("--skip-train", action="store_true")
+    p.add_argument("--zc", action="store_true", help="compare with zero-cost proxies")
+    p.add_argument("--zc-bench", default="/tmp/pb/nb201-zc725")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    if not args.skip_train:
+        quality(args)
+    if args.zc:
+        zero_cost(args)
+    if args.speed:
+        speed(args)
+
+
+if __name__ == "__main__":
+    main()

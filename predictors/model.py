@@ -1,0 +1,229 @@
+"""The graph ranking model: frozen node-text embeddings, message passing, pooled score.
+
+Each node starts from the 384-d MiniLM vector of its text (frozen), projected to ``hidden``
+dimensions. ``layers`` rounds of message passing follow the real edges in both directions
+with separate weights (mean over producers, mean over consumers, plus the node itself,
+residual, LayerNorm). Mean and max pooling per graph, joined with two global features
+(log10 parameters and FLOPs, standardised), feed an MLP head that outputs one score;
+higher means better. Many graphs are batched by concatenating their nodes with offsets.
+
+Weights are saved as ``model.safetensors`` plus ``config.json`` (never pickle).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nas.exceptions import NasError
+
+FORMAT = "nas-graph-predictor"
+VERSION = 1
+
+
+class PredictorError(NasError, ValueError):
+    """A predictor folder is missing, damaged or of another format."""
+
+
+@dataclass
+class ModelConfig:
+    """Hyper-parameters and the feature scaling the weights were trained with."""
+
+    in_dim: int = 384
+    hidden: int = 64
+    layers: int = 4
+    head_hidden: int = 64
+    n_globals: int = 2
+    global_mean: list[float] = field(default_factory=lambda: [6.0, 8.0])
+    global_std: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GraphBatch:
+    """Graphs joined into one: node text rows, edges with offsets and graph membership."""
+
+    vocab: torch.Tensor  # (V, in_dim) float: one embedding per distinct node text
+    idx: torch.Tensor  # (N,) long: each node's row in ``vocab``
+    edges: torch.Tensor  # (E, 2) long, global node indices
+    graph: torch.Tensor  # (N,) long
+    globals: torch.Tensor  # (G, n_globals) float, raw (log10 params, log10 FLOPs)
+    num_graphs: int
+
+
+def make_batch(
+    vocab_emb: np.ndarray | torch.Tensor,
+    graphs: Sequence[tuple[np.ndarray, np.ndarray]],
+    params: Sequence[int],
+    flops: Sequence[int],
+) -> GraphBatch:
+    """Batch graphs given as (text indices into ``vocab_emb``, local edges)."""
+    idx, edges, member = [], [], []
+    offset = 0
+    for k, (ti, ed) in enumerate(graphs):
+        ti = np.asarray(ti, np.int64)
+        ed = np.asarray(ed, np.int64).reshape(-1, 2)
+        idx.append(ti)
+        edges.append(ed + offset)
+        member.append(np.full(len(ti), k, np.int64))
+        offset += len(ti)
+    cat = np.concatenate
+    g = np.log10(np.maximum(1, np.stack([np.asarray(params), np.asarray(flops)], 1)))
+    return GraphBatch(
+        vocab=torch.as_tensor(np.asarray(vocab_emb, np.float32)),
+        idx=torch.from_numpy(cat(idx) if idx else np.zeros(0, np.int64)),
+        edges=torch.from_numpy(cat(edges) if edges else np.zeros((0, 2), np.int64)),
+        graph=torch.from_numpy(cat(member) if member else np.zeros(0, np.int64)),
+        globals=torch.as_tensor(g, dtype=torch.float32).reshape(len(graphs), 2),
+        num_graphs=len(graphs),
+    )
+
+
+def _mean_agg(h: torch.Tensor, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """Mean of h[src] over edges, gathered at dst (zero where no edge arrives)."""
+    out = torch.zeros_like(h).index_add_(0, dst, h[src])
+    deg = torch.zeros(h.shape[0], 1, dtype=h.dtype).index_add_(
+        0, dst, torch.ones(dst.shape[0], 1, dtype=h.dtype)
+    )
+    return out / deg.clamp(min=1)
+
+
+class MessagePassing(nn.Module):
+    """One round: self, forward (from producers) and backward (from consumers) messages."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.self_lin = nn.Linear(hidden, hidden)
+        self.fwd = nn.Linear(hidden, hidden, bias=False)
+        self.bwd = nn.Linear(hidden, hidden, bias=False)
+        self.norm = nn.LayerNorm(hidden)
+
+    def forward(self, h: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+        src, dst = edges[:, 0], edges[:, 1]
+        m = self.self_lin(h) + self.fwd(_mean_agg(h, src, dst)) + self.bwd(_mean_agg(h, dst, src))
+        return self.norm(h + torch.relu(m))
+
+
+class GraphRanker(nn.Module):
+    """Node embeddings -> message passing -> mean+max pooling (+ globals) -> score."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or ModelConfig()
+        c = self.config
+        self.inp = nn.Sequential(nn.Linear(c.in_dim, c.hidden), nn.ReLU(), nn.LayerNorm(c.hidden))
+        self.rounds = nn.ModuleList(MessagePassing(c.hidden) for _ in range(c.layers))
+        self.head = nn.Sequential(
+            nn.Linear(2 * c.hidden + c.n_globals, c.head_hidden),
+            nn.ReLU(),
+            nn.Linear(c.head_hidden, 1),
+        )
+        self.register_buffer("g_mean", torch.tensor(c.global_mean, dtype=torch.float32))
+        self.register_buffer("g_std", torch.tensor(c.global_std, dtype=torch.float32))
+
+    def forward(self, b: GraphBatch) -> torch.Tensor:
+        """Scores, one per graph, shape (num_graphs,)."""
+        h = self.inp(b.vocab)[b.idx]  # per-node map, so project each distinct text once
+        for layer in self.rounds:
+            h = layer(h, b.edges)
+        g = b.num_graphs
+        count = torch.zeros(g, 1).index_add_(0, b.graph, torch.ones(h.shape[0], 1))
+        mean = torch.zeros(g, h.shape[1]).index_add_(0, b.graph, h) / count.clamp(min=1)
+        idx = b.graph.unsqueeze(1).expand_as(h)
+        mx = torch.full((g, h.shape[1]), -1e4).scatter_reduce(0, idx, h, "amax")
+        glob = (b.globals - self.g_mean) / self.g_std
+        return self.head(torch.cat([mean, mx, glob], 1)).squeeze(1)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``model.safetensors`` and ``config.json`` into ``folder``."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(folder / "model.safetensors"), metadata={"format": FORMAT})
+        info = {"format": FORMAT, "version": VERSION, **asdict(self.config)}
+        (folder / "config.json").write_text(json.dumps(info, indent=1) + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> GraphRanker:
+        """Read a model written by :meth:`save`."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        try:
+            info = json.loads((folder / "config.json").read_text())
+        except (OSError, ValueError) as e:
+            raise PredictorError(
+                f"{folder}: cannot read config.json: {e}".splitlines()[0]
+            ) from None
+        if not isinstance(info, dict) or info.get("format") != FORMAT:
+            raise PredictorError(f"{folder}: config.json is not a {FORMAT} config.")
+        if info.get("version") != VERSION:
+            raise PredictorError(f"{folder}: predictor version {info.get('version')} unknown.")
+        known = set(ModelConfig.__dataclass_fields__)
+        try:
+            config = ModelConfig(**{k: v for k, v in info.items() if k in known})
+            model = cls(config)
+            state = load_file(str(folder / "model.safetensors"))
+            model.load_state_dict(state, strict=True)
+        except (OSError, SafetensorError, RuntimeError, TypeError) as e:
+            raise PredictorError(
+                f"{folder}: cannot load the weights: {e}".splitlines()[0]
+            ) from None
+        return model.eval()
+
+
+def bundled_dir(name: str = "nb201-v1") -> Path:
+    """Folder of a predictor shipped with the package."""
+    return Path(__file__).resolve().parent / "weights" / name
+
+
+class Predictor:
+    """A trained GraphRanker plus the node embedder: scores records or ONNX files."""
+
+    def __init__(self, model: GraphRanker, embedder: Any = None) -> None:
+        self.model = model.eval()
+        self._embedder = embedder
+
+    @classmethod
+    def load(cls, folder: str | Path | None = None, embedder: Any = None) -> Predictor:
+        """The predictor in ``folder`` (the bundled one when None)."""
+        return cls(GraphRanker.load(folder or bundled_dir()), embedder)
+
+    @property
+    def embedder(self) -> Any:
+        """The node embedder, created on first use."""
+        if self._embedder is None:
+            from nas.predictors.embed import Embedder
+
+            self._embedder = Embedder()
+        return self._embedder
+
+    def score_records(self, records: Sequence[Any], batch_size: int = 64) -> np.ndarray:
+        """Scores of GraphRecords (texts, edges, params, flops); higher is better."""
+        vocab: dict[str, int] = {}
+        graphs = []
+        for r in records:
+            ti = np.array([vocab.setdefault(t, len(vocab)) for t in r.texts], np.int64)
+            graphs.append((ti, np.asarray(r.edges, np.int64).reshape(-1, 2)))
+        emb = self.embedder.embed(list(vocab)) if vocab else np.zeros((0, 384), np.float32)
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(records), batch_size):
+                part = records[i : i + batch_size]
+                b = make_batch(
+                    emb, graphs[i : i + batch_size], [r.params for r in part],
+                    [r.flops for r in part],
+                )  # fmt: skip
+                out.append(self.model(b).numpy())
+        return np.concatenate(out) if out else np.zeros(0, np.float32)

@@ -1,0 +1,166 @@
+"""The graph ranker: training on a small NB201 bench, save/load, ``nas rank``, bundled weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+FIXTURE = Path(__file__).parent / "data" / "predictor" / "nb201-150"
+
+
+@pytest.fixture(scope="module")
+def cache_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An XDG cache home shared by this module's tests (one embedding-model load)."""
+    return tmp_path_factory.mktemp("xdg")
+
+
+@pytest.fixture(scope="module")
+def small(cache_home: Path):
+    """The 150-cell fixture bench, its vocabulary embeddings and a group split."""
+    from nas.predictors.bench import Bench
+    from nas.predictors.embed import Embedder
+    from nas.predictors.fit import split_by_group, vocab_embeddings
+
+    bench = Bench.load(FIXTURE)
+    emb = vocab_embeddings(bench, Embedder(cache_dir=cache_home / "nas" / "embeddings"))
+    train_rows, test_rows = split_by_group(bench, 100, seed=0)
+    return bench, emb, train_rows, test_rows
+
+
+@pytest.fixture(scope="module")
+def trained(small):
+    from nas.predictors.fit import TrainConfig, train
+    from nas.predictors.model import ModelConfig
+
+    bench, emb, train_rows, _ = small
+    cfg = TrainConfig(steps=120, batch_size=32, seed=0)
+    return train(bench, train_rows, emb, cfg, ModelConfig(hidden=32, layers=3))
+
+
+def test_split_is_by_isomorphism_class(small) -> None:
+    bench, _, train_rows, test_rows = small
+    assert bench.meta["groups"] == "UniqueString"
+    train_groups = {bench.groups[i] for i in train_rows}
+    assert not train_groups & {bench.groups[i] for i in test_rows}
+    assert len(train_rows) + len(test_rows) == len(bench)
+
+
+def test_training_reduces_loss_and_beats_chance(small, trained) -> None:
+    from nas.predictors.fit import evaluate
+
+    bench, emb, _, test_rows = small
+    losses = trained.losses
+    assert np.mean(losses[-20:]) < 0.8 * np.mean(losses[:10])
+    table = evaluate(trained.model, bench, emb, test_rows)
+    assert table["predictor"]["spearman"] > 0.5  # 0.77 with this seed
+    assert set(table) == {"predictor", "params", "flops"}
+
+
+def test_save_load_round_trip(small, trained, tmp_path: Path) -> None:
+    from nas.predictors.fit import predict
+    from nas.predictors.model import GraphRanker, PredictorError
+
+    bench, emb, _, test_rows = small
+    folder = trained.model.save(tmp_path / "m")
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    again = GraphRanker.load(folder)
+    a = predict(trained.model, bench, emb, test_rows)
+    b = predict(again, bench, emb, test_rows)
+    assert np.array_equal(a, b)
+    (folder / "config.json").write_text("{}")
+    with pytest.raises(PredictorError, match="not a"):
+        GraphRanker.load(folder)
+
+
+def test_bench_round_trip(small, tmp_path: Path) -> None:
+    from nas.predictors.bench import Bench, BenchError
+
+    bench = small[0]
+    sub = bench.subset([3, 1, 4])
+    again = Bench.load(sub.save(tmp_path / "b"))
+    assert again.names == [bench.names[i] for i in (3, 1, 4)]
+    for k in range(3):
+        for x, y in zip(again.graph(k), bench.graph([3, 1, 4][k]), strict=True):
+            assert np.array_equal(x, y)
+    with pytest.raises(BenchError):
+        Bench.load(tmp_path / "missing")
+
+
+def _external_outside(path: Path) -> None:
+    """A small model whose weight claims to live in ../outside.bin."""
+    w = helper.make_tensor("w", TensorProto.FLOAT, [2, 2], [1.0, 2.0, 3.0, 4.0])
+    w.ClearField("float_data")
+    w.data_location = TensorProto.EXTERNAL
+    w.external_data.add(key="location", value="../outside.bin")
+    node = helper.make_node("MatMul", ["x", "w"], ["y"])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [w],
+    )
+    path.write_bytes(helper.make_model(graph).SerializeToString())
+
+
+def test_nas_rank_folder_with_broken_files(nas_cli, cache_home, tmp_path, monkeypatch) -> None:
+    from nas.compile import compile_arch
+    from nas.export import export_onnx
+    from nas.nb201 import from_nb201
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
+    cells = [
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+        "|avg_pool_3x3~0|+|none~0|none~1|+|none~0|none~1|avg_pool_3x3~2|",
+        "|nor_conv_1x1~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|skip_connect~1|avg_pool_3x3~2|",
+    ]
+    d = tmp_path / "models"
+    for k, cell in enumerate(cells):
+        export_onnx(compile_arch(from_nb201(cell), (3, 32, 32), 10), (3, 32, 32), d / f"n{k}.onnx")
+    good = (d / "n0.onnx").read_bytes()
+    (d / "truncated.onnx").write_bytes(good[: len(good) // 2])
+    (d / "garbage.onnx").write_bytes(b"this is not onnx")
+    _external_outside(d / "external.onnx")
+    (d / "notes.txt").write_text("ignored: not *.onnx")
+
+    code, out, _ = nas_cli("rank", str(d), "--json")
+    assert code == 1
+    res = json.loads(out)
+    assert sorted(Path(r["file"]).name for r in res["ranked"]) == ["n0.onnx", "n1.onnx", "n2.onnx"]
+    assert [r["rank"] for r in res["ranked"]] == [1, 2, 3]
+    scores = [r["score"] for r in res["ranked"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(r["params"] > 0 and r["flops"] > 0 for r in res["ranked"])
+    errors = {Path(e["file"]).name: e["error"] for e in res["errors"]}
+    assert set(errors) == {"truncated.onnx", "garbage.onnx", "external.onnx"}
+    assert "outside" in errors["external.onnx"]
+    # the all-conv cell should beat the nearly empty one
+    names = [Path(r["file"]).name for r in res["ranked"]]
+    assert names.index("n0.onnx") < names.index("n1.onnx")
+
+    code, out, _ = nas_cli("rank", str(d / "n0.onnx"), str(d / "n1.onnx"), "--top", "1", "--json")
+    assert code == 0
+    assert [Path(r["file"]).name for r in json.loads(out)["ranked"]] == ["n0.onnx"]
+    code, out, _ = nas_cli("rank", str(d / "n0.onnx"))
+    assert code == 0
+    assert "rank" in out and "FLOPs" in out
+
+    code, out, _ = nas_cli("rank", str(d / "n0.onnx"), "--max-size", "0.01", "--json")
+    assert code == 1
+    assert "limit" in json.loads(out)["errors"][0]["error"]
+
+
+def test_bundled_weights_load_offline(monkeypatch) -> None:
+    from nas.predictors.model import GraphRanker, bundled_dir
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = bundled_dir()
+    assert (folder / "model.safetensors").stat().st_size < 5 * 2**20
+    model = GraphRanker.load(folder)
+    assert model.config.meta["trained_on"].startswith("nb201")
+    assert onnx.__version__  # the ONNX reader is available alongside
