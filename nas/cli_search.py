@@ -92,15 +92,17 @@ def _factory(opts: dict[str, Any]) -> Any:
 class _Display:
     """The live panel: progress, best so far, failures by reason, ETA."""
 
-    def __init__(self, total: int, done: int) -> None:
+    def __init__(self, total: int, done: int, best: Any = None) -> None:
         self.total, self.start_done, self.t0 = total, done, time.monotonic()
-        self.done, self.best, self.fail = done, None, Counter()
+        self.done, self.best, self.fail = done, best, Counter()
 
-    def update(self, rec: Any, best: Any) -> Table:
+    def update(self, rec: Any) -> Table:
+        """Count a finished trial; keep the best by the first objective (maximised)."""
         self.done += 1
         if not rec.ok:
             self.fail[rec.status] += 1
-        self.best = best
+        elif self.best is None or rec.values["accuracy"] > self.best.values["accuracy"]:
+            self.best = rec
         return self.render()
 
     def render(self) -> Table:
@@ -311,11 +313,11 @@ def search(
     out.print(f"{'resuming' if resume else 'search'}: {chosen}; {_strategy_options(opts)}")
     out.print(f"run directory: {run}")
     already = len(store.completed())
-    display = _Display(opts["trials"], already)
+    display = _Display(opts["trials"], already, next(iter(store.best(1)), None))
     with Live(display.render(), console=out, refresh_per_second=4, transient=False) as live:
 
         def on_result(rec: Any) -> None:
-            live.update(display.update(rec, next(iter(store.best(1)), None)))
+            live.update(display.update(rec))
 
         if opts["backend"] == "ray":
             from nas.searches.ray_runner import run_search_ray
