@@ -170,24 +170,19 @@ def check(
 
 def _from_run(run: Path, rank: int) -> tuple[str, str, tuple[int, ...], int]:
     """(arch, space, input shape, classes) of the rank-th best trial of a search run."""
-    import json
+    from nas.searches.store import open_run
 
-    from nas.searches.store import RunStore
-
-    info_path = run / "run.json"
-    if not info_path.is_file():
-        raise ConfigurationError(f"{run} is not a search run (no run.json).")
-    opts = json.loads(info_path.read_text())["options"]
-    objectives = ("accuracy", "params") if "+" in opts["objective"] else ("accuracy",)
-    best = RunStore(run, objectives, opts.get("storage"), create=False).best(rank)
+    info, store = open_run(run)
+    opts = info["options"]
+    best = store.best(rank)
     if rank < 1 or len(best) < rank:
         raise ConfigurationError(f"--rank must be between 1 and {len(best)} for {run}.")
     if opts["dataset"].startswith("nb201:"):
         return best[-1].arch, opts["space"], (3, 32, 32), 10
     from nas.data import get_dataset_info
 
-    info = get_dataset_info(opts["dataset"])
-    return best[-1].arch, opts["space"], tuple(info.input_shape), info.num_classes
+    data = get_dataset_info(opts["dataset"])
+    return best[-1].arch, opts["space"], tuple(data.input_shape), data.num_classes
 
 
 @app.command()
@@ -254,12 +249,9 @@ def dashboard(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
 ) -> None:
     """Open optuna-dashboard on the run's storage (Ctrl-C to stop)."""
-    import json
+    from nas.searches.store import read_run_info
 
-    info_path = run / "run.json"
-    if not info_path.is_file():
-        raise ConfigurationError(f"{run} is not a search run (no run.json).")
-    opts = json.loads(info_path.read_text())["options"]
+    opts = read_run_info(run)["options"]
     url = opts.get("storage") or f"sqlite:///{(run / 'study.db').resolve()}"
     try:
         from optuna_dashboard import run_server

@@ -51,10 +51,11 @@ DEFAULTS: dict[str, Any] = {
 }
 # Options a resumed run may change (the rest come from its run.json).
 RESUMABLE = ("trials", "time_budget", "workers", "backend", "address", "cpus", "gpus", "scheduler")
-OBJECTIVES = {"accuracy": ("accuracy",), "accuracy+params": ("accuracy", "params")}
 
 
 def _strategy_options(opts: dict[str, Any]) -> dict[str, Any]:
+    from nas.searches.store import OBJECTIVES
+
     kw: dict[str, Any] = {}
     if opts["strategy"] == "re":
         pop = opts["population"] or max(4, min(100, opts["trials"] // 4))
@@ -234,15 +235,12 @@ def search(
     from nas.searches import create_strategy
     from nas.searches.report import write_report
     from nas.searches.runner import run_search
-    from nas.searches.store import RunStore
+    from nas.searches.store import OBJECTIVES, RunStore, read_run_info
     from nas.space import load_space
 
     given = {k: v for k, v in locals().items() if k in DEFAULTS and v is not None}
     if resume is not None:
-        info_path = resume / "run.json"
-        if not info_path.is_file():
-            raise ConfigurationError(f"{resume} is not a search run (no run.json).")
-        info = json.loads(info_path.read_text())
+        info = read_run_info(resume)
         opts = {
             **DEFAULTS,
             **info["options"],
@@ -366,15 +364,12 @@ def runs_list(
     root: Annotated[Path, typer.Argument(help="Folder of runs.")] = Path("runs"),
 ) -> None:
     """Every run under ROOT: trials, best value, strategy."""
-    from nas.searches.store import RunStore
+    from nas.searches.store import open_run
 
     table = Table("run", "space", "dataset", "strategy", "trials", "best")
     for info_path in sorted(root.glob("*/run.json")):
-        info = json.loads(info_path.read_text())
+        info, store = open_run(info_path.parent)
         o = info["options"]
-        store = RunStore(
-            info_path.parent, OBJECTIVES[o["objective"]], o.get("storage"), create=False
-        )
         best = store.best(1)
         table.add_row(
             info_path.parent.name,
@@ -393,14 +388,9 @@ def runs_show(
     top: Annotated[int, typer.Option(help="How many of the best.")] = 5,
 ) -> None:
     """Summary and top-k of one run."""
-    from nas.searches.store import RunStore
+    from nas.searches.store import open_run
 
-    info_path = run / "run.json"
-    if not info_path.is_file():
-        raise ConfigurationError(f"{run} is not a search run (no run.json).")
-    info = json.loads(info_path.read_text())
-    o = info["options"]
-    store = RunStore(run, OBJECTIVES[o["objective"]], o.get("storage"), create=False)
+    info, store = open_run(run)
     recs = store.records()
     out.print(
         f"{info['command']}\n{len(recs)} trials: "

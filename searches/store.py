@@ -10,6 +10,7 @@ heartbeat stopped as failed ("abandoned"), and the search continues from the res
 
 from __future__ import annotations
 
+import json
 import threading
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,8 @@ from typing import Any
 from nas.exceptions import ConfigurationError
 
 STUDY = "nas"
+# `nas search --objective` value -> the objectives it records.
+OBJECTIVES = {"accuracy": ("accuracy",), "accuracy+params": ("accuracy", "params")}
 # Objective name -> Optuna direction.
 DIRECTIONS = {
     "accuracy": "maximize",
@@ -260,3 +263,23 @@ class RunStore:
         ok = [r for r in self.records() if r.ok and obj in r.values]
         sign = -1 if DIRECTIONS[obj] == "maximize" else 1
         return sorted(ok, key=lambda r: (sign * r.values[obj], r.number))[:k]
+
+
+def read_run_info(run_dir: str | Path) -> dict[str, Any]:
+    """The ``run.json`` of a search run (command, options, versions).
+
+    Raises:
+        ConfigurationError: the folder is not a search run.
+    """
+    path = Path(run_dir) / "run.json"
+    if not path.is_file():
+        raise ConfigurationError(f"{run_dir} is not a search run (no run.json).")
+    return json.loads(path.read_text())
+
+
+def open_run(run_dir: str | Path) -> tuple[dict[str, Any], RunStore]:
+    """A finished or interrupted run: its ``run.json`` and its store (nothing created)."""
+    info = read_run_info(run_dir)
+    opts = info["options"]
+    store = RunStore(run_dir, OBJECTIVES[opts["objective"]], opts.get("storage"), create=False)
+    return info, store
