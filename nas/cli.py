@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.tree import Tree
 
 from nas.exceptions import ConfigurationError, NasError
+from nas.ops.spec import head_params
 
 app = typer.Typer(
     name="nas",
@@ -72,11 +73,6 @@ def _arch(text: str):
     return parse_arch(text.strip())
 
 
-def _head_params(spec, num_classes: int) -> int:
-    features = spec.shape[0] if spec.rank in (1, 3) else spec.shape[-1]
-    return features * num_classes + num_classes
-
-
 @app.command()
 def sample(
     space: SpaceOpt = "einspace",
@@ -98,7 +94,7 @@ def sample(
         a = sp.check(arch)
         rec = {
             "arch": str(arch),
-            "params": a.params + _head_params(a.out[0], sp.num_classes),
+            "params": a.params + head_params(a.out[0], sp.num_classes),
             "depth": a.depth,
         }
         if nb201:
@@ -142,7 +138,7 @@ def show(
     grow(root, ())
     out.print(f"input {sp.input[0]}")
     out.print(root)
-    head = _head_params(a.out[0], sp.num_classes)
+    head = head_params(a.out[0], sp.num_classes)
     out.print(
         f"backbone {a.params:,} params + head {head:,} = {a.params + head:,}; "
         f"depth {a.depth}, {a.n_ops} ops, {a.flops:,} MACs, "

@@ -13,7 +13,7 @@ from nas.analysis import analyse
 from nas.dsl.arch import Node
 from nas.exceptions import ShapeError
 from nas.ops import create_op
-from nas.ops.spec import Signal, Spec
+from nas.ops.spec import Signal, Spec, pooled_features
 
 
 def build_module(node: Node, x: Signal) -> tuple[nn.Module, Signal]:
@@ -47,17 +47,8 @@ class ClassificationHead(nn.Module):
 
     def __init__(self, spec: Spec, num_classes: int) -> None:
         super().__init__()
-        if spec.rank == 3:
-            self.dims: tuple[int, ...] = (2, 3)
-            features = spec.shape[0]
-        elif spec.rank == 2:
-            self.dims = (1,)
-            features = spec.shape[1]
-        elif spec.rank == 1:
-            self.dims = ()
-            features = spec.shape[0]
-        else:
-            raise ShapeError(f"no classification head for a backbone output {spec}.")
+        features = pooled_features(spec)  # raises ShapeError for other ranks
+        self.dims: tuple[int, ...] = {3: (2, 3), 2: (1,), 1: ()}[spec.rank]
         self.fc = nn.Linear(features, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

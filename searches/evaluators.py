@@ -15,6 +15,7 @@ from nas.searches.runner import Outcome
 
 from nas.dsl import Node
 from nas.exceptions import NasError
+from nas.ops.spec import head_params
 
 
 class TrainEvaluator:
@@ -109,7 +110,7 @@ class TableEvaluator:
             acc = self.table.accuracy(arch, self.dataset)
         except NasError as e:
             return Outcome("invalid", reason=str(e), wall_time=time.perf_counter() - start)
-        params = a.params + 64 * 10 + 10
+        params = a.params + head_params(a.out[0], 10)
         return Outcome(
             "ok",
             {"accuracy": acc, "params": float(params)},

@@ -52,6 +52,22 @@ def one(spec: Spec) -> Signal:
     return (spec,)
 
 
+def pooled_features(spec: Spec) -> int:
+    """Features left after global pooling: channels of an image, features of tokens."""
+    from nas.exceptions import ShapeError
+
+    if spec.rank == 3 or spec.rank == 1:
+        return spec.shape[0]
+    if spec.rank == 2:
+        return spec.shape[1]
+    raise ShapeError(f"no classification head for a backbone output {spec}.")
+
+
+def head_params(spec: Spec, num_classes: int) -> int:
+    """Parameters of the classification head (pooling + Linear) on a backbone output."""
+    return (pooled_features(spec) + 1) * num_classes
+
+
 def parse_shape(text: str) -> tuple[int, ...]:
     """Parse ``"3x28x28"`` (or ``"3,28,28"``) into a shape tuple.
 
