@@ -287,7 +287,7 @@ def spaces() -> None:
 
 def _register_commands() -> None:
     """Import the modules that add their commands to ``app`` (one per concern)."""
-    from nas import cli_predict, cli_search, cli_train  # noqa: F401
+    from nas import cli_predict, cli_search, cli_train, cli_zoo  # noqa: F401
 
 
 def main() -> None:

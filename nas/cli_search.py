@@ -71,6 +71,16 @@ def _strategy_options(opts: dict[str, Any]) -> dict[str, Any]:
 def _factory(opts: dict[str, Any]) -> Any:
     from nas.searches import evaluators
 
+    if opts["space"].startswith("zoo:"):
+        return functools.partial(
+            evaluators.zoo_evaluator,
+            opts["space"],
+            opts["dataset"],
+            epochs=opts["epochs"],
+            time_budget_s=opts["trial_time"],
+            seed=opts["seed"],
+            size=opts["size"],
+        )
     if opts["dataset"].startswith("nb201:"):
         if opts["space"] != "nb201":
             raise ConfigurationError("table mode (--dataset nb201:...) needs --space nb201.")
@@ -133,6 +143,8 @@ def _final(opts: dict[str, Any], best: Any, run_dir: Path) -> dict[str, Any]:
     from nas.export import export_onnx, parity
 
     node = parse_arch(best.arch)
+    if opts["space"].startswith("zoo:"):
+        return _final_zoo(opts, node, run_dir)
     if opts["dataset"].startswith("nb201:"):
         from nas.compile import compile_arch
 
@@ -170,6 +182,25 @@ def _final(opts: dict[str, Any], best: Any, run_dir: Path) -> dict[str, Any]:
     path = export_onnx(model, shape, run_dir / "best.onnx")
     final["onnx"] = str(path.name)
     final["onnx_max_abs_diff"] = parity(model, path, shape)
+    return final
+
+
+def _final_zoo(opts: dict[str, Any], node: Any, run_dir: Path) -> dict[str, Any]:
+    """Retrain the best zoo config for --final-epochs, score it on test and export it."""
+    from nas.zoo import config_from_arch, export_config, train_config
+
+    family, cfg = config_from_arch(node)
+    out.print(
+        f"retraining the best zoo:{family.name} config for {opts['final_epochs']} epochs ..."
+    )
+    allowance = opts["trial_time"] * opts["final_epochs"] / opts["epochs"]
+    model, data, res = train_config(
+        family, cfg, opts["dataset"], opts["final_epochs"], allowance, opts["seed"], opts["size"]
+    )
+    final = {**res.to_dict(), "config": cfg}
+    path, diff = export_config(family, run_dir / "best.onnx", cfg, model=model, data=data)
+    final["onnx"] = path.name
+    final["onnx_max_abs_diff"] = diff
     return final
 
 
@@ -273,6 +304,10 @@ def search(
         )
     if opts["scheduler"] == "asha" and opts["dataset"].startswith("nb201:"):
         raise ConfigurationError("--scheduler asha needs training epochs; table mode has none.")
+    if opts["space"].startswith("zoo:") and "dataset" not in given and resume is None:
+        from nas.zoo import get_family
+
+        opts["dataset"] = get_family(opts["space"]).task().name
     sp = load_space(opts["space"])
     strat = create_strategy(opts["strategy"], sp, seed=opts["seed"], **_strategy_options(opts))
     factory = _factory(opts)

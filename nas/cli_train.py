@@ -10,7 +10,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from nas.cli import ArchArg, _arch, app, out
-from nas.exceptions import UnknownNameError
+from nas.exceptions import ConfigurationError, UnknownNameError
 
 datasets_app = typer.Typer(help="List and prepare datasets.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
@@ -76,7 +76,10 @@ def resolve_arch(text: str, space_name: str):
 @app.command("train")
 def train_cmd(
     arch: ArchArg,
-    dataset: Annotated[str, typer.Option(help="Dataset name.")] = "unseen:addnist",
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="Dataset name [unseen:addnist], or a zoo family's task [its first]."),
+    ] = None,
     space: Annotated[str, typer.Option(help="Space whose budgets apply.")] = "einspace",
     preset: Annotated[str, typer.Option(help="Training protocol: quick, einspace, ...")] = "quick",
     epochs: Annotated[int | None, typer.Option(help="Epochs (overrides the preset).")] = None,
@@ -88,12 +91,26 @@ def train_cmd(
     data_dir: DataDirOpt = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    config: Annotated[
+        str | None, typer.Option(help="zoo:FAMILY only: hyperparameters as JSON or @file.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="zoo:FAMILY only: export to ONNX.")
+    ] = None,
 ) -> None:
-    """Train one architecture (string, @file or seed:NAME) and print its result."""
+    """Train one architecture (string, @file, seed:NAME) or zoo:FAMILY, and print the result."""
     from nas.data import load_dataset
     from nas.space import load_space
     from nas.train import TrainConfig, train
 
+    if arch.startswith("zoo:"):
+        from nas.cli_zoo import train_zoo
+
+        train_zoo(arch, dataset, config, epochs, time_budget, seed, size, output, as_json)
+        return
+    if config is not None or output is not None:
+        raise ConfigurationError("--config and --output apply to zoo:FAMILY only.")
+    dataset = dataset or "unseen:addnist"
     node = resolve_arch(arch, space)
     ds = load_dataset(dataset, data_dir=data_dir, size=size)
     sp = load_space(space).with_input(ds.input_shape, ds.num_classes)

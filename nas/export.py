@@ -80,3 +80,75 @@ def parity(
     if got.shape != ref.shape:
         raise ExportError(f"onnxruntime output shape {got.shape} != torch {ref.shape}.")
     return float(np.max(np.abs(got - ref))) if ref.size else 0.0
+
+
+def export_inputs(
+    model: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    path: str | Path,
+    input_names: tuple[str, ...],
+    output_names: tuple[str, ...],
+    dynamic_axes: dict[str, dict[int, str]] | None = None,
+) -> Path:
+    """Write a model with several named inputs/outputs (zoo families) as one ONNX file.
+
+    Same exporter and opset as :func:`export_onnx`; ``dynamic_axes`` marks the batch axes.
+
+    Raises:
+        ExportError: the exporter failed or the file cannot be written.
+    """
+    path = Path(path)
+    model = model.eval()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                tuple(inputs),
+                str(path),
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=list(input_names),
+                output_names=list(output_names),
+                dynamic_axes=dynamic_axes or {},
+                do_constant_folding=True,
+            )
+    except OSError as e:
+        raise ExportError(f"cannot write {path}: {e.strerror}.") from None
+    except Exception as e:  # the exporter raises many types; all mean "not exportable"
+        raise ExportError(f"ONNX export failed: {type(e).__name__}: {e}") from None
+    return path
+
+
+def parity_inputs(
+    model: nn.Module,
+    path: str | Path,
+    inputs: tuple[torch.Tensor, ...],
+    input_names: tuple[str, ...],
+) -> float:
+    """Max absolute difference over all outputs between torch and onnxruntime on ``inputs``."""
+    import onnxruntime as ort
+
+    with torch.no_grad():
+        ref = model.eval()(*inputs)
+    refs = [ref] if isinstance(ref, torch.Tensor) else list(ref)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        feed = {n: t.numpy() for n, t in zip(input_names, inputs, strict=True)}
+        got = sess.run(None, feed)
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise ExportError(f"onnxruntime cannot run {path}: {e}") from None
+    if len(got) != len(refs):
+        raise ExportError(f"onnxruntime gives {len(got)} outputs, torch {len(refs)}.")
+    worst = 0.0
+    for g, r in zip(got, refs, strict=True):
+        r = r.detach().float().numpy() if r.dtype.is_floating_point else r.numpy()
+        if g.shape != r.shape:
+            raise ExportError(f"onnxruntime output shape {g.shape} != torch {r.shape}.")
+        if r.size:
+            worst = max(worst, float(np.max(np.abs(g.astype(np.float64) - r))))
+    return worst

@@ -164,11 +164,15 @@ def _grammar_path(ref: str, base: str) -> tuple[str, str | None]:
 
 
 def load_space(name: str) -> SearchSpace:
-    """A built-in space by name (``einspace``, ``nb201``), a ``.toml`` or a ``.pcfg`` file.
+    """A built-in space (``einspace``, ``nb201``, ``zoo:FAMILY``), a ``.toml`` or ``.pcfg`` file.
 
     Raises:
         UnknownNameError, ConfigurationError, GrammarError: with a one-line reason.
     """
+    if name.startswith("zoo:"):
+        from nas.zoo import zoo_space
+
+        return zoo_space(name)
     if name.endswith(".pcfg"):
         return SearchSpace(Path(name).stem, load_grammar(name), (3, 32, 32))
     fname, text = _space_file(name)

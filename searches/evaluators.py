@@ -124,3 +124,66 @@ class TableEvaluator:
 def table_evaluator(dataset: str) -> TableEvaluator:
     """Picklable factory for :class:`TableEvaluator`."""
     return TableEvaluator(dataset)
+
+
+class ZooEvaluator:
+    """Train a zoo family's config (a ``fam(hp(...),...)`` string) on one of its tasks.
+
+    The ``accuracy`` objective is the task's primary metric when higher is better, and its
+    negation otherwise (e.g. minus the relative L2 error), so every strategy maximises it;
+    the metric itself is in the trial's ``metrics``.
+    """
+
+    def __init__(
+        self,
+        family: str,
+        task: str | None,
+        epochs: int | None = None,
+        time_budget_s: float | None = None,
+        seed: int = 0,
+        size: str = "small",
+    ) -> None:
+        from nas.zoo import get_family
+
+        self.family = get_family(family)
+        self.info = self.family.task(task)
+        self.data = self.family.make_data(self.info.name, size=size, seed=seed)
+        self.epochs, self.time_budget_s, self.seed = epochs, time_budget_s, seed
+
+    def __call__(self, arch: Node, on_epoch: Callable[..., Any] | None = None) -> Outcome:
+        import torch
+        from nas.zoo import config_from_arch, count_params
+
+        start = time.perf_counter()
+        try:
+            _, cfg = config_from_arch(arch)
+            torch.manual_seed(self.seed)
+            model = self.family.build(cfg, self.data)
+        except NasError as e:
+            return Outcome("invalid", reason=str(e), wall_time=time.perf_counter() - start)
+        params = count_params(model)
+        res = self.family.fit(
+            model,
+            cfg,
+            self.data,
+            epochs=self.epochs,
+            time_budget_s=self.time_budget_s,
+            seed=self.seed,
+            on_epoch=on_epoch,
+        )
+        metrics = {"valid": res.valid, "test": res.test, "epochs_done": res.epochs}
+        wall = time.perf_counter() - start
+        value = res.valid.get(self.info.metric)
+        if value is None or res.status not in ("ok", "timeout", "stopped"):
+            status = res.status if res.status != "ok" else "failed"
+            return Outcome(
+                status, None, res.reason or "no validation score", metrics, params, 0, wall
+            )
+        fitness = float(value) if self.info.higher_is_better else -float(value)
+        values = {"accuracy": fitness, "params": float(params)}
+        return Outcome("ok", values, res.reason, metrics, params, 0, wall)
+
+
+def zoo_evaluator(family: str, task: str | None, **kw: Any) -> ZooEvaluator:
+    """Picklable factory for :class:`ZooEvaluator`."""
+    return ZooEvaluator(family, task, **kw)

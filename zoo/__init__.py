@@ -1,1 +1,35 @@
-"""Published model families, each searchable and exportable (nas.zoo)."""
+"""Published model families, each searchable and exportable (nas.zoo).
+
+A family is one module in this package (``zoo/<family>.py``) registering a
+:class:`Family`, plus its search space ``grammars/zoo/<family>.pcfg``. See docs/zoo.md.
+"""
+
+from nas.zoo._registry import (
+    Family,
+    TaskInfo,
+    ZooResult,
+    arch_from_config,
+    config_from_arch,
+    count_params,
+    get_family,
+    list_families,
+    parse_config,
+    register_family,
+)
+from nas.zoo._run import export_config, train_config, zoo_space
+
+__all__ = [
+    "Family",
+    "TaskInfo",
+    "ZooResult",
+    "arch_from_config",
+    "config_from_arch",
+    "count_params",
+    "export_config",
+    "get_family",
+    "list_families",
+    "parse_config",
+    "register_family",
+    "train_config",
+    "zoo_space",
+]

@@ -1,0 +1,183 @@
+"""``nas zoo ...`` and ``nas train zoo:FAMILY``: thin wrappers over nas.zoo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from nas.cli import app, out
+
+zoo_app = typer.Typer(
+    help="Published model families: list, export, configure.", no_args_is_help=True
+)
+app.add_typer(zoo_app, name="zoo")
+
+ConfigOpt = Annotated[
+    str | None, typer.Option(help="Hyperparameters as a JSON object, or @file.json [defaults].")
+]
+
+
+@zoo_app.command("list")
+def zoo_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    params: Annotated[
+        bool, typer.Option(help="Build each default config to count its parameters.")
+    ] = True,
+) -> None:
+    """Every family with its variants, tasks, metric, default parameter count and export."""
+    from nas.zoo import count_params, get_family, list_families
+
+    rows = []
+    for name in list_families():
+        fam = get_family(name)
+        row = fam.describe()
+        if params:
+            cfg = fam.config()
+            data = fam.make_data(fam.task().name, size="small", seed=0)
+            row["default_params"] = count_params(fam.build(cfg, data))
+        row["export"] = f"nas zoo export {name} (ONNX opset 17, onnxruntime parity checked)"
+        rows.append(row)
+    if as_json:
+        out.print(json.dumps(rows, indent=2), markup=False)
+        return
+    table = Table("family", "variants", "tasks", "metric", "params", "summary")
+    for r in rows:
+        table.add_row(
+            f"zoo:{r['name']}",
+            ", ".join(r["variants"]) or "-",
+            ", ".join(t["name"] for t in r["tasks"]),
+            r["metric"],
+            f"{r['default_params']:,}" if "default_params" in r else "-",
+            r["summary"],
+        )
+    out.print(table)
+
+
+@zoo_app.command("export")
+def zoo_export(
+    family: Annotated[str, typer.Argument(help="Family name (zoo:moe or moe).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="ONNX file to write.")],
+    config: ConfigOpt = None,
+    task: Annotated[str | None, typer.Option(help="Task fixing the input sizes [first].")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the (untrained) weights.")] = 0,
+    extra: Annotated[
+        str | None,
+        typer.Option(
+            "--widths", help="Family-specific selection (e.g. slimmable widths: 0.5,1,0.25)."
+        ),
+    ] = None,
+) -> None:
+    """Export a configuration (default or given) to ONNX, with the onnxruntime parity check."""
+    from nas.zoo import count_params, export_config, get_family, parse_config
+
+    fam = get_family(family)
+    overrides = parse_config(config)
+    if extra is not None:
+        overrides = {**overrides, **fam.configure(widths=extra)}
+    cfg = fam.config(overrides)
+    path, diff = export_config(fam, output, cfg, task=task, seed=seed)
+    data = fam.make_data(fam.task(task).name, size="small", seed=seed)
+    module = fam.export_module(fam.build(cfg, data), cfg)
+    out.print(
+        f"wrote {path} (zoo:{fam.name}, {count_params(module):,} params); "
+        f"onnxruntime max |diff| {diff:.2e}"
+    )
+    if diff > 1e-3:
+        out.print("warning: the onnxruntime output differs from torch by more than 1e-3.")
+        raise typer.Exit(1)
+
+
+@zoo_app.command("configure")
+def zoo_configure(
+    family: Annotated[str, typer.Argument(help="Family name (slimmable).")],
+    prefs: Annotated[str | None, typer.Option(help="Task preferences, e.g. 0.7,0.3.")] = None,
+    budget_flops: Annotated[
+        str | None, typer.Option(help="Compute budget in MACs per sample, e.g. 50M.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Choose a configuration for task preferences and a compute budget, without retraining."""
+    from nas.zoo import get_family
+
+    fam = get_family(family)
+    kw = {k: v for k, v in (("prefs", prefs), ("budget_flops", budget_flops)) if v is not None}
+    result = fam.configure(**kw)
+    if as_json:
+        out.print(json.dumps(result, indent=2, default=str), markup=False)
+        return
+    table = Table("", "value", show_header=False)
+    for k, v in result.items():
+        table.add_row(k, json.dumps(v, default=str) if not isinstance(v, str) else v)
+    out.print(table)
+
+
+def train_zoo(
+    name: str,
+    task: str | None,
+    config: str | None,
+    epochs: int | None,
+    time_budget: float | None,
+    seed: int,
+    size: str,
+    output: Path | None,
+    as_json: bool,
+) -> None:
+    """``nas train zoo:FAMILY``: train one config on its task, print metrics and baseline."""
+    from nas.zoo import count_params, export_config, get_family, parse_config, train_config
+
+    fam = get_family(name)
+    cfg = fam.config(parse_config(config))
+    info = fam.task(task)
+    with Progress(
+        TextColumn("epoch {task.completed:.0f}"),
+        BarColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=out,
+        disable=as_json,
+    ) as bar:
+        bar_task = bar.add_task("train", total=epochs, info="")
+
+        def on_epoch(epoch: int, entry: dict[str, float]) -> None:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if isinstance(v, float))
+            bar.update(bar_task, completed=epoch + 1, info=shown)
+
+        model, data, res = train_config(
+            fam, cfg, info.name, epochs, time_budget, seed, size, on_epoch
+        )
+    result: dict[str, Any] = {
+        "family": fam.name,
+        "task": info.name,
+        "config": cfg,
+        "params": count_params(model),
+        **res.to_dict(),
+        "baseline": fam.baseline(data),
+    }
+    if output is not None:
+        path, diff = export_config(fam, output, cfg, model=model, data=data)
+        result["onnx"], result["onnx_max_abs_diff"] = str(path), diff
+    if as_json:
+        out.print(json.dumps(result, indent=2, default=str), markup=False)
+    else:
+        table = Table("", "value", show_header=False)
+        table.add_row("status", res.status + (f" ({res.reason})" if res.reason else ""))
+        for split in ("valid", "test", "baseline"):
+            for k, v in result[split].items():
+                table.add_row(f"{split} {k}", f"{v:.4f}" if isinstance(v, float) else str(v))
+        table.add_row("params", f"{result['params']:,}")
+        table.add_row("epochs", str(res.epochs))
+        table.add_row("train time", f"{res.seconds:.1f} s")
+        for k, v in (res.extra or {}).items():
+            table.add_row(k, json.dumps(v, default=str))
+        if output is not None:
+            table.add_row(
+                "onnx", f"{result['onnx']} (max |diff| {result['onnx_max_abs_diff']:.1e})"
+            )
+        out.print(table)
+    if res.status not in ("ok", "timeout", "stopped"):
+        raise typer.Exit(1)

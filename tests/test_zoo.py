@@ -1,0 +1,168 @@
+"""The zoo contract: registry, config <-> grammar strings, training, export, CLI, search."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import zoo_toy  # noqa: F401  (registers the test family)
+from nas.zoo import (
+    arch_from_config,
+    config_from_arch,
+    export_config,
+    get_family,
+    list_families,
+    parse_config,
+    train_config,
+    zoo_space,
+)
+from nas.zoo._fit import GradNoise, LossWeighting
+
+from nas.exceptions import ConfigurationError, UnknownNameError
+
+
+def test_registry_and_errors():
+    assert "toyzoo" in list_families()
+    fam = get_family("zoo:toyzoo")
+    assert fam.config() == {"width": 32, "depth": 2, "act": "tanh", "lr": 0.01}
+    assert fam.config({"width": "8", "lr": "0.1"})["width"] == 8
+    with pytest.raises(UnknownNameError, match="toyzoo"):
+        get_family("toyzo")
+    with pytest.raises(ConfigurationError, match="Did you mean 'width'"):
+        fam.config({"widht": 4})
+    with pytest.raises(ConfigurationError, match="must be int"):
+        fam.config({"depth": "two"})
+    with pytest.raises(ConfigurationError, match="relu or tanh"):
+        fam.config({"act": "gelu"})
+    with pytest.raises(UnknownNameError, match="tasks: wave"):
+        fam.task("sine")
+
+
+def test_parse_config(tmp_path):
+    assert parse_config('{"width": 8}') == {"width": 8}
+    f = tmp_path / "c.json"
+    f.write_text('{"depth": 1}')
+    assert parse_config(f"@{f}") == {"depth": 1}
+    for bad in ("{width: 8}", "[1, 2]", f"@{tmp_path}/missing.json"):
+        with pytest.raises(ConfigurationError):
+            parse_config(bad)
+
+
+def test_space_samples_configs_and_round_trips():
+    from nas.evolution import mutate
+    from nas.sampling import Sampler
+
+    sp = zoo_space("zoo:toyzoo")
+    fam = get_family("toyzoo")
+    sampler = Sampler(sp, seed=0)
+    seen = set()
+    for _ in range(30):
+        node = sampler.sample()
+        family, cfg = config_from_arch(node)
+        assert family.name == "toyzoo" and cfg["width"] in (8, 32) and cfg["lr"] == 0.01
+        assert config_from_arch(arch_from_config(fam, cfg))[1] == cfg
+        seen.add((cfg["width"], cfg["depth"], cfg["act"]))
+    assert len(seen) == 8  # the grammar's whole cross product is reachable
+    import random
+
+    rng = random.Random(1)
+    changed = []
+    for _ in range(20):  # a mutation redraws one hyperparameter, or (at the root) several
+        child_cfg = config_from_arch(mutate(sp, node, rng))[1]
+        changed.append(sum(child_cfg[k] != cfg[k] for k in cfg))
+    assert min(changed) >= 1 and changed.count(1) >= 10
+
+
+def test_train_beats_baseline_and_export_parity(tmp_path):
+    model, data, res = train_config("toyzoo", {"width": 32}, epochs=25, seed=0)
+    base = get_family("toyzoo").baseline(data)
+    assert res.status == "ok" and res.epochs == 25
+    assert res.test["r2"] > 0.8 > base["r2"] + 0.5
+    path, diff = export_config(
+        "toyzoo", tmp_path / "m.onnx", {"width": 32}, model=model, data=data
+    )
+    assert path.stat().st_size > 0 and diff < 1e-5
+
+
+def test_loss_weighting_and_grad_noise():
+    fixed = LossWeighting(2, "fixed", [1.0, 3.0])
+    assert float(fixed([torch.tensor(1.0), torch.tensor(2.0)])) == pytest.approx(7.0)
+    unc = LossWeighting(2, "uncertainty")
+    opt = torch.optim.SGD(unc.parameters(), lr=0.1)
+    for _ in range(200):  # task 2's loss is 100x larger: its weight must fall
+        opt.zero_grad()
+        unc([torch.tensor(0.1), torch.tensor(10.0)]).backward()
+        opt.step()
+    w = unc.task_weights()
+    assert w[0] > 1 > w[1]
+    with pytest.raises(ConfigurationError):
+        LossWeighting(2, "learned")
+    noise = GradNoise(eta=0.3, gamma=0.55)
+    p = torch.nn.Parameter(torch.zeros(10_000))
+    p.grad = torch.zeros_like(p)
+    noise([p])
+    assert float(p.grad.var()) == pytest.approx(0.3, rel=0.1)
+    noise.t = 99
+    assert noise.variance() == pytest.approx(0.3 / 100**0.55)
+
+
+def test_cli_zoo_list_train_export(nas_cli, tmp_path):
+    code, out, _ = nas_cli("zoo", "list", "--json")
+    assert code == 0
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["toyzoo"]["metric"] == "r2" and rows["toyzoo"]["default_params"] == 1153
+    onnx = tmp_path / "toy.onnx"
+    code, out, _ = nas_cli(
+        "train",
+        "zoo:toyzoo",
+        "--epochs",
+        "5",
+        "--config",
+        '{"depth": 1}',
+        "-o",
+        str(onnx),
+        "--json",
+    )
+    assert code == 0, out
+    res = json.loads(out)
+    assert res["config"]["depth"] == 1 and res["epochs"] == 5 and "r2" in res["baseline"]
+    assert onnx.is_file() and res["onnx_max_abs_diff"] < 1e-5
+    code, out, _ = nas_cli("zoo", "export", "toyzoo", "-o", str(tmp_path / "d.onnx"))
+    assert code == 0 and "max |diff|" in out
+    code, _, err = nas_cli(
+        "zoo", "export", "toyzoo", "-o", str(tmp_path / "e.onnx"), "--config", '{"depth": "x"}'
+    )
+    assert code == 2 and err.startswith("error:") and "must be int" in err
+    code, _, err = nas_cli("train", "zoo:nope")
+    assert code == 2 and "unknown zoo family" in err
+    code, _, err = nas_cli("zoo", "configure", "toyzoo", "--prefs", "0.5,0.5")
+    assert code == 2 and "no configure step" in err
+
+
+def test_search_over_a_family(nas_cli, tmp_path):
+    run = tmp_path / "run"
+    code, _, err = nas_cli(
+        "search",
+        "--space",
+        "zoo:toyzoo",
+        "--strategy",
+        "tpe",
+        "--trials",
+        "3",
+        "--epochs",
+        "3",
+        "--final-epochs",
+        "3",
+        "--run-dir",
+        str(run),
+    )
+    assert code == 0, err
+    from nas.searches.store import open_run
+
+    _, store = open_run(run)
+    done = store.completed()
+    assert len(done) == 3 and all(r.arch.startswith("toyzoo(hp(") for r in done)
+    final = json.loads((run / "final.json").read_text())
+    assert "r2" in final["test"] and (run / "best.onnx").is_file()
+    assert final["onnx_max_abs_diff"] < 1e-5

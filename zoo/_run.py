@@ -1,0 +1,103 @@
+"""What the CLI and the search do with a family: its space, training one config, export."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nas.zoo._registry import Family, ZooResult, get_family
+
+from nas.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nas.space import SearchSpace
+
+
+def zoo_space(name: str) -> SearchSpace:
+    """The search space ``zoo:FAMILY``: the family's grammar over its hyperparameters."""
+    from nas.dsl import load_grammar
+
+    family = get_family(name)
+    if family.grammar_path is not None:
+        return _space(family, load_grammar(family.grammar_path))
+    res = resources.files("nas.grammars").joinpath("zoo", f"{family.name}.pcfg")
+    if not res.is_file():
+        raise ConfigurationError(
+            f"zoo:{family.name} has no grammar grammars/zoo/{family.name}.pcfg."
+        )
+    return _space(family, load_grammar(f"grammars/zoo/{family.name}.pcfg", res.read_text()))
+
+
+def _space(family: Family, grammar: Any) -> SearchSpace:
+    from nas.space import Budget, SearchSpace
+
+    return SearchSpace(
+        name=f"zoo:{family.name}",
+        grammar=grammar,
+        input_shape=(1,),
+        mode="col",
+        num_classes=2,
+        budget=Budget(max_depth=4, max_params=1, max_activation=10**9, max_ops=256),
+        description=family.summary,
+    )
+
+
+def train_config(
+    family: Family | str,
+    config: dict[str, Any] | None = None,
+    task: str | None = None,
+    epochs: int | None = None,
+    time_budget_s: float | None = None,
+    seed: int = 0,
+    size: str = "small",
+    on_epoch: Any = None,
+) -> tuple[nn.Module, Any, ZooResult]:
+    """Build ``config`` (default when None) for ``task``, train it and score it."""
+    import torch
+
+    fam = get_family(family) if isinstance(family, str) else family
+    cfg = fam.config(config)
+    info = fam.task(task)
+    data = fam.make_data(info.name, size=size, seed=seed)
+    torch.manual_seed(seed)
+    model = fam.build(cfg, data)
+    result = fam.fit(
+        model, cfg, data, epochs=epochs, time_budget_s=time_budget_s, seed=seed, on_epoch=on_epoch
+    )
+    return model, data, result
+
+
+def export_config(
+    family: Family | str,
+    path: str | Path,
+    config: dict[str, Any] | None = None,
+    task: str | None = None,
+    model: nn.Module | None = None,
+    data: Any = None,
+    seed: int = 0,
+) -> tuple[Path, float]:
+    """Export a config (or a trained ``model``) to ONNX and check onnxruntime parity.
+
+    Returns the file and the max absolute difference between torch and onnxruntime.
+    """
+    import torch
+
+    from nas.export import export_inputs, parity_inputs
+
+    fam = get_family(family) if isinstance(family, str) else family
+    cfg = fam.config(config)
+    if data is None:
+        data = fam.make_data(fam.task(task).name, size="small", seed=seed)
+    if model is None:
+        torch.manual_seed(seed)
+        model = fam.build(cfg, data)
+    module = fam.export_module(model.eval(), cfg).eval()
+    inputs = fam.example_inputs(cfg, data, batch=2)
+    axes = fam.dynamic_axes()
+    out = export_inputs(module, inputs, path, fam.input_names, fam.output_names, axes)
+    # Another batch size than the traced one checks the dynamic axis too.
+    check = fam.example_inputs(cfg, data, batch=3 if axes else 2)
+    return out, parity_inputs(module, out, check, fam.input_names)
