@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "population": None,
     "tournament": None,
     "seed_arch": None,
+    "predictor_model": None,
     "backend": "local",
     "address": None,
     "cpus": 1.0,
@@ -63,6 +64,8 @@ def _strategy_options(opts: dict[str, Any]) -> dict[str, Any]:
         kw["tournament"] = opts["tournament"] or max(2, min(10, pop // 2))
         if opts["seed_arch"]:
             kw["seed_archs"] = [s.strip() for s in opts["seed_arch"].split(",") if s.strip()]
+    if opts["strategy"] == "predictor" and opts.get("predictor_model"):
+        kw["model"] = str(opts["predictor_model"])
     if len(OBJECTIVES[opts["objective"]]) > 1:
         kw["objectives"] = OBJECTIVES[opts["objective"]]
     return kw
@@ -214,7 +217,9 @@ def search(
             "looks accuracies up in the NB201 table instead of training."
         ),
     ] = None,
-    strategy: Annotated[str | None, typer.Option(help="rs, re, tpe or nsga2 [re].")] = None,
+    strategy: Annotated[
+        str | None, typer.Option(help="rs, re, tpe, nsga2 or predictor [re].")
+    ] = None,
     trials: Annotated[int | None, typer.Option(help="Trials to finish [12].")] = None,
     time_budget: Annotated[float | None, typer.Option(help="Seconds; no new trial after.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Training epochs per trial [2].")] = None,
@@ -246,6 +251,10 @@ def search(
     seed_arch: Annotated[
         str | None,
         typer.Option(help="RE seeds, comma-separated (resnet18,wrn16_4,vit,mlp_mixer)."),
+    ] = None,
+    predictor_model: Annotated[
+        str | None,
+        typer.Option(help="Predictor folder for --strategy predictor [the bundled one]."),
     ] = None,
     backend: Annotated[
         str | None, typer.Option(help="local or ray (Ray Tune trials; see docs/ray.md) [local].")

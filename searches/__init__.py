@@ -6,7 +6,7 @@ Strategies register by name (``rs``, ``re``, ``tpe``, ``nsga2``); create one wit
 
 from __future__ import annotations
 
-from nas.searches import _evolution, _optuna, _random  # noqa: F401  (registers them)
+from nas.searches import _evolution, _optuna, _predictor, _random  # noqa: F401  (registers them)
 from nas.searches._base import (
     DIRECTIONS,
     STATUSES,

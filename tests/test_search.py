@@ -24,7 +24,7 @@ def _archs(run_dir: Path) -> list[str]:
     return [r.arch for r in RunStore(run_dir, create=False).records()]
 
 
-@pytest.mark.parametrize("strategy", ["rs", "re", "tpe"])
+@pytest.mark.parametrize("strategy", ["rs", "re", "tpe", "predictor"])
 def test_table_mode_is_reproducible_and_reports(nas_cli, tmp_path, strategy) -> None:
     args = [
         "search",
@@ -280,3 +280,12 @@ def test_export_from_a_run_and_dashboard(nas_cli, tmp_path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_predictor_strategy_model_option(nas_cli, tmp_path) -> None:
+    base = ["search", "--space", "nb201", "--dataset", "nb201:cifar10", "--strategy"]
+    code, _, err = nas_cli(
+        *base, "predictor", "--predictor-model", str(tmp_path / "none"), "--run-dir",
+        str(tmp_path / "x"),
+    )  # fmt: skip
+    assert code == 2 and err.startswith("error: no predictor in")

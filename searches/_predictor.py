@@ -1,0 +1,204 @@
+"""Predictor-guided search: rank many candidates with the zero-shot predictor, train the best.
+
+Each round draws a pool of candidates (half fresh grammar draws, half mutations of the best
+trained architectures once there are results), scores them with the ONNX predictor
+(``nas.predictors``) and proposes the top few for training. Training is the expensive
+query; scoring a candidate costs an export (or, for NB201, a direct graph build) and a
+forward pass of the small ranker.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import tempfile
+import warnings
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from nas.searches._base import Strategy
+from nas.searches._registry import register_strategy
+
+from nas.dsl.arch import Node
+from nas.evolution import mutate
+from nas.exceptions import ConfigurationError, NasError
+from nas.sampling import Sampler
+from nas.space import SearchSpace
+
+__all__ = ["PredictorGuided", "predictor_scorer"]
+
+Scorer = Callable[[Sequence[Node]], np.ndarray]
+
+
+@functools.lru_cache(maxsize=4)
+def _load_predictor(folder: str | None):
+    from nas.predictors.model import Predictor
+
+    return Predictor.load(folder)
+
+
+def _record(space: SearchSpace, arch: Node, tmp: str):
+    """The predictor's record of ``arch``: built directly for NB201, else via ONNX export."""
+    if space.name == "nb201":
+        try:
+            from nas.predictors.bench import graph_record
+            from nas.predictors.nb201_graph import nb201_graph
+
+            from nas.nb201 import to_nb201
+
+            return graph_record(nb201_graph(to_nb201(arch)))
+        except ImportError:  # pragma: no cover - older predictor package
+            pass
+    from nas.predictors.bench import file_record
+
+    from nas.compile import compile_arch
+    from nas.export import export_onnx
+
+    path = Path(tmp) / "candidate.onnx"
+    model = compile_arch(arch, tuple(space.input_shape), space.num_classes)
+    export_onnx(model, tuple(space.input_shape), path)
+    return file_record(path)
+
+
+def predictor_scorer(space: SearchSpace, model: str | None = None) -> Scorer:
+    """Score architectures of ``space`` with the predictor in ``model`` (bundled if None).
+
+    Scores are cached per architecture; one that cannot be built or exported scores -inf.
+
+    Raises:
+        ConfigurationError: ``model`` is given but holds no predictor.
+        NasError: the predictor or its embedder cannot be loaded.
+    """
+    if model is not None and not (Path(model) / "config.json").is_file():
+        raise ConfigurationError(f"no predictor in {model} (config.json not found).")
+    predictor = _load_predictor(model)
+    cache: dict[str, float] = {}
+
+    def score(archs: Sequence[Node]) -> np.ndarray:
+        todo = [a for a in dict.fromkeys(archs, None) if str(a) not in cache]
+        records, keys = [], []
+        with tempfile.TemporaryDirectory() as tmp:
+            for a in todo:
+                try:
+                    records.append(_record(space, a, tmp))
+                    keys.append(str(a))
+                except (NasError, RuntimeError, ValueError):
+                    cache[str(a)] = -math.inf
+        if records:
+            for k, s in zip(keys, predictor.score_records(records), strict=True):
+                cache[k] = float(s)
+        return np.array([cache[str(a)] for a in archs], dtype=np.float64)
+
+    return score
+
+
+@register_strategy
+class PredictorGuided(Strategy):
+    """Predictor-guided search (``predictor``): train only what the predictor ranks highest.
+
+    Every round draws ``pool`` distinct candidates not asked before: fresh grammar draws,
+    and, once trials have finished, ``mutate_frac`` of them are mutations of the ``parents``
+    best trained architectures. The predictor scores them and the top ``batch`` are asked
+    in order of score. Results steer the search through the parents; the predictor itself
+    is not retrained during a search.
+
+    If the predictor cannot be loaded (e.g. the embedding model is missing) the strategy
+    says so once and proposes plain grammar draws, so a search still runs.
+
+    Args:
+        space: the search space.
+        seed: seed of every draw.
+        pool: candidates scored per round.
+        batch: candidates proposed (trained) per round.
+        parents: best trained architectures mutated for the pool.
+        mutate_frac: share of the pool drawn as mutations once there are results.
+        model: predictor folder (the bundled NB201-trained ranker when None).
+        scorer: a function scoring a list of architectures (overrides ``model``; used by
+            benchmarks that precompute scores).
+        **base: objectives (one), directions, max_retries (see ``Strategy``).
+    """
+
+    name = "predictor"
+    max_objectives = 1
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        pool: int = 64,
+        batch: int = 8,
+        parents: int = 5,
+        mutate_frac: float = 0.5,
+        model: str | None = None,
+        scorer: Scorer | None = None,
+        objectives: Sequence[str] | None = None,
+        directions: Mapping[str, str] | None = None,
+        max_retries: int = 20,
+    ) -> None:
+        super().__init__(space, seed, objectives, directions, max_retries)
+        if pool < 1 or not 1 <= batch <= pool or parents < 1 or not 0 <= mutate_frac <= 1:
+            raise ConfigurationError(
+                "predictor needs pool >= batch >= 1, parents >= 1 and 0 <= mutate_frac <= 1."
+            )
+        self.pool, self.batch, self.parents, self.mutate_frac = pool, batch, parents, mutate_frac
+        self.sampler = Sampler(space, seed=seed)
+        self.sampler.rng = self.rng
+        self.unavailable = ""
+        if scorer is None:
+            try:
+                scorer = predictor_scorer(space, model)
+            except ConfigurationError:
+                raise
+            except (NasError, ImportError, OSError) as e:
+                self.unavailable = f"{type(e).__name__}: {e}"
+                warnings.warn(
+                    f"predictor strategy: no predictor ({self.unavailable}); "
+                    "proposing plain grammar draws instead.",
+                    stacklevel=2,
+                )
+        self.scorer = scorer
+        self.queue: deque[Node] = deque()
+        self.results: list[tuple[float, int, Node]] = []  # (fitness, order, arch)
+
+    def _fitness(self, values: dict[str, float]) -> float:
+        v = values[self.objectives[0]]
+        return v if self.directions[0] == "maximize" else -v
+
+    def _candidates(self) -> list[Node]:
+        best = [a for _, _, a in sorted(self.results, key=lambda t: (-t[0], t[1]))]
+        best = best[: self.parents]
+        n_mut = round(self.pool * self.mutate_frac) if best else 0
+        seen, out = set(self._asked), []
+        for i in range(self.pool * 3):
+            if len(out) >= self.pool:
+                break
+            try:
+                if i < n_mut:
+                    arch = mutate(self.space, best[i % len(best)], self.rng, tries=50)
+                else:
+                    arch = self.sampler.sample()
+            except NasError:
+                continue
+            if str(arch) not in seen:
+                seen.add(str(arch))
+                out.append(arch)
+        return out
+
+    def propose(self) -> Node:
+        if self.scorer is None:
+            return self.sampler.sample()
+        if not self.queue:
+            cands = self._candidates()
+            if not cands:
+                return self.sampler.sample()
+            scores = self.scorer(cands)
+            order = sorted(range(len(cands)), key=lambda i: (-scores[i], i))
+            self.queue.extend(cands[i] for i in order[: self.batch])
+        return self.queue.popleft()
+
+    def observe(self, arch: Node, values: dict[str, float] | None, status: str) -> None:
+        fit = self._fitness(values) if values is not None and status == "ok" else -math.inf
+        if math.isfinite(fit):
+            self.results.append((fit, self.n_told, arch))
