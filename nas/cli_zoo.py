@@ -24,6 +24,9 @@ ConfigOpt = Annotated[
 
 @zoo_app.command("list")
 def zoo_list(
+    families: Annotated[
+        list[str] | None, typer.Argument(help="Families to show [all].", show_default=False)
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     params: Annotated[
         bool, typer.Option(help="Build each default config to count its parameters.")
@@ -33,7 +36,7 @@ def zoo_list(
     from nas.zoo import count_params, get_family, list_families
 
     rows = []
-    for name in list_families():
+    for name in families or list_families():
         fam = get_family(name)
         row = fam.describe()
         if params:

@@ -108,7 +108,10 @@ def test_loss_weighting_and_grad_noise():
 
 
 def test_cli_zoo_list_train_export(nas_cli, tmp_path):
-    code, out, _ = nas_cli("zoo", "list", "--json")
+    code, out, _ = nas_cli("zoo", "list", "--json", "--no-params")
+    assert code == 0 and all("default_params" not in r for r in json.loads(out))
+    assert {"moe", "mgno", "deeponet"} <= {r["name"] for r in json.loads(out)}
+    code, out, _ = nas_cli("zoo", "list", "zoo:toyzoo", "--json")
     assert code == 0
     rows = {r["name"]: r for r in json.loads(out)}
     assert rows["toyzoo"]["metric"] == "r2" and rows["toyzoo"]["default_params"] == 1153
