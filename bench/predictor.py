@@ -4,6 +4,9 @@ Usage (from the repository root)::
 
     .venv/bin/python bench/predictor.py --bench /tmp/pb/nb201-2000 --n 2000
     .venv/bin/python bench/predictor.py --bench DIR --speed 1000 --skip-train
+    .venv/bin/python bench/predictor.py --skip-train --full-build /tmp/pb/nb201-full
+    .venv/bin/python bench/predictor.py --skip-train --full-build /tmp/pb/nb201-full \
+        --nb101 /tmp/pb/nb101
 
 * quality: train on ``--train`` cells (whole NB201 isomorphism classes) and test on the
   bench's cells of the other classes; the same for ``--small`` training cells. Prints
@@ -11,6 +14,11 @@ Usage (from the repository root)::
 * speed: export ``--speed`` NB201 networks and time ``nas rank``'s work (read, canonicalise,
   embed, score) with a cold embedding cache (empty folder, model load included) and warm.
 * ``--save DIR`` writes the model trained on ``--train`` cells (the bundled weights).
+* full build: time building the bench of all 15,625 NB201 cells (2 worker processes), wall
+  and CPU seconds; the bench is kept in ``--full-build DIR`` (reused if present).
+* zero-shot: build the 500-cell NB101 bench in ``--nb101 DIR`` (reused if present) and score
+  it with predictors trained on NB201 only: the bundled one, and one trained on every cell
+  of the full NB201 bench; next to params, FLOPs and the zero-cost proxies.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import torch
 
 def quality(args: argparse.Namespace) -> None:
     """Train/test figures on the bench."""
-    from nas.predictors.bench import Bench, build_nb201_bench
+    from nas.predictors.bench import Bench
     from nas.predictors.fit import (
         TrainConfig,
         evaluate,
@@ -39,6 +47,7 @@ def quality(args: argparse.Namespace) -> None:
         train,
         vocab_embeddings,
     )
+    from nas.predictors.nb201_bench import build_nb201_bench
 
     folder = Path(args.bench)
     if (folder / "bench.json").is_file():
@@ -122,9 +131,9 @@ def speed(args: argparse.Namespace) -> None:
 def zero_cost(args: argparse.Namespace) -> None:
     """Train on ``--small`` cells of the bench and test on the 725 zero-cost cells (those of
     the training classes dropped), next to nwot/synflow/params on the same cells."""
-    import json
 
-    from nas.predictors.bench import Bench, benchmark_data_dir, build_nb201_bench
+    from nas.predictors.bench import Bench
+    from nas.predictors.benchdata import nb201_zero_cost
     from nas.predictors.fit import (
         TrainConfig,
         metrics,
@@ -133,14 +142,12 @@ def zero_cost(args: argparse.Namespace) -> None:
         train,
         vocab_embeddings,
     )
+    from nas.predictors.nb201_bench import build_nb201_bench
 
     from nas.benchmarks.nb201 import NB201Table
     from nas.nb201 import from_index_tuple, to_nb201
 
-    data = benchmark_data_dir()
-    if data is None:
-        raise SystemExit("benchmark tables not found (set NAS_BENCHMARK_DATA)")
-    zc = json.loads((data / "nb201_zero_cost_725.json").read_text())["cifar10"]
+    zc = nb201_zero_cost()["cifar10"]
     table = NB201Table.load()
     index = {a: i for i, a in enumerate(table.archs)}
     keys = list(zc)
@@ -173,7 +180,7 @@ def zero_cost(args: argparse.Namespace) -> None:
     scorers = {"predictor": pred}
     for name in ("nwot", "synflow", "params"):
         entries = [zc[keys[by_row[zb.meta["indices"][k]]]] for k in keep]
-        vals = [e.get(name, {}).get("score", np.nan) for e in entries]
+        vals = [e.get(name, np.nan) for e in entries]
         scorers[name] = np.array(vals, float)
     for name, sc in scorers.items():
         ok = ~np.isnan(sc)  # a few cells lack some proxies
@@ -181,6 +188,64 @@ def zero_cost(args: argparse.Namespace) -> None:
             f"{name:<10} {metrics(sc[ok], val[ok])['spearman']:13.3f} "
             f"{metrics(sc[ok], test[ok])['spearman']:14.3f}  ({int(ok.sum())} cells)"
         )
+
+
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def full_build(args: argparse.Namespace):
+    """Build (or load) the bench of all 15,625 NB201 cells, timing the build."""
+    from nas.predictors.bench import Bench
+    from nas.predictors.nb201_bench import build_nb201_bench
+
+    folder = Path(args.full_build)
+    if (folder / "bench.json").is_file():
+        bench = Bench.load(folder)
+        print(f"full NB201 bench: {len(bench)} cells, built in {bench.meta['build_seconds']} s")
+        return bench
+    t0, c0 = time.perf_counter(), _cpu_seconds()
+    bench = build_nb201_bench(None, out=folder, workers=2)
+    wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
+    print(
+        f"full NB201 bench: {len(bench)} cells in {wall:.0f} s wall, {cpu:.0f} s CPU "
+        f"({1000 * cpu / len(bench):.1f} ms CPU per cell; load average {os.getloadavg()[0]:.1f})"
+    )
+    return bench
+
+
+def zero_shot(args: argparse.Namespace, nb201) -> None:
+    """NB201-trained predictors on the 500 NB101 cells, with baselines and proxies."""
+    from nas.predictors.bench import Bench
+    from nas.predictors.fit import TrainConfig, evaluate_all, format_table, train, vocab_embeddings
+    from nas.predictors.model import GraphRanker, bundled_dir
+    from nas.predictors.nb101_bench import build_nb101_bench
+
+    folder = Path(args.nb101)
+    if (folder / "bench.json").is_file():
+        nb101 = Bench.load(folder)
+    else:
+        t0, c0 = time.perf_counter(), _cpu_seconds()
+        nb101 = build_nb101_bench(None, out=folder, workers=2)
+        print(
+            f"NB101 bench: {len(nb101)} cells exported in {time.perf_counter() - t0:.0f} s "
+            f"wall, {_cpu_seconds() - c0:.0f} s CPU"
+        )
+    emb = vocab_embeddings(nb101)
+    rows = np.arange(len(nb101))
+    models = {"bundled (1,000 NB201 cells)": GraphRanker.load(bundled_dir())}
+    if nb201 is not None:
+        cfg = TrainConfig(steps=args.steps, batch_size=args.batch, seed=args.seed)
+        res = train(nb201, np.arange(len(nb201)), vocab_embeddings(nb201), cfg)
+        models[f"trained on all {len(nb201):,} NB201 cells"] = res.model
+    for name, model in models.items():
+        table = evaluate_all(model, nb101, emb, rows)
+        print(f"\nzero-shot on {len(nb101)} NB101 cells (108-epoch val accuracy), {name}:")
+        print(format_table(table))
+        gap = table["predictor"]["spearman"] - table["params"]["spearman"]
+        print(f"predictor - params Spearman: {gap:+.3f}")
 
 
 def main() -> None:
@@ -198,12 +263,17 @@ def main() -> None:
     p.add_argument("--skip-train", action="store_true")
     p.add_argument("--zc", action="store_true", help="compare with zero-cost proxies")
     p.add_argument("--zc-bench", default="/tmp/pb/nb201-zc725")
+    p.add_argument("--full-build", default=None, help="folder of the full NB201 bench")
+    p.add_argument("--nb101", default=None, help="folder of the NB101 bench (zero-shot)")
     args = p.parse_args()
     torch.set_num_threads(1)
     if not args.skip_train:
         quality(args)
     if args.zc:
         zero_cost(args)
+    nb201 = full_build(args) if args.full_build else None
+    if args.nb101:
+        zero_shot(args, nb201)
     if args.speed:
         speed(args)
 

@@ -287,6 +287,7 @@ def spaces() -> None:
 
 def _register_commands() -> None:
     """Import the modules that add their commands to ``app`` (one per concern)."""
+    import nas.cli_bench  # noqa: F401
     from nas import cli_predict, cli_search, cli_train, cli_zoo  # noqa: F401
 
 

@@ -7,18 +7,16 @@ a group (the isomorphism class, for splits). A bench is two files in one folder:
 * ``bench.npz``: int/float arrays (``text_idx``, ``node_ptr``, ``edges``, ``edge_ptr``,
   ``params``, ``flops``, ``labels``), read with ``allow_pickle=False``;
 * ``bench.json``: the text vocabulary, names, groups and label names.
+
+Optionally a bench carries zero-cost proxy scores (``proxies``, one column per name in
+``proxy_names``, NaN where a row has none), so evaluation can put them in its table.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
-import multiprocessing
-import os
-import tempfile
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,6 @@ from nas.exceptions import ConfigurationError, NasError
 
 FORMAT = "nas-bench-records"
 VERSION = 1
-NB201_CSV = "nb201_200epoch_test.csv"
 
 
 class BenchError(NasError, ValueError):
@@ -120,6 +117,8 @@ class Bench:
     labels: np.ndarray  # (n, len(label_names)) float64
     label_names: list[str]
     meta: dict[str, Any] = field(default_factory=dict)
+    proxy_names: list[str] = field(default_factory=list)
+    proxies: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (n, k) float64
 
     def __len__(self) -> int:
         return len(self.names)
@@ -133,18 +132,22 @@ class Bench:
         label_names: Sequence[str],
         groups: Sequence[str] | None = None,
         meta: dict[str, Any] | None = None,
+        proxies: np.ndarray | None = None,
+        proxy_names: Sequence[str] = (),
     ) -> Bench:
         """Pack records; ``groups`` default to a hash of each canonical graph."""
         index: dict[str, int] = {}
         idx: list[int] = []
         node_ptr = [0]
-        edges: list[tuple[int, int]] = []
+        edges: list[np.ndarray] = []
+        n_edges = 0
         edge_ptr = [0]
         for r in records:
             idx.extend(index.setdefault(t, len(index)) for t in r.texts)
             node_ptr.append(len(idx))
-            edges.extend(r.edges)
-            edge_ptr.append(len(edges))
+            edges.append(np.asarray(r.edges, np.int32).reshape(-1, 2))
+            n_edges += len(edges[-1])
+            edge_ptr.append(n_edges)
         labels = np.asarray(labels, np.float64).reshape(len(records), len(label_names))
         if groups is None:
             groups = [graph_hash(r) for r in records]
@@ -156,13 +159,15 @@ class Bench:
             groups=list(groups),
             text_idx=np.asarray(idx, np.int32),
             node_ptr=np.asarray(node_ptr, np.int64),
-            edges=np.asarray(edges, np.int32).reshape(-1, 2),
+            edges=np.concatenate(edges) if edges else np.zeros((0, 2), np.int32),
             edge_ptr=np.asarray(edge_ptr, np.int64),
             params=np.asarray([r.params for r in records], np.int64),
             flops=np.asarray([r.flops for r in records], np.int64),
             labels=labels,
             label_names=list(label_names),
             meta=dict(meta or {}),
+            proxy_names=list(proxy_names),
+            proxies=_proxies(proxies, len(records), len(proxy_names)),
         )
 
     def graph(self, i: int) -> tuple[np.ndarray, np.ndarray]:
@@ -200,6 +205,8 @@ class Bench:
             labels=self.labels[rows],
             label_names=self.label_names,
             meta=dict(self.meta),
+            proxy_names=self.proxy_names,
+            proxies=self.proxies[rows] if self.proxy_names else _proxies(None, len(rows), 0),
         )
 
     def save(self, folder: str | Path) -> Path:
@@ -215,6 +222,7 @@ class Bench:
             params=self.params,
             flops=self.flops,
             labels=self.labels,
+            **({"proxies": self.proxies} if self.proxy_names else {}),
         )
         info = {
             "format": FORMAT,
@@ -223,6 +231,7 @@ class Bench:
             "names": self.names,
             "groups": self.groups,
             "label_names": self.label_names,
+            "proxy_names": self.proxy_names,
             "meta": self.meta,
         }
         (folder / "bench.json").write_text(json.dumps(info))
@@ -251,9 +260,23 @@ class Bench:
                 params=arrays["params"],
                 flops=arrays["flops"],
                 labels=arrays["labels"],
+                proxy_names=info.get("proxy_names", []),
+                proxies=_proxies(
+                    arrays.get("proxies"), len(info["names"]), len(info.get("proxy_names", []))
+                ),
             )
         except KeyError as e:
             raise BenchError(f"{folder}: the bench lacks {e.args[0]!r}.") from None
+
+
+def _proxies(values: Any, n: int, k: int) -> np.ndarray:
+    """Proxy scores as an (n, k) float array (NaN-filled when absent)."""
+    if values is None:
+        return np.full((n, k), np.nan)
+    arr = np.asarray(values, np.float64)
+    if arr.shape != (n, k):
+        raise BenchError(f"proxy scores have shape {arr.shape}, expected {(n, k)}.")
+    return arr
 
 
 def graph_hash(r: GraphRecord) -> str:
@@ -277,102 +300,3 @@ def bench_from_files(
     return Bench.from_records(
         records, [str(p) for p in paths], labels, label_names, groups, {"source": "onnx files"}
     )
-
-
-def benchmark_data_dir() -> Path | None:
-    """Folder of the benchmark tables: ``$NAS_BENCHMARK_DATA`` or ``../shared/data/benchmarks``
-    next to the repository, when present."""
-    env = os.environ.get("NAS_BENCHMARK_DATA")
-    cands = [Path(env)] if env else []
-    cands.append(Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks")
-    return next((c for c in cands if (c / NB201_CSV).is_file()), None)
-
-
-def nb201_unique_strings(folder: Path | None = None) -> list[str] | None:
-    """NB201's isomorphism class (UniqueString) per NB201 index, or None if not found."""
-    folder = folder or benchmark_data_dir()
-    if folder is None:
-        return None
-    with open(folder / NB201_CSV, newline="") as f:
-        return [row["UniqueString"] for row in csv.DictReader(f)]
-
-
-def _nb201_worker(args: tuple[list[str], str]) -> list[GraphRecord]:
-    """Export and encode NB201 cells (runs in a worker process)."""
-    import torch
-
-    from nas.compile import compile_arch
-    from nas.export import export_onnx
-    from nas.nb201 import from_nb201
-
-    torch.set_num_threads(1)
-    archs, tmp = args
-    out = []
-    for k, arch in enumerate(archs):
-        path = Path(tmp) / f"{os.getpid()}-{k}.onnx"
-        model = compile_arch(from_nb201(arch), (3, 32, 32), 10)
-        export_onnx(model, (3, 32, 32), path)
-        out.append(file_record(path))
-        path.unlink()
-    return out
-
-
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def build_nb201_bench(
-    n: int | None,
-    seed: int = 0,
-    out: str | Path | None = None,
-    workers: int = 1,
-    indices: Sequence[int] | None = None,
-    progress: bool = False,
-) -> Bench:
-    """Records of ``n`` NB201 cells drawn at random (all 15,625 when ``n`` is None).
-
-    Labels are the 200-epoch test accuracies on CIFAR-10, CIFAR-100 and ImageNet16-120;
-    groups are NB201's UniqueString when the table is found, else a canonical-graph hash.
-    """
-    from nas.benchmarks.nb201 import DATASETS, NB201Table
-
-    table = NB201Table.load()
-    if indices is None:
-        total = len(table)
-        if n is not None and not 0 < n <= total:
-            raise ConfigurationError(f"n must lie in 1..{total}, got {n}.")
-        rng = np.random.default_rng(seed)
-        indices = sorted(rng.choice(total, size=n, replace=False)) if n else range(total)
-    rows = [int(i) for i in indices]
-    archs = [table.archs[i] for i in rows]
-    t0 = time.perf_counter()
-    records: list[GraphRecord] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        jobs = [(c, tmp) for c in _chunks(archs, 25)]
-        if workers > 1:
-            ctx = multiprocessing.get_context("spawn")
-            with ctx.Pool(workers) as pool:
-                for part in pool.imap(_nb201_worker, jobs):
-                    records.extend(part)
-                    if progress:
-                        print(f"{len(records)}/{len(rows)} {time.perf_counter() - t0:.0f}s")
-        else:
-            for job in jobs:
-                records.extend(_nb201_worker(job))
-                if progress:
-                    print(f"{len(records)}/{len(rows)} {time.perf_counter() - t0:.0f}s")
-    uniq = nb201_unique_strings()
-    groups = [uniq[i] for i in rows] if uniq else None
-    labels = np.array([[table.acc[d][i] for d in DATASETS] for i in rows])
-    meta = {
-        "space": "nb201",
-        "seed": seed,
-        "indices": rows,
-        "groups": "UniqueString" if uniq else "graph-hash",
-        "build_seconds": round(time.perf_counter() - t0, 1),
-    }
-    bench = Bench.from_records(records, archs, labels, list(DATASETS), groups, meta)
-    if out is not None:
-        bench.save(out)
-    return bench

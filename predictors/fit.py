@@ -8,8 +8,9 @@ and FLOPs baselines on the same rows. Splits go by group (NB201: isomorphism cla
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,8 +103,10 @@ def train(
     emb: np.ndarray,
     config: TrainConfig | None = None,
     model_config: ModelConfig | None = None,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> TrainResult:
-    """Train a GraphRanker on ``rows`` of ``bench`` (``emb``: vocabulary embeddings)."""
+    """Train a GraphRanker on ``rows`` of ``bench`` (``emb``: vocabulary embeddings);
+    ``on_step(step, loss)`` is called after every step."""
     cfg = config or TrainConfig()
     rows = np.asarray(rows)
     if len(rows) < 2:
@@ -134,6 +137,8 @@ def train(
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
+        if on_step is not None:
+            on_step(len(losses), losses[-1])
     model.eval()
     return TrainResult(model, losses, time.perf_counter() - t0)
 
@@ -180,6 +185,52 @@ def evaluate(
         "params": metrics(bench.params[rows].astype(float), y),
         "flops": metrics(bench.flops[rows].astype(float), y),
     }
+
+
+def group_key(group: str) -> str:
+    """A short hash of a group name, stored in a model's meta for its training groups."""
+    return hashlib.sha1(group.encode()).hexdigest()[:10]
+
+
+def unseen_rows(bench: Bench, train_groups: Sequence[str]) -> np.ndarray:
+    """Rows of ``bench`` whose group key is not among ``train_groups``."""
+    seen = set(train_groups)
+    return np.array([i for i, g in enumerate(bench.groups) if group_key(g) not in seen], int)
+
+
+def evaluate_all(
+    model: GraphRanker,
+    bench: Bench,
+    emb: np.ndarray,
+    rows: Sequence[int],
+    label: str | None = None,
+) -> dict[str, dict[str, float]]:
+    """:func:`evaluate` plus a ``rows`` count per scorer and, where the bench has
+    zero-cost proxy scores, each proxy; when only some rows have them, the predictor and
+    the baselines are scored again on those rows (names ending in ``@zc``)."""
+    rows = np.asarray(rows)
+    y_all = bench.label(label)
+    pred = predict(model, bench, emb, rows)
+    scorers = {
+        "predictor": pred,
+        "params": bench.params[rows].astype(float),
+        "flops": bench.flops[rows].astype(float),
+    }
+    table = {k: {**metrics(v, y_all[rows]), "rows": len(rows)} for k, v in scorers.items()}
+    if not bench.proxy_names:
+        return table
+    prox = bench.proxies[rows]
+    have = ~np.all(np.isnan(prox), axis=1)
+    if have.sum() < 2:
+        return table
+    if not have.all():
+        for k, v in scorers.items():
+            table[f"{k}@zc"] = {**metrics(v[have], y_all[rows][have]), "rows": int(have.sum())}
+    for j, name in enumerate(bench.proxy_names):
+        ok = ~np.isnan(prox[:, j])
+        if ok.sum() >= 2:
+            table[name] = {**metrics(prox[ok, j], y_all[rows][ok]), "rows": int(ok.sum())}
+    return table
 
 
 def format_table(table: dict[str, dict[str, float]]) -> str:

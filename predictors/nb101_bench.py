@@ -1,0 +1,90 @@
+"""The NB101 bench: the 500 NAS-Bench-101 cells of the zero-cost table, exported to ONNX.
+
+Each cell's network (:mod:`nas.predictors.nb101`) is exported with the project's pinned
+exporter and read back like any user file. The label is NB101's 108-epoch CIFAR-10
+validation accuracy (%); every cell carries the table's zero-cost proxy scores.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from nas.predictors.bench import Bench, GraphRecord, file_record
+from nas.predictors.nb201_bench import Progress, run_chunks
+
+from nas.exceptions import ConfigurationError
+
+LABELS = ("cifar10",)
+
+
+def export_records(keys: Sequence[str]) -> list[GraphRecord]:
+    """Records of NB101 table keys via ONNX export."""
+    import torch
+    from nas.predictors.nb101 import NB101Network, parse_key
+
+    from nas.export import export_onnx
+
+    torch.set_num_threads(1)
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, key in enumerate(keys):
+            torch.manual_seed(0)
+            path = Path(tmp) / f"{k}.onnx"
+            export_onnx(NB101Network(parse_key(key)), (3, 32, 32), path)
+            out.append(file_record(path))
+            path.unlink()
+    return out
+
+
+def nb101_labels(labels: Sequence[str] | None) -> list[str]:
+    """Validated NB101 label names (the only one when None)."""
+    bad = [x for x in labels or () if x not in LABELS]
+    if bad:
+        raise ConfigurationError(
+            f"unknown NB101 label {bad[0]!r}; the NB101 bench has {', '.join(LABELS)} "
+            "(108-epoch validation accuracy)."
+        )
+    return list(LABELS)
+
+
+def build_nb101_bench(
+    n: int | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    workers: int = 1,
+    labels: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> Bench:
+    """Records of ``n`` of the 500 NB101 cells drawn at random (all when None)."""
+    from nas.predictors.benchdata import nb101_zero_cost, proxy_names
+
+    table = nb101_zero_cost()
+    nb101_labels(labels)
+    keys = list(table)
+    if n is not None:
+        if not 0 < n <= len(keys):
+            raise ConfigurationError(f"--n must lie in 1..{len(keys)} for nb101, got {n}.")
+        pick = np.random.default_rng(seed).choice(len(keys), size=n, replace=False)
+        keys = [keys[i] for i in sorted(pick)]
+    t0 = time.perf_counter()
+    records = run_chunks(export_records, keys, workers, progress, chunk=25)
+    names = proxy_names(table[k] for k in keys)
+    proxies = np.array([[table[k].get(p, np.nan) for p in names] for k in keys], float)
+    labels_arr = np.array([[table[k]["val_accuracy"]] for k in keys])
+    meta = {
+        "space": "nb101",
+        "label": "108-epoch validation accuracy (%)",
+        "seed": seed,
+        "groups": "cell key",
+        "method": "export",
+        "proxies": "NASLib zero-cost proxies on CIFAR-10",
+        "build_seconds": round(time.perf_counter() - t0, 1),
+    }
+    bench = Bench.from_records(records, keys, labels_arr, list(LABELS), keys, meta, proxies, names)
+    if out is not None:
+        bench.save(out)
+    return bench

@@ -1,0 +1,136 @@
+"""``nas bench build|from-run`` and ``nas predictor train|eval`` end to end (small sizes)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+FIXTURE = Path(__file__).parent / "data" / "predictor" / "nb201-150"
+
+
+@pytest.fixture
+def cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An isolated embedding cache (XDG cache home) for the commands."""
+    home = tmp_path_factory.getbasetemp() / "bench-cli-xdg"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    return home
+
+
+def test_bench_build_nb201_and_nb101(nas_cli, tmp_path) -> None:
+    from nas.predictors.bench import Bench
+
+    code, out, err = nas_cli(
+        "bench", "build", "--space", "nb201", "--n", "8", "--labels", "cifar10,imagenet16-120",
+        "--workers", "1", "-o", str(tmp_path / "nb201"),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "8 records" in out
+    b = Bench.load(tmp_path / "nb201")
+    assert len(b) == 8 and b.label_names == ["cifar10", "imagenet16-120"]
+    assert b.meta["groups"] == "UniqueString" and b.meta["method"] == "direct"
+
+    code, out, err = nas_cli(
+        "bench", "build", "--space", "nb101", "--n", "2", "--workers", "1",
+        "-o", str(tmp_path / "nb101"),
+    )  # fmt: skip
+    assert code == 0, err
+    b = Bench.load(tmp_path / "nb101")
+    assert len(b) == 2 and b.label_names == ["cifar10"]
+    assert "synflow" in b.proxy_names and not np.isnan(b.proxies).any()
+    assert all(70 < v < 100 for v in b.label())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["bench", "build", "--space", "nb999", "-o", "X"], "unknown bench space 'nb999'"),
+        (["bench", "build", "--labels", "cifar11", "-o", "X"], "unknown NB201 label 'cifar11'"),
+        (["bench", "build", "--space", "nb101", "--labels", "cifar100", "-o", "X"], "NB101"),
+        (["bench", "build", "--n", "0", "-o", "X"], "--n must lie in 1..15625"),
+        (["bench", "build", "--labels", ",", "-o", "X"], "--labels is empty"),
+        (["bench", "from-run", "NOPE", "-o", "X"], "not a directory"),
+        (["predictor", "eval", "--bench", "NOPE"], "does not exist"),
+        (["predictor", "train", "--bench", "NOPE", "-o", "X"], "does not exist"),
+    ],
+)
+def test_user_mistakes_give_one_line(nas_cli, tmp_path, monkeypatch, args, message) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _out, err = nas_cli(*args)
+    assert code == 2
+    assert err.startswith("error: ") and message in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "X").exists()
+
+
+def test_bench_from_run(nas_cli, tmp_path) -> None:
+    from nas.predictors.bench import Bench
+    from nas.predictors.nb201_bench import direct_records
+    from nas.searches.store import RunStore
+
+    from nas.dsl import parse_arch
+    from nas.nb201 import to_nb201
+
+    run = tmp_path / "run"
+    code, _, err = nas_cli(
+        "search", "--space", "nb201", "--dataset", "nb201:cifar10", "--strategy", "rs",
+        "--trials", "4", "--run-dir", str(run),
+    )  # fmt: skip
+    assert code == 0, err
+    code, _, err = nas_cli("bench", "from-run", str(run), "-o", str(tmp_path / "b"))
+    assert code == 0, err
+    b = Bench.load(tmp_path / "b")
+    recs = RunStore(run, create=False).records()
+    assert b.names == [r.arch for r in recs]
+    assert list(b.label()) == [r.values["accuracy"] for r in recs]
+    direct = direct_records([to_nb201(parse_arch(a)) for a in b.names])
+    assert b.params.tolist() == [r.params for r in direct]
+
+    code, _, err = nas_cli("bench", "from-run", str(tmp_path / "b"), "-o", str(tmp_path / "c"))
+    assert code == 2 and "not a search run" in err
+
+
+def test_run_bench_exports_other_spaces(tmp_path) -> None:
+    import torch
+    from nas.predictors.bench import file_record
+    from nas.predictors.run_bench import _record
+
+    from nas.compile import compile_arch
+    from nas.dsl import parse_arch
+    from nas.export import export_onnx
+    from nas.space import load_space
+
+    space = load_space("einspace").with_input((3, 16, 16), 5)
+    node = parse_arch(
+        "seq(route(im2col(k=3,s=1,p=1),compute(linear(out=8)),col2im),compute(norm))"
+    )
+    rec = _record(node, space, str(tmp_path))
+    torch.manual_seed(0)
+    model = compile_arch(node, (3, 16, 16), 5, space.mode)
+    assert rec == file_record(export_onnx(model, (3, 16, 16), tmp_path / "ref.onnx"))
+
+
+def test_predictor_train_and_eval(nas_cli, tmp_path, cache) -> None:
+    import json
+
+    bench = tmp_path / "bench"
+    shutil.copytree(FIXTURE, bench)
+    model = tmp_path / "model"
+    code, out, err = nas_cli(
+        "predictor", "train", "--bench", str(bench), "-o", str(model), "--n-train", "100",
+        "--steps", "20", "--batch-size", "32", "--hidden", "16", "--layers", "2",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "kendall" in out and "spearman" in out and "p@5%" in out and "flops" in out
+    meta = json.loads((model / "config.json").read_text())["meta"]
+    assert meta["split"].startswith("by group") and len(meta["train_groups"]) >= 90
+
+    code, out, err = nas_cli("predictor", "eval", "--model", str(model), "--bench", str(bench))
+    assert code == 0, err
+    assert "rows of the model's training groups left out" in out
+    assert "predictor" in out and "params" in out
+
+    code, _, err = nas_cli("predictor", "eval", "--bench", str(bench), "--label", "nope")
+    assert code == 2 and "has no label 'nope'" in err
