@@ -34,7 +34,7 @@ def macs(model, inputs) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
+    with counter, torch.enable_grad():  # the counter's module hooks need autograd on
         model(*inputs)
     return counter.get_total_flops() // 2
 
@@ -49,13 +49,14 @@ def bench_family(name: str, repeats: int, train: bool) -> dict:
     cfg = fam.config()
     data = fam.make_data(fam.task().name, size="small", seed=0)
     torch.manual_seed(0)
-    model = fam.export_module(fam.build(cfg, data).eval(), cfg).eval()
+    raw = fam.build(cfg, data).eval()
+    model = fam.export_module(raw, cfg).eval()  # what is deployed (e.g. the slim network)
     row = {"family": name, "params": count_params(model)}
     row["macs"] = macs(model, fam.example_inputs(cfg, data, batch=1))
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     with tempfile.TemporaryDirectory() as tmp:
-        path, _ = export_config(fam, Path(tmp) / "m.onnx", cfg, model=model, data=data)
+        path, _ = export_config(fam, Path(tmp) / "m.onnx", cfg, model=raw, data=data)
         sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         for b in (1, 64):
             x = fam.example_inputs(cfg, data, batch=b)
