@@ -196,11 +196,18 @@ class Block(nn.Module):
         return x + self.mlp(self.n3(x))
 
 
+def conv_bn(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
+    """3x3 conv, batch norm, GELU."""
+    return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.GELU()]
+
+
 class TokenPredictor(nn.Module):
     """Image -> token logits (B, h, w, K): conv stem, transformer encoder, parallel decoder.
 
-    The decoder's inputs are one learned [MASK] embedding plus a positional embedding per
-    token (AiT's parallel mode), so all ``grid * grid`` tokens come from one pass.
+    The stem stands in for AiT's Swin backbone: a small strided CNN (conv-BN-GELU, then per
+    halving a stride-2 and a stride-1 conv) that maps the image to the token grid. The
+    decoder's inputs are one learned [MASK] embedding plus a positional embedding per token
+    (AiT's parallel mode), so all ``grid * grid`` tokens come from one pass.
     """
 
     def __init__(
@@ -208,10 +215,10 @@ class TokenPredictor(nn.Module):
     ) -> None:
         super().__init__()
         steps = int(math.log2(side // grid))
-        stem: list[nn.Module] = [nn.Conv2d(3, width // 2, 3, padding=1), nn.GELU()]
-        ch = width // 2
+        ch = max(16, width // 2)
+        stem = conv_bn(3, ch)
         for _ in range(steps):
-            stem += [nn.Conv2d(ch, width, 3, 2, 1), nn.GELU()]
+            stem += conv_bn(ch, width, 2) + conv_bn(width, width)
             ch = width
         stem += [nn.Conv2d(ch, width, 1)]
         self.stem = nn.Sequential(*stem)
@@ -225,8 +232,8 @@ class TokenPredictor(nn.Module):
         self.head = nn.Linear(width, codes)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """Logits (B, grid, grid, K) for images (B, 3, H, W)."""
-        feat = self.stem(image)
+        """Logits (B, grid, grid, K) for images (B, 3, H, W) in [0, 1]."""
+        feat = self.stem(image - 0.5)
         b = feat.shape[0]
         mem = feat.flatten(2).transpose(1, 2) + self.pos_enc
         for blk in self.encoder:

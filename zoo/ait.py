@@ -1,11 +1,12 @@
 """zoo:ait — AiT soft tokens (Ning et al., "All in Tokens", ICCV 2023) for depth estimation.
 
-Stage 1 trains a VQ-VAE over depth maps (mask augmentation: random patches of the input
-depth are blanked while the whole valid depth is the target, so the tokenizer learns to
-in-paint invalid regions). Stage 2 freezes it and trains a transformer that predicts every
-token's distribution from the image; the decoder reads soft tokens (softmax-weighted
-mixtures of codes) and the loss is cross-entropy on the tokenizer's ids plus SiLog on the
-decoded depth. The task is nas.data.depthscenes (32x32 scenes, invalid pixels masked).
+Stage 1 trains a VQ-VAE over hole-free true depth maps (mask augmentation: random patches
+of the input depth are blanked while the whole depth is the target, so the tokenizer learns
+to in-paint). Stage 2 freezes it and trains a transformer that predicts every token's
+distribution from the image; the decoder reads soft tokens (softmax-weighted mixtures of
+codes) and the loss is cross-entropy on the tokenizer's ids of the true depth plus SiLog on
+the decoded depth over the sensor's valid pixels. The task is nas.data.depthscenes (32x32
+scenes; invalid sensor pixels are excluded from losses and metrics, never tokenised).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from nas.exceptions import ConfigurationError
 
 __all__ = ["AiT", "depth_metrics"]
 
-Split = tuple[torch.Tensor, torch.Tensor]
+Split = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # image, sensor depth, true depth
 _CHUNK = 250
 
 
@@ -87,7 +88,7 @@ class AiT(Family):
     hyperparams = {
         # searched
         "codebook": 64,  # codes K
-        "grid": 4,  # tokens per side (downsample 32 / grid)
+        "grid": 8,  # tokens per side (downsample 32 / grid)
         "width": 64,  # transformer width
         "depth": 2,  # encoder layers = decoder layers
         "mask_ratio": 0.25,  # share of input patches blanked in stage 1
@@ -99,11 +100,11 @@ class AiT(Family):
         "mask_patch": 4,
         "soft_tokens": True,  # ablation switch: False = CE only, argmax (hard) decoding
         "tau": 0.8,
-        "soft_loss": 1.0,  # weight of SiLog on the soft-decoded depth
+        "soft_loss": 5.0,  # weight of SiLog on the soft-decoded depth (CE has weight 1)
         "heads": 4,
         "commitment": 0.25,
-        "vq_epochs": 3,
-        "pred_epochs": 6,
+        "vq_epochs": 4,
+        "pred_epochs": 8,
         "vq_lr": 2e-3,
         "lr": 2e-3,
         "batch_size": 32,
@@ -152,7 +153,7 @@ class AiT(Family):
 
     # -- data -------------------------------------------------------------------------------
     def make_data(self, task: str, size: str = "small", seed: int = 0) -> dict[str, Split]:
-        """Rendered scenes: ``{split: (images (N, 3, 32, 32), depths (N, 1, 32, 32))}``."""
+        """Scenes ``{split: (images (N, 3, 32, 32), sensor depths, true depths)}``."""
         self.task(task)
         if size not in SIZES:
             raise ConfigurationError(f"unknown size {size!r}; expected one of {list(SIZES)}.")
@@ -162,10 +163,10 @@ class AiT(Family):
             seed,
             scenes.VERSION,
             lambda: scenes.generate(SIZES[size], seed),
-            required=tuple(f"{s}_{k}" for s in scenes.SPLITS for k in ("image", "depth")),
+            required=tuple(f"{s}_{k}" for s in scenes.SPLITS for k in ("image", "depth", "true")),
         )
         return {
-            s: (torch.from_numpy(arrays[f"{s}_image"]), torch.from_numpy(arrays[f"{s}_depth"]))
+            s: tuple(torch.from_numpy(arrays[f"{s}_{k}"]) for k in ("image", "depth", "true"))
             for s in scenes.SPLITS
         }
 
@@ -182,11 +183,11 @@ class AiT(Family):
         return AitModel(vqvae, predictor, c["tau"], c["soft_tokens"], scenes.MAX_DEPTH)
 
     # -- training ---------------------------------------------------------------------------
-    def _vq_loss(self, config: dict[str, Any], depth: torch.Tensor) -> Callable:
+    def _vq_loss(self, config: dict[str, Any], true: torch.Tensor) -> Callable:
         ratio = config["mask_ratio"] if config["mask_aug"] else 0.0
 
         def loss(vq: nn.Module, idx: torch.Tensor) -> torch.Tensor:
-            target = depth[idx] / scenes.MAX_DEPTH
+            target = true[idx] / scenes.MAX_DEPTH
             inp = mask_patches(target, ratio, config["mask_patch"]) if ratio > 0 else target
             recon, _, commit = vq(inp)
             valid = (target > 0).float()
@@ -211,7 +212,7 @@ class AiT(Family):
 
     @torch.no_grad()
     def _tokens(self, model: AitModel, depth: torch.Tensor) -> torch.Tensor:
-        """The frozen tokenizer's ids (N, h, w) for depths (N, 1, H, W)."""
+        """The frozen tokenizer's ids (N, h, w) for hole-free depths (N, 1, H, W)."""
         vq = model.vqvae
         return torch.cat(
             [
@@ -231,7 +232,7 @@ class AiT(Family):
         return torch.cat(outs), torch.cat(toks)
 
     def _score(self, model: AitModel, split: Split) -> dict[str, float]:
-        image, depth = split
+        image, depth, _ = split
         return depth_metrics(self._predict(model, image)[0], depth)
 
     def fit(
@@ -252,7 +253,7 @@ class AiT(Family):
         assert isinstance(model, AitModel)
         torch.manual_seed(seed)
         t0 = time.perf_counter()
-        image, depth = data["train"]
+        image, depth, true = data["train"]
         bs = config["batch_size"]
 
         def batches(e: int) -> list[torch.Tensor]:
@@ -260,11 +261,11 @@ class AiT(Family):
 
         budget1 = time_budget_s * config["vq_share"] if time_budget_s else None
         cfg1 = FitConfig(epochs or config["vq_epochs"], config["vq_lr"], time_budget_s=budget1)
-        log1 = run_epochs(model.vqvae, batches, self._vq_loss(config, depth), cfg1, seed=seed)
+        log1 = run_epochs(model.vqvae, batches, self._vq_loss(config, true), cfg1, seed=seed)
         model.freeze_vqvae()
         log2 = FitLog(status="skipped", reason="stage 1 diverged")
         if log1.status != "diverged":
-            ids = self._tokens(model, depth)
+            ids = self._tokens(model, true)
             budget2 = (
                 max(1.0, time_budget_s - (time.perf_counter() - t0)) if time_budget_s else None
             )
@@ -298,9 +299,9 @@ class AiT(Family):
 
     def _extra(self, model: AitModel, split: Split, log1: FitLog, log2: FitLog) -> dict:
         """Code usage, tokenizer reconstruction and the other decoding on the test split."""
-        image, depth = split
+        image, depth, true = split
         quant = model.vqvae.quantizer
-        ids = self._tokens(model, depth)
+        ids = self._tokens(model, true)
         with torch.no_grad():
             recon = torch.cat(
                 [

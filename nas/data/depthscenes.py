@@ -13,6 +13,7 @@ The depth map is what a real sensor returns: 0 marks an invalid pixel, as in NYU
 and KITTI. Invalid are the sky and everything beyond ``MAX_DEPTH``, the far side of
 occlusion edges (the "shadow" a structured-light sensor leaves), a few dropout blobs
 (specular surfaces) and scattered single pixels. Metrics are computed on valid pixels only.
+The hole-free true depth is kept too (a tokenizer target; never used for scoring).
 Generation is vectorised over scenes (about 1 s for 3,000 scenes at 32x32).
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-VERSION = "1"
+VERSION = "2"
 SIDE = 32
 MAX_DEPTH = 10.0
 MIN_DEPTH = 1.0
@@ -40,10 +41,14 @@ def _fade(colour: np.ndarray, depth: np.ndarray, fog: np.ndarray) -> np.ndarray:
     return colour[:, :, None, None] * a + fog[:, :, None, None] * (1 - a)
 
 
-def render(n: int, rng: np.random.Generator, side: int = SIDE) -> tuple[np.ndarray, np.ndarray]:
-    """Render ``n`` scenes: images (n, 3, side, side) in [0, 1], depths (n, 1, side, side).
+def render(
+    n: int, rng: np.random.Generator, side: int = SIDE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Render ``n`` scenes: images (n, 3, side, side) in [0, 1], sensor and true depths.
 
-    Depth is in metres with 0 on invalid pixels. ``side`` scales the camera with it.
+    The sensor depth (n, 1, side, side) is in metres with 0 on invalid pixels; the true
+    depth has no holes (sky and beyond-range pixels read ``MAX_DEPTH``). ``side`` scales
+    the camera with it.
     """
     f = FOCAL * side / SIDE
     rows = np.arange(side, dtype=np.float64)[None, :, None]
@@ -107,14 +112,20 @@ def render(n: int, rng: np.random.Generator, side: int = SIDE) -> tuple[np.ndarr
         hole = ((rows - cy) / ry) ** 2 + ((cols - cx) / rx) ** 2 <= 1
         valid &= ~(hole & (b < blobs)[:, None, None])
     valid &= rng.random(depth.shape) >= DROPOUT
-    out = np.where(valid, np.clip(depth, MIN_DEPTH, MAX_DEPTH), 0.0).astype(np.float32)
-    return image, out[:, None]
+    true = np.clip(np.where(np.isfinite(depth), depth, MAX_DEPTH), MIN_DEPTH, MAX_DEPTH)
+    out = np.where(valid, true, 0.0).astype(np.float32)
+    return image, out[:, None], true.astype(np.float32)[:, None]
 
 
 def generate(sizes: tuple[int, int, int], seed: int = 0) -> dict[str, np.ndarray]:
-    """The train/valid/test splits as arrays ``{split}_image`` and ``{split}_depth``."""
+    """The splits as arrays ``{split}_image``, ``{split}_depth`` (sensor) and ``{split}_true``."""
     rng = np.random.default_rng([seed, 8_0023])
     arrays: dict[str, np.ndarray] = {}
     for split, n in zip(SPLITS, sizes, strict=True):
-        arrays[f"{split}_image"], arrays[f"{split}_depth"] = render(n, rng)
+        image, depth, true = render(n, rng)
+        arrays[f"{split}_image"], arrays[f"{split}_depth"], arrays[f"{split}_true"] = (
+            image,
+            depth,
+            true,
+        )
     return arrays
