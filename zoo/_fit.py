@@ -87,6 +87,35 @@ class GradNoise:
         self.t += 1
 
 
+def parse_task_weights(text: str, n_tasks: int) -> list[float] | None:
+    """``"1,3"`` -> [1.0, 3.0] (None for ""), checked against the number of tasks.
+
+    Raises:
+        ConfigurationError: not numbers, negative, or not one per task.
+    """
+    if not text:
+        return None
+    try:
+        w = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ConfigurationError(f"task_weights must be numbers like 1,3, got {text!r}.") from None
+    if len(w) != n_tasks or any(x < 0 for x in w):
+        raise ConfigurationError(
+            f"task_weights needs {n_tasks} non-negative numbers, got {text!r}."
+        )
+    return w
+
+
+def check_options(weighting: str = "fixed", grad_noise: float = 0.0) -> None:
+    """One-line errors for the loop's options given in a family's config."""
+    if weighting not in WEIGHTINGS:
+        raise ConfigurationError(
+            f"weighting must be {' or '.join(WEIGHTINGS)}, but got weighting={weighting!r}."
+        )
+    if grad_noise < 0:
+        raise ConfigurationError(f"grad_noise must be >= 0, but got grad_noise={grad_noise}.")
+
+
 @dataclass
 class FitConfig:
     """Optimisation settings shared by the zoo trainers."""

@@ -20,7 +20,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from nas.zoo._fit import FitConfig, minibatches, run_epochs
+from nas.zoo._fit import (
+    FitConfig,
+    check_options,
+    minibatches,
+    parse_task_weights,
+    run_epochs,
+)
 from nas.zoo._moe_layers import GATES, VARIANTS, ConvBottom, build_model, utilisation
 from nas.zoo._registry import Family, TaskInfo, ZooResult, register_family
 from torch import nn
@@ -170,6 +176,9 @@ class MoE(Family):
         "lr": 0.003,
         "batch_size": 128,
         "weight_decay": 0.0,
+        "weighting": "fixed",  # or "uncertainty" (Kendall et al. 2018)
+        "task_weights": "",  # fixed weights, e.g. "1,3"; "" = equal
+        "grad_noise": 0.0,  # annealed gradient noise eta (Neelakantan et al. 2015)
     }
     searched = (
         "variant",
@@ -186,6 +195,8 @@ class MoE(Family):
 
     def validate(self, config: dict[str, Any]) -> None:
         """One-line errors for values outside the family's ranges."""
+        check_options(config["weighting"], config["grad_noise"])
+        parse_task_weights(config["task_weights"], 2)
         if config["gate"] not in GATES:
             raise ConfigurationError(
                 f"gate must be one of {', '.join(GATES)}, but got gate={config['gate']!r}."
@@ -277,6 +288,9 @@ class MoE(Family):
             lr=config["lr"],
             weight_decay=config["weight_decay"],
             time_budget_s=time_budget_s,
+            weighting=config["weighting"],
+            task_weights=parse_task_weights(config["task_weights"], len(ys)),
+            grad_noise=config["grad_noise"],
         )
         log = run_epochs(
             model,

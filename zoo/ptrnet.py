@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from nas.zoo._fit import FitConfig, minibatches, run_epochs
+from nas.zoo._fit import FitConfig, check_options, minibatches, run_epochs
 from nas.zoo._registry import Family, TaskInfo, ZooResult, register_family
 from torch import nn
 from torch.nn import functional as F
@@ -266,6 +266,7 @@ class PtrNetFamily(Family):
         "batch_size": 128,
         "epochs": 3,
         "grad_clip": 2.0,
+        "grad_noise": 0.0,  # annealed gradient noise eta (Neelakantan et al. 2015)
     }
     searched = ("hidden", "layers", "attention")
     input_names = ("x", "mask")
@@ -273,6 +274,7 @@ class PtrNetFamily(Family):
 
     def validate(self, config: dict[str, Any]) -> None:
         """Reject an unknown attention and out-of-range sizes and rates with one line."""
+        check_options(grad_noise=config["grad_noise"])
         if config["attention"] not in ATTENTIONS:
             raise ConfigurationError(
                 f"attention must be one of {', '.join(ATTENTIONS)}, "
@@ -343,6 +345,7 @@ class PtrNetFamily(Family):
             time_budget_s=time_budget_s,
             grad_clip=config["grad_clip"] or None,
             task_weights=[1.0, aux] if aux > 0 else None,
+            grad_noise=config["grad_noise"],
         )
 
         def loss_fn(m: nn.Module, idx: torch.Tensor):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from nas.zoo._fit import FitConfig, minibatches, run_epochs
+from nas.zoo._fit import FitConfig, check_options, minibatches, run_epochs
 from nas.zoo._registry import Family, TaskInfo, ZooResult, register_family
 from torch import nn
 from torch.nn import functional as F
@@ -159,6 +159,7 @@ class RRNFamily(Family):
         "weight_decay": 1e-4,
         "batch_size": 32,
         "epochs": 1,
+        "grad_noise": 0.0,  # annealed gradient noise eta (Neelakantan et al. 2015)
     }
     searched = ("steps", "hidden", "mlp_depth")
     input_names = ("puzzle",)
@@ -166,6 +167,7 @@ class RRNFamily(Family):
 
     def validate(self, config: dict[str, Any]) -> None:
         """Reject sizes and rates outside their ranges with one line."""
+        check_options(grad_noise=config["grad_noise"])
         for key in ("steps", "hidden", "mlp_depth", "emb", "batch_size", "epochs"):
             if config[key] < 1:
                 raise ConfigurationError(f"{key} must be >= 1, but got {key}={config[key]}.")
@@ -231,6 +233,7 @@ class RRNFamily(Family):
             weight_decay=config["weight_decay"],
             time_budget_s=time_budget_s,
             grad_clip=5.0,
+            grad_noise=config["grad_noise"],
         )
 
         def loss_fn(m: nn.Module, idx: torch.Tensor) -> torch.Tensor:
