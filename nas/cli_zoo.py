@@ -43,12 +43,19 @@ def zoo_list(
             cfg = fam.config()
             data = fam.make_data(fam.task().name, size="small", seed=0)
             row["default_params"] = count_params(fam.build(cfg, data))
-        row["export"] = f"nas zoo export {name} (ONNX opset 17, onnxruntime parity checked)"
+        row["export"] = {
+            "format": "onnx",
+            "opset": 17,
+            "command": f"nas zoo export {name} -o {name}.onnx",
+            "dynamic_axes": fam.dynamic_axes(),
+        }
         rows.append(row)
     if as_json:
         out.print(json.dumps(rows, indent=2), markup=False)
         return
-    table = Table("family", "variants", "tasks", "metric", "params", "summary")
+    table = Table("family", "variants", "tasks", "metric", "params", "export")
+    table.columns[0].no_wrap = table.columns[4].no_wrap = True
+    table.columns[4].justify = "right"
     for r in rows:
         table.add_row(
             f"zoo:{r['name']}",
@@ -56,9 +63,11 @@ def zoo_list(
             ", ".join(t["name"] for t in r["tasks"]),
             r["metric"],
             f"{r['default_params']:,}" if "default_params" in r else "-",
-            r["summary"],
+            "ONNX",
         )
     out.print(table)
+    for r in rows:
+        out.print(f"[bold]zoo:{r['name']}[/]: {r['summary']} ({r['paper']})")
 
 
 @zoo_app.command("export")
