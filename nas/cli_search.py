@@ -106,8 +106,9 @@ def _factory(opts: dict[str, Any]) -> Any:
 class _Display:
     """The live panel: progress, best so far, failures by reason, ETA."""
 
-    def __init__(self, total: int, done: int, best: Any = None) -> None:
+    def __init__(self, total: int, done: int, best: Any = None, fitness: str = "") -> None:
         self.total, self.start_done, self.t0 = total, done, time.monotonic()
+        self.fitness = fitness  # what the "accuracy" objective is, when it is not accuracy
         self.done, self.best, self.fail = done, best, Counter()
 
     def update(self, rec: Any) -> Table:
@@ -129,7 +130,10 @@ class _Display:
             + (f"   ETA {eta / 60:.1f} min" if eta is not None else ""),
         )
         if self.best is not None:
-            v = ", ".join(f"{k} {x:.4g}" for k, x in self.best.values.items())
+            v = ", ".join(
+                f"{self.fitness if k == 'accuracy' and self.fitness else k} {x:.4g}"
+                for k, x in self.best.values.items()
+            )
             arch = self.best.arch if len(self.best.arch) < 90 else self.best.arch[:87] + "..."
             t.add_row("best", f"trial {self.best.number}: {v}; {self.best.params or 0:,} params")
             t.add_row("", arch)
@@ -186,6 +190,16 @@ def _final(opts: dict[str, Any], best: Any, run_dir: Path) -> dict[str, Any]:
     final["onnx"] = str(path.name)
     final["onnx_max_abs_diff"] = parity(model, path, shape)
     return final
+
+
+def _fitness_label(opts: dict[str, Any]) -> str:
+    """How the display names the 'accuracy' objective of a zoo search (e.g. -rel_l2)."""
+    if not opts["space"].startswith("zoo:"):
+        return ""
+    from nas.zoo import get_family
+
+    info = get_family(opts["space"]).task(opts["dataset"])
+    return info.metric if info.higher_is_better else f"-{info.metric}"
 
 
 def _final_zoo(opts: dict[str, Any], node: Any, run_dir: Path) -> dict[str, Any]:
@@ -355,7 +369,9 @@ def search(
     out.print(f"{'resuming' if resume else 'search'}: {chosen}; {_strategy_options(opts)}")
     out.print(f"run directory: {run}")
     already = len(store.completed())
-    display = _Display(opts["trials"], already, next(iter(store.best(1)), None))
+    display = _Display(
+        opts["trials"], already, next(iter(store.best(1)), None), _fitness_label(opts)
+    )
     with Live(display.render(), console=out, refresh_per_second=4, transient=False) as live:
 
         def on_result(rec: Any) -> None:
