@@ -273,7 +273,7 @@ def ops(pattern: Annotated[str, typer.Argument(help="fnmatch filter.")] = "*") -
 
 @app.command()
 def spaces() -> None:
-    """List the built-in search spaces."""
+    """List the built-in search spaces, the zoo families' spaces included."""
     from nas.space import list_spaces, load_space
 
     for name in list_spaces():
@@ -282,6 +282,16 @@ def spaces() -> None:
         out.print(
             f"{name:10s} input {shape} {sp.mode}, {len(sp.grammar.rules)} rules, "
             f"{len(sp.seeds)} seeds  {sp.description}"
+        )
+    from nas.zoo import get_family, list_families, zoo_space
+
+    for name in list_families():
+        sp = zoo_space(name)
+        fam = get_family(name)
+        tasks = ", ".join(t.name for t in fam.tasks)
+        out.print(
+            f"zoo:{name:14s} {len(sp.grammar.rules)} rules over {len(fam.searched or fam.hyperparams)} "
+            f"hyperparameters, tasks {tasks}"
         )
 
 

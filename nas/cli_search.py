@@ -223,12 +223,18 @@ def _final_zoo(opts: dict[str, Any], node: Any, run_dir: Path) -> dict[str, Any]
 
 @app.command()
 def search(
-    space: Annotated[str | None, typer.Option(help="Search space [einspace].")] = None,
+    space: Annotated[
+        str | None,
+        typer.Option(
+            help="einspace, nb201, zoo:FAMILY (nas zoo list), .toml or .pcfg [einspace]."
+        ),
+    ] = None,
     dataset: Annotated[
         str | None,
         typer.Option(
             help="Dataset [unseen = unseen:addnist]; nb201:cifar10|cifar100|imagenet16-120 "
-            "looks accuracies up in the NB201 table instead of training."
+            "looks accuracies up in the NB201 table instead of training; with zoo:FAMILY, "
+            "one of its tasks [its first]."
         ),
     ] = None,
     strategy: Annotated[
