@@ -289,9 +289,10 @@ def spaces() -> None:
         sp = zoo_space(name)
         fam = get_family(name)
         tasks = ", ".join(t.name for t in fam.tasks)
+        n_hp = len(fam.searched or fam.hyperparams)
         out.print(
-            f"zoo:{name:14s} {len(sp.grammar.rules)} rules over {len(fam.searched or fam.hyperparams)} "
-            f"hyperparameters, tasks {tasks}"
+            f"zoo:{name:14s} {len(sp.grammar.rules)} rules over {n_hp} hyperparameters, "
+            f"tasks {tasks}"
         )
 
 

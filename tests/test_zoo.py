@@ -241,3 +241,11 @@ def test_family_options_for_weighting_and_noise():
     for name in ("rrn", "ptrnet"):
         with pytest.raises(ConfigurationError, match="grad_noise must be >= 0"):
             get_family(name).config({"grad_noise": -1})
+
+
+def test_nas_spaces_lists_the_zoo(nas_cli):
+    code, out, _ = nas_cli("spaces")
+    assert code == 0 and "einspace" in out
+    for family in ("moe", "slimmable", "deeponet", "mgno", "rrn", "ptrnet", "ait"):
+        assert f"zoo:{family}" in out
+    assert "8 hyperparameters, tasks synthetic, digits" in out
