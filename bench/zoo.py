@@ -28,22 +28,11 @@ def _median_ms(fn, repeats: int) -> float:
     return 1000 * statistics.median(times)
 
 
-def macs(model, inputs) -> int:
-    """Multiply-accumulates of one forward pass (torch's FLOP counter / 2)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with counter, torch.enable_grad():  # the counter's module hooks need autograd on
-        model(*inputs)
-    return counter.get_total_flops() // 2
-
-
 def bench_family(name: str, repeats: int, train: bool) -> dict:
     """One family's row."""
     import onnxruntime as ort
     import torch
-    from nas.zoo import count_params, export_config, get_family, train_config
+    from nas.zoo import count_macs, count_params, export_config, get_family, train_config
 
     fam = get_family(name)
     cfg = fam.config()
@@ -52,7 +41,7 @@ def bench_family(name: str, repeats: int, train: bool) -> dict:
     raw = fam.build(cfg, data).eval()
     model = fam.export_module(raw, cfg).eval()  # what is deployed (e.g. the slim network)
     row = {"family": name, "params": count_params(model)}
-    row["macs"] = macs(model, fam.example_inputs(cfg, data, batch=1))
+    row["macs"] = count_macs(fam, raw, cfg, data)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     with tempfile.TemporaryDirectory() as tmp:

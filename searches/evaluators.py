@@ -152,7 +152,7 @@ class ZooEvaluator:
 
     def __call__(self, arch: Node, on_epoch: Callable[..., Any] | None = None) -> Outcome:
         import torch
-        from nas.zoo import config_from_arch, count_params
+        from nas.zoo import config_from_arch, count_macs, count_params
 
         start = time.perf_counter()
         try:
@@ -162,6 +162,7 @@ class ZooEvaluator:
         except NasError as e:
             return Outcome("invalid", reason=str(e), wall_time=time.perf_counter() - start)
         params = count_params(model)
+        macs = count_macs(self.family, model, cfg, self.data)
         res = self.family.fit(
             model,
             cfg,
@@ -176,12 +177,11 @@ class ZooEvaluator:
         value = res.valid.get(self.info.metric)
         if value is None or res.status not in ("ok", "timeout", "stopped"):
             status = res.status if res.status != "ok" else "failed"
-            return Outcome(
-                status, None, res.reason or "no validation score", metrics, params, 0, wall
-            )
+            reason = res.reason or "no validation score"
+            return Outcome(status, None, reason, metrics, params, macs, wall)
         fitness = float(value) if self.info.higher_is_better else -float(value)
         values = {"accuracy": fitness, "params": float(params)}
-        return Outcome("ok", values, res.reason, metrics, params, 0, wall)
+        return Outcome("ok", values, res.reason, metrics, params, macs, wall)
 
 
 def zoo_evaluator(family: str, task: str | None, **kw: Any) -> ZooEvaluator:

@@ -166,6 +166,10 @@ def test_search_over_a_family(nas_cli, tmp_path):
     _, store = open_run(run)
     done = store.completed()
     assert len(done) == 3 and all(r.arch.startswith("toyzoo(hp(") for r in done)
+    for r in done:  # an MLP 1 -> w (-> w) -> 1 on one sample: its weight count in MACs
+        cfg = config_from_arch(r.arch)[1]
+        w = cfg["width"]
+        assert r.flops == w + (cfg["depth"] - 1) * w * w + w
     final = json.loads((run / "final.json").read_text())
     assert "r2" in final["test"] and (run / "best.onnx").is_file()
     assert final["onnx_max_abs_diff"] < 1e-5

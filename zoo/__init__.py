@@ -16,7 +16,7 @@ from nas.zoo._registry import (
     parse_config,
     register_family,
 )
-from nas.zoo._run import export_config, train_config, zoo_space
+from nas.zoo._run import count_macs, export_config, train_config, zoo_space
 
 __all__ = [
     "Family",
@@ -24,6 +24,7 @@ __all__ = [
     "ZooResult",
     "arch_from_config",
     "config_from_arch",
+    "count_macs",
     "count_params",
     "export_config",
     "get_family",

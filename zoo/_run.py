@@ -101,3 +101,15 @@ def export_config(
     # Another batch size than the traced one checks the dynamic axis too.
     check = fam.example_inputs(cfg, data, batch=3 if axes else 2)
     return out, parity_inputs(module, out, check, fam.input_names)
+
+
+def count_macs(family: Family, model: nn.Module, config: dict[str, Any], data: Any) -> int:
+    """Multiply-accumulates of one sample's forward pass (torch's FLOP counter / 2)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    module = family.export_module(model.eval(), config).eval()
+    with counter, torch.enable_grad():  # the counter's module hooks need autograd on
+        module(*family.example_inputs(config, data, batch=1))
+    return int(counter.get_total_flops() // 2)
