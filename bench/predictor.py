@@ -40,11 +40,9 @@ def quality(args: argparse.Namespace) -> None:
     """Train/test figures on the bench."""
     from nas.predictors.bench import Bench
     from nas.predictors.fit import (
-        TrainConfig,
         evaluate,
         format_table,
         split_by_group,
-        train,
         vocab_embeddings,
     )
     from nas.predictors.nb201_bench import build_nb201_bench
@@ -61,11 +59,11 @@ def quality(args: argparse.Namespace) -> None:
     print(f"bench: {len(bench)} cells, {len(set(bench.groups))} classes, {len(bench.vocab)} texts")
     for n_train in (args.train, args.small):
         tr, te = split_by_group(bench, n_train, seed=args.seed)
-        cfg = TrainConfig(steps=args.steps, batch_size=args.batch, seed=args.seed)
-        res = train(bench, tr, emb, cfg)
+        res = _train(args, bench, tr, emb)
         print(
             f"\ntrain {len(tr)} cells / test {len(te)} cells of other classes "
-            f"({args.steps} steps, {res.seconds:.0f} s), label cifar10:"
+            f"({args.steps} steps x {args.members} members, {res.seconds:.0f} s), "
+            "label cifar10:"
         )
         print(format_table(evaluate(res.model, bench, emb, te)))
         if args.save and n_train == args.train:
@@ -78,10 +76,35 @@ def quality(args: argparse.Namespace) -> None:
                     "test_kendall": round(table["kendall"], 4),
                     "split": "by NB201 UniqueString (isomorphism class), seed "
                     f"{args.seed}; bench seed 0",
+                    "recipe": _recipe(args),
                 }
             )
             res.model.save(args.save)
             print(f"saved to {args.save}")
+
+
+def _model_config(args: argparse.Namespace):
+    from nas.predictors.model import ModelConfig
+
+    return ModelConfig(globals_mode=args.globals_mode, dropout=args.dropout)
+
+
+def _recipe(args: argparse.Namespace) -> str:
+    return (
+        f"{args.steps} steps, batch {args.batch}, weight decay {args.weight_decay}, "
+        f"globals {args.globals_mode}, dropout {args.dropout}, {args.members} member(s), "
+        f"seed {args.seed}"
+    )
+
+
+def _train(args: argparse.Namespace, bench, rows, emb):
+    """Train with the command line's recipe (an ensemble when ``--members`` > 1)."""
+    from nas.predictors.fit import TrainConfig, train_ensemble
+
+    cfg = TrainConfig(
+        steps=args.steps, batch_size=args.batch, seed=args.seed, weight_decay=args.weight_decay
+    )
+    return train_ensemble(bench, rows, emb, args.members, cfg, _model_config(args))
 
 
 def speed(args: argparse.Namespace) -> None:
@@ -135,11 +158,9 @@ def zero_cost(args: argparse.Namespace) -> None:
     from nas.predictors.bench import Bench
     from nas.predictors.benchdata import nb201_zero_cost
     from nas.predictors.fit import (
-        TrainConfig,
         metrics,
         predict,
         split_by_group,
-        train,
         vocab_embeddings,
     )
     from nas.predictors.nb201_bench import build_nb201_bench
@@ -161,9 +182,8 @@ def zero_cost(args: argparse.Namespace) -> None:
     tr, _ = split_by_group(bench, args.small, seed=args.seed)
     seen = {bench.groups[i] for i in tr}
     keep = [k for k in range(len(zb)) if zb.groups[k] not in seen]
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch, seed=args.seed)
     emb = vocab_embeddings(bench)
-    model = train(bench, tr, emb, cfg).model
+    model = _train(args, bench, tr, emb).model
     # score the zero-cost cells with the training bench's vocabulary extended
     vocab = {t: i for i, t in enumerate(bench.vocab)}
     extra = [t for t in zb.vocab if t not in vocab]
@@ -219,7 +239,7 @@ def full_build(args: argparse.Namespace):
 def zero_shot(args: argparse.Namespace, nb201) -> None:
     """NB201-trained predictors on the 500 NB101 cells, with baselines and proxies."""
     from nas.predictors.bench import Bench
-    from nas.predictors.fit import TrainConfig, evaluate_all, format_table, train, vocab_embeddings
+    from nas.predictors.fit import evaluate_all, format_table, vocab_embeddings
     from nas.predictors.model import GraphRanker, bundled_dir
     from nas.predictors.nb101_bench import build_nb101_bench
 
@@ -237,8 +257,7 @@ def zero_shot(args: argparse.Namespace, nb201) -> None:
     rows = np.arange(len(nb101))
     models = {"bundled (1,000 NB201 cells)": GraphRanker.load(bundled_dir())}
     if nb201 is not None:
-        cfg = TrainConfig(steps=args.steps, batch_size=args.batch, seed=args.seed)
-        res = train(nb201, np.arange(len(nb201)), vocab_embeddings(nb201), cfg)
+        res = _train(args, nb201, np.arange(len(nb201)), vocab_embeddings(nb201))
         models[f"trained on all {len(nb201):,} NB201 cells"] = res.model
     for name, model in models.items():
         table = evaluate_all(model, nb101, emb, rows)
@@ -258,6 +277,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--globals-mode", default="mlp", choices=("mlp", "linear", "none"))
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--members", type=int, default=1, help="ensemble of seeds seed..")
     p.add_argument("--save", default=None)
     p.add_argument("--speed", type=int, default=0)
     p.add_argument("--skip-train", action="store_true")

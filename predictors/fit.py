@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -141,6 +141,37 @@ def train(
             on_step(len(losses), losses[-1])
     model.eval()
     return TrainResult(model, losses, time.perf_counter() - t0)
+
+
+def train_ensemble(
+    bench: Bench,
+    rows: Sequence[int] | np.ndarray,
+    emb: np.ndarray,
+    members: int,
+    config: TrainConfig | None = None,
+    model_config: ModelConfig | None = None,
+) -> TrainResult:
+    """Train ``members`` rankers with seeds ``seed, seed+1, ...`` and join them into one
+    GraphRanker that averages their scores, each divided by its standard deviation on
+    the training rows (so no member dominates by scale)."""
+    cfg = config or TrainConfig()
+    mc = model_config or ModelConfig()
+    if members <= 1:
+        return train(bench, rows, emb, cfg, replace(mc, members=1))
+    results = [
+        train(bench, rows, emb, replace(cfg, seed=cfg.seed + k), replace(mc, members=1))
+        for k in range(members)
+    ]
+    first = results[0].model.config
+    joined = GraphRanker(replace(first, members=members))
+    scales = []
+    for k, res in enumerate(results):
+        joined.parts[k].load_state_dict(res.model.state_dict())
+        sd = float(np.std(predict(res.model, bench, emb, rows)))
+        scales.append(1.0 / sd if sd > 0 else 1.0)
+    joined.part_scale.copy_(torch.tensor(scales, dtype=torch.float32))
+    losses = list(np.mean([r.losses for r in results], axis=0))
+    return TrainResult(joined.eval(), losses, sum(r.seconds for r in results))
 
 
 def predict(model: GraphRanker, bench: Bench, emb: np.ndarray, rows: Sequence[int]) -> np.ndarray:

@@ -5,7 +5,10 @@ dimensions. ``layers`` rounds of message passing follow the real edges in both d
 with separate weights (mean over producers, mean over consumers, plus the node itself,
 residual, LayerNorm). Mean and max pooling per graph, joined with two global features
 (log10 parameters and FLOPs, standardised), feed an MLP head that outputs one score;
-higher means better. Many graphs are batched by concatenating their nodes with offsets.
+higher means better. Options (defaults give the v1 model, so old configs load): the
+globals as a separate linear term or left out (``globals_mode``), dropout on the pooled
+features, and an ensemble of ``members`` rankers whose scaled scores are averaged.
+Many graphs are batched by concatenating their nodes with offsets.
 
 Weights are saved as ``model.safetensors`` plus ``config.json`` (never pickle).
 """
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,12 @@ class ModelConfig:
     n_globals: int = 2
     global_mean: list[float] = field(default_factory=lambda: [6.0, 8.0])
     global_std: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    # how the globals enter: "mlp" (into the head, the v1 model), "linear" (a separate
+    # linear term added to the head's score, so it extrapolates monotonically to sizes
+    # outside the training range) or "none" (structure only)
+    globals_mode: str = "mlp"
+    dropout: float = 0.0  # on the pooled features, training only
+    members: int = 1  # > 1: an ensemble of that many rankers, their scaled scores averaged
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -118,18 +127,32 @@ class GraphRanker(nn.Module):
         super().__init__()
         self.config = config or ModelConfig()
         c = self.config
+        if c.members > 1:  # each member a full single ranker; scores averaged
+            one = replace(c, members=1, meta={})
+            self.parts = nn.ModuleList(GraphRanker(one) for _ in range(c.members))
+            self.register_buffer("part_scale", torch.ones(c.members))
+            return
         self.inp = nn.Sequential(nn.Linear(c.in_dim, c.hidden), nn.ReLU(), nn.LayerNorm(c.hidden))
         self.rounds = nn.ModuleList(MessagePassing(c.hidden) for _ in range(c.layers))
+        if c.globals_mode not in ("mlp", "linear", "none"):
+            raise PredictorError(f"unknown globals_mode {c.globals_mode!r}.")
+        in_head = 2 * c.hidden + (c.n_globals if c.globals_mode == "mlp" else 0)
+        self.drop = nn.Dropout(c.dropout)  # no weights: old state dicts still load
         self.head = nn.Sequential(
-            nn.Linear(2 * c.hidden + c.n_globals, c.head_hidden),
+            nn.Linear(in_head, c.head_hidden),
             nn.ReLU(),
             nn.Linear(c.head_hidden, 1),
         )
+        if c.globals_mode == "linear":
+            self.glob_lin = nn.Linear(c.n_globals, 1, bias=False)
         self.register_buffer("g_mean", torch.tensor(c.global_mean, dtype=torch.float32))
         self.register_buffer("g_std", torch.tensor(c.global_std, dtype=torch.float32))
 
     def forward(self, b: GraphBatch) -> torch.Tensor:
         """Scores, one per graph, shape (num_graphs,)."""
+        if self.config.members > 1:
+            parts = torch.stack([p(b) for p in self.parts], 1)
+            return (parts * self.part_scale).mean(1)
         h = self.inp(b.vocab)[b.idx]  # per-node map, so project each distinct text once
         for layer in self.rounds:
             h = layer(h, b.edges)
@@ -139,7 +162,13 @@ class GraphRanker(nn.Module):
         idx = b.graph.unsqueeze(1).expand_as(h)
         mx = torch.full((g, h.shape[1]), -1e4).scatter_reduce(0, idx, h, "amax")
         glob = (b.globals - self.g_mean) / self.g_std
-        return self.head(torch.cat([mean, mx, glob], 1)).squeeze(1)
+        mode = self.config.globals_mode
+        if mode == "mlp":
+            return self.head(self.drop(torch.cat([mean, mx, glob], 1))).squeeze(1)
+        score = self.head(self.drop(torch.cat([mean, mx], 1))).squeeze(1)
+        if mode == "linear":
+            score = score + self.glob_lin(glob).squeeze(1)
+        return score
 
     def save(self, folder: str | Path) -> Path:
         """Write ``model.safetensors`` and ``config.json`` into ``folder``."""

@@ -164,3 +164,58 @@ def test_bundled_weights_load_offline(monkeypatch) -> None:
     model = GraphRanker.load(folder)
     assert model.config.meta["trained_on"].startswith("nb201")
     assert onnx.__version__  # the ONNX reader is available alongside
+
+
+@pytest.mark.parametrize("mode", ["linear", "none"])
+def test_globals_modes_train_and_round_trip(small, mode, tmp_path: Path) -> None:
+    from nas.predictors.fit import TrainConfig, predict, train
+    from nas.predictors.model import GraphRanker, ModelConfig
+
+    bench, emb, train_rows, test_rows = small
+    cfg = TrainConfig(steps=30, batch_size=32, seed=0)
+    res = train(bench, train_rows, emb, cfg, ModelConfig(hidden=16, layers=2, globals_mode=mode))
+    again = GraphRanker.load(res.model.save(tmp_path / mode))
+    assert again.config.globals_mode == mode
+    a = predict(res.model, bench, emb, test_rows)
+    assert np.array_equal(a, predict(again, bench, emb, test_rows))
+    if mode == "none":  # structure only: the size features do not move the score
+        b = bench.params.copy()
+        bench.params[:] = 1
+        try:
+            assert np.allclose(a, predict(res.model, bench, emb, test_rows))
+        finally:
+            bench.params[:] = b
+
+
+def test_ensemble_averages_members_and_round_trips(small, tmp_path: Path) -> None:
+    from nas.predictors.fit import TrainConfig, predict, train_ensemble
+    from nas.predictors.model import GraphRanker, ModelConfig
+
+    bench, emb, train_rows, test_rows = small
+    cfg = TrainConfig(steps=20, batch_size=32, seed=0)
+    res = train_ensemble(bench, train_rows, emb, 2, cfg, ModelConfig(hidden=16, layers=2))
+    model = res.model
+    assert model.config.members == 2 and len(model.parts) == 2
+    parts = np.stack([predict(p, bench, emb, test_rows) for p in model.parts], 1)
+    want = (parts * model.part_scale.numpy()).mean(1)
+    got = predict(model, bench, emb, test_rows)
+    assert np.allclose(got, want, atol=1e-5)
+    again = GraphRanker.load(model.save(tmp_path / "ens"))
+    assert np.array_equal(got, predict(again, bench, emb, test_rows))
+
+
+def test_old_config_without_new_fields_loads(small, trained, tmp_path: Path) -> None:
+    """A v1 config.json (no globals_mode/dropout/members keys) loads as the v1 model."""
+    from nas.predictors.fit import predict
+    from nas.predictors.model import GraphRanker
+
+    bench, emb, _, test_rows = small
+    folder = trained.model.save(tmp_path / "old")
+    info = json.loads((folder / "config.json").read_text())
+    for key in ("globals_mode", "dropout", "members"):
+        info.pop(key)
+    (folder / "config.json").write_text(json.dumps(info))
+    again = GraphRanker.load(folder)
+    assert again.config.globals_mode == "mlp" and again.config.members == 1
+    a = predict(trained.model, bench, emb, test_rows)
+    assert np.array_equal(a, predict(again, bench, emb, test_rows))
