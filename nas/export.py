@@ -30,30 +30,10 @@ def export_onnx(
     Raises:
         ExportError: the exporter failed or the file cannot be written.
     """
-    path = Path(path)
-    model = model.eval()
     gen = torch.Generator().manual_seed(seed)
     dummy = torch.randn(2, *input_shape, generator=gen)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model,
-                (dummy,),
-                str(path),
-                dynamo=False,
-                opset_version=OPSET,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                do_constant_folding=True,
-            )
-    except OSError as e:
-        raise ExportError(f"cannot write {path}: {e.strerror}.") from None
-    except Exception as e:  # the exporter raises many types; all mean "not exportable"
-        raise ExportError(f"ONNX export failed: {type(e).__name__}: {e}") from None
-    return path
+    axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+    return export_inputs(model, (dummy,), path, (INPUT_NAME,), (OUTPUT_NAME,), axes)
 
 
 def parity(
@@ -63,23 +43,9 @@ def parity(
 
     The batch size differs from the one used for export, so the dynamic axis is tested.
     """
-    import onnxruntime as ort
-
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, *input_shape, generator=gen)
-    with torch.no_grad():
-        ref = model.eval()(x).numpy()
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.log_severity_level = 3
-    try:
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        got = sess.run(None, {INPUT_NAME: x.numpy()})[0]
-    except Exception as e:  # onnxruntime raises its own exception types
-        raise ExportError(f"onnxruntime cannot run {path}: {e}") from None
-    if got.shape != ref.shape:
-        raise ExportError(f"onnxruntime output shape {got.shape} != torch {ref.shape}.")
-    return float(np.max(np.abs(got - ref))) if ref.size else 0.0
+    return parity_inputs(model, path, (x,), (INPUT_NAME,))
 
 
 def export_inputs(
