@@ -211,10 +211,17 @@ def evaluate(
     """Metrics of the predictor and the params/FLOPs baselines on ``rows``."""
     rows = np.asarray(rows)
     y = bench.label(label)[rows]
+    return {k: metrics(v, y) for k, v in _scorers(model, bench, emb, rows).items()}
+
+
+def _scorers(
+    model: GraphRanker, bench: Bench, emb: np.ndarray, rows: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The predictor's scores of ``rows`` and the params/FLOPs baselines beside them."""
     return {
-        "predictor": metrics(predict(model, bench, emb, rows), y),
-        "params": metrics(bench.params[rows].astype(float), y),
-        "flops": metrics(bench.flops[rows].astype(float), y),
+        "predictor": predict(model, bench, emb, rows),
+        "params": bench.params[rows].astype(float),
+        "flops": bench.flops[rows].astype(float),
     }
 
 
@@ -241,12 +248,7 @@ def evaluate_all(
     the baselines are scored again on those rows (names ending in ``@zc``)."""
     rows = np.asarray(rows)
     y_all = bench.label(label)
-    pred = predict(model, bench, emb, rows)
-    scorers = {
-        "predictor": pred,
-        "params": bench.params[rows].astype(float),
-        "flops": bench.flops[rows].astype(float),
-    }
+    scorers = _scorers(model, bench, emb, rows)
     table = {k: {**metrics(v, y_all[rows]), "rows": len(rows)} for k, v in scorers.items()}
     if not bench.proxy_names:
         return table
