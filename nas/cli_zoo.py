@@ -85,6 +85,8 @@ def zoo_export(
     ] = None,
 ) -> None:
     """Export a configuration (default or given) to ONNX, with the onnxruntime parity check."""
+    import torch
+
     from nas.zoo import count_params, export_config, get_family, parse_config
 
     fam = get_family(family)
@@ -92,12 +94,13 @@ def zoo_export(
     if extra is not None:
         overrides = {**overrides, **fam.configure(widths=extra)}
     cfg = fam.config(overrides)
-    path, diff = export_config(fam, output, cfg, task=task, seed=seed)
     data = fam.make_data(fam.task(task).name, size="small", seed=seed)
-    module = fam.export_module(fam.build(cfg, data), cfg)
+    torch.manual_seed(seed)
+    model = fam.build(cfg, data)
+    params = count_params(fam.export_module(model.eval(), cfg))
+    path, diff = export_config(fam, output, cfg, model=model, data=data)
     out.print(
-        f"wrote {path} (zoo:{fam.name}, {count_params(module):,} params); "
-        f"onnxruntime max |diff| {diff:.2e}"
+        f"wrote {path} (zoo:{fam.name}, {params:,} params); onnxruntime max |diff| {diff:.2e}"
     )
     if diff > 1e-3:
         out.print("warning: the onnxruntime output differs from torch by more than 1e-3.")
