@@ -49,8 +49,9 @@ def _input(opts: dict[str, Any]) -> tuple[tuple[int, ...], int]:
     return tuple(info.input_shape), info.num_classes
 
 
-def _record(node: Any, space: Any, folder: str) -> GraphRecord:
-    """The record of one architecture (direct for square-input NB201, else by export)."""
+def arch_record(node: Any, space: Any, folder: str) -> GraphRecord:
+    """The record of one architecture of ``space`` (direct for square-input NB201, else by
+    export into ``folder``); the search's ``predictor`` strategy scores candidates with it."""
     import torch
 
     from nas.compile import compile_arch
@@ -96,7 +97,7 @@ def build_run_bench(
     with tempfile.TemporaryDirectory() as tmp:
         for k, t in enumerate(trials):
             try:
-                records.append(_record(parse_arch(t.arch), space, tmp))
+                records.append(arch_record(parse_arch(t.arch), space, tmp))
             except NasError as e:
                 skipped.append(f"trial {t.number}: {e}".splitlines()[0])
             else:

@@ -39,29 +39,6 @@ def _load_predictor(folder: str | None):
     return Predictor.load(folder)
 
 
-def _record(space: SearchSpace, arch: Node, tmp: str):
-    """The predictor's record of ``arch``: built directly for NB201, else via ONNX export."""
-    if space.name == "nb201":
-        try:
-            from nas.predictors.bench import graph_record
-            from nas.predictors.nb201_graph import nb201_graph
-
-            from nas.nb201 import to_nb201
-
-            return graph_record(nb201_graph(to_nb201(arch)))
-        except ImportError:  # pragma: no cover - older predictor package
-            pass
-    from nas.predictors.bench import file_record
-
-    from nas.compile import compile_arch
-    from nas.export import export_onnx
-
-    path = Path(tmp) / "candidate.onnx"
-    model = compile_arch(arch, tuple(space.input_shape), space.num_classes)
-    export_onnx(model, tuple(space.input_shape), path)
-    return file_record(path)
-
-
 def predictor_scorer(space: SearchSpace, model: str | None = None) -> Scorer:
     """Score architectures of ``space`` with the predictor in ``model`` (bundled if None).
 
@@ -73,6 +50,8 @@ def predictor_scorer(space: SearchSpace, model: str | None = None) -> Scorer:
     """
     if model is not None and not (Path(model) / "config.json").is_file():
         raise ConfigurationError(f"no predictor in {model} (config.json not found).")
+    from nas.predictors.run_bench import arch_record
+
     predictor = _load_predictor(model)
     cache: dict[str, float] = {}
 
@@ -82,7 +61,7 @@ def predictor_scorer(space: SearchSpace, model: str | None = None) -> Scorer:
         with tempfile.TemporaryDirectory() as tmp:
             for a in todo:
                 try:
-                    records.append(_record(space, a, tmp))
+                    records.append(arch_record(a, space, tmp))
                     keys.append(str(a))
                 except (NasError, RuntimeError, ValueError):
                     cache[str(a)] = -math.inf

@@ -95,7 +95,7 @@ def test_bench_from_run(nas_cli, tmp_path) -> None:
 def test_run_bench_exports_other_spaces(tmp_path) -> None:
     import torch
     from nas.predictors.bench import file_record
-    from nas.predictors.run_bench import _record
+    from nas.predictors.run_bench import arch_record
 
     from nas.compile import compile_arch
     from nas.dsl import parse_arch
@@ -106,7 +106,7 @@ def test_run_bench_exports_other_spaces(tmp_path) -> None:
     node = parse_arch(
         "seq(route(im2col(k=3,s=1,p=1),compute(linear(out=8)),col2im),compute(norm))"
     )
-    rec = _record(node, space, str(tmp_path))
+    rec = arch_record(node, space, str(tmp_path))
     torch.manual_seed(0)
     model = compile_arch(node, (3, 16, 16), 5, space.mode)
     assert rec == file_record(export_onnx(model, (3, 16, 16), tmp_path / "ref.onnx"))
