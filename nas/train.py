@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas.compile import count_params
 from nas.exceptions import ConfigurationError, NasError, UnknownNameError
 from nas.feed import Feed, channel_stats, is_oom, resolve_device
 from nas.tasks import Task, compile_for_task, task_for
@@ -209,7 +210,7 @@ def train(
         status="ok",
         primary_metric=task.primary_metric,
         epochs_requested=cfg.epochs,
-        params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        params=count_params(model),
         flops=flops,
         device=str(device),
         arch=arch,

@@ -189,6 +189,8 @@ class NB101Network(nn.Module):
 
 def count_params(spec: CellSpec, num_classes: int = 10) -> int:
     """Trainable parameters of the network (built on the meta device: no memory)."""
+    from nas.compile import count_params as trainable
+
     with torch.device("meta"):
         net = NB101Network(spec, num_classes)
-    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+    return trainable(net)

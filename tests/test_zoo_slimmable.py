@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 from nas.zoo import export_config, get_family, zoo_space
-from nas.zoo._registry import count_params
 from nas.zoo._slim_layers import materialise
 from nas.zoo.slimmable import COLUMNS, Slimmable, choose_widths, parse_flops
 
+from nas.compile import count_params
 from nas.data import scenes
 from nas.exceptions import ConfigurationError
 

@@ -10,13 +10,14 @@ from nas.zoo._registry import (
     ZooResult,
     arch_from_config,
     config_from_arch,
-    count_params,
     get_family,
     list_families,
     parse_config,
     register_family,
 )
 from nas.zoo._run import count_macs, export_config, train_config, zoo_space
+
+from nas.compile import count_params
 
 __all__ = [
     "Family",

@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from nas.compile import count_params
+
 __all__ = ["GATES", "VARIANTS", "ConvBottom", "MoEModel", "build_model", "utilisation"]
 
 GATES = ("softmax", "topk", "sigmoid")
@@ -323,10 +325,6 @@ _MODELS: dict[str, type[MoEModel]] = {
 }
 
 
-def _n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def _sb_params(width: int, d: int, cfg: dict, n_outs: list[int]) -> int:
     depth, tw = cfg["expert_depth"], cfg["tower_width"]
     body = d * width + width + (depth - 1) * (width * width + width)
@@ -339,7 +337,7 @@ def equal_cost_width(cfg: dict, d: int, n_outs: list[int]) -> int:
     Mixtures here are dense (every expert runs), so equal parameters is also about equal
     multiply-adds; the input bottom is the same for all variants and is left out.
     """
-    target = _n_params(_MODELS[cfg["sb_match"]](nn.Identity(), d, cfg, n_outs))
+    target = count_params(_MODELS[cfg["sb_match"]](nn.Identity(), d, cfg, n_outs))
     best = min(range(1, 4097), key=lambda w: abs(_sb_params(w, d, cfg, n_outs) - target))
     return best
 

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from nas.exceptions import ConfigurationError, UnknownNameError
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
 
     from nas.dsl import Node
@@ -344,8 +343,3 @@ def arch_from_config(family: Family, config: dict[str, Any]) -> str:
 
 def _text(v: Any) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
-
-
-def count_params(model: torch.nn.Module) -> int:
-    """Trainable parameters of ``model``."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -23,10 +23,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from nas.zoo._fit import FitConfig, minibatches, run_epochs
-from nas.zoo._registry import Family, TaskInfo, ZooResult, count_params, register_family
+from nas.zoo._registry import Family, TaskInfo, ZooResult, register_family
 from nas.zoo._slim_layers import SlimMultiTaskNet, conv_macs, materialise
 from torch import nn
 
+from nas.compile import count_params
 from nas.data import scenes
 from nas.exceptions import ConfigurationError
 
