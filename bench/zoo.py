@@ -30,9 +30,10 @@ def _median_ms(fn, repeats: int) -> float:
 
 def bench_family(name: str, repeats: int, train: bool) -> dict:
     """One family's row."""
-    import onnxruntime as ort
     import torch
     from nas.zoo import count_macs, count_params, export_config, get_family, train_config
+
+    from nas.export import ort_session
 
     fam = get_family(name)
     cfg = fam.config()
@@ -42,11 +43,9 @@ def bench_family(name: str, repeats: int, train: bool) -> dict:
     model = fam.export_module(raw, cfg).eval()  # what is deployed (e.g. the slim network)
     row = {"family": name, "params": count_params(model)}
     row["macs"] = count_macs(fam, raw, cfg, data)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
     with tempfile.TemporaryDirectory() as tmp:
         path, _ = export_config(fam, Path(tmp) / "m.onnx", cfg, model=raw, data=data)
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        sess = ort_session(path)
         for b in (1, 64):
             x = fam.example_inputs(cfg, data, batch=b)
             with torch.no_grad():

@@ -87,6 +87,16 @@ def export_inputs(
     return path
 
 
+def ort_session(path: str | Path):
+    """An onnxruntime CPU session on one thread with warnings silenced (checks, benchmarks)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
 def parity_inputs(
     model: nn.Module,
     path: str | Path,
@@ -94,16 +104,11 @@ def parity_inputs(
     input_names: tuple[str, ...],
 ) -> float:
     """Max absolute difference over all outputs between torch and onnxruntime on ``inputs``."""
-    import onnxruntime as ort
-
     with torch.no_grad():
         ref = model.eval()(*inputs)
     refs = [ref] if isinstance(ref, torch.Tensor) else list(ref)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.log_severity_level = 3
     try:
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        sess = ort_session(path)
         feed = {n: t.numpy() for n, t in zip(input_names, inputs, strict=True)}
         got = sess.run(None, feed)
     except Exception as e:  # onnxruntime raises its own exception types
