@@ -96,7 +96,7 @@ class SearchSpace:
         from nas.analysis import analyse
         from nas.dsl.derive import derive
 
-        a = analyse(arch, self.input, record=True)
+        a = analyse(arch, self.input, record=True, budget=self.budget)
         if len(a.out) != 1:
             raise BudgetError(
                 "the network ends with unmerged branches; it must return one tensor."
