@@ -62,10 +62,9 @@ def _arch(text: str):
     from nas.dsl import parse_arch
 
     if text.startswith("@"):
-        try:
-            text = Path(text[1:]).read_text().strip()
-        except OSError as e:
-            raise ConfigurationError(f"cannot read {text[1:]}: {e.strerror}.") from None
+        from nas.dsl.files import read_text
+
+        text = read_text(text[1:]).strip()  # regular files only, bounded, UTF-8
     if text.startswith("|"):
         from nas.nb201 import from_nb201
 

@@ -21,7 +21,7 @@ _PARSER: Lark | None = None
 
 # Longest architecture string and deepest nesting accepted: far above what any budget
 # admits (einspace: max_depth 40), far below what would exhaust time or the call stack.
-MAX_ARCH_CHARS = 200_000
+MAX_ARCH_CHARS = 100_000
 MAX_NESTING = 100
 
 
