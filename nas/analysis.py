@@ -127,6 +127,12 @@ def analyse(root: Node, x: Signal, record: bool = False, budget: Budget | None =
                     return info.out
 
                 out = op.flow(sig, child)
+                written = len(node.children) - (op.n_slots - 1)
+                if op.repeat_slot is not None and written not in (1, acc[5]):
+                    raise ShapeError(
+                        f"{op.name} applies its repeated child {acc[5]} times but {written} "
+                        f"children were written for it; write one (shared) or {acc[5]}."
+                    )
                 info = NodeInfo(
                     path,
                     node,

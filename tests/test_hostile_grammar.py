@@ -176,3 +176,19 @@ def test_space_toml_that_is_not_utf8(tmp_path: Path) -> None:
     f.write_bytes(b'grammar = "einspace.pcfg"\nname = "\xff"\n')
     with pytest.raises(ConfigurationError, match="not valid UTF-8"):
         load_space(str(f))
+
+
+@pytest.mark.parametrize(
+    ("src", "line", "chain"),
+    [
+        ("r0 -> add [0.25] | r0\n", 1, "(r0 -> r0)"),
+        ("a -> b | compute(norm)\nb -> c | compute(identity)\nc -> a\n", 3, "(a -> b -> c -> a)"),
+    ],
+)
+def test_cycles_of_bare_references_are_rejected(src: str, line: int, chain: str) -> None:
+    # A sampler could follow such a cycle forever (r0 -> r0 when add does not apply).
+    with pytest.raises(GrammarError, match="nothing else in between") as info:
+        load_grammar("cyc.pcfg", src)
+    assert info.value.line == line and chain in str(info.value)
+    # Recursion through an op is fine.
+    assert load_grammar("ok.pcfg", "a -> seq(a, a) | compute(norm)\n").min_size["a"] == 1

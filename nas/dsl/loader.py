@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -433,6 +433,7 @@ def load_grammar(path: str | Path, text: str | None = None) -> Grammar:
                 q.column,
             )
     rules: dict[str, Rule] = {}
+    written: dict[str, list[Expr]] = {}  # alternatives as written (choices unexpanded)
     n_alts = 0
     for raw in raws.values():
         try:
@@ -450,19 +451,53 @@ def load_grammar(path: str | Path, text: str | None = None) -> Grammar:
                     pos.line,
                     pos.column,
                 )
+        written[raw.name] = [e for e, _, _ in resolved]
         raw2 = _RawRule(raw.name, resolved, raw.pos)
         rules[raw.name] = Rule(raw.name, _normalise(raw2), raw.pos)
     grammar = Grammar(rules, start_name, name)
-    _check_reachable(grammar)
-    _compute_minima(grammar)
+    # Parameter choices change neither reachability nor the minima: work on what is written.
+    _check_reachable(grammar, written)
+    _check_unit_cycles(written)
+    _compute_minima(grammar, written)
     return grammar
 
 
-def _check_reachable(g: Grammar) -> None:
+def _check_unit_cycles(written: dict[str, list[Expr]]) -> None:
+    """Reject rules that reach themselves through bare references only (``a -> b``,
+    ``b -> a``): they add nothing to the language and let a sampler loop forever."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in written:
+        if root in state:
+            continue
+        path: list[tuple[str, Iterator[Expr]]] = [(root, iter(written[root]))]
+        state[root] = 1
+        while path:
+            name, alts = path[-1]
+            expr = next(alts, None)
+            if expr is None:
+                state[name] = 2
+                path.pop()
+            elif isinstance(expr, Sym) and state.get(expr.name) == 1:
+                names = [n for n, _ in path]
+                chain = " -> ".join([*names[names.index(expr.name) :], expr.name])
+                p = expr.pos
+                raise GrammarError(
+                    f"rules refer to each other with nothing else in between ({chain}); "
+                    f"such a cycle derives nothing new.",
+                    p.path,
+                    p.line,
+                    p.column,
+                )
+            elif isinstance(expr, Sym) and expr.name not in state:
+                state[expr.name] = 1
+                path.append((expr.name, iter(written[expr.name])))
+
+
+def _check_reachable(g: Grammar, written: dict[str, list[Expr]]) -> None:
     seen, todo = {g.start}, [g.start]
     while todo:
-        for alt in g.rules[todo.pop()].alts:
-            for s in _symbols(alt.expr):
+        for expr in written[todo.pop()]:
+            for s in _symbols(expr):
                 if s.name not in seen:
                     seen.add(s.name)
                     todo.append(s.name)
@@ -488,14 +523,14 @@ def _n_fixed(expr: Expr) -> int:
     return n
 
 
-def _compute_minima(g: Grammar) -> None:
+def _compute_minima(g: Grammar, written: dict[str, list[Expr]]) -> None:
     """Least depth and size per rule; a rule with none never terminates.
 
     Knuth's generalisation of Dijkstra's algorithm (both measures of an alternative are
     at least those of the rules it uses), so each rule is settled once: O(size log size).
     """
-    g.min_depth = _least(g, lambda e, v: _expr_min(g, e, v)[0])
-    g.min_size = _least(g, lambda e, v: _expr_min(g, e, v)[1])
+    g.min_depth = _least(written, lambda e, v: _expr_min(e, v)[0])
+    g.min_size = _least(written, lambda e, v: _expr_min(e, v)[1])
     for rule in g.rules.values():
         if rule.name not in g.min_depth:
             p = rule.pos
@@ -508,11 +543,11 @@ def _compute_minima(g: Grammar) -> None:
             )
 
 
-def _expr_min(g: Grammar, expr: Expr, known: dict[str, int]) -> tuple[int, int]:
+def _expr_min(expr: Expr, known: dict[str, int]) -> tuple[int, int]:
     """(depth, size) of ``expr`` given the settled values of the rules it uses."""
     if isinstance(expr, Sym):
         return known[expr.name], known[expr.name]
-    kids = [_expr_min(g, a, known) for a in expr.args]
+    kids = [_expr_min(a, known) for a in expr.args]
     comb = get_op(expr.op).is_combinator
     depth = (1 if comb else 0) + max((d for d, _ in kids), default=0)
     size = (0 if comb else 1) + sum(
@@ -521,9 +556,11 @@ def _expr_min(g: Grammar, expr: Expr, known: dict[str, int]) -> tuple[int, int]:
     return depth, size
 
 
-def _least(g: Grammar, value: Callable[[Expr, dict[str, int]], int]) -> dict[str, int]:
+def _least(
+    written: dict[str, list[Expr]], value: Callable[[Expr, dict[str, int]], int]
+) -> dict[str, int]:
     """The least ``value`` over the derivations of every rule that terminates."""
-    alts = [(rule.name, alt.expr) for rule in g.rules.values() for alt in rule.alts]
+    alts = [(name, expr) for name, exprs in written.items() for expr in exprs]
     users: dict[str, list[int]] = {}
     waiting: list[int] = []
     heap: list[tuple[int, int, int]] = []  # (value, tie-breaker, alternative index)
