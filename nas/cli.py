@@ -195,7 +195,11 @@ def export(
     rank: Annotated[int, typer.Option(help="With --run: 1 = the best trial.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the weight initialisation.")] = 0,
     tolerance: Annotated[
-        float, typer.Option(help="Largest allowed torch/onnxruntime gap.")
+        float,
+        typer.Option(
+            help="Largest allowed max|torch - onnxruntime| / max(1, max|torch output|): "
+            "relative to the outputs' scale, absolute for outputs below 1."
+        ),
     ] = 1e-4,
 ) -> None:
     """Export to a self-contained ONNX file and check it against onnxruntime.
@@ -208,7 +212,7 @@ def export(
     import torch
 
     from nas.compile import compile_arch
-    from nas.export import export_onnx, parity
+    from nas.export import export_onnx, parity_report
 
     if (arch is None) == (run is None):
         raise ConfigurationError("give either an architecture or --run RUN_DIR.")
@@ -228,12 +232,13 @@ def export(
     torch.manual_seed(seed)
     model = compile_arch(node, sp.input_shape, sp.num_classes, sp.mode)
     path = export_onnx(model, sp.input_shape, output)
-    diff = parity(model, path, sp.input_shape)
+    p = parity_report(model, path, sp.input_shape)
     out.print(
-        f"wrote {path} ({path.stat().st_size:,} bytes); max |torch - onnxruntime| = {diff:.3g}"
+        f"wrote {path} ({path.stat().st_size:,} bytes); outputs up to {p.scale:.3g}, "
+        f"relative error {p.relative:.3g}; max |torch - onnxruntime| = {p.max_abs:.3g}"
     )
-    if diff > tolerance:
-        out.print(f"parity check failed: {diff:.3g} > {tolerance:g}", style="red")
+    if not p.ok(tolerance):
+        out.print(f"parity check failed: relative {p.relative:.3g} > {tolerance:g}", style="red")
         raise typer.Exit(1)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from nas.ops._registry import ParamValue
+from nas.ops._registry import ParamValue, get_op
 
 
 @dataclass(frozen=True)
@@ -107,19 +107,24 @@ class Grammar:
     path: str
     min_depth: dict[str, int] = field(default_factory=dict)
     min_size: dict[str, int] = field(default_factory=dict)
+    _expr_min: dict[int, tuple[Expr, tuple[int, int]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def expr_min(self, expr: Expr) -> tuple[int, int]:
-        """(min depth, min size) of an expression."""
-        from nas.ops import get_op
-
+        """(min depth, min size) of an expression (memoised: expansions share their parts)."""
         if isinstance(expr, Sym):
             return self.min_depth[expr.name], self.min_size[expr.name]
+        hit = self._expr_min.get(id(expr))
+        if hit is not None and hit[0] is expr:
+            return hit[1]
         kids = [self.expr_min(a) for a in expr.args]
         comb = get_op(expr.op).is_combinator
         depth = (1 if comb else 0) + max((d for d, _ in kids), default=0)
         size = (0 if comb else 1) + sum(
             s * (2 if r else 1) for (_, s), r in zip(kids, expr.repeat, strict=True)
         )
+        self._expr_min[id(expr)] = (expr, (depth, size))  # holding expr keeps its id unique
         return depth, size
 
     def templates(self) -> dict[str, Call]:
