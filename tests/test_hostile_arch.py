@@ -140,3 +140,20 @@ def test_edge_of_domain_is_checked_or_runs(text: str) -> None:
     model = compile_arch(node, EIN.input_shape, EIN.num_classes)
     with torch.no_grad():
         assert model(torch.randn(2, *EIN.input_shape)).shape == (2, EIN.num_classes)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("nb201(c=31,n=4,linear(out=6))", ["must keep the shape 31x32x32:im"]),
+        ("nb201(c=13,n=14,clone(k=10))", ["must keep the shape"]),
+        ("branch(clone(k=2),compute(norm),compute(identity),compute(norm),add)", ["3 children"]),
+    ],
+)
+def test_accepted_only_if_it_compiles(text: str, words: list[str]) -> None:
+    """Found by bench/fuzz.py: check used to accept these, then compile failed or ignored."""
+    space = NB201 if text.startswith("nb201") else EIN
+    with pytest.raises(NasError) as info:
+        space.check(parse_arch(text))
+    for w in words:
+        assert w in str(info.value)

@@ -158,7 +158,9 @@ class NB201(Combinator):
             if stage:
                 s = _reduce(s)
             for _ in range(self.n):
-                s = child(0, (s,))[0]
+                y = child(0, (s,))
+                if y != (s,):  # the skeleton's reductions assume the cell keeps the shape
+                    raise ShapeError(f"the nb201 cell must keep the shape {s}, got {y}.")
         return (s,)
 
     def num_params(self, x: Signal) -> int:
