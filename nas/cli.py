@@ -216,6 +216,8 @@ def export(
 
     if (arch is None) == (run is None):
         raise ConfigurationError("give either an architecture or --run RUN_DIR.")
+    if not tolerance >= 0:  # NaN too
+        raise ConfigurationError(f"--tolerance must be at least 0, but got {tolerance}.")
     if run is not None:
         arch, space, shape, classes = _from_run(run, rank)
         if rank == 1 and (run / "best.onnx").is_file():

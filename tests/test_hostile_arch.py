@@ -157,3 +157,10 @@ def test_accepted_only_if_it_compiles(text: str, words: list[str]) -> None:
         space.check(parse_arch(text))
     for w in words:
         assert w in str(info.value)
+
+
+def test_syntax_error_snippets_stay_on_one_line() -> None:
+    with pytest.raises(ArchSyntaxError) as info:
+        parse_arch("r\nute(permute(order=\u2028")
+    assert "\n" not in str(info.value) and "\u2028" not in str(info.value)
+    assert "\\n" in str(info.value)

@@ -76,3 +76,16 @@ def test_cli_export_reports_relative_error_and_passes_big_outputs(nas_cli, tmp_p
     assert "relative error" in out and "outputs up to" in out
     code, _, _ = nas_cli("export", "--help")
     assert code == 0
+
+
+@pytest.mark.parametrize("tol", ["nan", "-1"])
+def test_bad_tolerance_is_a_usage_error(nas_cli, tmp_path, tol: str) -> None:
+    code, _, err = nas_cli(
+        "export",
+        "seq(compute(norm),compute(norm))",
+        "-o",
+        str(tmp_path / "m.onnx"),
+        "--tolerance",
+        tol,
+    )
+    assert code == 2 and "--tolerance must be at least 0" in err

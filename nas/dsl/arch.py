@@ -180,6 +180,8 @@ def _syntax_message(text: str, e: UnexpectedInput) -> str:
         return f"architecture string ends early at column {len(text) + 1}{hint}."
     col = getattr(e, "column", 0)
     snippet = text[max(0, col - 21) : col + 20]
+    # Newlines and other control characters are escaped: the message stays one line.
+    snippet = "".join(c if c.isprintable() else repr(c)[1:-1] for c in snippet)
     return f"architecture string does not parse at column {col}{hint}: ...{snippet}..."
 
 
