@@ -17,6 +17,7 @@ import io
 import multiprocessing as mp
 import os
 import random
+import re
 import resource
 import sys
 import tempfile
@@ -84,7 +85,7 @@ def try_onnx(item: tuple[str, bytes], state: dict) -> str:
     """Encode the file with the predictors' public loader (nas encode's text)."""
     from nas.predictors.encode import graph_text
 
-    kind, data = item
+    kind, data, _ = item
     path = state["specials"] / f"{kind}.onnx" if kind != "bytes" else state["dir"] / "m.onnx"
     if kind == "bytes":
         path.write_bytes(data)
@@ -198,10 +199,13 @@ def onnx_source(rng: random.Random):
                 path = export_onnx(model, space.input_shape, Path(d) / f"{name}{i}.onnx")
                 bases.append(path.read_bytes())
 
-    def proto_mutant() -> bytes:
+    def proto_mutant() -> tuple[bytes, str]:
         m = onnx.load_from_string(rng.choice(bases))
         g = m.graph
         kind = rng.randrange(6)
+        label = ["dims", "dtype", "bad UTF-8 string tensor", "op/input", "attribute", "chain"][
+            kind
+        ]
         if kind == 0 and g.initializer:
             t = rng.choice(g.initializer)
             t.dims[:] = [rng.choice([-1, 0, 3, 2**31, 2**40, 7]) for _ in range(rng.randint(0, 4))]
@@ -229,12 +233,14 @@ def onnx_source(rng: random.Random):
                 g.node.add(op_type="Relu", input=[x], output=[f"r{i}"])
                 x = f"r{i}"
             g.output[0].name = x
-        return m.SerializeToString()
+            label = f"chain of {size} Relu"
+        return m.SerializeToString(), f"proto: {label}"
 
-    def next_input() -> tuple[str, bytes]:
+    def next_input() -> tuple[str, bytes, str]:
         r = rng.random()
         if r < 0.05:
-            return rng.choice(SPECIAL_NAMES), b""
+            name = rng.choice(SPECIAL_NAMES)
+            return name, b"", f"{name}.onnx"
         if r < 0.5:
             data = bytearray(rng.choice(bases))
             for _ in range(rng.randint(1, 8)):
@@ -246,8 +252,8 @@ def onnx_source(rng: random.Random):
                     del data[i:]
                 else:
                     data[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
-            return "bytes", bytes(data)
-        return "bytes", proto_mutant()
+            return "bytes", bytes(data), "bytes: flips, cuts, inserts"
+        return "bytes", *proto_mutant()
 
     return next_input
 
@@ -287,6 +293,8 @@ def cli_source(rng: random.Random, specials: Path):
 # --------------------------------------------------------------------------------- driver
 def describe(item: object) -> str:
     """A short printable form of an input (a CLI call shows the start of its files)."""
+    if isinstance(item, tuple) and len(item) == 3:  # an ONNX input: its label says what
+        return item[2]
     text = repr(item)[:160]
     if isinstance(item, list):
         for a in item:
@@ -334,7 +342,9 @@ def run_family(family: str, source, args, specials: Path) -> dict:
         fresh = outcome in ("hang",) or not proc.is_alive() or detail.startswith("worker died")
         counts[outcome] += 1
         if outcome in ("unexpected", "hang"):
-            examples.setdefault(detail[:90], []).append(describe(item))
+            kind = re.match(r"\S+ at \S+:\d+", detail)
+            key = kind.group(0) if kind else detail[:90]
+            examples.setdefault(key, []).append(f"{describe(item)}  -- {detail[:100]}")
     conn.send(None)
     proc.join(10)
     if proc.is_alive():
