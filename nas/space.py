@@ -15,7 +15,7 @@ from pathlib import Path
 from nas.dsl import Grammar, Node, load_grammar, parse_arch
 from nas.dsl.files import read_text
 from nas.exceptions import BudgetError, ConfigurationError, NasError, UnknownNameError
-from nas.ops.spec import Signal, Spec
+from nas.ops.spec import Signal, Spec, head_params
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,17 @@ class SearchSpace:
     def with_input(
         self, shape: tuple[int, ...] | None = None, num_classes: int | None = None
     ) -> SearchSpace:
-        """A copy applied to another input shape and/or number of classes."""
+        """A copy applied to another input shape and/or number of classes.
+
+        Raises:
+            ConfigurationError: the shape's rank does not fit the space's input mode.
+        """
+        want = {"im": 3, "col": 2}.get(self.mode)
+        if shape and want is not None and len(shape) != want:
+            raise ConfigurationError(
+                f"space {self.name!r} takes {want}-d inputs ({self.mode} mode), "
+                f"but the input shape {'x'.join(map(str, shape))} has {len(shape)} dims."
+            )
         return dataclasses.replace(
             self,
             input_shape=tuple(shape) if shape else self.input_shape,
@@ -97,12 +107,24 @@ class SearchSpace:
         from nas.analysis import analyse
         from nas.dsl.derive import derive
 
+        n_in = sum(s.numel for s in self.input)
+        if n_in > self.budget.max_activation:  # the input is an activation too
+            raise BudgetError(
+                f"the input has {n_in:,} elements per sample, over the budget "
+                f"max_activation={self.budget.max_activation:,}."
+            )
         a = analyse(arch, self.input, record=True, budget=self.budget)
         if len(a.out) != 1:
             raise BudgetError(
                 "the network ends with unmerged branches; it must return one tensor."
             )
         self.budget.check(a.depth, a.params, a.activation, a.n_ops, a.flops)
+        head = head_params(a.out[0], self.num_classes)
+        if head > self.budget.max_params:  # the head is built too; the budget is per part
+            raise BudgetError(
+                f"the classification head has {head:,} parameters, over the budget "
+                f"max_params={self.budget.max_params:,}."
+            )
         if strict:
             derive(self.grammar, arch)
             _check_repeats(a)

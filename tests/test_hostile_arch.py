@@ -164,3 +164,18 @@ def test_syntax_error_snippets_stay_on_one_line() -> None:
         parse_arch("r\nute(permute(order=\u2028")
     assert "\n" not in str(info.value) and "\u2028" not in str(info.value)
     assert "\\n" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("--input-shape", "9" * 30), ["takes 3-d inputs"]),
+        (("--input-shape", "3x100000x100000"), ["the input has 30,000,000,000 elements"]),
+        (("--input-shape", "3x8x8", "--num-classes", "100000000"), ["classification head"]),
+    ],
+)
+def test_absurd_inputs_and_heads_are_refused_before_compiling(nas_cli, tmp_path, args, words):
+    code, _, err = nas_cli("export", "identity", *args, "-o", str(tmp_path / "m.onnx"))
+    assert code == 2 and err.count("\n") == 1
+    for w in words:
+        assert w in err
