@@ -8,4 +8,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["Search", "SearchConfig", "SearchResult", "__version__", "search"]
+
+
+def __getattr__(name: str):
+    """``nas.search``, ``nas.Search`` and ``nas.SearchConfig``, imported on first use."""
+    if name in ("search", "Search", "SearchConfig", "SearchResult"):
+        from nas import searches
+
+        return getattr(searches, name)
+    raise AttributeError(f"module 'nas' has no attribute {name!r}")

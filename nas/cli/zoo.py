@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nas.cli import app, out
+from nas.cli._app import app, out
 
 zoo_app = typer.Typer(
     help="Published model families: list, export, configure.", no_args_is_help=True

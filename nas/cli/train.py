@@ -9,8 +9,8 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nas.cli import ArchArg, _arch, app, out
-from nas.exceptions import ConfigurationError, UnknownNameError
+from nas.cli._app import ArchArg, app, out
+from nas.exceptions import ConfigurationError
 
 datasets_app = typer.Typer(help="List and prepare datasets.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
@@ -58,21 +58,6 @@ def datasets_prepare(
     )
 
 
-def resolve_arch(text: str, space_name: str):
-    """An architecture string, ``@file``, or ``seed:NAME`` from the space's seeds."""
-    if text.startswith("seed:"):
-        from nas.space import load_space
-
-        seeds = load_space(space_name).seeds
-        if text[5:] not in seeds:
-            raise UnknownNameError(
-                f"unknown seed {text[5:]!r}; the space {space_name!r} has: "
-                f"{', '.join(seeds) or 'none'}."
-            )
-        return seeds[text[5:]]
-    return _arch(text)
-
-
 @app.command("train")
 def train_cmd(
     arch: ArchArg,
@@ -104,13 +89,15 @@ def train_cmd(
     from nas.train import TrainConfig, train
 
     if arch.startswith("zoo:"):
-        from nas.cli_zoo import train_zoo
+        from nas.cli.zoo import train_zoo
 
         train_zoo(arch, dataset, config, epochs, time_budget, seed, size, output, as_json)
         return
     if config is not None or output is not None:
         raise ConfigurationError("--config and --output apply to zoo:FAMILY only.")
     dataset = dataset or "unseen:addnist"
+    from nas.formats import resolve_arch
+
     node = resolve_arch(arch, space)
     ds = load_dataset(dataset, data_dir=data_dir, size=size)
     sp = load_space(space).with_input(ds.input_shape, ds.num_classes)

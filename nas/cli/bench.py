@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nas.cli import app, out
+from nas.cli._app import app, out
 from nas.exceptions import ConfigurationError
 
 bench_app = typer.Typer(
