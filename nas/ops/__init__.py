@@ -9,6 +9,7 @@ from __future__ import annotations
 # The built-in ops: importing their modules registers them.
 from nas.ops import combinators, einspace, nb201  # noqa: F401
 from nas.ops._registry import (
+    OPS,
     Combinator,
     Op,
     create_op,
@@ -22,6 +23,7 @@ from nas.ops._registry import (
 from nas.ops.spec import Signal, Spec, parse_shape
 
 __all__ = [
+    "OPS",
     "Combinator",
     "Op",
     "Signal",
