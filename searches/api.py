@@ -37,7 +37,8 @@ class SearchConfig:
     """Everything that defines a search. Defaults are small enough for a laptop CPU.
 
     ``dataset=None`` means the evaluator's default (``unseen`` for training, a zoo
-    family's first task for ``zoo:FAMILY``). ``strategy_options`` are the strategy's own
+    family's first task for ``zoo:FAMILY``); ``objective=None`` the strategy's own
+    (``accuracy``, or ``accuracy+params`` for NSGA-II). ``strategy_options`` are the strategy's own
     options (``nas search --strategy-option key=value``); budget-dependent defaults (the
     RE population) are resolved when the run starts and stored with it.
     """
@@ -54,7 +55,7 @@ class SearchConfig:
     seed: int = 0
     storage: str | None = None
     workers: int = 1
-    objective: str = "accuracy"
+    objective: str | None = None
     data_dir: str | None = None
     size: str = "small"
     strategy_options: dict[str, Any] = field(default_factory=dict)
@@ -80,7 +81,7 @@ class SearchConfig:
     @property
     def objectives(self) -> tuple[str, ...]:
         """The objectives recorded per trial (the first is the fitness)."""
-        return objectives_of(self.objective)
+        return objectives_of(self.objective or "accuracy")
 
     def validate(self) -> None:
         """Check the combination of values; raises ConfigurationError with the fix."""
@@ -227,14 +228,15 @@ class Search:
                 "--scheduler asha needs training epochs; table mode has none."
             )
         cls = get_strategy(config.strategy)
+        if config.objective is None:
+            config.objective = "+".join(cls.default_objectives)
+            config.validate()
         if not self.resuming:
             config.strategy_options = cls.resolve_options(config.strategy_options, config.trials)
         self.config = config
         self.evaluator = evaluator_for(config)
         self.space = load_space(config.space)
-        kw = dict(config.strategy_options)
-        if len(config.objectives) > 1:
-            kw["objectives"] = config.objectives
+        kw = {**config.strategy_options, "objectives": config.objectives}
         self.strategy = create_strategy(config.strategy, self.space, seed=config.seed, **kw)
         self.run_dir = Path(run_dir) if run_dir is not None else self._default_dir()
         if not self.resuming and (self.run_dir / "run.json").exists():

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -85,6 +87,7 @@ def train_cmd(
 ) -> None:
     """Train one architecture (string, @file, seed:NAME) or zoo:FAMILY, and print the result."""
     from nas.data import load_dataset
+    from nas.formats import resolve_arch
     from nas.space import load_space
     from nas.train import TrainConfig, train
 
@@ -95,36 +98,37 @@ def train_cmd(
         return
     if config is not None or output is not None:
         raise ConfigurationError("--config and --output apply to zoo:FAMILY only.")
-    dataset = dataset or "unseen:addnist"
-    from nas.formats import resolve_arch
-
     node = resolve_arch(arch, space)
-    ds = load_dataset(dataset, data_dir=data_dir, size=size)
-    sp = load_space(space).with_input(ds.input_shape, ds.num_classes)
-    sp.check(node)
-    over = {
-        k: v
-        for k, v in (
-            ("epochs", epochs),
-            ("time_budget_s", time_budget),
-            ("batch_size", batch_size),
-            ("lr", lr),
-        )
-        if v is not None
-    }
+    ds = load_dataset(dataset or "unseen:addnist", data_dir=data_dir, size=size)
+    load_space(space).with_input(ds.input_shape, ds.num_classes).check(node)
+    over = {"epochs": epochs, "time_budget_s": time_budget, "batch_size": batch_size, "lr": lr}
+    over = {k: v for k, v in over.items() if v is not None}
     cfg = TrainConfig.preset(preset, seed=seed, device=device, **over)
     if not as_json:
-        out.print(f"data: {ds.source}")
+        out.print(f"data: {ds.source}", markup=False)
+    with _epoch_bar(cfg.epochs, as_json) as on_epoch:
+        res = train(node, ds, cfg, on_epoch=on_epoch)
+    if as_json:
+        out.print(res.to_json(), markup=False)
+        return
+    out.print(_result_table(res))
+    if not res.ok:
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _epoch_bar(epochs: int, hidden: bool) -> Iterator[Callable[[int, dict], None]]:
+    """A progress bar over epochs; yields the trainer's ``on_epoch`` callback."""
     with Progress(
         TextColumn("epoch {task.completed:.0f}/{task.total:.0f}"),
         BarColumn(),
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
         console=out,
-        disable=as_json,
+        disable=hidden,
         transient=False,
     ) as bar:
-        task = bar.add_task("train", total=cfg.epochs, info="")
+        task = bar.add_task("train", total=epochs, info="")
 
         def on_epoch(epoch: int, entry: dict[str, float]) -> None:
             acc = entry.get("valid_accuracy")
@@ -133,10 +137,11 @@ def train_cmd(
                 info += f"  valid acc {acc:.3f}"
             bar.update(task, completed=epoch, info=info)
 
-        res = train(node, ds, cfg, on_epoch=on_epoch)
-    if as_json:
-        out.print(res.to_json(), markup=False)
-        return
+        yield on_epoch
+
+
+def _result_table(res: Any) -> Table:
+    """One trained architecture's result as a two-column table."""
     table = Table("", "value", show_header=False)
     table.add_row("status", res.status + (f" ({res.reason})" if res.reason else ""))
     for split, metrics in (("valid", res.valid), ("test", res.test)):
@@ -146,6 +151,4 @@ def train_cmd(
     table.add_row("MACs / sample", f"{res.flops:,}" if res.flops is not None else "-")
     table.add_row("epochs", f"{res.epochs_done:g}/{res.epochs_requested}")
     table.add_row("train time", f"{res.train_time_s:.1f} s ({res.images_per_s:,.0f} img/s)")
-    out.print(table)
-    if not res.ok:
-        raise typer.Exit(1)
+    return table
