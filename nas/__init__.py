@@ -6,7 +6,7 @@ The public entry points are re-exported lazily so that ``import nas`` stays chea
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from nas._version import __version__
 
 __all__ = ["Search", "SearchConfig", "SearchResult", "__version__", "search"]
 

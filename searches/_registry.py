@@ -22,8 +22,9 @@ __all__ = [
     "register_strategy",
 ]
 
-#: Strategies by name; ``@register_strategy`` adds one (a taken name is an error).
-STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+#: Strategies by name; ``@register_strategy`` adds one (a taken name is an error); installed
+#: packages add theirs through the ``nas.strategies`` entry-point group.
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy", entry_points="nas.strategies")
 
 
 def register_strategy(cls: type[Strategy]) -> type[Strategy]:

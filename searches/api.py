@@ -208,7 +208,7 @@ class Search:
         command: str | None = None,
         _resume_info: dict[str, Any] | None = None,
     ) -> None:
-        from nas.searches import create_strategy, get_strategy
+        from nas.searches._registry import create_strategy, get_strategy
         from nas.searches.evaluators import EVALUATORS, evaluator_for
 
         from nas.space import load_space
@@ -287,7 +287,7 @@ class Search:
         return Path("runs") / name.replace(os.sep, "_")
 
     def _new_info(self, command: str | None) -> dict[str, Any]:
-        from nas import __version__
+        from nas._version import __version__
 
         versions = {"nas": __version__, "python": platform.python_version()}
         try:

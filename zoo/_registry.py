@@ -37,7 +37,6 @@ __all__ = [
 ]
 
 
-
 @dataclass(frozen=True)
 class TaskInfo:
     """One task a family is trained and scored on (generated offline)."""
@@ -259,9 +258,7 @@ def register_family(cls: type[Family]) -> type[Family]:
 
 def _declare_builtin() -> None:
     """Every public module of this package is one family, imported only when it is used."""
-    import nas.zoo as pkg
-
-    for info in pkgutil.iter_modules(pkg.__path__):
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
         if not info.name.startswith("_"):
             FAMILIES.add_lazy(info.name, f"nas.zoo.{info.name}")
 
@@ -346,6 +343,7 @@ def _text(v: Any) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
 
-#: The zoo: family name -> class. Built-in families are declared lazily (one import each).
-FAMILIES: Registry[type[Family]] = Registry("zoo family")
+#: The zoo: family name -> class. Built-in families are declared lazily (one import each);
+#: installed packages add theirs through the ``nas.zoo`` entry-point group.
+FAMILIES: Registry[type[Family]] = Registry("zoo family", entry_points="nas.zoo")
 _declare_builtin()
