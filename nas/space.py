@@ -196,6 +196,10 @@ def load_space(name: str) -> SearchSpace:
     return _toml_space(name)
 
 
+#: The one name for resolving any space reference (``resolve_space``, ``resolve_dataset``
+#: and ``resolve_arch`` read the same way).
+resolve_space = load_space
+
 #: The input a space applies to when its file does not say.
 DEFAULT_INPUT: tuple[int, ...] = (3, 32, 32)
 

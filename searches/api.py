@@ -223,10 +223,6 @@ class Search:
                 key=lambda c: c.priority,
             )
             config.dataset = claimant.default_dataset(config.space)
-        if config.scheduler == "asha" and config.dataset.startswith("nb201:"):
-            raise ConfigurationError(
-                "--scheduler asha needs training epochs; table mode has none."
-            )
         cls = get_strategy(config.strategy)
         if config.objective is None:
             config.objective = "+".join(cls.default_objectives)
@@ -235,6 +231,11 @@ class Search:
             config.strategy_options = cls.resolve_options(config.strategy_options, config.trials)
         self.config = config
         self.evaluator = evaluator_for(config)
+        if config.scheduler == "asha" and not self.evaluator.max_epochs:
+            raise ConfigurationError(
+                f"--scheduler asha needs training epochs; the {self.evaluator.kind} "
+                "evaluator has none (table mode)."
+            )
         self.space = load_space(config.space)
         kw = {**config.strategy_options, "objectives": config.objectives}
         self.strategy = create_strategy(config.strategy, self.space, seed=config.seed, **kw)

@@ -70,7 +70,7 @@ def test_a_resume_keeps_what_defines_the_run(tmp_path) -> None:
         ({"trials": 0}, "at least 1"),
         ({"objective": "speed"}, "--objective must be one of"),
         ({"backend": "slurm"}, "--backend must be one of"),
-        ({"scheduler": "asha", "backend": "ray"}, "table mode has none"),
+        ({"scheduler": "asha", "backend": "ray"}, "evaluator has none"),
         ({"strategy": "bo"}, "unknown strategy 'bo'"),
         ({"space": "einspace"}, "needs --space nb201"),
         ({"trial_time": -1.0}, "--trial-time must be positive"),
