@@ -141,3 +141,13 @@ def test_importing_nas_is_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_predictor_knows_nothing_of_search_or_zoo() -> None:
+    graph = _imports(_modules())
+    leaks = {
+        m: sorted(d for d in deps if d.startswith(("nas.searches", "nas.zoo", "nas.cli")))
+        for m, deps in graph.items()
+        if m.startswith("nas.predictors")
+    }
+    assert {m: d for m, d in leaks.items() if d} == {}
