@@ -38,6 +38,19 @@ def _onnx_files(paths: list[Path]) -> list[Path]:
     return files
 
 
+def _dims(items: list[str]) -> dict[str, int]:
+    """``NAME=SIZE`` options as a dict (a one-line error otherwise)."""
+    from nas.exceptions import ConfigurationError
+
+    dims = {}
+    for item in items:
+        name, _, size = item.partition("=")
+        if not name or not size.isdigit() or int(size) < 1:
+            raise ConfigurationError(f"--dim wants NAME=SIZE with SIZE >= 1, not {item!r}.")
+        dims[name] = int(size)
+    return dims
+
+
 @app.command()
 def rank(
     paths: Annotated[list[Path], typer.Argument(help="ONNX files or folders of *.onnx files.")],
@@ -51,6 +64,10 @@ def rank(
     model: Annotated[
         Path | None, typer.Option("--model", help="Predictor folder (default: bundled).")
     ] = None,
+    dim: Annotated[
+        list[str] | None,
+        typer.Option("--dim", help="Size of a symbolic input dim for FLOPs, NAME=SIZE."),
+    ] = None,
 ) -> None:
     """Rank ONNX files by the predictor's score (higher is better); broken files get an
     error row and make the exit code 1."""
@@ -60,6 +77,7 @@ def rank(
     from nas.predictors.bench import file_record
     from nas.predictors.model import Predictor
 
+    dims = _dims(dim or [])
     files = _onnx_files(paths)
     if not files:
         raise ConfigurationError("no ONNX files to rank (a folder is searched for *.onnx).")
@@ -67,7 +85,7 @@ def rank(
     good, records, errors = [], [], []
     for f in files:
         try:
-            records.append(file_record(f, max_bytes=int(max_size * 2**20)))
+            records.append(file_record(f, max_bytes=int(max_size * 2**20), dims=dims))
             good.append(f)
         except NasError as e:
             reason = str(e).removeprefix(f"{f}: ")

@@ -21,13 +21,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import heapq
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 from nas.predictors.normalise import FOLD_LIMIT, RawGraph, RawNode, Shape, attr_value, normalise
+from nas.predictors.probe import fill_shapes
 from onnx import numpy_helper
 
 from nas.exceptions import OnnxFileError
@@ -43,6 +45,9 @@ class Const:
     shape: tuple[int, ...]
     dtype: str
     values: tuple[Any, ...] | None
+    # The storage of a weight (two uses of one initializer share it); None for constants
+    # that are not weights. Not part of the graph's identity.
+    weight: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -170,15 +175,54 @@ def _sort_proto(graph: onnx.GraphProto) -> None:
         graph.node.extend(copies)
 
 
-def raw_graph(model: onnx.ModelProto) -> RawGraph:
-    """The model's main graph as a :class:`RawGraph` (after shape inference when it works)."""
+def _bind_dims(graph: onnx.GraphProto, dims: Mapping[str, int]) -> None:
+    """Give symbolic input dims named in ``dims`` their size; inference redoes the rest."""
+    for vi in [*graph.input, *graph.output]:
+        for d in vi.type.tensor_type.shape.dim:
+            if d.HasField("dim_param") and d.dim_param in dims:
+                d.dim_value = int(dims[d.dim_param])
+    del graph.value_info[:]
+
+
+def _weights(gp: onnx.GraphProto, consts: dict[str, np.ndarray]) -> dict[str, str]:
+    """Weight storage of every initializer, and of ``Identity`` copies of one.
+
+    The TorchScript exporter stores tensors of equal value once and reads the others through
+    an ``Identity``. A copy is a weight of its own when it carries a parameter's name or its
+    values are one constant fill (equal initial values of distinct weights: zero biases,
+    unit norms); otherwise (an ``onnx::`` name, varied values) it is the same weight read
+    again, as unrolled steps do.
+    """
+    inits = {t.name: t for t in gp.initializer}
+    keys = {name: name for name in inits}
+    fills: dict[str, bool] = {}
+    for n in gp.node:
+        if n.op_type == "Identity" and len(n.input) == 1 and n.input[0] in keys and n.output:
+            src, out = n.input[0], n.output[0]
+            consts[out] = consts[src]
+            if src in inits and src not in fills:
+                a = numpy_helper.to_array(inits[src]) if inits[src].dims else np.zeros(1)
+                fills[src] = a.size == 0 or bool(np.all(a == a.flat[0]))
+            own = not out.startswith("onnx::") or fills.get(src, False)
+            keys[out] = out if own else keys[src]
+    return keys
+
+
+def raw_graph(model: onnx.ModelProto, dims: Mapping[str, int] | None = None) -> RawGraph:
+    """The model's main graph as a :class:`RawGraph` (after shape inference when it works);
+    ``dims`` sizes symbolic dims (other than the batch) so FLOPs can be counted."""
     _sort_proto(model.graph)  # shape inference needs a topological order
+    if dims:
+        _bind_dims(model.graph, dims)
     with contextlib.suppress(Exception):  # best effort: shapes stay unknown otherwise
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
     gp = model.graph
     consts = {t.name: _const_array(t) for t in gp.initializer}
+    weights = _weights(gp, consts)
     infos = [*gp.input, *gp.value_info, *gp.output]
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+    shapes = {vi.name: _shape(vi) for vi in infos}
+    fill_shapes(model, shapes, dims)
     nodes = [
         RawNode(
             n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}",
@@ -187,24 +231,26 @@ def raw_graph(model: onnx.ModelProto) -> RawGraph:
             {a.name: attr_value(a) for a in n.attribute},
         )
         for n in gp.node
+        if not (n.op_type == "Identity" and n.output and n.output[0] in consts)
     ]
     return RawGraph(
         nodes=nodes,
         consts=consts,
         inputs=[i.name for i in gp.input if i.name not in consts],
         outputs=[o.name for o in gp.output],
-        shapes={vi.name: _shape(vi) for vi in infos},
+        shapes=shapes,
         dtypes={vi.name: vi.type.tensor_type.elem_type for vi in infos},
         opset=opset,
+        weights=weights,
     )
 
 
-def _const(a: np.ndarray) -> Const:
+def _const(a: np.ndarray, weight: str | None = None) -> Const:
     """Values are kept for integer constants up to 16 elements (shapes, axes, pads) and
     one-element float constants (scales); never for weights, which would break isomorphism."""
     small = (a.size <= 16 and a.dtype.kind in "biu") or (a.size == 1 and a.dtype.kind == "f")
     vals = tuple(v.item() for v in a.ravel()) if small else None
-    return Const(tuple(int(d) for d in a.shape), str(a.dtype), vals)
+    return Const(tuple(int(d) for d in a.shape), str(a.dtype), vals, weight)
 
 
 def _key(v: Any) -> Any:
@@ -232,7 +278,7 @@ def canonicalise(g: RawGraph, path: str = "<graph>") -> CanonicalGraph:
             if not i:
                 row.append(None)
             elif i in g.consts:
-                row.append(_const(g.consts[i]))
+                row.append(_const(g.consts[i], g.weight_key(i)))
             elif i in made:
                 row.append(made[i])
             else:
@@ -345,12 +391,15 @@ def _place(
     return pos
 
 
-def load_graph(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> CanonicalGraph:
-    """Read, normalise and canonically order the ONNX file at ``path``.
+def load_graph(
+    path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES, dims: Mapping[str, int] | None = None
+) -> CanonicalGraph:
+    """Read, normalise and canonically order the ONNX file at ``path`` (``dims``: sizes of
+    symbolic dims, see :func:`raw_graph`).
 
     Raises:
         OnnxFileError: missing, too large, not ONNX, truncated, unsafe external data, or
             a graph that reads undefined tensors or has a cycle.
     """
-    g = raw_graph(read_model(path, max_bytes))
+    g = raw_graph(read_model(path, max_bytes), dims)
     return canonicalise(normalise(g), str(path))

@@ -57,6 +57,16 @@ class RawGraph:
     shapes: dict[str, Shape]
     dtypes: dict[str, int]
     opset: int = 17
+    # Constants that are weights, mapped to their storage (the initializer they live in):
+    # two names with one storage are one tensor, counted once. None: every constant is a
+    # weight of its own (graphs built directly, without a file).
+    weights: dict[str, str] | None = None
+
+    def weight_key(self, name: str) -> str | None:
+        """The storage of constant ``name`` when it is a weight, else None."""
+        if self.weights is None:
+            return name if name in self.consts else None
+        return self.weights.get(name)
 
     def shape(self, name: str) -> Shape:
         """Known shape of a tensor (constants included), or None."""
@@ -138,8 +148,11 @@ def _fold_constants(g: RawGraph) -> None:
                     opset_imports=[helper.make_opsetid("", g.opset)],
                 )
                 res = ReferenceEvaluator(model).run(None, {i: g.consts[i] for i in real})
+                src = {g.weight_key(i) for i in real} - {None}
                 for name, val in zip([o for o in n.outputs if o], res, strict=True):
                     g.consts[name] = np.asarray(val)
+                    if g.weights is not None and len(src) == 1:  # a view of one weight
+                        g.weights[name] = next(iter(src))  # type: ignore[arg-type]
                 continue
             except Exception:  # any failure: keep the node as it is
                 pass
@@ -251,13 +264,16 @@ def _to_linear(g: RawGraph, n: RawNode) -> None:
             or _vector_len(g, bias) != (w.shape[0] if a.get("transB") else w.shape[1])
         ):
             return
-        wname = n.inputs[1] if a.get("transB") else _new_const(g, n.inputs[1] + "^T", w.T)
+        wname = n.inputs[1]
+        if not a.get("transB"):
+            wname = _new_const(g, n.inputs[1] + "^T", w.T, n.inputs[1])
         n.op, n.attrs, n.inputs = "Linear", {}, [n.inputs[0], wname] + ([bias] if bias else [])
     elif n.op == "MatMul" and len(n.inputs) == 2:
         w = g.consts.get(n.inputs[1])
         if w is None or w.ndim != 2 or n.inputs[0] in g.consts:
             return
-        n.op, n.inputs = "Linear", [n.inputs[0], _new_const(g, n.inputs[1] + "^T", w.T)]
+        wt = _new_const(g, n.inputs[1] + "^T", w.T, n.inputs[1])
+        n.op, n.inputs = "Linear", [n.inputs[0], wt]
         users = g.consumers(n.outputs[0])
         if len(users) == 1 and users[0].op == "Add" and n.outputs[0] not in g.outputs:
             add = users[0]
@@ -266,11 +282,16 @@ def _to_linear(g: RawGraph, n: RawNode) -> None:
                 n.inputs.append(other[0])
                 g.nodes.remove(add)
                 g.rename(add.outputs[0], n.outputs[0])
-                g.shapes[n.outputs[0]] = g.shapes.get(add.outputs[0], g.shapes.get(n.outputs[0]))
+                if g.shapes.get(n.outputs[0]) is None:  # a bias add keeps the shape
+                    g.shapes[n.outputs[0]] = g.shapes.get(add.outputs[0])
 
 
-def _new_const(g: RawGraph, name: str, value: np.ndarray) -> str:
+def _new_const(g: RawGraph, name: str, value: np.ndarray, like: str = "") -> str:
+    """Add a constant; one made from weight ``like`` (a transpose) shares its storage."""
     g.consts[name] = np.ascontiguousarray(value)
+    key = g.weight_key(like) if like else None
+    if g.weights is not None and key is not None:
+        g.weights[name] = key
     return name
 
 
