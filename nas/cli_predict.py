@@ -68,6 +68,9 @@ def rank(
         list[str] | None,
         typer.Option("--dim", help="Size of a symbolic input dim for FLOPs, NAME=SIZE."),
     ] = None,
+    time_limit: Annotated[
+        float, typer.Option("--time-limit", min=0, help="Seconds per file before its error row.")
+    ] = 60,
 ) -> None:
     """Rank ONNX files by the predictor's score (higher is better); broken files get an
     error row and make the exit code 1."""
@@ -85,7 +88,7 @@ def rank(
     good, records, errors = [], [], []
     for f in files:
         try:
-            records.append(file_record(f, max_bytes=int(max_size * 2**20), dims=dims))
+            records.append(file_record(f, int(max_size * 2**20), dims, time_limit or None))
             good.append(f)
         except NasError as e:
             reason = str(e).removeprefix(f"{f}: ")

@@ -25,6 +25,7 @@ import numpy as np
 from nas.predictors.cost import graph_cost
 from nas.predictors.encode import node_texts
 from nas.predictors.graph import DEFAULT_MAX_BYTES, CanonicalGraph, load_graph
+from nas.predictors.onnxfile import as_file_error, time_limit
 
 from nas.exceptions import ConfigurationError, NasError
 
@@ -53,10 +54,15 @@ def graph_record(g: CanonicalGraph) -> GraphRecord:
 
 
 def file_record(
-    path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES, dims: Mapping[str, int] | None = None
+    path: str | Path,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    dims: Mapping[str, int] | None = None,
+    time_limit_s: float | None = None,
 ) -> GraphRecord:
-    """The record of one ONNX file (raises OnnxFileError for a broken file)."""
-    return graph_record(load_graph(path, max_bytes=max_bytes, dims=dims))
+    """The record of one ONNX file; any failure, a time over ``time_limit_s`` included, is
+    one OnnxFileError naming the file."""
+    with time_limit(time_limit_s, path):
+        return as_file_error(path, lambda: graph_record(load_graph(path, max_bytes, dims)))
 
 
 @dataclass

@@ -29,12 +29,22 @@ from typing import Any
 import numpy as np
 import onnx
 from nas.predictors.normalise import FOLD_LIMIT, RawGraph, RawNode, Shape, attr_value, normalise
+from nas.predictors.onnxfile import (
+    DEFAULT_MAX_BYTES,
+    as_file_error,
+    check_external_data,
+    check_tensors,
+    checked_path,
+    file_error,
+    read_bounded,
+    time_limit,
+)
 from nas.predictors.probe import fill_shapes
+from nas.predictors.topo import stable_topo_order
 from onnx import numpy_helper
 
 from nas.exceptions import OnnxFileError
 
-DEFAULT_MAX_BYTES = 512 * 2**20
 COMMUTATIVE = {"Add", "Mul", "Sum", "Max", "Min", "Mean", "And", "Or", "Xor", "Equal"}
 
 
@@ -80,33 +90,14 @@ class CanonicalGraph:
 
 
 def _err(path: Path, reason: str) -> OnnxFileError:
-    return OnnxFileError(f"{path}: {reason}")
-
-
-def _tensors(graph: onnx.GraphProto):
-    """Every tensor proto in a graph, subgraphs included."""
-    yield from graph.initializer
-    for n in graph.node:
-        for a in n.attribute:
-            if a.HasField("t"):
-                yield a.t
-            yield from a.tensors
-            if a.HasField("g"):
-                yield from _tensors(a.g)
-            for sub in a.graphs:
-                yield from _tensors(sub)
+    return file_error(path, reason)
 
 
 def read_model(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> onnx.ModelProto:
-    """Parse an ONNX file; external data must lie in the file's folder and fit ``max_bytes``."""
+    """Parse an ONNX file read safely (see :mod:`nas.predictors.onnxfile`); external data
+    must lie in the file's folder and, with the file, fit ``max_bytes``."""
     p = Path(path)
-    try:
-        size = p.stat().st_size
-        if size > max_bytes:
-            raise _err(p, f"{size:,} bytes is more than the limit of {max_bytes:,} bytes.")
-        data = p.read_bytes()
-    except OSError as e:
-        raise _err(p, f"cannot read the file: {e.strerror}.") from None
+    data = read_bounded(p, max_bytes)
     try:
         model = onnx.load_model_from_string(data)
     except Exception:  # protobuf raises DecodeError and friends
@@ -115,22 +106,12 @@ def read_model(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> onnx.Mod
         raise _err(p, "not an ONNX model (no graph, no nodes or no IR version).")
     if not model.opset_import:  # also what a file cut just before its last field looks like
         raise _err(p, "not a complete ONNX model (no opset import; truncated?).")
-    base = p.resolve().parent
-    total = size
-    for t in _tensors(model.graph):
-        if t.data_location != onnx.TensorProto.EXTERNAL:
-            continue
-        loc = {e.key: e.value for e in t.external_data}.get("location", "")
-        target = (base / loc).resolve()
-        if not loc or not target.is_relative_to(base):
-            raise _err(p, f"external data '{loc}' lies outside the model's folder.")
-        if not target.is_file():
-            raise _err(p, f"external data file '{loc}' is missing.")
-        total += target.stat().st_size
-        if total > max_bytes:
-            raise _err(p, f"with its external data it is over the limit of {max_bytes:,} bytes.")
+    check_tensors(model, p)
+    check_external_data(model, p, len(data), max_bytes)
     try:
-        onnx.external_data_helper.load_external_data_for_model(model, str(base))
+        onnx.external_data_helper.load_external_data_for_model(
+            model, str(checked_path(p).resolve().parent)
+        )
     except Exception as e:  # offsets/lengths out of range, unreadable files
         raise _err(p, f"cannot load external data: {type(e).__name__}.") from None
     return model
@@ -156,21 +137,10 @@ def _const_array(t: onnx.TensorProto) -> np.ndarray:
 
 def _sort_proto(graph: onnx.GraphProto) -> None:
     """Stable topological sort of the stored nodes (ONNX requires one; some files lie)."""
-    made = {o for n in graph.node for o in n.output}
-    have = {"", *(t.name for t in graph.initializer), *(i.name for i in graph.input)}
-    todo, done = list(graph.node), []
-    while todo:
-        rest = [n for n in todo if not all(i in have or i not in made for i in n.input)]
-        ready = [n for n in todo if all(i in have or i not in made for i in n.input)]
-        if not ready:  # a cycle: keep the rest as stored; canonicalise reports it
-            done += rest
-            break
-        for n in ready:
-            have.update(n.output)
-        done += ready
-        todo = rest
-    if done != list(graph.node):
-        copies = [onnx.NodeProto.FromString(n.SerializeToString()) for n in done]
+    nodes = list(graph.node)
+    order = stable_topo_order([list(n.input) for n in nodes], [list(n.output) for n in nodes])
+    if order != list(range(len(nodes))):
+        copies = [onnx.NodeProto.FromString(nodes[k].SerializeToString()) for k in order]
         del graph.node[:]
         graph.node.extend(copies)
 
@@ -392,14 +362,23 @@ def _place(
 
 
 def load_graph(
-    path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES, dims: Mapping[str, int] | None = None
+    path: str | Path,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    dims: Mapping[str, int] | None = None,
+    time_limit_s: float | None = None,
 ) -> CanonicalGraph:
     """Read, normalise and canonically order the ONNX file at ``path`` (``dims``: sizes of
-    symbolic dims, see :func:`raw_graph`).
+    symbolic dims, see :func:`raw_graph`; ``time_limit_s``: give up after so long).
 
     Raises:
-        OnnxFileError: missing, too large, not ONNX, truncated, unsafe external data, or
-            a graph that reads undefined tensors or has a cycle.
+        OnnxFileError: whatever is wrong with the file (missing, not a regular file, too
+            large, not ONNX, truncated, bad tensors, unsafe external data, undefined
+            tensors, a cycle, over the time limit), in one line naming it.
     """
-    g = raw_graph(read_model(path, max_bytes), dims)
-    return canonicalise(normalise(g), str(path))
+    with time_limit(time_limit_s, path):
+        return as_file_error(
+            path,
+            lambda: canonicalise(
+                normalise(raw_graph(read_model(path, max_bytes), dims)), str(path)
+            ),
+        )
