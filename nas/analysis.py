@@ -7,15 +7,19 @@ mutation and crossover, and it reports exactly where a string goes wrong.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from nas.dsl.arch import Node
 from nas.exceptions import BudgetError, NasError, ShapeError
 from nas.ops import create_op
 from nas.ops.spec import Signal
 
-if TYPE_CHECKING:
-    from nas.space import Budget
+
+class Limits(Protocol):
+    """What analysis reads of a budget (nas.space.Budget has these and more)."""
+
+    max_ops: int
+    max_depth: int
 
 
 @dataclass
@@ -63,7 +67,7 @@ def describe_path(root: Node, path: tuple[int, ...]) -> str:
     return " > ".join(parts) + (f" (column {node.column})" if node.column else "")
 
 
-def analyse(root: Node, x: Signal, record: bool = False, budget: Budget | None = None) -> Analysis:
+def analyse(root: Node, x: Signal, record: bool = False, budget: Limits | None = None) -> Analysis:
     """Propagate ``x`` through ``root`` with the shape rules and count costs.
 
     A written child applied several times to the same signal (a repeated branch, the
