@@ -82,13 +82,15 @@ def try_grammar(src: bytes, state: dict) -> str:
 
 
 def try_onnx(item: tuple[str, bytes], state: dict) -> str:
-    """Encode the file with the predictors' public loader (nas encode's text)."""
+    """Read the file as ``nas rank`` does (file_record), then as ``nas encode`` does."""
+    from nas.predictors.bench import file_record
     from nas.predictors.encode import graph_text
 
     kind, data, _ = item
     path = state["specials"] / f"{kind}.onnx" if kind != "bytes" else state["dir"] / "m.onnx"
     if kind == "bytes":
         path.write_bytes(data)
+    file_record(path)
     graph_text(path)
     return "ok"
 
