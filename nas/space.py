@@ -19,6 +19,9 @@ from nas.exceptions import BudgetError, ConfigurationError, NasError, UnknownNam
 from nas.ops.spec import Signal, Spec, head_params
 from nas.registry import Registry
 
+# The task head is outside the budgets (the sampler cannot see it), but it must be buildable.
+MAX_HEAD_PARAMS = 100_000_000
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -122,10 +125,10 @@ class SearchSpace:
             )
         self.budget.check(a.depth, a.params, a.activation, a.n_ops, a.flops)
         head = head_params(a.out[0], self.num_classes)
-        if head > self.budget.max_params:  # the head is built too; the budget is per part
+        if head > MAX_HEAD_PARAMS:  # the budgets cover the backbone; the head is built too
             raise BudgetError(
-                f"the classification head has {head:,} parameters, over the budget "
-                f"max_params={self.budget.max_params:,}."
+                f"the classification head would have {head:,} parameters (features x "
+                f"classes); at most {MAX_HEAD_PARAMS:,} can be built."
             )
         if strict:
             derive(self.grammar, arch)
