@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import heapq
-import itertools
-import math
-from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 
 from lark import Lark, Token, Transformer, Tree, UnexpectedInput, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 
+from nas.dsl.checks import (
+    check_nesting,
+    check_reachable,
+    check_unit_cycles,
+    compute_minima,
+    n_fixed,
+    normalise,
+)
 from nas.dsl.files import UnreadableFileError, read_text
-from nas.dsl.grammar import Alt, Call, Expr, Grammar, Pos, Rule, Sym
+from nas.dsl.grammar import Call, Expr, Grammar, Pos, Rule, Sym
 from nas.exceptions import GrammarError, NasError, ShapeError, UnknownNameError
 from nas.ops import get_op, is_op, suggest_ops
 
@@ -40,7 +44,6 @@ _TOKEN_NAMES = {
     "$END": "the end of the file",
 }
 
-PROB_TOLERANCE = 1e-6
 # Bounds that keep loading fast whatever the file: nesting (the parser and the checks
 # recurse), included files, and alternatives after parameter choices are multiplied out
 # (a sampler's first draw over 20,000 alternatives takes about a second).
@@ -177,7 +180,7 @@ def _read_items(
             text = read_text(path)
         except UnreadableFileError as e:
             raise GrammarError(f"cannot read grammar file: {e.reason}.", name) from None
-    _check_nesting(text, name)
+    check_nesting(text, name, MAX_NESTING)
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as e:
@@ -218,33 +221,6 @@ def _read_items(
         else:
             out.append(item)
     return out
-
-
-def _check_nesting(text: str, name: str) -> None:
-    """Reject parentheses nested deeper than MAX_NESTING (outside comments and strings)."""
-    if text.count("(") <= MAX_NESTING:
-        return
-    depth, line, col, state = 0, 1, 0, ""
-    for ch in text:
-        col += 1
-        if ch == "\n":
-            line, col, state = line + 1, 0, ""
-        elif state == "#":
-            continue
-        elif ch == '"':
-            state = "" if state == '"' else '"'
-        elif state:
-            continue
-        elif ch == "#":
-            state = "#"
-        elif ch == "(":
-            depth += 1
-            if depth > MAX_NESTING:
-                raise GrammarError(
-                    f"expressions nest deeper than {MAX_NESTING} levels.", name, line, col
-                )
-        elif ch == ")":
-            depth -= 1
 
 
 def _check_call(call: Call, rules: dict[str, _RawRule]) -> Expr:
@@ -338,64 +314,6 @@ def _resolve(expr: Expr, rules: dict[str, _RawRule]) -> Expr:
     )
 
 
-def _normalise(raw: _RawRule) -> list[Alt]:
-    """Expand parameter choices and turn probabilities into a distribution."""
-    given = [prob for _, prob, _ in raw.alts if prob is not None]
-    for _, prob, pos in raw.alts:
-        if prob is not None and (prob < 0 or not math.isfinite(prob)):
-            raise GrammarError(
-                f"probability {prob} of an alternative of {raw.name!r} must be between 0 and 1.",
-                pos.path,
-                pos.line,
-                pos.column,
-            )
-    total = sum(given)
-    # Parameter choices are shorthand for writing each combination out as an alternative.
-    expanded = [
-        (expr.fixed() if isinstance(expr, Call) else [expr], prob) for expr, prob, _ in raw.alts
-    ]
-    n_free = sum(len(es) for es, prob in expanded if prob is None)
-    p = raw.pos
-    if total > 1 + PROB_TOLERANCE:
-        raise GrammarError(
-            f"the probabilities of rule {raw.name!r} sum to {total:g}; "
-            f"they must sum to at most 1.",
-            p.path,
-            p.line,
-            p.column,
-        )
-    if n_free == 0 and abs(total - 1) > 1e-3:
-        raise GrammarError(
-            f"the probabilities of rule {raw.name!r} sum to {total:g}; "
-            f"they must sum to 1 (or leave some alternatives without one "
-            f"to share the rest).",
-            p.path,
-            p.line,
-            p.column,
-        )
-    if n_free and total >= 1 - PROB_TOLERANCE:
-        raise GrammarError(
-            f"the probabilities of rule {raw.name!r} already sum to 1, so "
-            f"its alternatives without a probability would never be chosen.",
-            p.path,
-            p.line,
-            p.column,
-        )
-    share = (1 - total) / n_free if n_free else 0.0
-    alts: list[Alt] = []
-    for es, prob in expanded:
-        each = share if prob is None else prob / len(es)
-        alts.extend(Alt(e, each) for e in es)
-    z = sum(a.prob for a in alts)
-    return [Alt(a.expr, a.prob / z) for a in alts]
-
-
-def _symbols(expr: Expr) -> list[Sym]:
-    if isinstance(expr, Sym):
-        return [expr]
-    return [s for a in expr.args for s in _symbols(a)]
-
-
 def load_grammar(path: str | Path, text: str | None = None) -> Grammar:
     """Load and validate a ``.pcfg`` grammar.
 
@@ -448,24 +366,24 @@ def load_grammar(path: str | Path, text: str | None = None) -> Grammar:
         except UnknownNameError as e:  # pragma: no cover - _resolve raises GrammarError
             raise GrammarError(str(e), raw.pos.path, raw.pos.line, raw.pos.column) from None
         for expr, _, pos in resolved:
-            n_alts += _n_fixed(expr)
+            n_alts += n_fixed(expr)
             if n_alts > MAX_ALTERNATIVES:
                 raise GrammarError(
                     f"rule {raw.name!r} makes the grammar expand to more than "
                     f"{MAX_ALTERNATIVES:,} alternatives once parameter choices are multiplied "
-                    f"out ({_n_fixed(expr):,} from this one); write the choices as rules.",
+                    f"out ({n_fixed(expr):,} from this one); write the choices as rules.",
                     pos.path,
                     pos.line,
                     pos.column,
                 )
         written[raw.name] = [e for e, _, _ in resolved]
         raw2 = _RawRule(raw.name, resolved, raw.pos)
-        rules[raw.name] = Rule(raw.name, _normalise(raw2), raw.pos)
+        rules[raw.name] = Rule(raw.name, normalise(raw2), raw.pos)
     grammar = Grammar(rules, start_name, name)
     # Parameter choices change neither reachability nor the minima: work on what is written.
-    _check_reachable(grammar, written)
-    _check_unit_cycles(written)
-    _compute_minima(grammar, written)
+    check_reachable(grammar, written)
+    check_unit_cycles(written)
+    compute_minima(grammar, written)
     return grammar
 
 
@@ -484,128 +402,3 @@ def _import_ops(module: str, pos: Pos) -> None:
         load_op_module(module)
     except NasError as e:
         raise GrammarError(str(e), pos.path, pos.line, pos.column) from None
-
-
-def _check_unit_cycles(written: dict[str, list[Expr]]) -> None:
-    """Reject rules that reach themselves through bare references only (``a -> b``,
-    ``b -> a``): they add nothing to the language and let a sampler loop forever."""
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    for root in written:
-        if root in state:
-            continue
-        path: list[tuple[str, Iterator[Expr]]] = [(root, iter(written[root]))]
-        state[root] = 1
-        while path:
-            name, alts = path[-1]
-            expr = next(alts, None)
-            if expr is None:
-                state[name] = 2
-                path.pop()
-            elif isinstance(expr, Sym) and state.get(expr.name) == 1:
-                names = [n for n, _ in path]
-                chain = " -> ".join([*names[names.index(expr.name) :], expr.name])
-                p = expr.pos
-                raise GrammarError(
-                    f"rules refer to each other with nothing else in between ({chain}); "
-                    f"such a cycle derives nothing new.",
-                    p.path,
-                    p.line,
-                    p.column,
-                )
-            elif isinstance(expr, Sym) and expr.name not in state:
-                state[expr.name] = 1
-                path.append((expr.name, iter(written[expr.name])))
-
-
-def _check_reachable(g: Grammar, written: dict[str, list[Expr]]) -> None:
-    seen, todo = {g.start}, [g.start]
-    while todo:
-        for expr in written[todo.pop()]:
-            for s in _symbols(expr):
-                if s.name not in seen:
-                    seen.add(s.name)
-                    todo.append(s.name)
-    for rule in g.rules.values():
-        if rule.name not in seen:
-            p = rule.pos
-            raise GrammarError(
-                f"rule {rule.name!r} is unreachable from the start symbol "
-                f"{g.start!r}; use it or remove it.",
-                p.path,
-                p.line,
-                p.column,
-            )
-
-
-def _n_fixed(expr: Expr) -> int:
-    """How many alternatives ``expr`` stands for once its parameter choices are expanded."""
-    if not isinstance(expr, Call):
-        return 1
-    n = math.prod(len(vs) for _, vs in expr.params)
-    for a in expr.args:
-        n *= _n_fixed(a)
-    return n
-
-
-def _compute_minima(g: Grammar, written: dict[str, list[Expr]]) -> None:
-    """Least depth and size per rule; a rule with none never terminates.
-
-    Knuth's generalisation of Dijkstra's algorithm (both measures of an alternative are
-    at least those of the rules it uses), so each rule is settled once: O(size log size).
-    """
-    g.min_depth = _least(written, lambda e, v: _expr_min(e, v)[0])
-    g.min_size = _least(written, lambda e, v: _expr_min(e, v)[1])
-    for rule in g.rules.values():
-        if rule.name not in g.min_depth:
-            p = rule.pos
-            raise GrammarError(
-                f"rule {rule.name!r} never terminates: every alternative "
-                f"needs a rule that never terminates (often itself).",
-                p.path,
-                p.line,
-                p.column,
-            )
-
-
-def _expr_min(expr: Expr, known: dict[str, int]) -> tuple[int, int]:
-    """(depth, size) of ``expr`` given the settled values of the rules it uses."""
-    if isinstance(expr, Sym):
-        return known[expr.name], known[expr.name]
-    kids = [_expr_min(a, known) for a in expr.args]
-    comb = get_op(expr.op).is_combinator
-    depth = (1 if comb else 0) + max((d for d, _ in kids), default=0)
-    size = (0 if comb else 1) + sum(
-        s * (2 if r else 1) for (_, s), r in zip(kids, expr.repeat, strict=True)
-    )
-    return depth, size
-
-
-def _least(
-    written: dict[str, list[Expr]], value: Callable[[Expr, dict[str, int]], int]
-) -> dict[str, int]:
-    """The least ``value`` over the derivations of every rule that terminates."""
-    alts = [(name, expr) for name, exprs in written.items() for expr in exprs]
-    users: dict[str, list[int]] = {}
-    waiting: list[int] = []
-    heap: list[tuple[int, int, int]] = []  # (value, tie-breaker, alternative index)
-    tie = itertools.count()
-    for i, (_, expr) in enumerate(alts):
-        needs = {s.name for s in _symbols(expr)}
-        waiting.append(len(needs))
-        for n in needs:
-            users.setdefault(n, []).append(i)
-        if not needs:
-            heapq.heappush(heap, (value(expr, {}), next(tie), i))
-    settled: dict[str, int] = {}
-    while heap:
-        v, _, i = heapq.heappop(heap)
-        name = alts[i][0]
-        if name in settled:
-            continue
-        settled[name] = v
-        for j in users.get(name, ()):
-            waiting[j] -= 1
-            user, expr = alts[j]
-            if waiting[j] == 0 and user not in settled:
-                heapq.heappush(heap, (value(expr, settled), next(tie), j))
-    return settled
