@@ -52,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
 }
 # Options a resumed run may change (the rest come from its run.json).
 RESUMABLE = ("trials", "time_budget", "workers", "backend", "address", "cpus", "gpus", "scheduler")
+RESUMABLE += ("storage",)  # [runsafe] only to add the password that run.json does not keep
 
 
 def _strategy_options(opts: dict[str, Any]) -> dict[str, Any]:
@@ -223,6 +224,7 @@ def _final_zoo(opts: dict[str, Any], node: Any, run_dir: Path) -> dict[str, Any]
 
 @app.command()
 def search(
+    ctx: typer.Context,
     space: Annotated[
         str | None,
         typer.Option(
@@ -295,7 +297,7 @@ def search(
     from nas.searches import create_strategy
     from nas.searches.report import write_report
     from nas.searches.runner import run_search
-    from nas.searches.store import OBJECTIVES, RunStore, read_run_info
+    from nas.searches.store import OBJECTIVES, read_run_info
     from nas.space import load_space
 
     given = {k: v for k, v in locals().items() if k in DEFAULTS and v is not None}
@@ -338,11 +340,24 @@ def search(
 
         opts["dataset"] = get_family(opts["space"]).task().name
     sp = load_space(opts["space"])
-    strat = create_strategy(opts["strategy"], sp, seed=opts["seed"], **_strategy_options(opts))
+    # [runsafe] a resume keeps the recorded strategy options; the run is owned (locked) by
+    # this process until the command ends; run.json is written atomically, masked.
+    from nas.searches import runinfo
+
+    strat_kw = runinfo.resume_strategy_options(info, given) if resume else _strategy_options(opts)
+    strat = create_strategy(opts["strategy"], sp, seed=opts["seed"], **strat_kw)
     factory = _factory(opts)
-    store = RunStore(run, OBJECTIVES[opts["objective"]], opts["storage"], create=resume is None)
+    if resume is not None:
+        opts["storage"] = runinfo.resume_storage(
+            info["options"].get("storage"), given.get("storage")
+        )
+    study = info.get("study") if resume is not None else run.name
+    store = ctx.with_resource(
+        runinfo.search_store(run, opts["objective"], opts["storage"], study, resume is None)
+    )
     if resume is None:
         info = {
+            "study": study,
             "command": shlex.join(["nas", *sys.argv[1:]]),
             "options": opts,
             "strategy_options": {k: v for k, v in _strategy_options(opts).items()},
@@ -355,7 +370,7 @@ def search(
             info["versions"]["torch"] = torch.__version__
         except ImportError:  # pragma: no cover
             pass
-        (run / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+        info = runinfo.write_run_info(run, info)
     chosen = ", ".join(
         f"{k}={opts[k]}"
         for k in (
@@ -374,6 +389,8 @@ def search(
     )
     out.print(f"{'resuming' if resume else 'search'}: {chosen}; {_strategy_options(opts)}")
     out.print(f"run directory: {run}")
+    if opts["storage"]:
+        out.print(f"storage: {runinfo.mask_text(opts['storage'])}, study {store.name}")
     already = len(store.completed())
     display = _Display(
         opts["trials"], already, next(iter(store.best(1)), None), _fitness_label(opts)
@@ -428,9 +445,23 @@ def search(
 @runs_app.command("list")
 def runs_list(
     root: Annotated[Path, typer.Argument(help="Folder of runs.")] = Path("runs"),
+    storage: Annotated[
+        str | None, typer.Option(help="List the runs in this Optuna storage URL instead.")
+    ] = None,
 ) -> None:
-    """Every run under ROOT: trials, best value, strategy."""
+    """Every run under ROOT (or in --storage): trials, best value, strategy."""
     from nas.searches.store import open_run
+
+    if storage is not None:  # [runsafe]
+        from nas.searches.runinfo import list_runs, mask_text
+
+        table = Table("run", "trials", "states", "best", "owner", title=mask_text(storage))
+        for row in list_runs(storage):
+            states = ", ".join(f"{k} {v}" for k, v in sorted(row["states"].items()))
+            best = "-" if row["best"] is None else f"{row['best']:.4g}"
+            table.add_row(row["run"], str(row["trials"]), states, best, row["owner"] or "-")
+        out.print(table)
+        return
 
     table = Table("run", "space", "dataset", "strategy", "trials", "best")
     for info_path in sorted(root.glob("*/run.json")):
