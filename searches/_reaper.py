@@ -75,6 +75,7 @@ def main(driver: int) -> None:
         if _stat(driver) is None:
             break
         known.update(descendants(driver))
+    known.pop(os.getpid(), None)  # the watchdog is a child of the driver too
     kill(known)
 
 

@@ -274,6 +274,7 @@ def run_search_ray(
     reduction_factor: float = 2.0,
     max_failures: int = 2,
     prepare: Callable[[], Any] | None = None,
+    local_cpus: int | None = None,
 ) -> list[TrialRecord]:
     """``run_search`` on Ray Tune: same arguments, same store content, same return.
 
@@ -290,6 +291,7 @@ def run_search_ray(
         max_failures: retries of a trial whose worker dies.
         prepare: called once before the trials start (default: load a ``train_evaluator``
             factory's dataset, so the workers read it from the on-disk cache).
+        local_cpus: CPUs of a Ray started here (default: all of this machine's cores).
 
     Returns:
         All finished trials of the run, old and new.
@@ -334,6 +336,7 @@ def run_search_ray(
             scheduler,
             max_epochs,
             reduction_factor,
+            local_cpus,
         )
     return done
 
@@ -372,6 +375,7 @@ def _tune(
     scheduler: str,
     max_epochs: int | None,
     reduction_factor: float,
+    local_cpus: int | None = None,
 ) -> None:
     """Run the Tune experiment that the searcher feeds (starting Ray if needed)."""
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -389,7 +393,7 @@ def _tune(
             reaper = _start_reaper()
         ray.init(
             address=address,
-            num_cpus=None if address else os.cpu_count(),
+            num_cpus=None if address else (local_cpus or os.cpu_count()),
             include_dashboard=False,
             logging_level=logging.WARNING,
             log_to_driver=False,
