@@ -245,10 +245,10 @@ def dashboard(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
 ) -> None:
     """Open optuna-dashboard on the run's storage (Ctrl-C to stop)."""
-    from nas.searches.store import read_run_info
+    from nas.searches.store import read_run_info, unmask_url
 
-    opts = read_run_info(run)["options"]
-    url = opts.get("storage") or f"sqlite:///{(run / 'study.db').resolve()}"
+    opts = read_run_info(run)["options"]  # a masked password comes from PGPASSWORD
+    url = unmask_url(opts.get("storage")) or f"sqlite:///{(run / 'study.db').resolve()}"
     try:
         from optuna_dashboard import run_server
     except ImportError:

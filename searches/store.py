@@ -253,7 +253,8 @@ class RunStore:
             return fn(*args, **kw)
         except _storage_errors() as e:
             raise StorageLostError(
-                f"lost the run's storage {mask_url(self.url)}: {_one_line(e)}"
+                f"lost the run's storage {mask_url(self.url)} ({_one_line(e)}); the "
+                "finished trials are safe: resume the run once the storage is back."
             ) from None
 
     # -------------------------------------------------------------------------- trials

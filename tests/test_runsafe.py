@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pytest
 from nas.searches import create_strategy, evaluators
-from nas.searches.lock import RunInUseError, RunLock
+from nas.searches.lock import RunInUseError, RunLock, owning
 from nas.searches.runinfo import mask_text, resume_strategy_options
 from nas.searches.runner import Outcome, run_search
-from nas.searches.store import RunStore, mask_url
+from nas.searches.store import RunStore, StorageLostError, mask_url
 
 from nas.data.base import Dataset, Split
 from nas.exceptions import ConfigurationError
@@ -83,6 +83,33 @@ def test_one_bad_trial_fails_that_trial_and_the_search_goes_on(
     assert all(r.ok for r in recs if not _bad(r.arch))
     for r in failed:
         assert r.reason.startswith(reason) and "\n" not in r.reason
+
+
+class LosesStorage:
+    """Table lookups; at the 5th trial the directory holding the journal storage vanishes."""
+
+    def __init__(self, folder: str) -> None:
+        self.table, self.folder, self.n = evaluators.TableEvaluator("cifar10"), folder, 0
+
+    def __call__(self, arch: Any) -> Outcome:
+        self.n += 1
+        if self.n == 5:
+            import shutil
+
+            shutil.rmtree(self.folder)
+        return self.table(arch)
+
+
+def test_only_the_loss_of_the_storage_stops_a_search(tmp_path) -> None:
+    folder = tmp_path / "journal"
+    folder.mkdir()
+    url = f"journal:{folder / 'run.log'}"
+    store = RunStore(tmp_path / "run", storage=url)
+    other = RunStore(tmp_path / "run", storage=url, create=False)
+    with owning(store), pytest.raises(RunInUseError):  # journal storages hold locks too
+        RunLock(other).acquire()
+    with pytest.raises(StorageLostError, match=r"lost the run's storage journal:.*resume"):
+        run_search(_re(), store, 10, lambda: LosesStorage(str(folder)))
 
 
 def test_a_run_has_one_owner_and_a_dead_owner_is_taken_over(tmp_path) -> None:
