@@ -179,7 +179,7 @@ SEEDS: dict[str, Callable[[], str]] = {
     "cnn_cpu": cnn_cpu,
     "resnet_cpu": resnet_cpu,
     "mixer_cpu": lambda: mlp_mixer(dim=64, depth=2, patch=4),
-    "vit_cpu": lambda: vit(dim=64, heads=2, d_head=32, depth=1, patch=4),
+    "vit_cpu": lambda: vit(dim=64, heads=4, d_head=16, depth=1, patch=4),
     "mlp_mixer": mlp_mixer,
     "resnet18": resnet18,
     "vit": vit,
