@@ -114,12 +114,16 @@ def mutate(
                 continue
             return child
         # Nothing different fits anywhere above: insert a new module next to the old one.
-        info = a.nodes[chosen.path]
         where = next(
-            p
-            for p in (chosen.path[:c] for c in range(len(chosen.path), -1, -1))
-            if p in syms and _has_seq(space, syms[p])
+            (
+                p
+                for p in (chosen.path[:c] for c in range(len(chosen.path), -1, -1))
+                if p in syms and _has_seq(space, syms[p])
+            ),
+            None,
         )
+        if where is None:  # a grammar without seq (e.g. NB201): draw another position
+            continue
         info = a.nodes[where]
         draw = TargetedDraw(sampler, rng, sampler.root_budget())
         try:
