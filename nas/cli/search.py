@@ -30,7 +30,7 @@ Space = Annotated[
 Dataset = Annotated[
     str | None,
     _opt(
-        "Dataset [unseen = unseen:addnist]; nb201:cifar10|cifar100|imagenet16-120 looks "
+        "Dataset [unseen = unseen:language]; nb201:cifar10|cifar100|imagenet16-120 looks "
         "accuracies up in the NB201 table instead of training; with zoo:FAMILY, one of its "
         "tasks [its first]."
     ),
@@ -94,10 +94,18 @@ _LEGACY = {
 class _Display:
     """The live panel: progress, best so far, failures by reason, ETA."""
 
-    def __init__(self, total: int, done: int, best: Any = None, fitness: str = "") -> None:
+    def __init__(
+        self,
+        total: int,
+        done: int,
+        best: Any = None,
+        fitness: str = "",
+        baselines: list[Any] | None = None,
+    ) -> None:
         self.total, self.start_done, self.t0 = total, done, time.monotonic()
         self.fitness = fitness  # what the "accuracy" objective is, when it is not accuracy
         self.done, self.best, self.fail = done, best, Counter()
+        self.baselines = baselines or []  # shown beside the best so far (valid accuracy)
 
     def update(self, rec: Any) -> Table:
         """Count a finished trial; keep the best by the first objective (maximised)."""
@@ -122,6 +130,18 @@ class _Display:
             arch = self.best.arch if len(self.best.arch) < 90 else self.best.arch[:87] + "..."
             t.add_row("best", f"trial {self.best.number}: {v}; {self.best.params or 0:,} params")
             t.add_row("", arch)
+        if self.baselines:
+            best = self.best.values.get("accuracy") if self.best is not None else None
+            t.add_row(
+                "vs baselines",
+                ", ".join(
+                    f"{b.name} {100 * b.valid:.1f}%"
+                    + (f" ({100 * (best - b.valid):+.1f})" if best is not None else "")
+                    for b in self.baselines
+                    if b.valid is not None
+                )
+                + " (valid)",
+            )
         if self.fail:
             t.add_row("failures", ", ".join(f"{k} {n}" for k, n in self.fail.items()))
         return t
@@ -165,7 +185,8 @@ def _live_run(search: Any) -> Any:
     """Run ``search`` under the live display; returns its SearchResult."""
     done = len(search.store.completed())
     best = next(iter(search.store.best(1)), None)
-    display = _Display(search.config.trials, done, best, search.fitness_label)
+    rows = search.baselines()
+    display = _Display(search.config.trials, done, best, search.fitness_label, rows)
     with Live(display.render(), console=out, refresh_per_second=4, transient=False) as live:
         result = search.run(on_result=lambda rec: live.update(display.update(rec)))
     return result
@@ -231,6 +252,8 @@ def search(
         label = job.fitness_label or "accuracy"
         values = {label if k == "accuracy" else k: v for k, v in result.best.values.items()}
         out.print(f"best: trial {result.best.number} {values}; final: {shown}", markup=False)
+    if result.baselines:
+        out.print(result.baselines, markup=False)
     out.print(f"report: {result.report}", markup=False)
 
 
