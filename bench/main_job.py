@@ -20,14 +20,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
-def one(seed: int, strategy: str, run_dir: Path) -> dict:
+def one(seed: int, strategy: str, run_dir: Path, **overrides: Any) -> dict:
     """Run one default search in this process; the numbers as a dict."""
     from nas.searches import Search, SearchConfig, baselines
 
     t0 = time.perf_counter()
-    job = Search(SearchConfig(seed=seed, strategy=strategy), run_dir)
+    job = Search(SearchConfig(seed=seed, strategy=strategy, **overrides), run_dir)
     result = job.run()
     wall = time.perf_counter() - t0
     rows = baselines.collect(run_dir, result.records, job.seed_strings())
@@ -51,8 +52,8 @@ def one(seed: int, strategy: str, run_dir: Path) -> dict:
     }
 
 
-def _child(seed: int, strategy: str, run_dir: Path) -> dict:
-    cmd = [sys.executable, __file__, "--one", str(seed), strategy, str(run_dir)]
+def _child(seed: int, strategy: str, run_dir: Path, extra: list[str]) -> dict:
+    cmd = [sys.executable, __file__, "--one", str(seed), strategy, str(run_dir), *extra]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -66,18 +67,22 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", type=Path, default=Path("bench_runs/main_job"))
     ap.add_argument("--one", nargs=3, metavar=("SEED", "STRATEGY", "RUN_DIR"))
+    ap.add_argument("--trials", type=int, help="override the default (smoke runs only)")
+    ap.add_argument("--time-budget", type=float, help="override the default (smoke runs only)")
     a = ap.parse_args()
+    overrides = {k: v for k, v in (("trials", a.trials), ("time_budget", a.time_budget)) if v}
+    extra = [f"--{k.replace('_', '-')}={v}" for k, v in overrides.items()]
     if a.one:
-        print(json.dumps(one(int(a.one[0]), a.one[1], Path(a.one[2]))))
+        print(json.dumps(one(int(a.one[0]), a.one[1], Path(a.one[2]), **overrides)))
         return
     shutil.rmtree(a.out, ignore_errors=True)
     rows = []
     for seed in a.seeds:
         re_dir, rs_dir = a.out / f"re-{seed}", a.out / f"rs-{seed}"
-        found = _child(seed, "re", re_dir)
+        found = _child(seed, "re", re_dir, extra)
         rs_dir.mkdir(parents=True)
         shutil.copy(re_dir / "baselines.json", rs_dir / "baselines.json")  # same baselines
-        rand = _child(seed, "rs", rs_dir)
+        rand = _child(seed, "rs", rs_dir, extra)
         rows.append((found, rand))
         print(json.dumps({"re": found, "rs": rand}), flush=True)
     names = list(rows[0][0]["baselines"])

@@ -24,6 +24,7 @@ from nas.sampling import Rem, Sampler, _Abort, _Fail
 Targeter = Callable[["TargetedDraw", Call, Signal, Signal, int], Node]
 TARGETERS: dict[str, Targeter] = {}
 FREE_WORK = 200  # expansions a free draw inside a mutation may take (bounds its time)
+PRE_TRIES = 4  # pre-routing ops a targeted route tries
 
 
 def targeter(name: str) -> Callable[[Targeter], Targeter]:
@@ -220,7 +221,7 @@ def _route(t: TargetedDraw, call: Call, x: Signal, y: Signal, dleft: int) -> Nod
     pre_e, inner_e, post_e = call.args
     if len(y) != 1:
         raise _Fail
-    for pre, p in t.terminals(pre_e, x)[:4]:
+    for pre, p in t.terminals(pre_e, x)[:PRE_TRIES]:
         fold = p[0].fold if len(p) == 1 else None
         inner_in = tuple(s.unfolded() for s in p)
         options = []

@@ -32,7 +32,7 @@ __all__ = ["RUNNERS", "Search", "SearchConfig", "SearchResult", "search"]
 Say = Callable[[str], None]
 #: Seeds a seeded strategy starts from unless told otherwise: mixed seeding (the einspace
 #: paper's strongest setting) with seeds sized for a CPU.
-CPU_SEEDED = {"einspace": ("cnn_cpu", "resnet_cpu", "mixer_cpu", "vit_cpu")}
+CPU_SEEDED = {"einspace": ("cnn_cpu", "mlp_cpu", "resnet_cpu", "vit_cpu", "mixer_cpu")}
 
 
 @dataclass
@@ -233,9 +233,15 @@ class Search:
             config.validate()
         if not self.resuming:
             opts = config.strategy_options
-            if config.space in CPU_SEEDED and "seed_archs" in cls.declared_options():
-                opts.setdefault("seed_archs", list(CPU_SEEDED[config.space]))
+            default_seeds = (
+                config.space in CPU_SEEDED
+                and "seed_archs" in cls.declared_options()
+                and "seed_archs" not in opts
+            )
             config.strategy_options = cls.resolve_options(opts, config.trials)
+            if default_seeds:  # as many as the population holds, in this order
+                room = config.strategy_options.get("population") or len(CPU_SEEDED[config.space])
+                config.strategy_options["seed_archs"] = list(CPU_SEEDED[config.space][:room])
         self.config = config
         self.evaluator = evaluator_for(config)
         if config.scheduler == "asha" and not self.evaluator.max_epochs:

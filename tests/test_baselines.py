@@ -62,12 +62,14 @@ def test_a_trained_einspace_search_screens_degenerate_and_seeds_on_cpu(tmp_path)
 
     job = Search(SearchConfig(dataset="unseen:language", trials=4), tmp_path / "run")
     assert job.space.input[0].shape == (1, 24, 24)  # drawn for the dataset's input
-    assert job.config.strategy_options["seed_archs"] == [
+    assert job.config.strategy_options["seed_archs"] == [  # population 4 holds 4 seeds
         "cnn_cpu",
+        "mlp_cpu",
         "resnet_cpu",
-        "mixer_cpu",
         "vit_cpu",
     ]
+    big = Search(SearchConfig(dataset="unseen:language"), tmp_path / "run2")
+    assert len(big.config.strategy_options["seed_archs"]) == 5
     assert job.strategy.screen(parse_arch(ISSUE_14)) == "no learnable computation before the head"
     assert job.strategy.screen(job.space.seeds["cnn_cpu"]) is None
     a = parse_arch("compute(linear(out=16))")

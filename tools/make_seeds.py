@@ -175,8 +175,15 @@ def resnet_cpu() -> str:
     return seq(*items)
 
 
+def mlp_cpu() -> str:
+    """Flatten each channel (im2col 1x1, then tokens <-> features) and a 2-layer MLP of 256."""
+    flatten = f"route(im2col(k=1,s=1,p=0),{IDENTITY},permute(order=21))"
+    return seq(flatten, linear(256), RELU, linear(256))
+
+
 SEEDS: dict[str, Callable[[], str]] = {
     "cnn_cpu": cnn_cpu,
+    "mlp_cpu": mlp_cpu,
     "resnet_cpu": resnet_cpu,
     "mixer_cpu": lambda: mlp_mixer(dim=64, depth=2, patch=4),
     "vit_cpu": lambda: vit(dim=64, heads=4, d_head=16, depth=1, patch=4),
