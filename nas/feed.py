@@ -58,11 +58,16 @@ class Feed:
         self.y = task.targets(split.y).to(device)
         self.x = None
         if resident:
-            self.x = torch.empty(split.x.shape, dtype=torch.float32, device=device)
-            for a in range(0, self.n, 4096):
-                self.x[a : a + 4096] = self._read(slice(a, a + 4096))
-            if self.memory is not None:
-                self.x = self.x.contiguous(memory_format=self.memory)
+            try:
+                self.x = torch.empty(split.x.shape, dtype=torch.float32, device=device)
+                for a in range(0, self.n, 4096):
+                    self.x[a : a + 4096] = self._read(slice(a, a + 4096))
+                if self.memory is not None:
+                    self.x = self.x.contiguous(memory_format=self.memory)
+            except (MemoryError, RuntimeError) as e:
+                if not is_oom(e):
+                    raise
+                self.x = None  # no room for the whole split: read it batch by batch
 
     def _read(self, idx: slice | np.ndarray) -> torch.Tensor:
         xb = (np.asarray(self.arr[idx], dtype=np.float32) - self.mean) / self.std
@@ -122,7 +127,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def is_oom(e: BaseException) -> bool:
+    """Whether ``e`` means out of memory (torch on CUDA or CPU, or numpy's MemoryError)."""
     text = str(e)
-    return isinstance(e, torch.cuda.OutOfMemoryError) or (
+    return isinstance(e, torch.cuda.OutOfMemoryError | MemoryError) or (
         isinstance(e, RuntimeError) and ("out of memory" in text or "can't allocate" in text)
     )

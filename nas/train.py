@@ -228,7 +228,7 @@ def train(
         _Run(model, dataset, cfg, task, device, res, on_epoch).fit()
     except NasError:
         raise
-    except (RuntimeError, ValueError, FloatingPointError) as e:
+    except (RuntimeError, ValueError, FloatingPointError, MemoryError) as e:
         res.status = "oom" if is_oom(e) else "failed"
         res.reason = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"[:300]
     if device.type == "cuda":
@@ -325,8 +325,13 @@ class _Run:
         perm = torch.randperm(data.n, generator=self.gen)
         perm = perm.to(self.device) if data.x is not None else perm  # one copy per epoch
         running, count, lr, stop = torch.zeros((), device=self.device), 0, cfg.lr, ""
-        check_every = 16 if self.cuda else 1  # host syncs for the NaN and time checks
+        check_every = 16 if self.cuda else 1  # host syncs for the NaN check
         for s in range(per_epoch):
+            # The time budget is checked before every step but a run's first (a timed-out
+            # run still has trained weights to score); one step is never interrupted.
+            if (s or epoch) and out_of_time():
+                stop = "timeout"
+                break
             xb, yb = data.batch(perm[s * bs : (s + 1) * bs])
             with self.autocast():
                 loss = self.task.loss(net(xb), yb)
@@ -339,17 +344,15 @@ class _Run:
             running += loss.detach().float()
             count, self.seen, res.steps_done = count + 1, self.seen + len(yb), res.steps_done + 1
             res.epochs_done = epoch + (s + 1) / per_epoch if s + 1 < per_epoch else epoch + 1
-            if count % check_every == 0 or s + 1 == per_epoch:
-                if not math.isfinite(running.item()):
-                    res.reason = f"non-finite training loss in epoch {epoch + 1}."
-                    stop = "diverged"
-                elif s + 1 < per_epoch and out_of_time():
-                    stop = "timeout"
-                if stop:
-                    break
-        if cfg.schedule_unit == "epoch":
+            if (count % check_every == 0 or s + 1 == per_epoch) and not math.isfinite(
+                running.item()
+            ):
+                res.reason = f"non-finite training loss in epoch {epoch + 1}."
+                stop = "diverged"
+                break
+        if cfg.schedule_unit == "epoch" and count:
             sched.step()
-        loss = running.item() / count
+        loss = running.item() / count if count else math.nan
         return stop, {
             "epoch": res.epochs_done,
             "steps": res.steps_done,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.searches.objectives import objectives_of
-from nas.searches.store import RunStore, TrialRecord, read_run_info
+from nas.searches.store import RunStore, TrialRecord, mask_url, read_run_info
 
 from nas.exceptions import ConfigurationError
 from nas.registry import Registry
@@ -125,18 +125,6 @@ class SearchConfig:
         stored.pop("objectives", None)  # older runs stored the objectives here too
         opts["strategy_options"] = stored
         return cls(**opts)
-
-
-def mask_url(url: str | None) -> str | None:
-    """``url`` with any password replaced by ``***`` (safe to write into reports)."""
-    if not url or "://" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    auth, at, host = rest.rpartition("@")
-    if not at or ":" not in auth:
-        return url
-    user = auth.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
 
 
 @dataclass
@@ -261,11 +249,7 @@ class Search:
                 f"{self.run_dir} already holds a run; use --resume {self.run_dir}."
             )
         self.info = _resume_info or self._new_info(command)
-        self.store = RunStore(
-            self.run_dir, config.objectives, config.storage, create=not self.resuming
-        )
-        if not self.resuming:
-            _write_json_atomic(self.run_dir / "run.json", self.info)
+        self.store: RunStore | None = None  # open (and owned) while ``run`` runs
 
     @classmethod
     def resume(cls, run_dir: str | Path, say: Say | None = None, **changes: Any) -> Search:
@@ -282,18 +266,9 @@ class Search:
                 f"a resumed run keeps its {', '.join(fixed)}; only "
                 f"{', '.join(config.RESUMABLE)} may change on --resume."
             )
-        given = changes.get("storage")
-        if config.storage and "***" in config.storage:
-            if given is None or mask_url(given) != config.storage:
-                raise ConfigurationError(
-                    f"this run's storage {config.storage} has a password, which run.json does "
-                    "not keep; give the full URL again with --storage."
-                )
-        elif given is not None and given != config.storage:
-            raise ConfigurationError(
-                f"this run lives in {config.storage or 'its run directory'}; "
-                "--storage cannot move it."
-            )
+        from nas.searches.runinfo import resume_storage
+
+        changes["storage"] = resume_storage(config.storage, changes.get("storage"))
         config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
         return cls(config, run_dir, say, _resume_info=info)
 
@@ -325,6 +300,7 @@ class Search:
         except ImportError:  # pragma: no cover
             pass
         return {
+            "study": self.run_dir.name,  # each run its own study, even in a shared storage
             "command": command or f"nas.searches.Search({self.config.space!r}, ...)",
             "options": self.config.public(),
             "strategy_options": self.config.strategy_options,
@@ -356,20 +332,36 @@ class Search:
         )
         return f"{text}; {c.strategy_options}; {final}"
 
-    def run(self, on_result: Callable[[TrialRecord], None] | None = None) -> SearchResult:
+    def run(
+        self,
+        on_result: Callable[[TrialRecord], None] | None = None,
+        on_start: Callable[[RunStore], None] | None = None,
+    ) -> SearchResult:
         """Run the trials up to the budget (counting a resumed run's earlier ones), then
-        retrain and export the best, and write report.md."""
-        from nas.searches.report import write_report
+        retrain and export the best, and write report.md.
 
-        self.baselines()
-        RUNNERS.get(self.config.backend)(self, on_result)
-        _write_json_atomic(self.run_dir / "skipped.json", dict(self.strategy.redrawn))
-        best = next(iter(self.store.best(1)), None)
-        final = None
-        if best is not None and self.config.final_epochs:
-            final = self.finalise(best)
-        report = write_report(self.run_dir, self.store, self.space, self.info, final)
-        records = self.store.records()
+        The run is owned by this process while it runs: a second search or resume of it
+        stops at once (``RunInUseError``). ``on_start(store)`` is called once the run's
+        store is open, ``on_result(record)`` after every trial.
+        """
+        from nas.searches.report import write_report
+        from nas.searches.runinfo import search_store, write_run_info
+
+        c = self.config
+        study = self.info.get("study")
+        with search_store(self.run_dir, c.objective, c.storage, study, not self.resuming) as st:
+            self.store = st
+            if not self.resuming:
+                self.info = write_run_info(self.run_dir, self.info)
+            self.baselines()
+            if on_start is not None:
+                on_start(st)
+            RUNNERS.get(c.backend)(self, on_result)
+            _write_json_atomic(self.run_dir / "skipped.json", dict(self.strategy.redrawn))
+            best = next(iter(st.best(1)), None)
+            final = self.finalise(best) if best is not None and c.final_epochs else None
+            report = write_report(self.run_dir, st, self.space, self.info, final)
+            records = st.records()
         return SearchResult(self.run_dir, records, best, final, report, self._summary(records))
 
     def _summary(self, records: list[TrialRecord]) -> str:

@@ -216,7 +216,9 @@ class TrainEvaluator(_Base):
             "train_time_s": res.train_time_s,
         }
         wall = time.perf_counter() - start
-        if res.fitness is None or res.status not in ("ok", "timeout", "stopped"):
+        if res.status == "timeout":  # a status of its own, with the partial metrics
+            return Outcome("timeout", None, res.reason, metrics, res.params, a.flops, wall)
+        if res.fitness is None or res.status not in ("ok", "stopped"):
             status = res.status if res.status != "ok" else "failed"
             reason = res.reason or "no validation score"
             return Outcome(status, None, reason, metrics, res.params, a.flops, wall)

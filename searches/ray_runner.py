@@ -7,9 +7,12 @@ trial builds the evaluator from the same picklable factory and reports one resul
 epoch (for ASHA) and a final result carrying the :class:`Outcome`.
 
 Trials that ASHA cuts are recorded as ``stopped`` with the epoch they reached
-(``metrics["epochs_done"]``). A trial whose worker dies is retried up to ``max_failures``
-times, then recorded as ``failed``. A killed driver resumes from the store like the local
-runner: only the trials in flight are redone.
+(``metrics["epochs_done"]``). A trial whose worker dies is run again, up to
+``max_failures`` more times, by the searcher itself (Tune's own recovery skips trials
+that fail before they run); then it is recorded as ``failed`` with the real count. A
+killed driver resumes from the store like the local runner: the architectures in flight
+are evaluated again first. When the driver started Ray itself, a small watchdog
+(``_reaper.py``) kills what Ray left behind if the driver is killed.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import logging
 import math
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -27,7 +32,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from nas.searches.runner import Evaluator, Outcome, replay_into
+from nas.searches.lock import owning
+from nas.searches.runner import Evaluator, Outcome, one_line, replay_into
 from nas.searches.store import RunStore, TrialRecord
 
 from nas.dsl import parse_arch
@@ -85,10 +91,10 @@ def _trainable(config: dict[str, Any], factory: Callable[[], Evaluator], setting
     start = time.perf_counter()
     try:
         out = _evaluate(evaluate, parse_arch(config["arch"]), on_epoch)
-    except Exception as e:  # the evaluator's own errors are outcomes, as in the local runner
+    except Exception as e:
         out = Outcome(
             "failed",
-            reason=f"evaluator raised {type(e).__name__}: {e}",
+            reason=f"the evaluator raised {one_line(e)}",
             wall_time=time.perf_counter() - start,
         )
     acc = (out.values or {}).get(settings["objective"]) if out.status == "ok" else None
@@ -102,13 +108,14 @@ def _trainable(config: dict[str, Any], factory: Callable[[], Evaluator], setting
 
 
 # ------------------------------------------------------------------------------ driver
-def _outcome(result: dict[str, Any] | None, error: bool, retries: int) -> Outcome:
+def _outcome(result: dict[str, Any] | None, error: bool, runs: int) -> Outcome:
     """What a finished Tune trial means, in the local runner's vocabulary."""
     if error:
         return Outcome(
             "failed",
-            reason=f"the Ray trial failed {retries + 1} time(s): its worker died or raised "
-            "outside the evaluator (see the Ray logs).",
+            reason=f"the Ray trial failed {runs} time(s) (run {runs}x, "
+            f"{runs - 1} retr{'y' if runs == 2 else 'ies'}): its worker died or raised outside "
+            "the evaluator (see the Ray logs).",
         )
     result = result or {}
     if _OUTCOME in result:
@@ -144,28 +151,38 @@ def _searcher_class() -> type:
             retries: int,
             done: list[TrialRecord],
             on_result: Callable[[TrialRecord], None] | None,
+            redo: list[tuple[Any, int]] | None = None,
         ) -> None:
             super().__init__(metric="score", mode="max")
             self.strategy, self.store, self.remaining = strategy, store, remaining
             self.deadline, self.retries, self.done = deadline, retries, done
             self.on_result = on_result
             self.max_concurrent = 0
-            self.live: dict[str, tuple[Any, Any]] = {}  # trial id -> (arch, store trial)
+            self.live: dict[str, tuple[Any, Any, int]] = {}  # tune id -> (arch, trial, runs)
+            self.again: list[tuple[Any, Any, int]] = []  # dead workers' trials, to rerun
+            self.redo = list(redo or [])  # asks a killed driver never finished
 
         def set_max_concurrency(self, max_concurrent: int) -> bool:
             self.max_concurrent = max_concurrent
             return True
 
         def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-            if self.remaining <= 0 or (
-                self.deadline is not None and time.monotonic() >= self.deadline
-            ):
-                return Searcher.FINISHED
+            if self.store.lock is not None:
+                self.store.lock.check()
+            out_of_time = self.deadline is not None and time.monotonic() >= self.deadline
             if self.max_concurrent and len(self.live) >= self.max_concurrent:
                 return None
-            arch = self.strategy.ask()
+            if self.again:  # a retry keeps its store trial
+                self.live[trial_id] = self.again.pop(0)
+                return {"arch": str(self.live[trial_id][0])}
+            if self.remaining <= 0 or out_of_time:
+                return None if self.live else Searcher.FINISHED
+            if self.redo:
+                arch, retry_of = self.redo.pop(0)
+            else:
+                arch, retry_of = self.strategy.ask(), None
             # Opened now, right after the ask, so a replay sees the asks in their order.
-            self.live[trial_id] = (arch, self.store.start(str(arch)))
+            self.live[trial_id] = (arch, self.store.start(str(arch), retry_of), 1)
             self.remaining -= 1
             return {"arch": str(arch)}
 
@@ -174,8 +191,11 @@ def _searcher_class() -> type:
         ) -> None:
             if trial_id not in self.live:
                 return
-            arch, trial = self.live.pop(trial_id)
-            out = _outcome(result, error, self.retries)
+            arch, trial, runs = self.live.pop(trial_id)
+            if error and runs <= self.retries:
+                self.again.append((arch, trial, runs + 1))
+                return
+            out = _outcome(result, error, runs)
             rec = self.store.finish(
                 trial,
                 out.status,
@@ -186,7 +206,7 @@ def _searcher_class() -> type:
                 out.flops,
                 out.wall_time,
             )
-            self.strategy.tell(arch, out.values if out.status == "ok" else None, out.status)
+            self.strategy.tell(arch, rec.values if rec.ok else None, rec.status)
             self.done.append(rec)
             if self.on_result is not None:
                 self.on_result(rec)
@@ -227,6 +247,7 @@ def run_search_ray(
     reduction_factor: float = 2.0,
     max_failures: int = 2,
     prepare: Callable[[], Any] | None = None,
+    local_cpus: int | None = None,
 ) -> list[TrialRecord]:
     """``run_search`` on Ray Tune: same arguments, same store content, same return.
 
@@ -243,6 +264,7 @@ def run_search_ray(
         max_failures: retries of a trial whose worker dies.
         prepare: called once before the trials start (default: the spec's ``prepare``,
             which caches the dataset on disk, so the workers read it from there).
+        local_cpus: CPUs of a Ray started here (default: all of this machine's cores).
 
     Returns:
         All finished trials of the run, old and new.
@@ -263,16 +285,72 @@ def run_search_ray(
         raise ConfigurationError(
             "--scheduler asha needs trials that train for epochs (train mode, --epochs >= 1)."
         )
-    store.recover()
-    done = replay_into(strategy, store)
-    remaining = trials - len(done)
-    if remaining <= 0:
-        return done
-    deadline = None if time_budget is None else time.monotonic() + time_budget
-    prepare = prepare or getattr(evaluator_factory, "prepare", None)
-    if prepare is not None:
-        prepare()
+    with owning(store):
+        resumed = replay_into(strategy, store)
+        done = resumed.done
+        remaining = trials - len(done)
+        if remaining <= 0:
+            return done
+        deadline = None if time_budget is None else time.monotonic() + time_budget
+        prepare = prepare or getattr(evaluator_factory, "prepare", None)
+        if prepare is not None:
+            prepare()
+        searcher = _searcher_class()(
+            strategy, store, remaining, deadline, max_failures, done, on_result, resumed.pending
+        )
+        _tune(
+            searcher,
+            evaluator_factory,
+            store,
+            workers,
+            cpus,
+            gpus,
+            address,
+            scheduler,
+            max_epochs,
+            reduction_factor,
+            local_cpus,
+        )
+    return done
 
+
+def _start_reaper() -> subprocess.Popen:
+    """The watchdog that kills what this driver's Ray leaves behind if the driver dies."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_reaper.py")
+    return subprocess.Popen(
+        [sys.executable, script, str(os.getpid())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _stop_reaper(reaper: subprocess.Popen | None) -> None:
+    if reaper is None:
+        return
+    try:
+        reaper.stdin.write(b"done\n")  # type: ignore[union-attr]
+        reaper.stdin.close()  # type: ignore[union-attr]
+        reaper.wait(5)
+    except (OSError, subprocess.TimeoutExpired):
+        reaper.kill()
+
+
+def _tune(
+    searcher: Any,
+    evaluator_factory: Callable[[], Evaluator],
+    store: RunStore,
+    workers: int,
+    cpus: float,
+    gpus: float,
+    address: str | None,
+    scheduler: str,
+    max_epochs: int | None,
+    reduction_factor: float,
+    local_cpus: int | None = None,
+) -> None:
+    """Run the Tune experiment that the searcher feeds (starting Ray if needed)."""
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     try:
@@ -282,11 +360,13 @@ def run_search_ray(
         raise ConfigurationError("--backend ray needs Ray: pip install 'nas[ray]'.") from None
 
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    started = False
+    started, reaper = False, None
     if not ray.is_initialized():
+        if address is None:
+            reaper = _start_reaper()
         ray.init(
             address=address,
-            num_cpus=None if address else os.cpu_count(),
+            num_cpus=None if address else (local_cpus or os.cpu_count()),
             include_dashboard=False,
             logging_level=logging.WARNING,
             log_to_driver=False,
@@ -294,9 +374,6 @@ def run_search_ray(
         started = True
     tmp = tempfile.mkdtemp(prefix="nas-ray-")
     try:
-        searcher = _searcher_class()(
-            strategy, store, remaining, deadline, max_failures, done, on_result
-        )
         settings = {
             "token": uuid.uuid4().hex,
             "threads": max(1, int(cpus)),
@@ -324,7 +401,7 @@ def run_search_ray(
                 mode="max",
                 search_alg=searcher,
                 scheduler=sched,
-                num_samples=remaining,
+                num_samples=-1,  # the searcher says when the search is finished
                 max_concurrent_trials=workers,
                 # a cut trial's thread cannot be stopped inside a reused actor
                 reuse_actors=sched is None,
@@ -335,7 +412,8 @@ def run_search_ray(
                 name="tune",
                 storage_path=tmp,
                 verbose=0,
-                failure_config=tune.FailureConfig(max_failures=max_failures),
+                # retries are the searcher's: Tune skips trials that fail before running
+                failure_config=tune.FailureConfig(max_failures=0),
             ),
         )
         tuner.fit()
@@ -343,4 +421,4 @@ def run_search_ray(
         shutil.rmtree(tmp, ignore_errors=True)
         if started:
             ray.shutdown()
-    return done
+        _stop_reaper(reaper)

@@ -1,29 +1,49 @@
 """A search run persisted in an Optuna storage: every trial, its result and its reason.
 
 The storage is a SQLite file in the run directory by default, or any Optuna storage URL
-(PostgreSQL, or ``journal:PATH`` for Optuna's journal file when several processes share
-a run). Trials carry the architecture string and their metrics as user attributes, so
-``optuna-dashboard`` and our own ``nas runs`` read the same record. A heartbeat thread
-keeps each running trial alive; after a crash, ``recover()`` marks trials whose
-heartbeat stopped as failed ("abandoned"), and the search continues from the rest.
+(PostgreSQL, or ``journal:PATH`` for Optuna's journal file). Each run is its own study,
+named after its run directory, so several runs can share one storage.
+
+Crash safety rests on two single-step writes per trial and on the Optuna state being the
+one truth about a trial:
+
+1. ``start`` creates the trial RUNNING with its architecture in one write;
+2. ``finish`` writes the whole result (status, reason, values, metrics) as one attribute,
+   then sets the state: COMPLETE with the values when ok, FAIL otherwise.
+
+A process killed between the two steps of ``finish`` leaves a RUNNING trial holding its
+result; ``reap`` (run when a process takes over the run, see :mod:`nas.searches.lock`)
+completes it as recorded. A RUNNING trial without a result is failed as ``abandoned``
+with the reason, and its architecture is evaluated again by the next search.
 """
 
 from __future__ import annotations
 
 import json
-import threading
+import math
+import os
+import signal
+import time
 import warnings
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from nas.searches.objectives import DIRECTIONS, OBJECTIVES
 
-from nas.exceptions import ConfigurationError
+from nas.exceptions import ConfigurationError, NasError
 
-STUDY = "nas"
-HEARTBEAT_S = 5
+LEGACY_STUDY = "nas"  # the one study name of runs made before runs had their own
+LOCK_PREFIX = "nas-lock:"  # studies that hold run locks (nas.searches.lock)
+FORMAT = 2  # trial attributes: "arch", "asked", "v" at creation; "result" at the end
+HEARTBEAT_S = 5  # kept for callers that pass them; the run lock replaced trial heartbeats
 GRACE_S = 20
+ABANDONED = "its process was killed or died before the trial finished; it is evaluated again"
+
+
+class StorageLostError(NasError):
+    """The run's storage cannot be read or written: the one failure that stops a search."""
 
 
 @dataclass
@@ -41,6 +61,8 @@ class TrialRecord:
     wall_time: float | None = None
     started: float | None = None  # POSIX timestamps, for replaying the event order
     completed: float | None = None
+    retry_of: int | None = None  # the trial that first asked this architecture
+    legacy: bool = False  # written by a version before FORMAT 2
 
     @property
     def ok(self) -> bool:
@@ -52,14 +74,85 @@ class TrialRecord:
         return asdict(self)
 
 
-def _storage(url: str, heartbeat: int, grace: int):
+@dataclass(frozen=True)
+class TrialHandle:
+    """A running trial: what ``start`` returns and ``finish`` takes."""
+
+    number: int
+    trial_id: int
+    arch: str
+
+
+def crash_point(name: str) -> None:
+    """Test hook: ``NAS_CRASH_AT=name:N`` SIGKILLs this process the N-th time it gets here.
+
+    The kill-campaign tests use it to land kills exactly inside a result write.
+    """
+    spec = os.environ.get("NAS_CRASH_AT", "")
+    if not spec.startswith(name + ":"):
+        return
+    left = int(spec.split(":", 1)[1]) - 1
+    os.environ["NAS_CRASH_AT"] = f"{name}:{left}"
+    if left <= 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON data (numpy scalars become numbers, anything else its string)."""
+    return json.loads(
+        json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+    )
+
+
+def open_storage(url: str) -> Any:
+    """The Optuna storage behind ``url`` (``journal:PATH`` for a journal file).
+
+    Raises:
+        StorageLostError: the storage cannot be opened (server down, bad URL, no driver).
+    """
     import optuna
 
-    if url.startswith("journal:"):
-        from optuna.storages.journal import JournalFileBackend
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if url.startswith("journal:"):
+                from optuna.storages.journal import JournalFileBackend
 
-        return optuna.storages.JournalStorage(JournalFileBackend(url[len("journal:") :]))
-    return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=grace)
+                return optuna.storages.JournalStorage(JournalFileBackend(url[len("journal:") :]))
+            return optuna.storages.RDBStorage(url)
+    except ImportError as e:
+        raise ConfigurationError(f"storage {mask_url(url)} needs a driver: {e}") from None
+    except Exception as e:
+        raise StorageLostError(f"cannot open storage {mask_url(url)}: {_one_line(e)}") from None
+
+
+def mask_url(url: str | None) -> str | None:
+    """``url`` with its password replaced by ``***`` (for run.json, reports and errors)."""
+    if not url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    auth, sep, host = rest.rpartition("@")
+    if not sep or ":" not in auth:
+        return url
+    return f"{scheme}://{auth.split(':', 1)[0]}:***@{host}"
+
+
+def unmask_url(url: str | None) -> str | None:
+    """A masked URL without its password, so the driver reads it from PGPASSWORD/.pgpass."""
+    return url.replace(":***@", "@") if url else url
+
+
+def _storage_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean the storage itself failed (database or journal file)."""
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError:  # pragma: no cover
+        return (OSError,)
+    return (SQLAlchemyError, OSError)
+
+
+def _one_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"[:300]
 
 
 class RunStore:
@@ -67,15 +160,17 @@ class RunStore:
 
     Args:
         run_dir: the run directory (holds ``study.db`` unless ``storage`` is given).
-        objectives: names of the objectives, e.g. ``("accuracy",)`` or
-            ``("accuracy", "params")``.
+        objectives: names of the objectives, e.g. ``("accuracy",)``.
         storage: an Optuna storage URL; default ``sqlite:///RUN_DIR/study.db``.
         create: create the study if missing (False when resuming: it must exist).
-        heartbeat: seconds between heartbeats of a running trial.
-        grace: seconds without a heartbeat after which a running trial is abandoned.
+        heartbeat, grace: accepted for compatibility; the run lock decides staleness.
+        study: the study name; default: the one in ``RUN_DIR/run.json``, else the run
+            directory's name (or the legacy ``"nas"`` for old runs).
+        exclusive: with ``create``, fail if the study already exists (a new run must
+            never join another run's study).
 
     Raises:
-        ConfigurationError: unknown objective, or no study to resume.
+        ConfigurationError: unknown objective, no study to resume, or a name taken.
     """
 
     def __init__(
@@ -86,6 +181,8 @@ class RunStore:
         create: bool = True,
         heartbeat: int = HEARTBEAT_S,
         grace: int = GRACE_S,
+        study: str | None = None,
+        exclusive: bool = False,
     ) -> None:
         import optuna
 
@@ -98,51 +195,89 @@ class RunStore:
                 )
         self.objectives = tuple(objectives)
         self.url = storage or f"sqlite:///{self.run_dir / 'study.db'}"
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.heartbeat = heartbeat
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # optuna marks heartbeats as experimental
-            self.storage = _storage(self.url, heartbeat, grace)
-        directions = [DIRECTIONS[o] for o in self.objectives]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # heartbeat is "experimental" in optuna
-            if create:
-                self.study = optuna.create_study(
-                    study_name=STUDY,
-                    storage=self.storage,
-                    directions=directions,
-                    load_if_exists=True,
+        if create:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        elif storage is None and not (self.run_dir / "study.db").is_file():
+            raise ConfigurationError(f"no search run in {self.run_dir} (no study.db).")
+        self.storage = open_storage(self.url)
+        names = set(self._guard(lambda: [s.study_name for s in self.storage.get_all_studies()]))
+        self.name = self._resolve_name(study, names, create)
+        if self.name in names:
+            taken = LOCK_PREFIX + self.name in names or self._has_trials(self.name)
+            if exclusive and taken:
+                raise ConfigurationError(
+                    f"storage {mask_url(self.url)} already holds a run named {self.name!r}; "
+                    "resume it with --resume, or choose another --run-dir."
                 )
-            else:
-                try:
-                    self.study = optuna.load_study(study_name=STUDY, storage=self.storage)
-                except KeyError:
-                    raise ConfigurationError(f"no search run in {self.url}.") from None
-        self._beats: dict[int, threading.Event] = {}
+            self.study = optuna.load_study(study_name=self.name, storage=self.storage)
+        elif create:
+            directions = [DIRECTIONS[o] for o in self.objectives]
+            self.study = optuna.create_study(
+                study_name=self.name, storage=self.storage, directions=directions
+            )
+            self.study.set_user_attr("nas_format", FORMAT)
+        else:
+            raise ConfigurationError(f"no search run in {mask_url(self.url)}.")
+        self.study_id = self.study._study_id
+        self.lock: Any = None  # the RunLock while this store owns the run
+
+    def _has_trials(self, name: str) -> bool:
+        sid = self._guard(self.storage.get_study_id_from_name, name)
+        return bool(self._guard(self.storage.get_n_trials, sid))
+
+    def _resolve_name(self, study: str | None, names: set[str], create: bool) -> str:
+        if study:
+            return study
+        info = self.run_dir / "run.json"
+        if info.is_file():  # a CLI run: its recorded study, or the legacy name
+            try:
+                return json.loads(info.read_text()).get("study") or LEGACY_STUDY
+            except (OSError, ValueError):
+                pass
+        own = self.run_dir.name or "run"
+        if own not in names and LEGACY_STUDY in names and not create:
+            return LEGACY_STUDY
+        return own
+
+    def _guard(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        """Call ``fn(*args)`` on the storage; a failing database or file becomes
+        :class:`StorageLostError`."""
+        try:
+            return fn(*args, **kw)
+        except _storage_errors() as e:
+            raise StorageLostError(
+                f"lost the run's storage {mask_url(self.url)} ({_one_line(e)}); the "
+                "finished trials are safe: resume the run once the storage is back."
+            ) from None
 
     # -------------------------------------------------------------------------- trials
-    def start(self, arch: str) -> Any:
-        """Open a trial for ``arch`` and keep its heartbeat going until it finishes."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # optuna expects heartbeats with optimize()
-            trial = self.study.ask()
-        trial.set_user_attr("arch", arch)
-        if hasattr(self.storage, "record_heartbeat"):
-            stop = threading.Event()
-            self._beats[trial.number] = stop
-            tid = trial._trial_id
+    def start(self, arch: str, retry_of: int | None = None) -> TrialHandle:
+        """Open a RUNNING trial for ``arch`` in one write (a re-run names its first trial)."""
+        from optuna.trial import FrozenTrial, TrialState
 
-            def beat() -> None:
-                while not stop.wait(self.heartbeat):
-                    self.storage.record_heartbeat(tid)
-
-            self.storage.record_heartbeat(tid)
-            threading.Thread(target=beat, daemon=True).start()
-        return trial
+        attrs: dict[str, Any] = {"arch": arch, "asked": time.time(), "v": FORMAT}
+        if retry_of is not None:
+            attrs["retry_of"] = retry_of
+        template = FrozenTrial(
+            number=-1,
+            state=TrialState.RUNNING,
+            value=None,
+            datetime_start=datetime.now(),
+            datetime_complete=None,
+            params={},
+            distributions={},
+            user_attrs=attrs,
+            system_attrs={},
+            intermediate_values={},
+            trial_id=-1,
+        )
+        tid = self._guard(self.storage.create_new_trial, self.study_id, template)
+        number = self._guard(self.storage.get_trial_number_from_id, tid)
+        return TrialHandle(number, tid, arch)
 
     def finish(
         self,
-        trial: Any,
+        trial: TrialHandle,
         status: str,
         values: dict[str, float] | None = None,
         reason: str = "",
@@ -151,104 +286,145 @@ class RunStore:
         flops: int | None = None,
         wall_time: float | None = None,
     ) -> TrialRecord:
-        """Record a trial's outcome; ``values`` must hold every objective when ok."""
-        import optuna
-
-        stop = self._beats.pop(trial.number, None)
-        if stop is not None:
-            stop.set()
-        for key, val in (
-            ("status", status),
-            ("reason", reason),
-            ("metrics", metrics or {}),
-            ("params", params),
-            ("flops", flops),
-            ("wall_time", wall_time),
-        ):
-            trial.set_user_attr(key, val)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if status == "ok" and values is not None:
-                self.study.tell(trial, [float(values[o]) for o in self.objectives])
+        """Record a trial's outcome durably; ``values`` must hold every objective when ok."""
+        vals: dict[str, float] = {}
+        if status == "ok":
+            try:
+                vals = {o: float((values or {})[o]) for o in self.objectives}
+            except (KeyError, TypeError, ValueError) as e:
+                status, reason = "failed", f"the evaluator gave no usable objective value ({e})"
             else:
-                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        return TrialRecord(
-            trial.number,
-            trial.user_attrs["arch"],
-            status,
-            reason,
-            dict(values or {}),
-            metrics or {},
-            params,
-            flops,
-            wall_time,
+                bad = [o for o, v in vals.items() if not math.isfinite(v)]
+                if bad:
+                    status, reason = "failed", f"objective {bad[0]} is {vals[bad[0]]}"
+            if status != "ok":
+                vals = {}
+        result = _jsonable(
+            {
+                "status": status,
+                "reason": reason,
+                "values": vals,
+                "metrics": metrics or {},
+                "params": params,
+                "flops": flops,
+                "wall_time": wall_time,
+                "done": time.time(),
+            }
         )
+        self._guard(self.storage.set_trial_user_attr, trial.trial_id, "result", result)
+        crash_point("finish")
+        self._close(trial.trial_id, result)
+        return self._record(trial.number, trial.arch, result, {})
+
+    def _close(self, trial_id: int, result: dict[str, Any]) -> None:
+        """Set the Optuna state from a written result (the commit point of a trial)."""
+        from optuna.trial import TrialState
+
+        if result["status"] == "ok":
+            values = [float(result["values"][o]) for o in self.objectives]
+            self._guard(self.storage.set_trial_state_values, trial_id, TrialState.COMPLETE, values)
+        else:
+            self._guard(self.storage.set_trial_state_values, trial_id, TrialState.FAIL)
+
+    def reap(self) -> tuple[int, int]:
+        """Close the RUNNING trials of a dead owner: (completed from their result, abandoned).
+
+        Call only while owning the run (``nas.searches.lock``): every RUNNING trial is then
+        an orphan. A trial whose result was written is closed as recorded; one without a
+        result is failed as ``abandoned`` with the reason.
+        """
+        repaired = abandoned = 0
+        for t in self._trials(running=True):
+            result = t.user_attrs.get("result")
+            if not isinstance(result, dict) or "status" not in result:
+                result = {"status": "abandoned", "reason": ABANDONED, "done": time.time()}
+                tid = t._trial_id
+                self._guard(self.storage.set_trial_user_attr, tid, "result", result)
+                abandoned += 1
+            else:
+                repaired += 1
+            self._close(t._trial_id, result)
+        return repaired, abandoned
 
     def recover(self) -> int:
-        """Mark trials left running by a dead process as failed; returns how many."""
-        import optuna
-
-        before = self._running()
-        if hasattr(self.storage, "record_heartbeat"):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                optuna.storages.fail_stale_trials(self.study)
-        return before - self._running()
+        """Reap orphaned RUNNING trials (see :meth:`reap`); returns how many were closed."""
+        return sum(self.reap())
 
     def fail_running(self) -> int:
-        """Mark every running trial as failed (the caller knows no process runs them)."""
-        import optuna
+        """Same as :meth:`recover` (kept for callers of the old name)."""
+        return self.recover()
 
-        n = 0
-        for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            self.storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-            n += 1
-        return n
+    def _trials(self, running: bool = False) -> list[Any]:
+        from optuna.trial import TrialState
 
-    def _running(self) -> int:
-        import optuna
-
-        return len(
-            self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        states = (TrialState.RUNNING,) if running else None
+        return self._guard(
+            self.storage.get_all_trials, self.study_id, deepcopy=False, states=states
         )
 
     # ------------------------------------------------------------------------- reading
+    def _record(self, number: int, arch: str, res: dict[str, Any], a: dict) -> TrialRecord:
+        return TrialRecord(
+            number,
+            arch,
+            res["status"],
+            res.get("reason", ""),
+            dict(res.get("values") or {}),
+            res.get("metrics") or {},
+            res.get("params"),
+            res.get("flops"),
+            res.get("wall_time"),
+            a.get("asked"),
+            res.get("done"),
+            a.get("retry_of"),
+        )
+
     def records(self) -> list[TrialRecord]:
-        """Every finished trial in order (abandoned ones included, marked as such)."""
-        import optuna
+        """Every finished trial in order (abandoned ones included, marked as such).
+
+        The Optuna state decides: COMPLETE is ok with its values, FAIL is the recorded
+        failure (or ``abandoned`` when no failure was recorded); RUNNING trials are in
+        flight and left out.
+        """
+        from optuna.trial import TrialState
 
         out = []
-        for t in self.study.get_trials(deepcopy=False):
-            if t.state == optuna.trial.TrialState.RUNNING:
+        for t in self._trials():
+            if t.state == TrialState.RUNNING:
                 continue
             a = t.user_attrs
-            status = a.get("status") or "abandoned"
-            values = (
-                {o: v for o, v in zip(self.objectives, t.values, strict=True)} if t.values else {}
-            )
-            out.append(
-                TrialRecord(
-                    t.number,
-                    a.get("arch", ""),
-                    status,
-                    a.get(
-                        "reason",
-                        "" if status != "abandoned" else "its process died before it finished",
-                    ),
-                    values,
-                    a.get("metrics", {}),
-                    a.get("params"),
-                    a.get("flops"),
-                    a.get("wall_time"),
-                    t.datetime_start.timestamp() if t.datetime_start else None,
-                    t.datetime_complete.timestamp() if t.datetime_complete else None,
-                )
-            )
+            res = a.get("result")
+            legacy = "v" not in a
+            if not isinstance(res, dict):  # written before FORMAT 2: one attribute per field
+                res = {k: a.get(k) for k in ("status", "reason", "metrics", "params", "flops")}
+                res["wall_time"] = a.get("wall_time")
+            res = dict(res)
+            if t.state == TrialState.COMPLETE and t.values:
+                res["status"] = "ok"
+                res["values"] = dict(zip(self.objectives, t.values, strict=False))
+            else:
+                res["values"] = {}
+                if res.get("status") in (None, "ok"):  # a result never committed
+                    res["status"], res["reason"] = "abandoned", ABANDONED
+            res.setdefault("reason", "")
+            res["reason"] = res["reason"] or ""
+            if legacy:
+                a = {"asked": t.datetime_start.timestamp() if t.datetime_start else None}
+                res["done"] = t.datetime_complete.timestamp() if t.datetime_complete else None
+            elif not res.get("done") and t.datetime_complete:
+                res["done"] = t.datetime_complete.timestamp()
+            rec = self._record(t.number, t.user_attrs.get("arch", ""), res, a)
+            rec.legacy = legacy
+            out.append(rec)
         return out
 
     def completed(self) -> list[TrialRecord]:
         """Trials that count toward the budget: every outcome except abandoned."""
         return [r for r in self.records() if r.status != "abandoned"]
+
+    def n_running(self) -> int:
+        """Trials in flight (RUNNING) in the storage, whichever process runs them."""
+        return len(self._trials(running=True))
 
     def best(self, k: int = 1, objective: str | None = None) -> list[TrialRecord]:
         """The ``k`` best successful trials by ``objective`` (default: the first)."""
@@ -262,17 +438,36 @@ def read_run_info(run_dir: str | Path) -> dict[str, Any]:
     """The ``run.json`` of a search run (command, options, versions).
 
     Raises:
-        ConfigurationError: the folder is not a search run.
+        ConfigurationError: the folder is not a search run (the message says what to do).
     """
     path = Path(run_dir) / "run.json"
     if not path.is_file():
+        if (Path(run_dir) / "study.db").is_file():
+            raise ConfigurationError(
+                f"{run_dir} is not a search run (no run.json): its search was stopped before "
+                f"it recorded its options, so there is nothing to resume; start it again with "
+                f"--run-dir {run_dir}."
+            )
         raise ConfigurationError(f"{run_dir} is not a search run (no run.json).")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigurationError(f"{path} is unreadable: {_one_line(e)}") from None
 
 
-def open_run(run_dir: str | Path) -> tuple[dict[str, Any], RunStore]:
-    """A finished or interrupted run: its ``run.json`` and its store (nothing created)."""
+def open_run(run_dir: str | Path, storage: str | None = None) -> tuple[dict[str, Any], RunStore]:
+    """A finished or interrupted run: its ``run.json`` and its store (nothing created).
+
+    ``storage`` overrides the recorded URL (whose password run.json does not keep).
+    """
     info = read_run_info(run_dir)
     opts = info["options"]
-    store = RunStore(run_dir, OBJECTIVES[opts["objective"]], opts.get("storage"), create=False)
+    url = storage or unmask_url(opts.get("storage"))
+    store = RunStore(
+        run_dir,
+        OBJECTIVES[opts["objective"]],
+        url,
+        create=False,
+        study=info.get("study"),
+    )
     return info, store

@@ -141,6 +141,7 @@ def test_a_dead_worker_is_retried(tmp_path) -> None:
     run_search_ray(_strategy(), store, 2, factory, workers=1, max_failures=0)
     recs = store.records()
     assert [r.status for r in recs] == ["failed", "ok"] and "worker died" in recs[0].reason
+    assert "failed 1 time(s) (run 1x, 0 retries)" in recs[0].reason  # the real count
 
 
 def test_bad_options_are_user_errors(tmp_path) -> None:

@@ -60,14 +60,38 @@ def test_resume_without_a_run_and_bad_objective(tmp_path: Path) -> None:
         RunStore(tmp_path, objectives=("speed",))
 
 
-def test_heartbeat_stops_and_recover_abandons_the_trial(tmp_path: Path) -> None:
-    import time
-
-    store = RunStore(tmp_path, heartbeat=1, grace=2)
+def test_a_result_written_but_not_committed_is_completed_as_recorded(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
     store.finish(store.start("compute(norm)"), "ok", {"accuracy": 0.9})
-    live = store.start("compute(identity)")
-    store._beats[live.number].set()  # the worker process dies: no more heartbeats
-    time.sleep(3.5)
-    again = RunStore(tmp_path, create=False, heartbeat=1, grace=2)
-    assert again.recover() == 1
-    assert [r.status for r in again.records()] == ["ok", "abandoned"]
+    half = store.start("compute(identity)")
+    # the process died between the result write and the state change
+    store.storage.set_trial_user_attr(
+        half.trial_id, "result", {"status": "ok", "values": {"accuracy": 0.7}, "reason": ""}
+    )
+    lost = store.start("compute(leakyrelu)")  # died before writing any result
+    assert [r.number for r in store.records()] == [0]  # RUNNING trials are in flight
+    again = RunStore(tmp_path, create=False)
+    assert again.reap() == (1, 1)
+    recs = again.records()
+    assert [(r.arch, r.status) for r in recs] == [
+        ("compute(norm)", "ok"),
+        ("compute(identity)", "ok"),
+        ("compute(leakyrelu)", "abandoned"),
+    ]
+    assert recs[1].values == {"accuracy": 0.7}
+    assert "killed or died" in recs[2].reason and recs[2].number == lost.number
+    assert again.reap() == (0, 0)  # idempotent
+
+
+def test_the_optuna_state_is_the_truth_for_old_half_written_trials(tmp_path: Path) -> None:
+    """A run from before the fix: status=ok written, then the process died before tell."""
+    import optuna
+
+    store = RunStore(tmp_path)
+    t = store.study.ask()
+    for key, val in (("arch", "compute(norm)"), ("status", "ok"), ("reason", "")):
+        t.set_user_attr(key, val)
+    store.storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+    (rec,) = store.records()
+    assert rec.status == "abandoned" and rec.values == {} and rec.legacy
+    assert store.completed() == []

@@ -183,13 +183,20 @@ def _list_options() -> None:
 
 def _live_run(search: Any) -> Any:
     """Run ``search`` under the live display; returns its SearchResult."""
-    done = len(search.store.completed())
-    best = next(iter(search.store.best(1)), None)
-    rows = search.baselines()
-    display = _Display(search.config.trials, done, best, search.fitness_label, rows)
+    display = _Display(search.config.trials, 0, None, search.fitness_label)
+
+    def start(store: Any) -> None:
+        from nas.searches.store import mask_url
+
+        display.done = display.start_done = len(store.completed())
+        display.best = next(iter(store.best(1)), None)
+        display.baselines = search.baselines()  # measured by now (kept in the run)
+        if search.config.storage:
+            out.print(f"storage: {mask_url(search.config.storage)}, study {store.name}")
+        live.update(display.render())
+
     with Live(display.render(), console=out, refresh_per_second=4, transient=False) as live:
-        result = search.run(on_result=lambda rec: live.update(display.update(rec)))
-    return result
+        return search.run(on_result=lambda rec: live.update(display.update(rec)), on_start=start)
 
 
 @app.command()
@@ -260,10 +267,15 @@ def search(
 @runs_app.command("list")
 def runs_list(
     root: Annotated[Path, typer.Argument(help="Folder of runs.")] = Path("runs"),
+    storage: Annotated[
+        str | None, typer.Option(help="List the runs in this Optuna storage URL instead.")
+    ] = None,
 ) -> None:
-    """Every run under ROOT: trials, best value, strategy."""
+    """Every run under ROOT (or in --storage): trials, best value, strategy."""
     from nas.searches.store import open_run
 
+    if storage is not None:
+        return _runs_in_storage(storage)
     table = Table("run", "space", "dataset", "strategy", "trials", "best")
     for info_path in sorted(root.glob("*/run.json")):
         info, store = open_run(info_path.parent)
@@ -277,6 +289,18 @@ def runs_list(
             str(len(store.completed())),
             f"{best[0].values['accuracy']:.4g}" if best else "-",
         )
+    out.print(table)
+
+
+def _runs_in_storage(storage: str) -> None:
+    """``nas runs list --storage URL``: every run (study) in a shared storage."""
+    from nas.searches.runinfo import list_runs, mask_text
+
+    table = Table("run", "trials", "states", "best", "owner", title=mask_text(storage))
+    for row in list_runs(storage):
+        states = ", ".join(f"{k} {v}" for k, v in sorted(row["states"].items()))
+        best = "-" if row["best"] is None else f"{row['best']:.4g}"
+        table.add_row(row["run"], str(row["trials"]), states, best, row["owner"] or "-")
     out.print(table)
 
 
@@ -311,10 +335,10 @@ def dashboard(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
 ) -> None:
     """Open optuna-dashboard on the run's storage (Ctrl-C to stop)."""
-    from nas.searches.store import read_run_info
+    from nas.searches.store import read_run_info, unmask_url
 
-    opts = read_run_info(run)["options"]
-    url = opts.get("storage") or f"sqlite:///{(run / 'study.db').resolve()}"
+    opts = read_run_info(run)["options"]  # a masked password comes from PGPASSWORD
+    url = unmask_url(opts.get("storage")) or f"sqlite:///{(run / 'study.db').resolve()}"
     try:
         from optuna_dashboard import run_server
     except ImportError:

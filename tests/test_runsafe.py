@@ -1,0 +1,293 @@
+"""A bad trial fails that trial, never the search; one owner per run; runs share storages."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zlib
+from typing import Any
+
+import numpy as np
+import pytest
+from nas.searches import create_strategy, evaluators
+from nas.searches.lock import RunInUseError, RunLock, owning
+from nas.searches.runinfo import mask_text, resume_strategy_options
+from nas.searches.runner import Outcome, run_search
+from nas.searches.store import RunStore, StorageLostError, mask_url
+
+from nas.data.base import Dataset, Split
+from nas.exceptions import ConfigurationError
+from nas.space import load_space
+from nas.train import TrainConfig, train
+
+TABLE = functools.partial(evaluators.table_evaluator, "cifar10")
+NB201 = ["--space", "nb201", "--dataset", "nb201:cifar10"]
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("NAS_DATA_DIR", raising=False)
+
+
+class Hostile:
+    """NB201 table lookups, except that one architecture in four misbehaves."""
+
+    def __init__(self, mode: str) -> None:
+        self.table, self.mode = evaluators.TableEvaluator("cifar10"), mode
+
+    def __call__(self, arch: Any) -> Outcome:
+        if zlib.crc32(str(arch).encode()) % 4 == 0:
+            if self.mode == "typeerror":
+                raise TypeError("unsupported operand type(s) for +: 'int' and 'str'\nline 2")
+            if self.mode == "memoryerror":
+                raise MemoryError("Unable to allocate 7.45 GiB for an array")
+            os.kill(os.getpid(), signal.SIGKILL)  # "die": the worker process is killed
+        return self.table(arch)
+
+
+def hostile(mode: str) -> Hostile:
+    return Hostile(mode)
+
+
+def _bad(arch: str) -> bool:
+    return zlib.crc32(arch.encode()) % 4 == 0
+
+
+def _re(seed: int = 0) -> Any:
+    return create_strategy("re", load_space("nb201"), seed=seed, population=6, tournament=3)
+
+
+@pytest.mark.parametrize(
+    ("mode", "workers", "reason"),
+    [
+        ("typeerror", 1, "the evaluator raised TypeError: unsupported operand type(s)"),
+        ("memoryerror", 1, "the evaluator raised MemoryError: Unable to allocate 7.45 GiB"),
+        ("die", 2, "its worker process died: killed by signal 9 SIGKILL"),
+    ],
+)
+def test_one_bad_trial_fails_that_trial_and_the_search_goes_on(
+    tmp_path, mode, workers, reason
+) -> None:
+    store = RunStore(tmp_path / "run")
+    done = run_search(_re(), store, 16, functools.partial(hostile, mode), workers=workers)
+    recs = store.records()
+    assert len(done) == len(recs) == 16 and store.n_running() == 0
+    failed = [r for r in recs if r.status == "failed"]
+    assert failed and all(_bad(r.arch) for r in failed)
+    assert all(r.ok for r in recs if not _bad(r.arch))
+    for r in failed:
+        assert r.reason.startswith(reason) and "\n" not in r.reason
+
+
+class LosesStorage:
+    """Table lookups; at the 5th trial the directory holding the journal storage vanishes."""
+
+    def __init__(self, folder: str) -> None:
+        self.table, self.folder, self.n = evaluators.TableEvaluator("cifar10"), folder, 0
+
+    def __call__(self, arch: Any) -> Outcome:
+        self.n += 1
+        if self.n == 5:
+            import shutil
+
+            shutil.rmtree(self.folder)
+        return self.table(arch)
+
+
+def test_only_the_loss_of_the_storage_stops_a_search(tmp_path) -> None:
+    folder = tmp_path / "journal"
+    folder.mkdir()
+    url = f"journal:{folder / 'run.log'}"
+    store = RunStore(tmp_path / "run", storage=url)
+    other = RunStore(tmp_path / "run", storage=url, create=False)
+    with owning(store), pytest.raises(RunInUseError):  # journal storages hold locks too
+        RunLock(other).acquire()
+    with pytest.raises(StorageLostError, match=r"lost the run's storage journal:.*resume"):
+        run_search(_re(), store, 10, lambda: LosesStorage(str(folder)))
+
+
+def test_a_run_has_one_owner_and_a_dead_owner_is_taken_over(tmp_path) -> None:
+    store = RunStore(tmp_path / "run")
+    first = RunLock(store)
+    first.acquire()
+    other = RunStore(tmp_path / "run", create=False)
+    with pytest.raises(RunInUseError, match=rf"in use by process {os.getpid()} on "):
+        RunLock(other).acquire()
+    first.release()
+    RunLock(other).acquire()  # released: free again
+    # An owner that died on this host is stale at once; one elsewhere after its heartbeat.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock_id = other.storage.get_study_id_from_name("nas-lock:run")
+    other.storage.set_study_system_attr(
+        lock_id, "owner", {"host": os.uname().nodename, "pid": dead.pid}
+    )
+    third = RunStore(tmp_path / "run", create=False)
+    RunLock(third).acquire()
+    far = RunStore(tmp_path / "run", create=False)
+    lock_id = far.storage.get_study_id_from_name("nas-lock:run")
+    far.storage.set_study_system_attr(lock_id, "owner", {"host": "elsewhere", "pid": 1})
+    with pytest.raises(RunInUseError, match="on elsewhere"):
+        RunLock(far, stale_s=60).acquire()
+    far.storage.set_study_system_attr(lock_id, "beat", time.time() - 61)
+    RunLock(far, stale_s=60).acquire()
+
+
+def test_credentials_are_masked() -> None:
+    url = "postgresql+psycopg2://nas:s3cr%40t@db.example:5432/runs"
+    assert mask_url(url) == "postgresql+psycopg2://nas:***@db.example:5432/runs"
+    assert mask_url("sqlite:////tmp/a.db") == "sqlite:////tmp/a.db"
+    text = f"nas search --storage {url} --trials 3"
+    assert "s3cr" not in mask_text(text) and "nas:***@db.example" in mask_text(text)
+
+
+def test_resume_keeps_the_recorded_strategy_options() -> None:
+    info = {"strategy_options": {"population": 50, "tournament": 10}}
+    assert resume_strategy_options(info, {"trials": 240}) == {"population": 50, "tournament": 10}
+    assert resume_strategy_options(info, {"population": 50})["population"] == 50
+    with pytest.raises(ConfigurationError, match="--population cannot change when resuming"):
+        resume_strategy_options(info, {"population": 60})
+
+
+@pytest.mark.parametrize(
+    "strategy", ["rs", "re", "tpe", "nsga2", pytest.param("predictor", marks=pytest.mark.slow)]
+)
+def test_extending_a_finished_run_works_for_every_strategy(nas_cli, tmp_path, strategy) -> None:
+    args = [*NB201, "--strategy", strategy, "--seed", "1"]
+    if strategy == "nsga2":
+        args += ["--objective", "accuracy+params"]
+    a = tmp_path / "a"
+    code, _, err = nas_cli("search", *args, "--trials", "20", "--run-dir", str(a))
+    assert code == 0, err
+    before = [r.arch for r in RunStore(a, create=False).records()]
+    code, _, err = nas_cli("search", "--resume", str(a), "--trials", "30")
+    assert code == 0, err
+    recs = RunStore(a, create=False).records()
+    assert len(recs) == 30 and all(r.ok for r in recs)
+    assert [r.arch for r in recs[:20]] == before and len({r.arch for r in recs}) == 30
+    if strategy == "re":  # the population of the 20-trial run, not the one 30 would give
+        assert json.loads((a / "run.json").read_text())["strategy_options"]["population"] == 5
+
+
+def test_two_resumes_of_one_run_and_two_runs_on_one_storage(nas_cli, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    a, b = tmp_path / "a", tmp_path / "b"
+    for run, seed in ((a, "0"), (b, "1")):
+        code, _, err = nas_cli(
+            "search",
+            *NB201,
+            "--trials",
+            "6",
+            "--seed",
+            seed,
+            "--storage",
+            url,
+            "--run-dir",
+            str(run),
+        )
+        assert code == 0, err
+    ra, rb = RunStore(a, create=False, storage=url), RunStore(b, create=False, storage=url)
+    assert (ra.name, rb.name) == ("a", "b")
+    assert len(ra.records()) == len(rb.records()) == 6
+    assert [r.arch for r in ra.records()] != [r.arch for r in rb.records()]
+    code, out, _ = nas_cli("runs", "list", "--storage", url)
+    assert code == 0 and "│ a " in out and "│ b " in out and "lock" not in out
+    # a new run never joins another run's study
+    code, _, err = nas_cli(
+        "search", *NB201, "--trials", "6", "--storage", url, "--run-dir", str(tmp_path / "x" / "a")
+    )
+    assert code == 2 and "already holds a run named 'a'" in err
+    # two resumes at once: the second is refused with the owner's name, and nothing over-runs
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nas", "search", "--resume", str(a), "--trials", "4000"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(ra.records()) < 10 and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            time.sleep(0.3)
+        code, _, err = nas_cli("search", "--resume", str(a), "--trials", "20")
+        assert code == 2, err
+        assert f"is in use by process {proc.pid}" in err and "nas search --resume" in err
+        assert len(err.strip().splitlines()) == 1
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    # the killed owner's lock is stale at once (same host): resuming works, to the budget
+    n = len(RunStore(a, create=False, storage=url).completed())
+    code, _, err = nas_cli("search", "--resume", str(a), "--trials", str(n + 5))
+    assert code == 0, err
+    done = RunStore(a, create=False, storage=url).completed()
+    assert len(done) == n + 5 and len({r.arch for r in done}) == n + 5
+
+
+def test_a_kill_before_run_json_says_what_to_do(nas_cli, tmp_path) -> None:
+    run = tmp_path / "r"
+    RunStore(run)  # the study exists, run.json was never written
+    code, _, err = nas_cli("search", "--resume", str(run))
+    assert code == 2 and "start it again with --run-dir" in err
+    code, _, err = nas_cli("search", *NB201, "--trials", "3", "--run-dir", str(run))
+    assert code == 0, err
+    assert len(RunStore(run, create=False).completed()) == 3
+
+
+# ----------------------------------------------------------------------------- trainer
+def _dataset(n: int = 4096) -> Dataset:
+    rng = np.random.default_rng(0)
+
+    def split(k: int) -> Split:
+        y = rng.integers(0, 4, k)
+        return Split(rng.normal(y[:, None, None, None], 1.0, (k, 3, 8, 8)).astype(np.float32), y)
+
+    return Dataset("synthetic", (3, 8, 8), 4, split(n), split(256), split(256), "clusters")
+
+
+CONV = "seq(route(im2col(k=3,s=1,p=1),compute(linear(out=16)),col2im),compute(norm))"
+
+
+def test_the_time_budget_holds_inside_the_step_loop() -> None:
+    cfg = TrainConfig.preset("quick", epochs=3, batch_size=8, time_budget_s=0.01)
+    t = time.perf_counter()
+    res = train(CONV, _dataset(), cfg)
+    assert time.perf_counter() - t < 5
+    assert res.status == "timeout" and "time budget of 0.01 s" in res.reason
+    assert res.steps_done < 50 and res.epochs_done < 1 and res.train_time_s < 0.5
+    assert "accuracy" in res.valid and "accuracy" in res.test  # partial metrics
+
+
+class FailingArray(np.ndarray):
+    """Reads of this array fail as numpy does when it cannot allocate the batch."""
+
+    def __getitem__(self, idx: Any) -> Any:
+        if isinstance(idx, slice | np.ndarray) and not getattr(self, "_ok", False):
+            raise MemoryError("Unable to allocate 3.00 GiB for an array with shape (4096,)")
+        return super().__getitem__(idx)
+
+
+def test_a_memory_error_in_the_feed_is_an_oom_record() -> None:
+    ds = _dataset(512)
+    ds.train.x = ds.train.x.view(FailingArray)
+    cfg = TrainConfig.preset("quick", epochs=1, max_resident_bytes=0, normalise=False)
+    res = train(CONV, ds, cfg)
+    assert res.status == "oom" and res.reason.startswith("MemoryError: Unable to allocate")
+
+
+def test_a_timeout_trial_has_its_own_status_and_partial_metrics() -> None:
+    cfg = evaluators.config_dict(TrainConfig.preset("quick", epochs=3, time_budget_s=0.01))
+    ev = evaluators.TrainEvaluator("einspace", "unseen:language", cfg, size="small")
+    from nas.sampling import Sampler
+
+    arch = Sampler(ev.space, seed=0).sample()
+    out = ev(arch)
+    assert out.status == "timeout" and out.values is None
+    assert "time budget" in out.reason and out.metrics["valid"] and out.metrics["epochs_done"] < 3
