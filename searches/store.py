@@ -17,18 +17,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nas.searches.objectives import DIRECTIONS, OBJECTIVES
+
 from nas.exceptions import ConfigurationError
 
 STUDY = "nas"
-# `nas search --objective` value -> the objectives it records.
-OBJECTIVES = {"accuracy": ("accuracy",), "accuracy+params": ("accuracy", "params")}
-# Objective name -> Optuna direction.
-DIRECTIONS = {
-    "accuracy": "maximize",
-    "params": "minimize",
-    "error": "minimize",
-    "loss": "minimize",
-}
 HEARTBEAT_S = 5
 GRACE_S = 20
 
