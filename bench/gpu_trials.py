@@ -36,7 +36,7 @@ REFERENCE_S = 14.5  # einspace reference, ResNet-18 seed, H200, per trial
 CHILD = r"""
 import json, sys, time
 arch, epochs, size, device, amp, cl = sys.argv[1:7]
-from nas.cli_train import resolve_arch
+from nas.formats import resolve_arch
 from nas.data import load_dataset
 from nas.train import TrainConfig, train
 ds = load_dataset("unseen:addnist", size=size)

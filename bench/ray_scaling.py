@@ -14,7 +14,6 @@ Ray is started once (``num_cpus`` = the machine's cores) and shut down at the en
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import tempfile
 import time
@@ -54,8 +53,8 @@ def main() -> None:
         cfg = evaluators.config_dict(
             TrainConfig.preset("quick", epochs=1, seed=0, time_budget_s=10)
         )
-        train = functools.partial(
-            evaluators.train_evaluator, "einspace", args.dataset, cfg, size="small"
+        train = evaluators.EvaluatorSpec(
+            "train", {"space": "einspace", "dataset": args.dataset, "config": cfg, "size": "small"}
         )
         rates = {}
         for workers in (1, 2):
@@ -72,7 +71,7 @@ def main() -> None:
             )
         print(f"speed-up with 2 workers: {rates[2] / rates[1]:.2f}x")
 
-        table = functools.partial(evaluators.table_evaluator, "cifar10")
+        table = evaluators.EvaluatorSpec("table", {"dataset": "cifar10"})
         per = {}
         for name in ("local", "ray"):
             store = RunStore(os.path.join(root, f"cheap-{name}"))

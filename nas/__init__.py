@@ -6,6 +6,15 @@ The public entry points are re-exported lazily so that ``import nas`` stays chea
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from nas._version import __version__
 
-__all__ = ["__version__"]
+__all__ = ["Search", "SearchConfig", "SearchResult", "__version__", "search"]
+
+
+def __getattr__(name: str):
+    """``nas.search``, ``nas.Search`` and ``nas.SearchConfig``, imported on first use."""
+    if name in ("search", "Search", "SearchConfig", "SearchResult"):
+        from nas import searches
+
+        return getattr(searches, name)
+    raise AttributeError(f"module 'nas' has no attribute {name!r}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from nas.dsl import Grammar, Node, load_grammar, parse_arch
 from nas.exceptions import BudgetError, ConfigurationError, NasError, UnknownNameError
 from nas.ops.spec import Signal, Spec
+from nas.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class SearchSpace:
     budget: Budget = field(default_factory=Budget)
     seeds: dict[str, Node] = field(default_factory=dict)
     description: str = ""
-    # Other string forms this space's architectures have (e.g. "nb201"), see nas.formats.
+    # Other string forms this space's architectures print as (e.g. "nb201"): nas.formats.
     formats: tuple[str, ...] = ()
 
     @property
@@ -163,18 +165,47 @@ def _grammar_path(ref: str, base: str) -> tuple[str, str | None]:
     return str(p), None
 
 
+#: ``SCHEME:NAME`` spaces: scheme -> function of the whole name returning the space. A new
+#: scheme registers itself here; built-in ones are imported only when used.
+SPACE_SCHEMES: Registry[Callable[[str], SearchSpace]] = Registry("space scheme")
+SPACE_SCHEMES.add_lazy("zoo", "nas.zoo._run:zoo_space")
+
+
+def _pcfg_space(name: str) -> SearchSpace:
+    """A bare grammar file: applied to the default input, 3x32x32 images."""
+    return SearchSpace(Path(name).stem, load_grammar(name), DEFAULT_INPUT)
+
+
+#: File suffix -> loader of a user's space file.
+SPACE_FILES: dict[str, Callable[[str], SearchSpace]] = {".pcfg": _pcfg_space}
+
+
 def load_space(name: str) -> SearchSpace:
-    """A built-in space (``einspace``, ``nb201``, ``zoo:FAMILY``), a ``.toml`` or ``.pcfg`` file.
+    """A built-in space (``einspace``, ``nb201``), ``SCHEME:NAME`` (``zoo:FAMILY``), or a
+    user's ``.toml`` or ``.pcfg`` file.
 
     Raises:
         UnknownNameError, ConfigurationError, GrammarError: with a one-line reason.
     """
-    if name.startswith("zoo:"):
-        from nas.zoo import zoo_space
+    scheme, sep, _ = str(name).partition(":")
+    if sep and scheme in SPACE_SCHEMES:
+        return SPACE_SCHEMES.get(scheme)(name)
+    loader = SPACE_FILES.get(Path(name).suffix)
+    if loader is not None:
+        return loader(name)
+    return _toml_space(name)
 
-        return zoo_space(name)
-    if name.endswith(".pcfg"):
-        return SearchSpace(Path(name).stem, load_grammar(name), (3, 32, 32))
+
+#: The one name for resolving any space reference (``resolve_space``, ``resolve_dataset``
+#: and ``resolve_arch`` read the same way).
+resolve_space = load_space
+
+#: The input a space applies to when its file does not say.
+DEFAULT_INPUT: tuple[int, ...] = (3, 32, 32)
+
+
+def _toml_space(name: str) -> SearchSpace:
+    """A built-in space or a user's ``.toml``: grammar, input, budgets and seeds."""
     fname, text = _space_file(name)
     try:
         cfg = tomllib.loads(text)
@@ -202,7 +233,7 @@ def load_space(name: str) -> SearchSpace:
     return SearchSpace(
         name=cfg.get("name", Path(fname).stem),
         grammar=grammar,
-        input_shape=tuple(inp.get("shape", (3, 32, 32))),
+        input_shape=tuple(inp.get("shape", DEFAULT_INPUT)),
         mode=inp.get("mode", "im"),
         num_classes=int(inp.get("num_classes", 10)),
         budget=budget,

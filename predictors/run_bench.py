@@ -22,30 +22,11 @@ from nas.exceptions import ConfigurationError, NasError
 LABEL = "accuracy"
 
 
-def run_trials(run: str | Path) -> list[Any]:
-    """The run's successful trials that recorded an accuracy (TrialRecords).
-
-    Raises:
-        ConfigurationError: not a search run, or no such trial.
-    """
-    from nas.searches.store import open_run
-
-    if not Path(run).is_dir():
-        raise ConfigurationError(f"{run} is not a directory (give a search run's folder).")
-    _, store = open_run(run)
-    trials = [r for r in store.records() if r.ok and LABEL in r.values]
-    if not trials:
-        raise ConfigurationError(f"{run} has no successful trial with an accuracy yet.")
-    return trials
-
-
 def _input(opts: dict[str, Any]) -> tuple[tuple[int, ...], int]:
     """(input shape, classes) the run's trials were evaluated on."""
-    if opts["dataset"].startswith("nb201:"):
-        return (3, 32, 32), 10
-    from nas.data import get_dataset_info
+    from nas.data import resolve_dataset
 
-    info = get_dataset_info(opts["dataset"])
+    info = resolve_dataset(opts["dataset"])
     return tuple(info.input_shape), info.num_classes
 
 
@@ -78,17 +59,20 @@ def arch_record(node: Any, space: Any, folder: str) -> GraphRecord:
 
 def build_run_bench(
     run: str | Path,
+    info: dict[str, Any],
     trials: Sequence[Any],
     out: str | Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Bench, list[str]]:
-    """A bench of ``trials`` (from :func:`run_trials`) and the reasons of skipped ones."""
-    from nas.searches.store import read_run_info
-
+    """A bench of the successful ``trials`` of the search run in ``run`` (its run.json as
+    ``info``; records with ``arch`` and ``values``) and the reasons of skipped ones."""
     from nas.dsl import parse_arch
     from nas.space import load_space
 
-    opts = read_run_info(run)["options"]
+    trials = [t for t in trials if t.ok and LABEL in t.values]
+    if not trials:
+        raise ConfigurationError(f"{run} has no successful trial with an accuracy yet.")
+    opts = info["options"]
     if str(opts["space"]).startswith("zoo:"):
         raise ConfigurationError("bench from-run handles grammar spaces, not zoo families.")
     shape, classes = _input(opts)

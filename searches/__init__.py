@@ -1,7 +1,8 @@
-"""Search strategies (nas.searches): ask for architectures, be told their results.
+"""Searches (nas.searches): the search application, its strategies, runners and store.
 
-Strategies register by name (``rs``, ``re``, ``tpe``, ``nsga2``); create one with
-``create_strategy(name, space, seed=..., **options)``.
+Run a search with ``Search(SearchConfig(...)).run()`` (or ``nas.search(...)``); resume one
+with ``Search.resume(run_dir)``. Strategies register by name (``rs``, ``re``, ``tpe``,
+``nsga2``, ``predictor``); create one with ``create_strategy(name, space, seed=..., **options)``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from nas.searches._base import (
     HistoryEntry,
     ReplayError,
     Strategy,
+    StrategyOption,
 )
 from nas.searches._evolution import Individual, RegularizedEvolution
 from nas.searches._optuna import NSGAIIStrategy, OptunaStrategy, TPEStrategy
@@ -25,6 +27,7 @@ from nas.searches._registry import (
     list_strategies,
     register_strategy,
 )
+from nas.searches.api import Search, SearchConfig, SearchResult, search
 
 __all__ = [
     "DIRECTIONS",
@@ -37,11 +40,16 @@ __all__ = [
     "RandomSearch",
     "RegularizedEvolution",
     "ReplayError",
+    "Search",
+    "SearchConfig",
+    "SearchResult",
     "Strategy",
+    "StrategyOption",
     "TPEStrategy",
     "create_strategy",
     "get_strategy",
     "is_strategy",
     "list_strategies",
     "register_strategy",
+    "search",
 ]

@@ -8,31 +8,34 @@ search recreates the strategy from its name, seed and options and calls ``replay
 
 from __future__ import annotations
 
+import inspect
+import json
 import math
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from nas.searches.objectives import DIRECTIONS
 
 from nas.dsl.arch import Node
 from nas.exceptions import ConfigurationError, NasError
 from nas.space import SearchSpace
 
-__all__ = ["DIRECTIONS", "STATUSES", "Event", "HistoryEntry", "ReplayError", "Strategy"]
+__all__ = [
+    "DIRECTIONS",
+    "STATUSES",
+    "Event",
+    "HistoryEntry",
+    "ReplayError",
+    "Strategy",
+    "StrategyOption",
+]
 
 #: ``"ok"``: the trial has values. Any other status (``"failed"``, ``"timeout"``, ``"oom"``,
 #: ...) is a failure; ``replay`` also takes ``"pending"`` (asked, never told).
 STATUSES: tuple[str, ...] = ("ok", "failed", "pending")
-#: Default optimisation direction of well-known objective names.
-DIRECTIONS: dict[str, str] = {
-    "accuracy": "maximize",
-    "score": "maximize",
-    "params": "minimize",
-    "flops": "minimize",
-    "latency": "minimize",
-    "loss": "minimize",
-    "error": "minimize",
-}
 #: One recorded trial: the architecture, its values (None if failed) and its status.
 HistoryEntry = tuple[Node | str, Mapping[str, float] | None, str]
 #: One event of a search: ``("ask", arch)`` or ``("tell", arch, values, status)``.
@@ -46,6 +49,33 @@ class ReplayError(NasError, RuntimeError):
 def _short(arch: Node | str) -> str:
     text = str(arch)
     return text if len(text) < 70 else text[:67] + "..."
+
+
+@dataclass(frozen=True)
+class StrategyOption:
+    """One user option of a strategy: its name, default and help (from the strategy itself)."""
+
+    name: str
+    default: Any
+    kind: str  # the annotation as written, e.g. "int" or "Sequence[str | Node]"
+    help: str = ""
+
+    def parse(self, text: str) -> Any:
+        """A command-line value (``key=value``) as this option's type.
+
+        Numbers, booleans, null and JSON lists are read as JSON; a sequence option also
+        takes comma-separated words; anything else stays a string.
+        """
+        if "Sequence" in self.kind or "list" in self.kind:
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                return [w.strip() for w in text.split(",") if w.strip()]
+            return value if isinstance(value, list) else [value]
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
 
 
 class Strategy(ABC):
@@ -85,6 +115,12 @@ class Strategy(ABC):
 
     #: Registry name, set by each subclass.
     name: ClassVar[str] = ""
+    #: Help of each user option (an ``__init__`` keyword), shown by ``nas search --help``.
+    option_help: ClassVar[dict[str, str]] = {}
+    #: ``__init__`` keywords that are wiring, set by the search itself, not user options.
+    internal_options: ClassVar[frozenset[str]] = frozenset(
+        {"objectives", "directions", "max_retries", "scorer"}
+    )
     #: Most objectives the strategy can optimise (None: any number).
     max_objectives: ClassVar[int | None] = None
     #: Objectives used when the caller gives none.
@@ -146,6 +182,32 @@ class Strategy(ABC):
         return None
 
     # ---------------------------------------------------------------------- public API
+    @classmethod
+    def declared_options(cls) -> dict[str, StrategyOption]:
+        """The user options: every ``__init__`` keyword of the class and its bases."""
+        found: dict[str, StrategyOption] = {}
+        for klass in reversed(cls.__mro__):
+            init = klass.__dict__.get("__init__")
+            if init is None or klass is object:
+                continue
+            for p in inspect.signature(init).parameters.values():
+                if p.kind not in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                    continue
+                if p.name in {"self", "space", "seed"} | cls.internal_options:
+                    continue
+                default = None if p.default is p.empty else p.default
+                found[p.name] = StrategyOption(
+                    p.name, default, str(p.annotation), cls.option_help.get(p.name, "")
+                )
+        return found
+
+    @classmethod
+    def resolve_options(cls, given: Mapping[str, Any], trials: int) -> dict[str, Any]:
+        """The options a search of ``trials`` trials runs with: ``given`` plus any default
+        that depends on the budget. A run stores the result, so a resume (or an extended
+        budget) keeps the options it started with."""
+        return dict(given)
+
     def ask(self) -> Node:
         """The next architecture to evaluate, one not asked before whenever possible."""
         arch = self.propose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from nas.searches._base import Strategy
 from nas.searches._registry import register_strategy
@@ -63,6 +64,23 @@ class RegularizedEvolution(Strategy):
 
     name = "re"
     max_objectives = 1
+    option_help: ClassVar[dict[str, str]] = {
+        "population": "population size [trials // 4, between 4 and 100]",
+        "tournament": "tournament size [population // 2, between 2 and 10]",
+        "seed_archs": "seed architectures: seed names (resnet18, wrn16_4, vit, mlp_mixer) "
+        "or architecture strings",
+        "max_tournaments": "tournaments tried for a new child before a fresh draw",
+    }
+
+    @classmethod
+    def resolve_options(cls, given: Mapping[str, Any], trials: int) -> dict[str, Any]:
+        """Population and tournament default to sizes that suit a budget of ``trials``."""
+        opts = dict(given)
+        if opts.get("population") is None:
+            opts["population"] = max(4, min(100, trials // 4))
+        if opts.get("tournament") is None:
+            opts["tournament"] = max(2, min(10, opts["population"] // 2))
+        return opts
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from nas.searches._base import Strategy
@@ -101,6 +102,13 @@ class PredictorGuided(Strategy):
 
     name = "predictor"
     max_objectives = 1
+    option_help: ClassVar[dict[str, str]] = {
+        "pool": "candidates scored per round",
+        "batch": "top-scored candidates trained per round",
+        "parents": "best trained architectures whose mutations enter the pool",
+        "mutate_frac": "share of the pool drawn as mutations once there are results",
+        "model": "predictor folder [the bundled ranker]",
+    }
 
     def __init__(
         self,

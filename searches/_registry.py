@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import fnmatch
 import inspect
 import re
-import warnings
 from typing import TYPE_CHECKING, Any
 
 from nas.exceptions import ConfigurationError, UnknownNameError
+from nas.registry import Registry
 
 if TYPE_CHECKING:
     from nas.searches._base import Strategy
@@ -23,33 +22,30 @@ __all__ = [
     "register_strategy",
 ]
 
-_STRATEGIES: dict[str, type[Strategy]] = {}
-
-
-def _natural(name: str) -> list[Any]:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+#: Strategies by name; ``@register_strategy`` adds one (a taken name is an error); installed
+#: packages add theirs through the ``nas.strategies`` entry-point group.
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy", entry_points="nas.strategies")
 
 
 def register_strategy(cls: type[Strategy]) -> type[Strategy]:
-    """Class decorator adding a strategy to the registry under ``cls.name``."""
+    """Class decorator adding a strategy to the registry under ``cls.name``.
+
+    Raises:
+        DuplicateNameError: another strategy already has the name.
+    """
     if not cls.name or not re.fullmatch(r"[a-z_][a-z0-9_]*", cls.name):
         raise ValueError(f"strategy names must be lowercase identifiers, got {cls.name!r}")
-    if cls.name in _STRATEGIES and _STRATEGIES[cls.name] is not cls:
-        warnings.warn(
-            f"strategy {cls.name!r} is registered twice; the later one wins.", stacklevel=2
-        )
-    _STRATEGIES[cls.name] = cls
-    return cls
+    return STRATEGIES.add(cls.name, cls)
 
 
 def list_strategies(pattern: str = "*") -> list[str]:
     """Registered strategy names matching an fnmatch ``pattern``, naturally sorted."""
-    return sorted((n for n in _STRATEGIES if fnmatch.fnmatch(n, pattern)), key=_natural)
+    return STRATEGIES.names(pattern)
 
 
 def is_strategy(name: str) -> bool:
     """Whether ``name`` is a registered strategy."""
-    return name in _STRATEGIES
+    return name in STRATEGIES
 
 
 def get_strategy(name: str) -> type[Strategy]:
@@ -58,12 +54,11 @@ def get_strategy(name: str) -> type[Strategy]:
     Raises:
         UnknownNameError: no such strategy; the message lists the registered ones.
     """
-    try:
-        return _STRATEGIES[name]
-    except (KeyError, TypeError):
+    if name not in STRATEGIES:
         raise UnknownNameError(
             f"unknown strategy {name!r}; choose one of {', '.join(list_strategies())}."
-        ) from None
+        )
+    return STRATEGIES.get(name)
 
 
 def create_strategy(

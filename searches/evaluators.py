@@ -1,29 +1,147 @@
-"""Evaluators turn an architecture into an Outcome: by training, or by table lookup.
+"""The one ``Evaluator`` protocol, and the evaluators: training, a benchmark table, a zoo family.
 
-Factories take only plain arguments, so worker processes can rebuild them (datasets are
-read back from the on-disk cache, not pickled across processes).
+An evaluator turns an architecture into an :class:`Outcome` (``__call__``) and, at the end
+of a search, retrains the best one and exports it (``final``). Runners (local processes or
+Ray) see only an :class:`EvaluatorSpec`: plain, picklable data naming a registered
+evaluator and its options, which every worker process builds once. Which evaluator a search
+uses is decided by the evaluators themselves (``claims``), so a new evaluation scheme is
+one registered class, not an edit to the search.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 from nas.searches.runner import Outcome
 
 from nas.dsl import Node
 from nas.exceptions import NasError
 from nas.ops.spec import head_params
+from nas.registry import Registry
+
+__all__ = [
+    "EVALUATORS",
+    "EvaluatorSpec",
+    "Outcome",
+    "TableEvaluator",
+    "TrainEvaluator",
+    "ZooEvaluator",
+    "config_dict",
+    "evaluator_for",
+]
+
+Say = Callable[[str], None]
 
 
-class TrainEvaluator:
+class Evaluator(Protocol):
+    """What the runners and the search call: evaluate one architecture; retrain the best."""
+
+    def __call__(self, arch: Node, on_epoch: Callable[..., Any] | None = None) -> Outcome:
+        """Score ``arch``; ``on_epoch(epoch, metrics)`` may stop training early."""
+        ...
+
+    def final(
+        self, arch: Node, epochs: int, time_budget_s: float | None, run_dir: Path, say: Say
+    ) -> dict[str, Any]:
+        """Retrain ``arch`` for ``epochs``, export ``run_dir/best.onnx``; the final record."""
+        ...
+
+
+#: Evaluator classes by name; ``evaluator_for`` asks them in order of ``priority``.
+EVALUATORS: Registry[type] = Registry("evaluator")
+
+
+@dataclass(frozen=True)
+class EvaluatorSpec:
+    """A picklable recipe for an evaluator: its registered name and plain options.
+
+    Calling the spec builds the evaluator (once per worker process); datasets are read back
+    from the on-disk cache, never pickled.
+    """
+
+    kind: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self) -> Evaluator:
+        return EVALUATORS.get(self.kind)(**self.options)
+
+    @property
+    def max_epochs(self) -> int | None:
+        """Epochs of a full trial (the fidelity ASHA schedules on), None if it has none."""
+        return EVALUATORS.get(self.kind).max_epochs_of(self.options)
+
+    def prepare(self) -> None:
+        """Work to do once before workers start (generate and cache the dataset)."""
+        EVALUATORS.get(self.kind).prepare_for(self.options)
+
+
+def evaluator_for(config: Any) -> EvaluatorSpec:
+    """The spec of the evaluator a search ``config`` needs (the highest-priority claimant)."""
+    classes = sorted((c for _, c in EVALUATORS.items()), key=lambda c: -c.priority)
+    for cls in classes:
+        if cls.claims(config.space, config.dataset):
+            return EvaluatorSpec(cls.name, cls.options_for(config))
+    raise AssertionError("the train evaluator claims every search")  # pragma: no cover
+
+
+class _Base:
+    """Defaults of the class-level hooks ``evaluator_for`` and the runners use."""
+
+    name: ClassVar[str] = ""
+    priority: ClassVar[int] = 0
+    #: What the ``accuracy`` objective means, when it is not an accuracy (e.g. -rel_l2).
+    fitness_label: str = ""
+
+    @classmethod
+    def claims(cls, space: str, dataset: str | None) -> bool:
+        return False
+
+    @classmethod
+    def default_dataset(cls, space: str) -> str:
+        return "unseen"
+
+    @classmethod
+    def options_for(cls, config: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def max_epochs_of(cls, options: dict[str, Any]) -> int | None:
+        return None
+
+    @classmethod
+    def prepare_for(cls, options: dict[str, Any]) -> None:
+        return None
+
+    @classmethod
+    def input_of(cls, config: Any) -> tuple[tuple[int, ...], int]:
+        """(input shape, classes) the search's architectures are applied to."""
+        from nas.data import resolve_dataset
+
+        info = resolve_dataset(config.dataset)
+        return tuple(info.input_shape), info.num_classes
+
+
+def _export(model: Any, shape: tuple[int, ...], run_dir: Path) -> dict[str, Any]:
+    from nas.export import export_onnx, parity
+
+    path = export_onnx(model, shape, run_dir / "best.onnx")
+    return {"onnx": path.name, "onnx_max_abs_diff": parity(model, path, shape)}
+
+
+@EVALUATORS.register()
+class TrainEvaluator(_Base):
     """Train each architecture with the one trainer and score it on the validation split.
 
     Objectives: ``accuracy`` (the task's primary validation metric after the last epoch)
     and ``params`` (trainable parameters, for multi-objective searches).
     """
+
+    name = "train"
+    priority = -100  # the fallback: any search no other evaluator claims
 
     def __init__(
         self,
@@ -44,6 +162,40 @@ class TrainEvaluator:
             input_shape or self.dataset.input_shape, self.dataset.num_classes
         )
         self.config = TrainConfig(**config)
+
+    @classmethod
+    def claims(cls, space: str, dataset: str | None) -> bool:
+        return True
+
+    @classmethod
+    def options_for(cls, config: Any) -> dict[str, Any]:
+        from nas.train import TrainConfig
+
+        cfg = TrainConfig.preset(
+            config.preset, epochs=config.epochs, seed=config.seed, time_budget_s=config.trial_time
+        )
+        return {
+            "space": config.space,
+            "dataset": config.dataset,
+            "config": config_dict(cfg),
+            "data_dir": config.data_dir,
+            "size": config.size,
+        }
+
+    @classmethod
+    def max_epochs_of(cls, options: dict[str, Any]) -> int | None:
+        return int(options["config"].get("epochs", 0)) or None
+
+    @classmethod
+    def prepare_for(cls, options: dict[str, Any]) -> None:
+        from nas.data import load_dataset
+
+        load_dataset(
+            options["dataset"],
+            data_dir=options.get("data_dir"),
+            size=options.get("size", "small"),
+            seed=options.get("data_seed", 0),
+        )
 
     def __call__(self, arch: Node, on_epoch: Callable[..., Any] | None = None) -> Outcome:
         """Train ``arch``; ``on_epoch(epoch, metrics)`` may stop it early (returns False)."""
@@ -67,21 +219,42 @@ class TrainEvaluator:
         if res.status == "timeout":  # a status of its own, with the partial metrics
             return Outcome("timeout", None, res.reason, metrics, res.params, a.flops, wall)
         if res.fitness is None or res.status not in ("ok", "stopped"):
-            return Outcome(
-                res.status if res.status != "ok" else "failed",
-                None,
-                res.reason or "no validation score",
-                metrics,
-                res.params,
-                a.flops,
-                wall,
-            )
+            status = res.status if res.status != "ok" else "failed"
+            reason = res.reason or "no validation score"
+            return Outcome(status, None, reason, metrics, res.params, a.flops, wall)
         values = {"accuracy": float(res.fitness), "params": float(res.params)}
         return Outcome("ok", values, res.reason, metrics, res.params, a.flops, wall)
 
+    def final(
+        self, arch: Node, epochs: int, time_budget_s: float | None, run_dir: Path, say: Say
+    ) -> dict[str, Any]:
+        """Retrain on the training split for ``epochs``, score on test, export."""
+        import dataclasses
+
+        import torch
+
+        from nas.tasks import compile_for_task, task_for
+        from nas.train import train
+
+        task = task_for(self.dataset)
+        cfg = dataclasses.replace(self.config, epochs=epochs, time_budget_s=time_budget_s)
+        torch.manual_seed(self.config.seed)
+        model = compile_for_task(arch, self.dataset.input_shape, task)
+        say(f"retraining the best architecture for {cfg.epochs} epochs ...")
+        res = train(model, self.dataset, cfg, task=task)
+        final = {
+            "status": res.status,
+            "reason": res.reason,
+            "valid": res.valid,
+            "test": res.test,
+            "epochs": res.epochs_done,
+            "params": res.params,
+        }
+        return {**final, **_export(model, self.dataset.input_shape, run_dir)}
+
 
 def train_evaluator(space: str, dataset: str, config: dict[str, Any], **kw: Any) -> TrainEvaluator:
-    """Picklable factory for :class:`TrainEvaluator` (used by worker processes)."""
+    """Picklable factory for :class:`TrainEvaluator`."""
     return TrainEvaluator(space, dataset, config, **kw)
 
 
@@ -90,29 +263,45 @@ def config_dict(config: Any) -> dict[str, Any]:
     return asdict(config)
 
 
-class TableEvaluator:
+@EVALUATORS.register()
+class TableEvaluator(_Base):
     """Look up the measured accuracy of an NB201 cell instead of training it (table mode).
 
     ``accuracy`` is NB201's 200-epoch test accuracy (%) on the chosen dataset.
     """
 
+    name = "table"
+    priority = 10
+
     def __init__(self, dataset: str = "cifar10") -> None:
-        from nas.benchmarks import NB201Table
+        from nas.benchmarks import TABLE_INPUT_SHAPE, TABLE_NUM_CLASSES, NB201Table
         from nas.space import load_space
 
         self.table = NB201Table.load()
         self.dataset = dataset
         self.table.optimum(dataset)  # validates the name
-        self.space = load_space("nb201")
+        self.space = load_space("nb201").with_input(TABLE_INPUT_SHAPE, TABLE_NUM_CLASSES)
 
-    def __call__(self, arch: Node) -> Outcome:
+    @classmethod
+    def claims(cls, space: str, dataset: str | None) -> bool:
+        return str(dataset).partition(":")[0] == "nb201"
+
+    @classmethod
+    def options_for(cls, config: Any) -> dict[str, Any]:
+        from nas.exceptions import ConfigurationError
+
+        if config.space != "nb201":
+            raise ConfigurationError("table mode (--dataset nb201:...) needs --space nb201.")
+        return {"dataset": config.dataset.partition(":")[2]}
+
+    def __call__(self, arch: Node, on_epoch: Callable[..., Any] | None = None) -> Outcome:
         start = time.perf_counter()
         try:
             a = self.space.check(arch)
             acc = self.table.accuracy(arch, self.dataset)
         except NasError as e:
             return Outcome("invalid", reason=str(e), wall_time=time.perf_counter() - start)
-        params = a.params + head_params(a.out[0], 10)
+        params = a.params + head_params(a.out[0], self.space.num_classes)
         return Outcome(
             "ok",
             {"accuracy": acc, "params": float(params)},
@@ -122,19 +311,38 @@ class TableEvaluator:
             wall_time=time.perf_counter() - start,
         )
 
+    def final(
+        self, arch: Node, epochs: int, time_budget_s: float | None, run_dir: Path, say: Say
+    ) -> dict[str, Any]:
+        """Table mode trains nothing: the table's accuracy, and the untrained network."""
+        from nas.compile import compile_arch
+
+        sp = self.space
+        model = compile_arch(arch, sp.input_shape, sp.num_classes)
+        final = {
+            "test_accuracy": self.table.accuracy(arch, self.dataset),
+            "source": "NB201 table",
+            "exported_weights": "untrained (table mode trains nothing)",
+        }
+        return {**final, **_export(model, sp.input_shape, run_dir)}
+
 
 def table_evaluator(dataset: str) -> TableEvaluator:
     """Picklable factory for :class:`TableEvaluator`."""
     return TableEvaluator(dataset)
 
 
-class ZooEvaluator:
+@EVALUATORS.register()
+class ZooEvaluator(_Base):
     """Train a zoo family's config (a ``fam(hp(...),...)`` string) on one of its tasks.
 
     The ``accuracy`` objective is the task's primary metric when higher is better, and its
     negation otherwise (e.g. minus the relative L2 error), so every strategy maximises it;
     the metric itself is in the trial's ``metrics``.
     """
+
+    name = "zoo"
+    priority = 20
 
     def __init__(
         self,
@@ -151,6 +359,38 @@ class ZooEvaluator:
         self.info = self.family.task(task)
         self.data = self.family.make_data(self.info.name, size=size, seed=seed)
         self.epochs, self.time_budget_s, self.seed = epochs, time_budget_s, seed
+        self.size = size
+        m = self.info.metric
+        self.fitness_label = m if self.info.higher_is_better else f"-{m}"
+
+    @classmethod
+    def claims(cls, space: str, dataset: str | None) -> bool:
+        return str(space).partition(":")[0] == "zoo"
+
+    @classmethod
+    def default_dataset(cls, space: str) -> str:
+        from nas.zoo import get_family
+
+        return get_family(space).task().name
+
+    @classmethod
+    def options_for(cls, config: Any) -> dict[str, Any]:
+        return {
+            "family": config.space,
+            "task": config.dataset,
+            "epochs": config.epochs,
+            "time_budget_s": config.trial_time,
+            "seed": config.seed,
+            "size": config.size,
+        }
+
+    @classmethod
+    def max_epochs_of(cls, options: dict[str, Any]) -> int | None:
+        return options.get("epochs") or None
+
+    @classmethod
+    def input_of(cls, config: Any) -> tuple[tuple[int, ...], int]:
+        return (1,), 2  # a zoo config is no network on a tensor input
 
     def __call__(self, arch: Node, on_epoch: Callable[..., Any] | None = None) -> Outcome:
         import torch
@@ -184,6 +424,21 @@ class ZooEvaluator:
         fitness = float(value) if self.info.higher_is_better else -float(value)
         values = {"accuracy": fitness, "params": float(params)}
         return Outcome("ok", values, res.reason, metrics, params, macs, wall)
+
+    def final(
+        self, arch: Node, epochs: int, time_budget_s: float | None, run_dir: Path, say: Say
+    ) -> dict[str, Any]:
+        """Retrain the best config for ``epochs``, score it on test and export it."""
+        from nas.zoo import config_from_arch, export_config, train_config
+
+        family, cfg = config_from_arch(arch)
+        say(f"retraining the best zoo:{family.name} config for {epochs} epochs ...")
+        model, data, res = train_config(
+            family, cfg, self.info.name, epochs, time_budget_s, self.seed, self.size
+        )
+        final = {**res.to_dict(), "config": cfg}
+        path, diff = export_config(family, run_dir / "best.onnx", cfg, model=model, data=data)
+        return {**final, "onnx": path.name, "onnx_max_abs_diff": diff}
 
 
 def zoo_evaluator(family: str, task: str | None, **kw: Any) -> ZooEvaluator:

@@ -17,7 +17,6 @@ are evaluated again first. When the driver started Ray itself, a small watchdog
 
 from __future__ import annotations
 
-import functools
 import inspect
 import json
 import logging
@@ -231,32 +230,6 @@ def _trial_name(trial: Any) -> str:
     return str(trial.trial_id)  # the default embeds the config: too long for einspace archs
 
 
-def _train_dataset(factory: Any) -> Callable[[], Any] | None:
-    """For a ``train_evaluator`` partial: load its dataset once, so the cache exists."""
-    from nas.searches import evaluators
-
-    if getattr(factory, "func", None) is not evaluators.train_evaluator:
-        return None
-    from nas.data import load_dataset
-
-    kw = factory.keywords
-    return functools.partial(
-        load_dataset,
-        factory.args[1],
-        data_dir=kw.get("data_dir"),
-        size=kw.get("size", "small"),
-        seed=kw.get("data_seed", 0),
-    )
-
-
-def _max_epochs(factory: Any) -> int | None:
-    from nas.searches import evaluators
-
-    if getattr(factory, "func", None) is evaluators.train_evaluator:
-        return int(factory.args[2].get("epochs", 0)) or None
-    return None
-
-
 def run_search_ray(
     strategy: Any,
     store: RunStore,
@@ -285,12 +258,12 @@ def run_search_ray(
         address: an existing cluster (``"auto"`` or ``"HOST:PORT"``); None starts a local
             Ray with this machine's cores (unless Ray is already running in this process).
         scheduler: ``"none"``, or ``"asha"`` to stop poor trials early (epochs as fidelity).
-        max_epochs: epochs of a full trial (ASHA's ``max_t``); read from a
-            ``train_evaluator`` factory when not given.
+        max_epochs: epochs of a full trial (ASHA's ``max_t``); read from an
+            :class:`~nas.searches.evaluators.EvaluatorSpec` when not given.
         reduction_factor: ASHA's reduction factor.
         max_failures: retries of a trial whose worker dies.
-        prepare: called once before the trials start (default: load a ``train_evaluator``
-            factory's dataset, so the workers read it from the on-disk cache).
+        prepare: called once before the trials start (default: the spec's ``prepare``,
+            which caches the dataset on disk, so the workers read it from there).
         local_cpus: CPUs of a Ray started here (default: all of this machine's cores).
 
     Returns:
@@ -307,7 +280,7 @@ def run_search_ray(
         raise ConfigurationError(
             "--workers and --cpus must be positive, --gpus and max_failures non-negative."
         )
-    max_epochs = max_epochs or _max_epochs(evaluator_factory)
+    max_epochs = max_epochs or getattr(evaluator_factory, "max_epochs", None)
     if scheduler == "asha" and not max_epochs:
         raise ConfigurationError(
             "--scheduler asha needs trials that train for epochs (train mode, --epochs >= 1)."
@@ -319,7 +292,7 @@ def run_search_ray(
         if remaining <= 0:
             return done
         deadline = None if time_budget is None else time.monotonic() + time_budget
-        prepare = prepare or _train_dataset(evaluator_factory)
+        prepare = prepare or getattr(evaluator_factory, "prepare", None)
         if prepare is not None:
             prepare()
         searcher = _searcher_class()(

@@ -30,20 +30,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from nas.searches.objectives import DIRECTIONS, OBJECTIVES
+
 from nas.exceptions import ConfigurationError, NasError
 
 LEGACY_STUDY = "nas"  # the one study name of runs made before runs had their own
 LOCK_PREFIX = "nas-lock:"  # studies that hold run locks (nas.searches.lock)
 FORMAT = 2  # trial attributes: "arch", "asked", "v" at creation; "result" at the end
-# `nas search --objective` value -> the objectives it records.
-OBJECTIVES = {"accuracy": ("accuracy",), "accuracy+params": ("accuracy", "params")}
-# Objective name -> Optuna direction.
-DIRECTIONS = {
-    "accuracy": "maximize",
-    "params": "minimize",
-    "error": "minimize",
-    "loss": "minimize",
-}
 HEARTBEAT_S = 5  # kept for callers that pass them; the run lock replaced trial heartbeats
 GRACE_S = 20
 ABANDONED = "its process was killed or died before the trial finished; it is evaluated again"

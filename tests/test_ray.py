@@ -87,8 +87,9 @@ def _shape(rec: Any) -> tuple:
 
 def test_same_record_as_the_local_runner(tmp_path) -> None:
     cfg = evaluators.config_dict(TrainConfig.preset("quick", epochs=1, seed=0, time_budget_s=5))
-    factory = functools.partial(
-        evaluators.train_evaluator, "einspace", "unseen:language", cfg, size="small"
+    factory = evaluators.EvaluatorSpec(
+        "train",
+        {"space": "einspace", "dataset": "unseen:language", "config": cfg, "size": "small"},
     )
     local = RunStore(tmp_path / "local")
     run_search(_strategy("rs", "einspace"), local, 4, factory)
@@ -145,7 +146,7 @@ def test_a_dead_worker_is_retried(tmp_path) -> None:
 
 def test_bad_options_are_user_errors(tmp_path) -> None:
     store = RunStore(tmp_path / "run")
-    table = functools.partial(evaluators.table_evaluator, "cifar10")
+    table = evaluators.EvaluatorSpec("table", {"dataset": "cifar10"})
     with pytest.raises(ConfigurationError, match="scheduler"):
         run_search_ray(_strategy(), store, 2, table, scheduler="hyperband")
     with pytest.raises(ConfigurationError, match="epochs"):

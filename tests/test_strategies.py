@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import statistics
-import warnings
 from collections.abc import Callable
 
 import pytest
@@ -22,6 +21,7 @@ from nas.benchmarks import NB201Table
 from nas.dsl.arch import Node, parse_arch
 from nas.exceptions import ConfigurationError, SamplingError, UnknownNameError
 from nas.nb201 import cell_ops, from_nb201
+from nas.registry import DuplicateNameError
 from nas.space import SearchSpace, load_space
 
 EXAMPLE = (
@@ -97,13 +97,11 @@ def test_registry_errors(nb201: SearchSpace) -> None:
         create_strategy("tpe", nb201, objectives=("speed",))
 
 
-def test_registering_twice_warns() -> None:
+def test_registering_a_taken_name_is_an_error() -> None:
     cls = get_strategy("rs")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with pytest.raises(DuplicateNameError, match="strategy 'rs' is already registered"):
         register_strategy(type("Again", (cls,), {"name": "rs"}))
-        register_strategy(cls)
-    assert any("registered twice" in str(w.message) for w in caught)
+    register_strategy(cls)  # the same class again is harmless (a re-import)
     assert get_strategy("rs") is cls
 
 

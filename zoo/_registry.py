@@ -9,7 +9,6 @@ also searches a family's hyperparameters (see docs/zoo.md).
 from __future__ import annotations
 
 import difflib
-import importlib
 import json
 import pkgutil
 from abc import ABC, abstractmethod
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from nas.exceptions import ConfigurationError, UnknownNameError
+from nas.registry import Registry
 
 if TYPE_CHECKING:
     from torch import nn
@@ -35,8 +35,6 @@ __all__ = [
     "parse_config",
     "register_family",
 ]
-
-_FAMILIES: dict[str, type[Family]] = {}
 
 
 @dataclass(frozen=True)
@@ -240,50 +238,50 @@ def _convert(family: str, key: str, value: Any, default: Any) -> Any:
 
 
 def register_family(cls: type[Family]) -> type[Family]:
-    """Class decorator: add a family to the zoo and its config op to the op registry."""
+    """Class decorator: add a family to the zoo and its config op to the op registry.
+
+    Raises:
+        DuplicateNameError: another family already has the name.
+    """
     from nas.zoo._ops import register_config_op
 
     if not cls.name or not cls.name.isidentifier() or not cls.tasks:
         raise ValueError(f"a zoo family needs a lowercase name and tasks, got {cls.name!r}")
-    _FAMILIES[cls.name] = cls
     keys = tuple(cls.searched or cls.hyperparams)
     unknown = [k for k in keys if k not in cls.hyperparams]
     if unknown:
         raise ValueError(f"zoo:{cls.name} searches unknown hyperparameters {unknown}")
+    FAMILIES.add(cls.name, cls)
     register_config_op(cls.name, keys)
     return cls
 
 
-def _ensure_builtin() -> None:
-    # Every public module of this package is one family; importing it registers it.
-    import nas.zoo as pkg
-
-    for info in pkgutil.iter_modules(pkg.__path__):
+def _declare_builtin() -> None:
+    """Every public module of this package is one family, imported only when it is used."""
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
         if not info.name.startswith("_"):
-            importlib.import_module(f"nas.zoo.{info.name}")
+            FAMILIES.add_lazy(info.name, f"nas.zoo.{info.name}")
 
 
 def list_families() -> list[str]:
-    """Names of the registered families, sorted."""
-    _ensure_builtin()
-    return sorted(_FAMILIES)
+    """Names of the families (built-in and registered), sorted; imports none of them."""
+    return FAMILIES.names()
 
 
 def get_family(name: str) -> Family:
-    """An instance of family ``name`` (``zoo:`` prefix allowed).
+    """An instance of family ``name`` (``zoo:`` prefix allowed); imports that family only.
 
     Raises:
         UnknownNameError: no such family; the message lists the known ones.
     """
-    _ensure_builtin()
     key = name.removeprefix("zoo:")
-    if key not in _FAMILIES:
-        close = difflib.get_close_matches(key, list(_FAMILIES), n=1)
+    if key not in FAMILIES:
+        close = difflib.get_close_matches(key, FAMILIES.names(), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise UnknownNameError(
-            f"unknown zoo family {key!r}.{hint} Families: {', '.join(sorted(_FAMILIES))}."
+            f"unknown zoo family {key!r}.{hint} Families: {', '.join(FAMILIES.names())}."
         )
-    return _FAMILIES[key]()
+    return FAMILIES.get(key)()
 
 
 def parse_config(text: str | None) -> dict[str, Any]:
@@ -343,3 +341,9 @@ def arch_from_config(family: Family, config: dict[str, Any]) -> str:
 
 def _text(v: Any) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+#: The zoo: family name -> class. Built-in families are declared lazily (one import each);
+#: installed packages add theirs through the ``nas.zoo`` entry-point group.
+FAMILIES: Registry[type[Family]] = Registry("zoo family", entry_points="nas.zoo")
+_declare_builtin()

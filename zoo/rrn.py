@@ -278,6 +278,7 @@ class RRNFamily(Family):
         by_givens = {int(g): round(float(valid[givens == g].mean()), 4) for g in np.unique(givens)}
         return {
             "steps_trained": steps,
+            "steps_run": 2 * steps,  # the per-step lists run twice as long as training did
             "cell_acc_per_step": cells,
             "solved_per_step": solved,
             "solved_by_givens": by_givens,

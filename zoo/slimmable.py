@@ -347,14 +347,17 @@ class Slimmable(Family):
     def configure(
         self,
         prefs: str | None = None,
-        budget_flops: str | float | None = None,
+        budget_macs: str | float | None = None,
         widths: str | None = None,
         config: dict[str, Any] | None = None,
         seed: int = 0,
         size: str = "small",
         epochs: int | None = None,
+        budget_flops: str | float | None = None,
     ) -> dict[str, Any]:
         """Widths for task preferences and a MAC budget, or the overrides of given ``widths``.
+
+        The budget is in MACs per sample (``budget_flops`` is its old name, also MACs).
 
         With ``widths`` ("enc,seg,depth", e.g. "0.5,1,0.25") returns the config overrides
         selecting that sub-network. Otherwise trains (or reads from the cache) the
@@ -365,8 +368,9 @@ class Slimmable(Family):
             ConfigurationError: malformed preferences, widths or budget, or a budget below
                 the smallest sub-network.
         """
+        budget_macs = budget_macs if budget_macs is not None else budget_flops
         if widths is not None:
-            if prefs is not None or budget_flops is not None:
+            if prefs is not None or budget_macs is not None:
                 raise ConfigurationError("give either widths or prefs/budget, not both.")
             values = _floats(widths, "widths", len(SELECTION))
             if any(not 0 < v <= 1 for v in values):
@@ -377,7 +381,7 @@ class Slimmable(Family):
         if (p < 0).any() or p.sum() <= 0:
             raise ConfigurationError(f"prefs must be non-negative and not all 0, got {prefs!r}.")
         p = p / p.sum()
-        budget = parse_flops(budget_flops) if budget_flops is not None else None
+        budget = parse_flops(budget_macs) if budget_macs is not None else None
         _, _, table, meta = self.supernet(cfg, seed, size, epochs)
         row = table[choose_widths(table, p, budget)]
         ws = width_set(cfg)

@@ -6,6 +6,12 @@ published benchmark measured for them, so strategies can be compared in seconds.
 
 from __future__ import annotations
 
-from nas.benchmarks.nb201 import DATASETS, NB201Table
+from nas.benchmarks.nb201 import (
+    DATASETS,
+    TABLE_INPUT_SHAPE,
+    TABLE_NUM_CLASSES,
+    NB201Table,
+    table_dataset,
+)
 
-__all__ = ["DATASETS", "NB201Table"]
+__all__ = ["DATASETS", "TABLE_INPUT_SHAPE", "TABLE_NUM_CLASSES", "NB201Table", "table_dataset"]

@@ -18,10 +18,13 @@ from nas.dsl.arch import Node, parse_arch
 from nas.exceptions import ConfigurationError, UnknownNameError
 from nas.nb201 import from_nb201, to_nb201
 
-__all__ = ["DATASETS", "NB201Table"]
+__all__ = ["DATASETS", "TABLE_INPUT_SHAPE", "TABLE_NUM_CLASSES", "NB201Table", "table_dataset"]
 
 #: Dataset names, in the table's column order.
 DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16-120")
+#: The network a table-mode trial stands for: NB201's CIFAR input and its 10-class head.
+TABLE_INPUT_SHAPE: tuple[int, ...] = (3, 32, 32)
+TABLE_NUM_CLASSES = 10
 _FILE = "nb201_200epoch_test.csv.gz"
 
 
@@ -33,6 +36,25 @@ def _dataset(name: str) -> str:
             f"unknown NB201 dataset {name!r}; choose one of {', '.join(DATASETS)}."
         )
     return key
+
+
+def table_dataset(name: str):
+    """The ``nb201:NAME`` dataset scheme: a table lookup standing in for training.
+
+    Returns the :class:`nas.data.DatasetInfo` of the table (input shape and classes of the
+    network a table-mode trial stands for).
+    """
+    from nas.data import DatasetInfo
+
+    key = _dataset(name)
+    return DatasetInfo(
+        name=f"nb201:{key}",
+        input_shape=TABLE_INPUT_SHAPE,
+        num_classes=TABLE_NUM_CLASSES,
+        full_sizes=(0, 0, 0),
+        has_standin=False,
+        description=f"NAS-Bench-201 200-epoch test accuracy on {key} (table mode)",
+    )
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,6 +15,7 @@ from nas.data._registry import (
     load_components,
     load_dataset,
     register_dataset,
+    resolve_dataset,
 )
 from nas.data.base import Dataset, Split
 from nas.data.cache import cache_dir
@@ -30,4 +31,5 @@ __all__ = [
     "load_components",
     "load_dataset",
     "register_dataset",
+    "resolve_dataset",
 ]

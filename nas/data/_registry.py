@@ -17,6 +17,7 @@ from nas.data import unseen
 from nas.data.base import Dataset, Split
 from nas.data.cache import cached
 from nas.exceptions import ConfigurationError, UnknownNameError
+from nas.registry import Registry
 
 SIZES = {
     "small": (2_000, 500, 500),
@@ -102,6 +103,24 @@ def _resolve(name: str) -> str:
 def get_dataset_info(name: str) -> DatasetInfo:
     """The :class:`DatasetInfo` of a name or alias."""
     return _REGISTRY[_resolve(name)]
+
+
+#: Schemes whose names are evaluation tables rather than loadable datasets (``nb201:``):
+#: scheme -> function of the rest of the name returning its DatasetInfo.
+DATASET_SCHEMES: Registry[Callable[[str], DatasetInfo]] = Registry("dataset scheme")
+DATASET_SCHEMES.add_lazy("nb201", "nas.benchmarks.nb201:table_dataset")
+
+
+def resolve_dataset(name: str) -> DatasetInfo:
+    """What ``name`` is (shape, classes), for datasets and evaluation tables alike.
+
+    Raises:
+        UnknownNameError: no such dataset or table; the message lists the valid names.
+    """
+    scheme, sep, rest = str(name).partition(":")
+    if sep and scheme.lower() in DATASET_SCHEMES:
+        return DATASET_SCHEMES.get(scheme.lower())(rest)
+    return get_dataset_info(name)
 
 
 def _check_args(size: str, seed: int) -> None:

@@ -10,7 +10,7 @@ from lark import Lark, Token, Transformer, Tree, UnexpectedInput, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 
 from nas.dsl.grammar import Alt, Call, Expr, Grammar, Pos, Rule, Sym
-from nas.exceptions import GrammarError, ShapeError, UnknownNameError
+from nas.exceptions import GrammarError, NasError, ShapeError, UnknownNameError
 from nas.ops import get_op, is_op, suggest_ops
 
 _PARSER: Lark | None = None
@@ -31,6 +31,7 @@ _TOKEN_NAMES = {
     "SIGNED_NUMBER": "a number",
     "STRING": "a quoted file name",
     "INCLUDE": "'include'",
+    "IMPORT": "'import'",
     "START": "'start'",
     "$END": "the end of the file",
 }
@@ -135,6 +136,9 @@ class _Builder(Transformer):
 
     def include(self, tok: Token) -> tuple:
         return ("include", str(tok)[1:-1], self._pos(tok))
+
+    def import_decl(self, tok: Token) -> tuple:
+        return ("import", str(tok)[1:-1], self._pos(tok))
 
     def start_decl(self, tok: Token) -> tuple:
         return ("start", str(tok), self._pos(tok))
@@ -354,6 +358,8 @@ def load_grammar(path: str | Path, text: str | None = None) -> Grammar:
                     q.column,
                 )
             raws[item.name] = item
+        elif item[0] == "import":
+            _import_ops(item[1], item[2])
         elif item[0] == "start" and (start is None or item[2].path == name):
             start = item
     if not raws:
@@ -382,6 +388,23 @@ def load_grammar(path: str | Path, text: str | None = None) -> Grammar:
     _check_reachable(grammar)
     _compute_minima(grammar)
     return grammar
+
+
+def _import_ops(module: str, pos: Pos) -> None:
+    """``import "mypkg.ops"``: import a user's module so that the ops it defines register."""
+    from nas.ops import load_op_module
+
+    if not all(part.isidentifier() for part in module.split(".")):
+        raise GrammarError(
+            f'import needs a Python module name such as "mypkg.ops", not {module!r}.',
+            pos.path,
+            pos.line,
+            pos.column,
+        )
+    try:
+        load_op_module(module)
+    except NasError as e:
+        raise GrammarError(str(e), pos.path, pos.line, pos.column) from None
 
 
 def _check_reachable(g: Grammar) -> None:

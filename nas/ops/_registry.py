@@ -9,14 +9,13 @@ checking never need torch and never run dummy forward passes.
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import re
-import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from nas.exceptions import ShapeError, UnknownNameError
+from nas.exceptions import ConfigurationError, ShapeError, UnknownNameError
 from nas.ops.spec import Signal, Spec
+from nas.registry import Registry
 
 if TYPE_CHECKING:
     from torch import nn
@@ -30,11 +29,14 @@ __all__ = [
     "get_op",
     "is_op",
     "list_ops",
+    "load_op_module",
     "register_op",
     "suggest_ops",
 ]
 
-_OPS: dict[str, type[Op]] = {}
+# Built-in ops register when nas.ops is imported (its __init__); user packages through
+# the ``nas.ops`` entry-point group or an ``import "module"`` line in a grammar.
+OPS: Registry[type[Op]] = Registry("op", entry_points="nas.ops")
 
 
 class Op:
@@ -198,36 +200,29 @@ class Combinator(Op):
 
 
 def register_op(cls: type[Op]) -> type[Op]:
-    """Class decorator adding an op to the registry under ``cls.name``."""
+    """Class decorator adding an op to the registry under ``cls.name``.
+
+    Raises:
+        DuplicateNameError: another op already has the name.
+    """
     if not cls.name or not re.fullmatch(r"[a-z_][a-z0-9_]*", cls.name):
         raise ValueError(f"op names must be lowercase identifiers, got {cls.name!r}")
-    if cls.name in _OPS and _OPS[cls.name] is not cls:
-        warnings.warn(f"op {cls.name!r} is registered twice; the later one wins.", stacklevel=2)
-    _OPS[cls.name] = cls
-    return cls
-
-
-def _ensure_builtin() -> None:
-    # Importing the built-in op modules registers them (one import line per op family).
-    from nas.ops import combinators, einspace, nb201  # noqa: F401
+    return OPS.add(cls.name, cls)
 
 
 def is_op(name: str) -> bool:
     """Whether ``name`` is a registered op."""
-    _ensure_builtin()
-    return name in _OPS
+    return name in OPS
 
 
 def list_ops(pattern: str = "*") -> list[str]:
     """Registered op names matching an fnmatch ``pattern``, sorted."""
-    _ensure_builtin()
-    return sorted(n for n in _OPS if fnmatch.fnmatch(n, pattern))
+    return sorted(OPS.names(pattern))
 
 
 def suggest_ops(name: str, n: int = 3) -> list[str]:
     """The registered op names closest to ``name`` (for 'did you mean' messages)."""
-    _ensure_builtin()
-    return difflib.get_close_matches(name, list(_OPS), n=n, cutoff=0.5)
+    return difflib.get_close_matches(name, OPS.names(), n=n, cutoff=0.5)
 
 
 def get_op(name: str) -> type[Op]:
@@ -236,13 +231,29 @@ def get_op(name: str) -> type[Op]:
     Raises:
         UnknownNameError: no such op; the message lists the closest names.
     """
-    _ensure_builtin()
+    if name in OPS:
+        return OPS.get(name)
+    close = suggest_ops(name)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise UnknownNameError(f"unknown op {name!r}.{hint}")
+
+
+def load_op_module(module: str) -> None:
+    """Import a user's module of ops (``import "mypkg.ops"`` in a grammar) so they register.
+
+    Raises:
+        ConfigurationError: the module cannot be imported; the message says why.
+    """
+    import importlib
+
     try:
-        return _OPS[name]
-    except KeyError:
-        close = suggest_ops(name)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise UnknownNameError(f"unknown op {name!r}.{hint}") from None
+        importlib.import_module(module)
+    except ConfigurationError:
+        raise
+    except Exception as e:  # the user's module: its own error, in one line
+        raise ConfigurationError(
+            f"cannot import op module {module!r}: {type(e).__name__}: {e}"
+        ) from None
 
 
 _INSTANCES: dict[tuple[str, tuple[tuple[str, ParamValue], ...]], Op] = {}

@@ -5,21 +5,23 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas.ops.nb201 import EDGES
-
 
 class CellModule(nn.Module):
-    """node_j = sum_{i<j} edge_ij(node_i); returns node 3."""
+    """node_j = sum_{i<j} edge_ij(node_i); returns node 3.
 
-    def __init__(self, edges: list[nn.Module]) -> None:
+    ``wiring`` gives each edge's (to, from) nodes, in the order of ``edges``.
+    """
+
+    def __init__(self, edges: list[nn.Module], wiring: tuple[tuple[int, int], ...]) -> None:
         super().__init__()
         self.edges = nn.ModuleList(edges)
+        self.wiring = wiring
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
         for j in (1, 2, 3):
             total = None
-            for e, (to, frm) in zip(self.edges, EDGES, strict=True):
+            for e, (to, frm) in zip(self.edges, self.wiring, strict=True):
                 if to == j:
                     y = e(nodes[frm])
                     total = y if total is None else total + y

@@ -131,7 +131,7 @@ class Cell(Combinator):
     def build_with(self, x: Signal, child: ChildBuild) -> nn.Module:
         from nas.ops.modules_nb201 import CellModule
 
-        return CellModule([child(slot, x)[0] for slot in range(6)])
+        return CellModule([child(slot, x)[0] for slot in range(6)], EDGES)
 
 
 def _reduce(s: Spec) -> Spec:

@@ -1,76 +1,18 @@
-"""The ``nas`` command. Thin: parses options, calls library functions, renders output.
-
-Every user mistake raises a NasError, printed as one line on stderr with exit code 2.
-"""
+"""``nas sample|show|check|export|ops|spaces``: architectures and spaces (thin wrappers)."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.tree import Tree
 
-from nas.exceptions import ConfigurationError, NasError
+from nas.cli._app import ArchArg, ClassesOpt, ShapeOpt, SpaceOpt, app, out, space_for
+from nas.exceptions import ConfigurationError
+from nas.formats import resolve_arch, write_formats
 from nas.ops.spec import head_params
-
-app = typer.Typer(
-    name="nas",
-    help="Neural architecture search over grammar-defined spaces.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-out = Console(highlight=False, soft_wrap=True)
-
-SpaceOpt = Annotated[
-    str, typer.Option("--space", help="Built-in space name, or a .toml/.pcfg file.")
-]
-ShapeOpt = Annotated[
-    str | None, typer.Option("--input-shape", help="Input shape without batch, e.g. 3x28x28.")
-]
-ClassesOpt = Annotated[
-    int | None, typer.Option("--num-classes", help="Classes of the classification head.")
-]
-ArchArg = Annotated[str, typer.Argument(help="Architecture string, or @FILE holding one.")]
-
-
-def _nb201_writer():
-    from nas.nb201 import to_nb201
-
-    return to_nb201
-
-
-# Extra string forms a space can declare (``formats = [...]`` in its TOML).
-FORMATS = {"nb201": _nb201_writer}
-
-
-def _space(name: str, shape: str | None, num_classes: int | None):
-    from nas.ops.spec import parse_shape
-    from nas.space import load_space
-
-    sp = load_space(name)
-    if num_classes is not None and num_classes < 1:
-        raise ConfigurationError(f"--num-classes must be at least 1, but got {num_classes}.")
-    return sp.with_input(parse_shape(shape) if shape else None, num_classes)
-
-
-def _arch(text: str):
-    from nas.dsl import parse_arch
-
-    if text.startswith("@"):
-        try:
-            text = Path(text[1:]).read_text().strip()
-        except OSError as e:
-            raise ConfigurationError(f"cannot read {text[1:]}: {e.strerror}.") from None
-    if text.startswith("|"):
-        from nas.nb201 import from_nb201
-
-        return from_nb201(text)
-    return parse_arch(text.strip())
 
 
 @app.command()
@@ -86,9 +28,8 @@ def sample(
 
     if n < 0:
         raise ConfigurationError(f"-n must be at least 0, but got {n}.")
-    sp = _space(space, input_shape, num_classes)
+    sp = space_for(space, input_shape, num_classes)
     sampler = Sampler(sp, seed=seed)
-    nb201 = sp.grammar.start and "nb201" in sp.name
     for _ in range(n):
         arch = sampler.sample()
         a = sp.check(arch)
@@ -96,11 +37,8 @@ def sample(
             "arch": str(arch),
             "params": a.params + head_params(a.out[0], sp.num_classes),
             "depth": a.depth,
+            **write_formats(arch, sp),
         }
-        if nb201:
-            from nas.nb201 import to_nb201
-
-            rec["nb201"] = to_nb201(arch)
         out.print(json.dumps(rec), markup=False)
 
 
@@ -112,8 +50,8 @@ def show(
     num_classes: ClassesOpt = None,
 ) -> None:
     """Print the derivation as a tree with output shapes and parameters per module."""
-    sp = _space(space, input_shape, num_classes)
-    node = _arch(arch)
+    sp = space_for(space, input_shape, num_classes)
+    node = resolve_arch(arch, sp)
     a = sp.check(node)
     from nas.analysis import analyse
     from nas.ops import create_op
@@ -155,8 +93,8 @@ def check(
     strict: Annotated[bool, typer.Option(help="Also require the grammar to derive it.")] = False,
 ) -> None:
     """Validate an architecture: parse, shape rules, budgets (and the grammar with --strict)."""
-    sp = _space(space, input_shape, num_classes)
-    a = sp.check(_arch(arch), strict=strict)
+    sp = space_for(space, input_shape, num_classes)
+    a = sp.check(resolve_arch(arch, sp), strict=strict)
     derivable = " derivable from the grammar;" if strict else ""
     out.print(
         f"ok:{derivable} output {', '.join(map(str, a.out))}, {a.params:,} backbone "
@@ -173,11 +111,9 @@ def _from_run(run: Path, rank: int) -> tuple[str, str, tuple[int, ...], int]:
     best = store.best(rank)
     if rank < 1 or len(best) < rank:
         raise ConfigurationError(f"--rank must be between 1 and {len(best)} for {run}.")
-    if opts["dataset"].startswith("nb201:"):
-        return best[-1].arch, opts["space"], (3, 32, 32), 10
-    from nas.data import get_dataset_info
+    from nas.data import resolve_dataset
 
-    data = get_dataset_info(opts["dataset"])
+    data = resolve_dataset(opts["dataset"])
     return best[-1].arch, opts["space"], tuple(data.input_shape), data.num_classes
 
 
@@ -223,8 +159,8 @@ def export(
         input_shape, num_classes = "x".join(map(str, shape)), classes
         out.print(f"rank {rank} of {run}: {arch} (freshly initialised weights)")
     assert arch is not None
-    sp = _space(space, input_shape, num_classes)
-    node = _arch(arch)
+    sp = space_for(space, input_shape, num_classes)
+    node = resolve_arch(arch, sp)
     sp.check(node)
     torch.manual_seed(seed)
     model = compile_arch(node, sp.input_shape, sp.num_classes, sp.mode)
@@ -236,27 +172,6 @@ def export(
     if diff > tolerance:
         out.print(f"parity check failed: {diff:.3g} > {tolerance:g}", style="red")
         raise typer.Exit(1)
-
-
-@app.command()
-def dashboard(
-    run: Annotated[Path, typer.Argument(help="Search run directory.")],
-    port: Annotated[int, typer.Option(help="Port on localhost.")] = 8080,
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-) -> None:
-    """Open optuna-dashboard on the run's storage (Ctrl-C to stop)."""
-    from nas.searches.store import read_run_info, unmask_url
-
-    opts = read_run_info(run)["options"]  # a masked password comes from PGPASSWORD
-    url = unmask_url(opts.get("storage")) or f"sqlite:///{(run / 'study.db').resolve()}"
-    try:
-        from optuna_dashboard import run_server
-    except ImportError:
-        raise ConfigurationError(
-            "nas dashboard needs optuna-dashboard: pip install 'nas[dashboard]'."
-        ) from None
-    out.print(f"optuna-dashboard on http://{host}:{port} for {url}")
-    run_server(url, host=host, port=port)
 
 
 @app.command()
@@ -294,26 +209,3 @@ def spaces() -> None:
             f"zoo:{name:14s} {len(sp.grammar.rules)} rules over {n_hp} hyperparameters, "
             f"tasks {tasks}"
         )
-
-
-def _register_commands() -> None:
-    """Import the modules that add their commands to ``app`` (one per concern)."""
-    import nas.cli_bench  # noqa: F401
-    from nas import cli_predict, cli_search, cli_train, cli_zoo  # noqa: F401
-
-
-def main() -> None:
-    """Entry point: run the app, turning user mistakes into one-line errors (exit 2)."""
-    from nas.runtime import configure
-
-    configure()
-    try:
-        _register_commands()
-        app()  # standalone: click reports usage errors itself (exit 2)
-    except NasError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nas.cli import app, out
+from nas.cli._app import app, out
 
 zoo_app = typer.Typer(
     help="Published model families: list, export, configure.", no_args_is_help=True
@@ -29,7 +29,8 @@ def zoo_list(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     params: Annotated[
-        bool, typer.Option(help="Build each default config to count its parameters.")
+        bool,
+        typer.Option(help="Build each default config to count its exported parameters."),
     ] = True,
 ) -> None:
     """Every family with its variants, tasks, metric, default parameter count and export."""
@@ -42,7 +43,8 @@ def zoo_list(
         if params:
             cfg = fam.config()
             data = fam.make_data(fam.task().name, size="small", seed=0)
-            row["default_params"] = count_params(fam.build(cfg, data))
+            deployed = fam.export_module(fam.build(cfg, data).eval(), cfg)
+            row["default_params"] = count_params(deployed)  # what `nas zoo export` writes
         row["export"] = {
             "format": "onnx",
             "opset": 17,
@@ -111,8 +113,14 @@ def zoo_export(
 def zoo_configure(
     family: Annotated[str, typer.Argument(help="Family name (slimmable).")],
     prefs: Annotated[str | None, typer.Option(help="Task preferences, e.g. 0.7,0.3.")] = None,
-    budget_flops: Annotated[
-        str | None, typer.Option(help="Compute budget in MACs per sample, e.g. 50M.")
+    budget_macs: Annotated[
+        str | None,
+        typer.Option(
+            "--budget-macs",
+            "--budget-flops",
+            help="Compute budget in MACs (multiply-accumulates) per sample, e.g. 50M; "
+            "--budget-flops is its old name and means MACs too.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -120,7 +128,7 @@ def zoo_configure(
     from nas.zoo import get_family
 
     fam = get_family(family)
-    kw = {k: v for k, v in (("prefs", prefs), ("budget_flops", budget_flops)) if v is not None}
+    kw = {k: v for k, v in (("prefs", prefs), ("budget_macs", budget_macs)) if v is not None}
     result = fam.configure(**kw)
     if as_json:
         out.print(json.dumps(result, indent=2, default=str), markup=False)
@@ -179,20 +187,23 @@ def train_zoo(
     if as_json:
         out.print(json.dumps(result, indent=2, default=str), markup=False)
     else:
-        table = Table("", "value", show_header=False)
-        table.add_row("status", res.status + (f" ({res.reason})" if res.reason else ""))
-        for split in ("valid", "test", "baseline"):
-            for k, v in result[split].items():
-                table.add_row(f"{split} {k}", f"{v:.4f}" if isinstance(v, float) else str(v))
-        table.add_row("params", f"{result['params']:,}")
-        table.add_row("epochs", str(res.epochs))
-        table.add_row("train time", f"{res.seconds:.1f} s")
-        for k, v in (res.extra or {}).items():
-            table.add_row(k, json.dumps(v, default=str))
-        if output is not None:
-            table.add_row(
-                "onnx", f"{result['onnx']} (max |diff| {result['onnx_max_abs_diff']:.1e})"
-            )
-        out.print(table)
+        out.print(_zoo_table(result, res, output is not None))
     if res.status not in ("ok", "timeout", "stopped"):
         raise typer.Exit(1)
+
+
+def _zoo_table(result: dict[str, Any], res: Any, exported: bool) -> Table:
+    """One trained zoo config as a two-column table: metrics, baseline, size, time."""
+    table = Table("", "value", show_header=False)
+    table.add_row("status", res.status + (f" ({res.reason})" if res.reason else ""))
+    for split in ("valid", "test", "baseline"):
+        for k, v in result[split].items():
+            table.add_row(f"{split} {k}", f"{v:.4f}" if isinstance(v, float) else str(v))
+    table.add_row("params", f"{result['params']:,}")
+    table.add_row("epochs", str(res.epochs))
+    table.add_row("train time", f"{res.seconds:.1f} s")
+    for k, v in (res.extra or {}).items():
+        table.add_row(k, json.dumps(v, default=str))
+    if exported:
+        table.add_row("onnx", f"{result['onnx']} (max |diff| {result['onnx_max_abs_diff']:.1e})")
+    return table

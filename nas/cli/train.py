@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nas.cli import ArchArg, _arch, app, out
-from nas.exceptions import ConfigurationError, UnknownNameError
+from nas.cli._app import ArchArg, app, out
+from nas.exceptions import ConfigurationError
 
 datasets_app = typer.Typer(help="List and prepare datasets.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
@@ -58,21 +60,6 @@ def datasets_prepare(
     )
 
 
-def resolve_arch(text: str, space_name: str):
-    """An architecture string, ``@file``, or ``seed:NAME`` from the space's seeds."""
-    if text.startswith("seed:"):
-        from nas.space import load_space
-
-        seeds = load_space(space_name).seeds
-        if text[5:] not in seeds:
-            raise UnknownNameError(
-                f"unknown seed {text[5:]!r}; the space {space_name!r} has: "
-                f"{', '.join(seeds) or 'none'}."
-            )
-        return seeds[text[5:]]
-    return _arch(text)
-
-
 @app.command("train")
 def train_cmd(
     arch: ArchArg,
@@ -100,44 +87,48 @@ def train_cmd(
 ) -> None:
     """Train one architecture (string, @file, seed:NAME) or zoo:FAMILY, and print the result."""
     from nas.data import load_dataset
+    from nas.formats import resolve_arch
     from nas.space import load_space
     from nas.train import TrainConfig, train
 
     if arch.startswith("zoo:"):
-        from nas.cli_zoo import train_zoo
+        from nas.cli.zoo import train_zoo
 
         train_zoo(arch, dataset, config, epochs, time_budget, seed, size, output, as_json)
         return
     if config is not None or output is not None:
         raise ConfigurationError("--config and --output apply to zoo:FAMILY only.")
-    dataset = dataset or "unseen:addnist"
     node = resolve_arch(arch, space)
-    ds = load_dataset(dataset, data_dir=data_dir, size=size)
-    sp = load_space(space).with_input(ds.input_shape, ds.num_classes)
-    sp.check(node)
-    over = {
-        k: v
-        for k, v in (
-            ("epochs", epochs),
-            ("time_budget_s", time_budget),
-            ("batch_size", batch_size),
-            ("lr", lr),
-        )
-        if v is not None
-    }
+    ds = load_dataset(dataset or "unseen:addnist", data_dir=data_dir, size=size)
+    load_space(space).with_input(ds.input_shape, ds.num_classes).check(node)
+    over = {"epochs": epochs, "time_budget_s": time_budget, "batch_size": batch_size, "lr": lr}
+    over = {k: v for k, v in over.items() if v is not None}
     cfg = TrainConfig.preset(preset, seed=seed, device=device, **over)
     if not as_json:
-        out.print(f"data: {ds.source}")
+        out.print(f"data: {ds.source}", markup=False)
+    with _epoch_bar(cfg.epochs, as_json) as on_epoch:
+        res = train(node, ds, cfg, on_epoch=on_epoch)
+    if as_json:
+        out.print(res.to_json(), markup=False)
+        return
+    out.print(_result_table(res))
+    if not res.ok:
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _epoch_bar(epochs: int, hidden: bool) -> Iterator[Callable[[int, dict], None]]:
+    """A progress bar over epochs; yields the trainer's ``on_epoch`` callback."""
     with Progress(
         TextColumn("epoch {task.completed:.0f}/{task.total:.0f}"),
         BarColumn(),
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
         console=out,
-        disable=as_json,
+        disable=hidden,
         transient=False,
     ) as bar:
-        task = bar.add_task("train", total=cfg.epochs, info="")
+        task = bar.add_task("train", total=epochs, info="")
 
         def on_epoch(epoch: int, entry: dict[str, float]) -> None:
             acc = entry.get("valid_accuracy")
@@ -146,10 +137,11 @@ def train_cmd(
                 info += f"  valid acc {acc:.3f}"
             bar.update(task, completed=epoch, info=info)
 
-        res = train(node, ds, cfg, on_epoch=on_epoch)
-    if as_json:
-        out.print(res.to_json(), markup=False)
-        return
+        yield on_epoch
+
+
+def _result_table(res: Any) -> Table:
+    """One trained architecture's result as a two-column table."""
     table = Table("", "value", show_header=False)
     table.add_row("status", res.status + (f" ({res.reason})" if res.reason else ""))
     for split, metrics in (("valid", res.valid), ("test", res.test)):
@@ -159,6 +151,4 @@ def train_cmd(
     table.add_row("MACs / sample", f"{res.flops:,}" if res.flops is not None else "-")
     table.add_row("epochs", f"{res.epochs_done:g}/{res.epochs_requested}")
     table.add_row("train time", f"{res.train_time_s:.1f} s ({res.images_per_s:,.0f} img/s)")
-    out.print(table)
-    if not res.ok:
-        raise typer.Exit(1)
+    return table

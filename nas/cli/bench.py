@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nas.cli import app, out
+from nas.cli._app import app, out
 from nas.exceptions import ConfigurationError
 
 bench_app = typer.Typer(
@@ -130,12 +130,16 @@ def bench_from_run(
     output: OutOpt,
 ) -> None:
     """Turn a search run's successful trials into a bench (label: their accuracy)."""
-    from nas.predictors.run_bench import build_run_bench, run_trials
+    from nas.predictors.run_bench import build_run_bench
+    from nas.searches.store import open_run
 
     _output(output)
-    trials = run_trials(run)
+    if not run.is_dir():
+        raise ConfigurationError(f"{run} is not a directory (give a search run's folder).")
+    info, store = open_run(run)
+    trials = [r for r in store.records() if r.ok]
     with _progress(len(trials), "trials") as update:
-        bench, skipped = build_run_bench(run, trials, out=output, progress=update)
+        bench, skipped = build_run_bench(run, info, trials, out=output, progress=update)
     out.print(f"wrote {output}: {len(bench)} records from {run}, label {bench.label_names[0]}")
     for reason in skipped:
         out.print(f"skipped {reason}", markup=False)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from nas.cli import app, out
+from nas.cli._app import app, out
 
 
 @app.command()

@@ -1,0 +1,320 @@
+"""``nas search``, ``nas runs`` and ``nas dashboard``: a thin shell over nas.searches.Search."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from nas.cli._app import app, out, sub_app
+from nas.exceptions import ConfigurationError
+
+runs_app = sub_app("runs", "Look at search runs.")
+
+
+def _opt(help: str, *names: str) -> Any:
+    return typer.Option(*names, help=help)
+
+
+# Option types of `nas search`; None means "the library's default" (shown in brackets).
+Space = Annotated[
+    str | None, _opt("einspace, nb201, zoo:FAMILY (nas zoo list), .toml or .pcfg [einspace].")
+]
+Dataset = Annotated[
+    str | None,
+    _opt(
+        "Dataset [unseen = unseen:addnist]; nb201:cifar10|cifar100|imagenet16-120 looks "
+        "accuracies up in the NB201 table instead of training; with zoo:FAMILY, one of its "
+        "tasks [its first]."
+    ),
+]
+Strategy = Annotated[str | None, _opt("rs, re, tpe, nsga2 or predictor [re].")]
+Trials = Annotated[int | None, _opt("Trials to finish, counting a resumed run's [12].")]
+TimeBudget = Annotated[float | None, _opt("Seconds; no new trial starts after [none].")]
+Epochs = Annotated[int | None, _opt("Training epochs per trial [2].")]
+TrialTime = Annotated[
+    float | None,
+    _opt(
+        "Seconds of training per trial before it stops early [30]; the final retraining "
+        "gets the same allowance per epoch."
+    ),
+]
+FinalEpochs = Annotated[int | None, _opt("Epochs to retrain the best; 0 skips it [5].")]
+Preset = Annotated[str | None, _opt("Training protocol [quick].")]
+Seed = Annotated[int | None, _opt("Seed of the search and training [0].")]
+RunDir = Annotated[Path | None, _opt("Run directory [runs/SPACE-DATASET-STRATEGY-TIME].")]
+Storage = Annotated[str | None, _opt("Optuna storage URL [a SQLite file in the run dir].")]
+Resume = Annotated[Path | None, _opt("Continue the run in this directory.")]
+Workers = Annotated[int | None, _opt("Parallel trial processes [1].")]
+Objective = Annotated[str | None, _opt("accuracy, accuracy+params or accuracy+flops [accuracy].")]
+DataDir = Annotated[str | None, _opt("Folder with the real Unseen NAS files [NAS_DATA_DIR].")]
+Size = Annotated[str | None, _opt("Stand-in size: small, medium or full [small].")]
+Population = Annotated[int | None, _opt("RE population [trials // 4, 4 to 100].")]
+Tournament = Annotated[int | None, _opt("RE tournament size [population // 2, 2 to 10].")]
+SeedArch = Annotated[
+    str | None, _opt("RE seeds, comma-separated (resnet18,wrn16_4,vit,mlp_mixer) [none].")
+]
+PredictorModel = Annotated[
+    str | None, _opt("Predictor folder for --strategy predictor [the bundled one].")
+]
+StrategyOption = Annotated[
+    list[str] | None,
+    _opt(
+        "A strategy option KEY=VALUE (repeatable); `nas search --list-options` shows "
+        "each strategy's options and defaults.",
+        "--strategy-option",
+        "-O",
+    ),
+]
+ListOptions = Annotated[
+    bool, _opt("List every strategy's options with their defaults, and exit.", "--list-options")
+]
+Backend = Annotated[str | None, _opt("local or ray (Ray Tune; see docs/ray.md) [local].")]
+Address = Annotated[str | None, _opt("Ray cluster to join: auto or HOST:PORT [a local Ray].")]
+Cpus = Annotated[float | None, _opt("CPUs per trial (ray backend) [1].")]
+Gpus = Annotated[float | None, _opt("GPUs per trial (ray backend) [0].")]
+Scheduler = Annotated[str | None, _opt("none or asha (early stopping by epochs; ray) [none].")]
+
+# The legacy per-strategy flags and the strategy option each one sets.
+_LEGACY = {
+    "population": "population",
+    "tournament": "tournament",
+    "seed_arch": "seed_archs",
+    "predictor_model": "model",
+}
+
+
+class _Display:
+    """The live panel: progress, best so far, failures by reason, ETA."""
+
+    def __init__(self, total: int, done: int, best: Any = None, fitness: str = "") -> None:
+        self.total, self.start_done, self.t0 = total, done, time.monotonic()
+        self.fitness = fitness  # what the "accuracy" objective is, when it is not accuracy
+        self.done, self.best, self.fail = done, best, Counter()
+
+    def update(self, rec: Any) -> Table:
+        """Count a finished trial; keep the best by the first objective (maximised)."""
+        self.done += 1
+        if not rec.ok:
+            self.fail[rec.status] += 1
+        elif self.best is None or rec.values["accuracy"] > self.best.values["accuracy"]:
+            self.best = rec
+        return self.render()
+
+    def render(self) -> Table:
+        t = Table(show_header=False, box=None)
+        rate = (time.monotonic() - self.t0) / max(1, self.done - self.start_done)
+        eta = rate * (self.total - self.done) if self.done > self.start_done else None
+        eta_text = f"   ETA {eta / 60:.1f} min" if eta is not None else ""
+        t.add_row("trials", f"{self.done}/{self.total}{eta_text}")
+        if self.best is not None:
+            v = ", ".join(
+                f"{self.fitness if k == 'accuracy' and self.fitness else k} {x:.4g}"
+                for k, x in self.best.values.items()
+            )
+            arch = self.best.arch if len(self.best.arch) < 90 else self.best.arch[:87] + "..."
+            t.add_row("best", f"trial {self.best.number}: {v}; {self.best.params or 0:,} params")
+            t.add_row("", arch)
+        if self.fail:
+            t.add_row("failures", ", ".join(f"{k} {n}" for k, n in self.fail.items()))
+        return t
+
+
+def strategy_options(pairs: list[str] | None, legacy: dict[str, Any], strategy: str) -> dict:
+    """``--strategy-option KEY=VALUE`` pairs (and the legacy flags) as typed options."""
+    from nas.searches import get_strategy
+
+    declared = get_strategy(strategy).declared_options()
+    opts: dict[str, Any] = {}
+    for flag, value in legacy.items():
+        if value is not None:
+            key = _LEGACY[flag]
+            opts[key] = declared[key].parse(value) if key == "seed_archs" else value
+    for pair in pairs or []:
+        key, eq, text = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or not key:
+            raise ConfigurationError(f"--strategy-option takes KEY=VALUE, but got {pair!r}.")
+        if key not in declared:
+            raise ConfigurationError(
+                f"strategy {strategy!r} has no option {key!r}; its options: "
+                f"{', '.join(declared) or 'none'}."
+            )
+        opts[key] = declared[key].parse(text)
+    return opts
+
+
+def _list_options() -> None:
+    from nas.searches import get_strategy, list_strategies
+
+    for name in list_strategies():
+        out.print(f"{name}:", markup=False)
+        for opt in get_strategy(name).declared_options().values():
+            default = "" if opt.default in (None, ()) else f" [{opt.default}]"
+            out.print(f"  {opt.name} ({opt.kind}){default}  {opt.help}", markup=False)
+
+
+def _live_run(search: Any) -> Any:
+    """Run ``search`` under the live display; returns its SearchResult."""
+    done = len(search.store.completed())
+    best = next(iter(search.store.best(1)), None)
+    display = _Display(search.config.trials, done, best, search.fitness_label)
+    with Live(display.render(), console=out, refresh_per_second=4, transient=False) as live:
+        result = search.run(on_result=lambda rec: live.update(display.update(rec)))
+    return result
+
+
+@app.command()
+def search(
+    space: Space = None,
+    dataset: Dataset = None,
+    strategy: Strategy = None,
+    trials: Trials = None,
+    time_budget: TimeBudget = None,
+    epochs: Epochs = None,
+    trial_time: TrialTime = None,
+    final_epochs: FinalEpochs = None,
+    preset: Preset = None,
+    seed: Seed = None,
+    run_dir: RunDir = None,
+    storage: Storage = None,
+    resume: Resume = None,
+    workers: Workers = None,
+    objective: Objective = None,
+    data_dir: DataDir = None,
+    size: Size = None,
+    population: Population = None,
+    tournament: Tournament = None,
+    seed_arch: SeedArch = None,
+    predictor_model: PredictorModel = None,
+    strategy_option: StrategyOption = None,
+    list_options: ListOptions = False,
+    backend: Backend = None,
+    address: Address = None,
+    cpus: Cpus = None,
+    gpus: Gpus = None,
+    scheduler: Scheduler = None,
+) -> None:
+    """Search a space on a dataset; record every trial; retrain, report and export the best."""
+    given = {k: v for k, v in locals().items() if v is not None}
+    from nas.searches import Search, SearchConfig
+
+    if list_options:
+        return _list_options()
+    legacy = {k: given.pop(k) for k in list(_LEGACY) if k in given}
+    pairs = given.pop("strategy_option", None)
+    for k in ("resume", "run_dir", "list_options"):
+        given.pop(k, None)
+    if resume is not None:
+        if legacy or pairs:
+            raise ConfigurationError("a resumed run keeps its strategy options.")
+        job = Search.resume(resume, say=out.print, **given)
+    else:
+        config = SearchConfig(**given)
+        config.strategy_options = strategy_options(pairs, legacy, config.strategy)
+        job = Search(config, run_dir, say=out.print, command=shlex.join(["nas", *sys.argv[1:]]))
+    out.print(f"{'resuming' if job.resuming else 'search'}: {job.describe()}", markup=False)
+    out.print(f"run directory: {job.run_dir}", markup=False)
+    result = _live_run(job)
+    out.print()
+    if result.best is None:
+        out.print("no trial succeeded; see the failures in the report.")
+    elif result.final is not None:
+        shown = {k: v for k, v in result.final.items() if k != "reason"}
+        label = job.fitness_label or "accuracy"
+        values = {label if k == "accuracy" else k: v for k, v in result.best.values.items()}
+        out.print(f"best: trial {result.best.number} {values}; final: {shown}", markup=False)
+    out.print(f"report: {result.report}", markup=False)
+
+
+@runs_app.command("list")
+def runs_list(
+    root: Annotated[Path, typer.Argument(help="Folder of runs.")] = Path("runs"),
+    storage: Annotated[
+        str | None, typer.Option(help="List the runs in this Optuna storage URL instead.")
+    ] = None,
+) -> None:
+    """Every run under ROOT (or in --storage): trials, best value, strategy."""
+    from nas.searches.store import open_run
+
+    if storage is not None:
+        return _storage_runs(storage)
+
+    table = Table("run", "space", "dataset", "strategy", "trials", "best")
+    for info_path in sorted(root.glob("*/run.json")):
+        info, store = open_run(info_path.parent)
+        o = info["options"]
+        best = store.best(1)
+        table.add_row(
+            info_path.parent.name,
+            o["space"],
+            o["dataset"],
+            o["strategy"],
+            str(len(store.completed())),
+            f"{best[0].values['accuracy']:.4g}" if best else "-",
+        )
+    out.print(table)
+
+
+def _storage_runs(storage: str) -> None:
+    """The runs (studies) in an Optuna storage, with their trials and owner."""
+    from nas.searches.runinfo import list_runs, mask_text
+
+    table = Table("run", "trials", "states", "best", "owner", title=mask_text(storage))
+    for row in list_runs(storage):
+        states = ", ".join(f"{k} {v}" for k, v in sorted(row["states"].items()))
+        best = "-" if row["best"] is None else f"{row['best']:.4g}"
+        table.add_row(row["run"], str(row["trials"]), states, best, row["owner"] or "-")
+    out.print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    top: Annotated[int, typer.Option(help="How many of the best.")] = 5,
+) -> None:
+    """Summary and top-k of one run."""
+    from nas.searches.store import open_run
+
+    info, store = open_run(run)
+    recs = store.records()
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(Counter(r.status for r in recs).items()))
+    out.print(f"{info['command']}\n{len(recs)} trials: {counts}", markup=False)
+    table = Table("rank", "trial", *store.objectives, "params", "arch")
+    for i, r in enumerate(store.best(top), 1):
+        table.add_row(
+            str(i),
+            str(r.number),
+            *(f"{r.values[o]:.4g}" for o in store.objectives),
+            f"{r.params or 0:,}",
+            r.arch if len(r.arch) < 80 else r.arch[:77] + "...",
+        )
+    out.print(table)
+
+
+@app.command()
+def dashboard(
+    run: Annotated[Path, typer.Argument(help="Search run directory.")],
+    port: Annotated[int, typer.Option(help="Port on localhost.")] = 8080,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+) -> None:
+    """Open optuna-dashboard on the run's storage (Ctrl-C to stop)."""
+    from nas.searches.store import read_run_info, unmask_url
+
+    opts = read_run_info(run)["options"]  # a masked password comes from PGPASSWORD
+    url = unmask_url(opts.get("storage")) or f"sqlite:///{(run / 'study.db').resolve()}"
+    try:
+        from optuna_dashboard import run_server
+    except ImportError:
+        raise ConfigurationError(
+            "nas dashboard needs optuna-dashboard: pip install 'nas[dashboard]'."
+        ) from None
+    out.print(f"optuna-dashboard on http://{host}:{port} for {url}", markup=False)
+    run_server(url, host=host, port=port)

@@ -1,0 +1,387 @@
+"""The search application as a library: configure, run, resume and report a search.
+
+    >>> from nas.searches import Search, SearchConfig
+    >>> result = Search(SearchConfig(space="nb201", dataset="nb201:cifar10", trials=20)).run()
+    >>> result.best.values["accuracy"], result.run_dir
+
+``nas search`` is a thin shell over this module: every default, check and file written
+lives here. A run directory holds ``run.json`` (the resolved configuration), the Optuna
+storage, ``report.md`` and, after the final retrain, ``final.json`` and ``best.onnx``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from nas.searches.lock import RunLock
+from nas.searches.objectives import objectives_of
+from nas.searches.runinfo import masked
+from nas.searches.store import RunStore, TrialRecord, mask_url, read_run_info, unmask_url
+
+from nas.exceptions import ConfigurationError
+from nas.registry import Registry
+
+__all__ = ["RUNNERS", "Search", "SearchConfig", "SearchResult", "search"]
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class SearchConfig:
+    """Everything that defines a search. Defaults are small enough for a laptop CPU.
+
+    ``dataset=None`` means the evaluator's default (``unseen`` for training, a zoo
+    family's first task for ``zoo:FAMILY``); ``objective=None`` the strategy's own
+    (``accuracy``, or ``accuracy+params`` for NSGA-II). ``strategy_options`` are the strategy's own
+    options (``nas search --strategy-option key=value``); budget-dependent defaults (the
+    RE population) are resolved when the run starts and stored with it.
+    """
+
+    space: str = "einspace"
+    dataset: str | None = None
+    strategy: str = "re"
+    trials: int = 12
+    time_budget: float | None = None
+    trial_time: float = 30.0
+    epochs: int = 2
+    final_epochs: int = 5
+    preset: str = "quick"
+    seed: int = 0
+    storage: str | None = None
+    workers: int = 1
+    objective: str | None = None
+    data_dir: str | None = None
+    size: str = "small"
+    strategy_options: dict[str, Any] = field(default_factory=dict)
+    backend: str = "local"
+    address: str | None = None
+    cpus: float = 1.0
+    gpus: float = 0.0
+    scheduler: str = "none"
+
+    #: Fields a resumed run may change; the others come from its run.json.
+    RESUMABLE = (
+        "trials",
+        "time_budget",
+        "workers",
+        "backend",
+        "address",
+        "cpus",
+        "gpus",
+        "scheduler",
+        "storage",
+    )
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """The objectives recorded per trial (the first is the fitness)."""
+        return objectives_of(self.objective or "accuracy")
+
+    def validate(self) -> None:
+        """Check the combination of values; raises ConfigurationError with the fix."""
+        self.objectives  # noqa: B018 - validates the preset name
+        if self.trials < 1 or self.workers < 1:
+            raise ConfigurationError("--trials and --workers must be at least 1.")
+        if self.epochs < 1 or self.final_epochs < 0:
+            raise ConfigurationError("--epochs must be at least 1 and --final-epochs at least 0.")
+        if self.trial_time is not None and self.trial_time <= 0:
+            raise ConfigurationError(f"--trial-time must be positive, but got {self.trial_time}.")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise ConfigurationError(
+                f"--time-budget must be positive, but got {self.time_budget}."
+            )
+        if self.backend not in RUNNERS:
+            raise ConfigurationError(
+                f"--backend must be one of {', '.join(RUNNERS.names())}, but got {self.backend!r}."
+            )
+        if self.backend == "local" and (self.address or self.scheduler != "none"):
+            raise ConfigurationError("--address and --scheduler need --backend ray.")
+        if self.scheduler not in ("none", "asha"):
+            raise ConfigurationError(
+                f"--scheduler must be none or asha, but got {self.scheduler!r}."
+            )
+
+    def public(self) -> dict[str, Any]:
+        """The options as stored in run.json (credentials of the storage URL masked)."""
+        opts = dataclasses.asdict(self)
+        opts["storage"] = mask_url(self.storage)
+        return opts
+
+    @classmethod
+    def from_run_info(cls, info: dict[str, Any]) -> SearchConfig:
+        """The configuration a run was started with (run.json of this or older versions)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        opts = {k: v for k, v in info.get("options", {}).items() if k in names}
+        stored = dict(info.get("strategy_options") or opts.get("strategy_options") or {})
+        stored.pop("objectives", None)  # older runs stored the objectives here too
+        opts["strategy_options"] = stored
+        return cls(**opts)
+
+
+@dataclass
+class SearchResult:
+    """What a finished search produced."""
+
+    run_dir: Path
+    records: list[TrialRecord]
+    best: TrialRecord | None
+    final: dict[str, Any] | None
+    report: Path
+
+
+def _run_local(search: Search, on_result: Callable[[TrialRecord], None] | None) -> None:
+    from nas.searches.runner import run_search
+
+    c = search.config
+    run_search(
+        search.strategy,
+        search.store,
+        c.trials,
+        search.evaluator,
+        c.time_budget,
+        c.workers,
+        on_result,
+    )
+
+
+def _run_ray(search: Search, on_result: Callable[[TrialRecord], None] | None) -> None:
+    from nas.searches.ray_runner import run_search_ray
+
+    c = search.config
+    run_search_ray(
+        search.strategy,
+        search.store,
+        c.trials,
+        search.evaluator,
+        c.time_budget,
+        c.workers,
+        on_result,
+        cpus=c.cpus,
+        gpus=c.gpus,
+        address=c.address,
+        scheduler=c.scheduler,
+    )
+
+
+#: Backends (``--backend``): a function running the search's trials to its budget.
+RUNNERS: Registry[Callable[..., None]] = Registry("backend")
+RUNNERS.add("local", _run_local)
+RUNNERS.add("ray", _run_ray)
+
+
+class Search:
+    """One search run: its configuration, strategy, evaluator and storage.
+
+    Args:
+        config: what to search; validated here.
+        run_dir: where the run lives (default ``runs/<space>-<dataset>-<strategy>-<time>``).
+        say: where progress messages go (the CLI prints them; default: nowhere).
+        command: the command line that started it, recorded in run.json.
+
+    Raises:
+        ConfigurationError, UnknownNameError: a bad option, space, dataset or strategy.
+    """
+
+    def __init__(
+        self,
+        config: SearchConfig,
+        run_dir: str | Path | None = None,
+        say: Say | None = None,
+        command: str | None = None,
+        _resume_info: dict[str, Any] | None = None,
+    ) -> None:
+        from nas.searches._registry import create_strategy, get_strategy
+        from nas.searches.evaluators import EVALUATORS, evaluator_for
+
+        from nas.space import load_space
+
+        self.say = say or (lambda _msg: None)
+        self.resuming = _resume_info is not None
+        config = dataclasses.replace(config, strategy_options=dict(config.strategy_options))
+        config.validate()
+        if config.dataset is None:
+            claimant = max(
+                (c for _, c in EVALUATORS.items() if c.claims(config.space, None)),
+                key=lambda c: c.priority,
+            )
+            config.dataset = claimant.default_dataset(config.space)
+        cls = get_strategy(config.strategy)
+        if config.objective is None:
+            config.objective = "+".join(cls.default_objectives)
+            config.validate()
+        if not self.resuming:
+            config.strategy_options = cls.resolve_options(config.strategy_options, config.trials)
+        self.config = config
+        self.evaluator = evaluator_for(config)
+        if config.scheduler == "asha" and not self.evaluator.max_epochs:
+            raise ConfigurationError(
+                f"--scheduler asha needs training epochs; the {self.evaluator.kind} "
+                "evaluator has none (table mode)."
+            )
+        self.space = load_space(config.space)
+        kw = {**config.strategy_options, "objectives": config.objectives}
+        self.strategy = create_strategy(config.strategy, self.space, seed=config.seed, **kw)
+        self.run_dir = Path(run_dir) if run_dir is not None else self._default_dir()
+        if not self.resuming and (self.run_dir / "run.json").exists():
+            raise ConfigurationError(
+                f"{self.run_dir} already holds a run; use --resume {self.run_dir}."
+            )
+        self.info = _resume_info or self._new_info(command)
+        # Each run has its own study (runs can share a storage), and one owner: the lock is
+        # taken before anything is written, so a second search or resume of this run stops
+        # here (RunInUseError, exit 2); it is released when run() ends (or by close()).
+        self.store = RunStore(
+            self.run_dir,
+            config.objectives,
+            config.storage,
+            study=self.info.get("study"),
+            exclusive=not self.resuming,
+        )
+        self._lock: RunLock | None = RunLock(self.store)
+        self._lock.acquire()
+        try:
+            if not self.resuming:
+                _write_json_atomic(self.run_dir / "run.json", self.info)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Give up the run's ownership (run() does this when it ends)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, say: Say | None = None, **changes: Any) -> Search:
+        """Continue the run in ``run_dir``; ``changes`` may set the RESUMABLE fields only
+        (e.g. ``trials=240`` extends a finished run's budget)."""
+        run_dir = Path(run_dir)
+        info = read_run_info(run_dir)
+        config = SearchConfig.from_run_info(info)
+        fixed = sorted(
+            k for k, v in changes.items() if v is not None and k not in config.RESUMABLE
+        )
+        if fixed:
+            raise ConfigurationError(
+                f"a resumed run keeps its {', '.join(fixed)}; only "
+                f"{', '.join(config.RESUMABLE)} may change on --resume."
+            )
+        given = changes.get("storage")
+        if config.storage and "***" in config.storage:
+            if given is not None and mask_url(given) != config.storage:
+                raise ConfigurationError(
+                    f"this run lives in {config.storage}; --storage on resume may only give "
+                    "its password."
+                )
+            # run.json keeps no password: the full --storage URL, or PGPASSWORD / .pgpass
+            changes["storage"] = given or unmask_url(config.storage)
+        elif given is not None and given != config.storage:
+            raise ConfigurationError(
+                f"this run lives in {config.storage or 'its run directory'}; "
+                "--storage cannot move it."
+            )
+        config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
+        return cls(config, run_dir, say, _resume_info=info)
+
+    def _default_dir(self) -> Path:
+        c = self.config
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        name = f"{c.space}-{c.dataset.replace(':', '_')}-{c.strategy}-{stamp}"
+        return Path("runs") / name.replace(os.sep, "_")
+
+    def _new_info(self, command: str | None) -> dict[str, Any]:
+        from nas._version import __version__
+
+        versions = {"nas": __version__, "python": platform.python_version()}
+        try:
+            import torch
+
+            versions["torch"] = torch.__version__
+        except ImportError:  # pragma: no cover
+            pass
+        return masked(  # no storage password in run.json or the report, nor in the command
+            {
+                "study": self.run_dir.name,
+                "command": command or f"nas.searches.Search({self.config.space!r}, ...)",
+                "options": self.config.public(),
+                "strategy_options": self.config.strategy_options,
+                "evaluator": self.evaluator.kind,
+                "versions": versions,
+                "created": datetime.now().isoformat(timespec="seconds"),
+            }
+        )
+
+    @property
+    def fitness_label(self) -> str:
+        """What the ``accuracy`` objective is when it is not an accuracy (e.g. -rel_l2)."""
+        if self.evaluator.kind != "zoo":
+            return ""
+        from nas.zoo import get_family
+
+        info = get_family(self.config.space).task(self.config.dataset)
+        return info.metric if info.higher_is_better else f"-{info.metric}"
+
+    def describe(self) -> str:
+        """One line: the options that matter, and the strategy's resolved options."""
+        c = self.config
+        keys = ("space", "dataset", "strategy", "trials", "epochs", "preset", "size", "seed")
+        keys += ("workers", "objective", "backend")
+        text = ", ".join(f"{k}={getattr(c, k)}" for k in keys)
+        final = (
+            f"then the best is retrained for {c.final_epochs} epochs and exported"
+            if c.final_epochs
+            else "no final retrain"
+        )
+        return f"{text}; {c.strategy_options}; {final}"
+
+    def run(self, on_result: Callable[[TrialRecord], None] | None = None) -> SearchResult:
+        """Run the trials up to the budget (counting a resumed run's earlier ones), then
+        retrain and export the best, and write report.md."""
+        from nas.searches.report import write_report
+
+        try:
+            RUNNERS.get(self.config.backend)(self, on_result)
+            best = next(iter(self.store.best(1)), None)
+            final = None
+            if best is not None and self.config.final_epochs:
+                final = self.finalise(best)
+            report = write_report(self.run_dir, self.store, self.space, self.info, final)
+        finally:
+            self.close()
+        return SearchResult(self.run_dir, self.store.records(), best, final, report)
+
+    def finalise(self, best: TrialRecord) -> dict[str, Any]:
+        """Retrain ``best`` for ``final_epochs`` and export it; writes final.json."""
+        from nas.dsl import parse_arch
+
+        c = self.config
+        allowance = c.trial_time * c.final_epochs / c.epochs if c.trial_time else None
+        evaluate = self.evaluator()
+        final = evaluate.final(
+            parse_arch(best.arch), c.final_epochs, allowance, self.run_dir, self.say
+        )
+        _write_json_atomic(self.run_dir / "final.json", final)
+        return final
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON so that a kill leaves either the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def search(config: SearchConfig | None = None, **options: Any) -> SearchResult:
+    """Run a search and return its result: ``nas.search(space="nb201", trials=50)``."""
+    config = config or SearchConfig()
+    return Search(dataclasses.replace(config, **options)).run()

@@ -1,0 +1,153 @@
+"""Contract suites over every registry: each op, strategy, zoo family and dataset.
+
+The suites live in ``nas.testing`` so that a newcomer's op, strategy or family, once
+registered, is tested here with no test of its own.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+from nas.searches import list_strategies
+from nas.zoo import list_families
+
+from nas.data import list_datasets
+from nas.ops import list_ops
+from nas.registry import DuplicateNameError
+from nas.testing import check_dataset, check_family, check_op, check_strategy
+
+# Small settings per strategy so the suite stays fast.
+OPTIONS = {"predictor": {"pool": 16, "batch": 4}}
+ZOO_OPS = {"hp", *list_families()}
+
+
+@pytest.mark.parametrize("name", [n for n in list_ops() if n not in ZOO_OPS])
+def test_every_op_keeps_its_contract(name: str) -> None:
+    check_op(name)
+
+
+@pytest.mark.parametrize("name", list_strategies())
+def test_every_strategy_keeps_its_contract(name: str) -> None:
+    check_strategy(name, OPTIONS.get(name))
+
+
+@pytest.mark.parametrize("name", list_families())
+def test_every_zoo_family_keeps_its_contract(name: str) -> None:
+    check_family(name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list_families())
+def test_every_zoo_family_builds_and_runs(name: str) -> None:
+    check_family(name, deep=True)
+
+
+@pytest.mark.parametrize("name", list_datasets())
+def test_every_dataset_keeps_its_contract(name: str) -> None:
+    check_dataset(name)
+
+
+def _user_module(tmp_path, monkeypatch, name: str, body: str) -> None:
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(body))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+
+
+OP_MODULE = """
+    from typing import ClassVar
+    from nas.ops import Op, register_op
+
+    @register_op
+    class {cls}(Op):
+        \"\"\"Scales its input by a constant (a user's op, outside the project).\"\"\"
+
+        name = "{name}"
+        params: ClassVar[dict] = {{"by": (float, 2.0)}}
+        examples = ("seq(compute({name}),compute(linear(out=16)))",)
+
+        def infer(self, x):
+            return {infer}
+
+        def flops(self, x, y):
+            return x[0].numel
+
+        def build(self, x):
+            import torch
+
+            class Scale(torch.nn.Module):
+                def forward(self, t, by=self.by):
+                    return t * by
+
+            return Scale()
+"""
+
+
+def test_a_users_op_from_their_own_module_is_used_and_checked(tmp_path, monkeypatch) -> None:
+    from nas.sampling import Sampler
+    from nas.space import load_space
+
+    _user_module(
+        tmp_path, monkeypatch, "userops", OP_MODULE.format(cls="Scale", name="scale", infer="x")
+    )
+    grammar = tmp_path / "mine.pcfg"
+    grammar.write_text(
+        'import "userops"\nstart network\n'
+        "network -> seq(compute(scale(by=0.5|3.0)), compute(linear(out=8|16)))\n"
+    )
+    space = load_space(str(grammar))
+    arch = Sampler(space, seed=0).sample()
+    assert "scale(by=" in str(arch)
+    space.check(arch)
+    check_op("scale")  # the contract suite covers it with no test of its own
+
+
+def test_the_contract_catches_an_op_whose_shape_rule_lies(tmp_path, monkeypatch) -> None:
+    from nas.ops import load_op_module
+
+    liar = OP_MODULE.format(
+        cls="Liar", name="liar", infer="(x[0].with_shape(x[0].shape[:-1] + (5,)),)"
+    )
+    _user_module(tmp_path, monkeypatch, "liarops", liar)
+    load_op_module("liarops")
+    with pytest.raises(AssertionError, match="op 'liar'"):
+        check_op("liar")
+
+
+def test_grammar_import_errors_name_the_line(tmp_path) -> None:
+    from nas.dsl import load_grammar
+    from nas.exceptions import GrammarError
+
+    g = tmp_path / "bad.pcfg"
+    g.write_text('start n\nimport "no_such_module_xyz"\nn -> compute(identity)\n')
+    with pytest.raises(GrammarError, match=r"bad.pcfg:2:8: .*no_such_module_xyz"):
+        load_grammar(g)
+    g.write_text('import "../evil.py"\nn -> compute(identity)\n')
+    with pytest.raises(GrammarError, match="needs a Python module name"):
+        load_grammar(g)
+
+
+def test_registering_a_taken_op_name_is_an_error(tmp_path, monkeypatch) -> None:
+    from nas.ops import load_op_module
+
+    clash = OP_MODULE.format(cls="Clash", name="linear", infer="x")
+    _user_module(tmp_path, monkeypatch, "clashops", clash)
+    with pytest.raises(DuplicateNameError, match="op 'linear' is already registered"):
+        load_op_module("clashops")
+
+
+def test_ops_from_an_installed_entry_point(tmp_path, monkeypatch) -> None:
+    """A package declaring a ``nas.ops`` entry point registers its ops with no import."""
+    from nas.ops import OPS, get_op
+
+    _user_module(
+        tmp_path, monkeypatch, "epops", OP_MODULE.format(cls="Ep", name="epscale", infer="x")
+    )
+    dist = tmp_path / "epops-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: epops\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[nas.ops]\nepops = epops\n")
+    monkeypatch.setattr(OPS, "_discovered", False)
+    assert get_op("epscale").__module__ == "epops"
+    check_op("epscale")

@@ -1,0 +1,124 @@
+"""The search as a library: run, resume, extend and report a search from Python."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from nas.searches import Search, SearchConfig, list_strategies
+from nas.searches.api import mask_url
+
+import nas
+from nas.exceptions import ConfigurationError, UnknownNameError
+
+TABLE = {"space": "nb201", "dataset": "nb201:cifar10", "final_epochs": 0}
+SMALL = {"predictor": {"pool": 16, "batch": 4}}
+
+
+def _config(strategy: str = "re", trials: int = 10, **kw) -> SearchConfig:
+    return SearchConfig(
+        strategy=strategy, trials=trials, strategy_options=SMALL.get(strategy, {}), **TABLE, **kw
+    )
+
+
+def test_a_search_runs_from_python_and_writes_its_run(tmp_path) -> None:
+    config = SearchConfig(space="nb201", dataset="nb201:cifar10", trials=12, final_epochs=1)
+    result = Search(config, tmp_path / "run").run()
+    assert len(result.records) == 12 and all(r.ok for r in result.records)
+    assert result.best is not None
+    assert result.best.values["accuracy"] == max(r.values["accuracy"] for r in result.records)
+    assert result.report.is_file() and (tmp_path / "run" / "best.onnx").is_file()
+    assert result.final["source"] == "NB201 table"
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["strategy_options"] == {"population": 4, "tournament": 2}
+    assert info["evaluator"] == "table"
+
+
+def test_nas_search_is_the_short_form(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = nas.search(space="nb201", dataset="nb201:cifar100", trials=5, final_epochs=0)
+    assert len(result.records) == 5
+    assert result.run_dir.parent.name == "runs" and result.final is None
+
+
+@pytest.mark.parametrize("strategy", list_strategies())
+def test_extending_a_finished_run_continues_it_exactly(tmp_path, strategy: str) -> None:
+    Search(_config(strategy, 8), tmp_path / "a").run()
+    extended = Search.resume(tmp_path / "a", trials=14).run()
+    straight = Search(_config(strategy, 14), tmp_path / "b").run()
+    assert len(extended.records) == 14
+    got = [r.arch for r in sorted(extended.records, key=lambda r: r.number)]
+    want = [r.arch for r in sorted(straight.records, key=lambda r: r.number)]
+    if strategy != "re":  # RE's population follows the budget it started with (8, not 14)
+        assert got == want
+    assert len(set(got)) == 14
+
+
+def test_a_resume_keeps_what_defines_the_run(tmp_path) -> None:
+    Search(_config("rs", 3), tmp_path / "r").run()
+    with pytest.raises(ConfigurationError, match="keeps its seed, strategy"):
+        Search.resume(tmp_path / "r", strategy="re", seed=3)
+    with pytest.raises(ConfigurationError, match="not a search run"):
+        Search.resume(tmp_path / "nothing")
+    with pytest.raises(ConfigurationError, match="already holds a run"):
+        Search(_config("rs", 3), tmp_path / "r")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"trials": 0}, "at least 1"),
+        ({"objective": "speed"}, "--objective must be one of"),
+        ({"backend": "slurm"}, "--backend must be one of"),
+        ({"scheduler": "asha", "backend": "ray"}, "evaluator has none"),
+        ({"strategy": "bo"}, "unknown strategy 'bo'"),
+        ({"space": "einspace"}, "needs --space nb201"),
+        ({"trial_time": -1.0}, "--trial-time must be positive"),
+    ],
+)
+def test_bad_configurations_are_one_line_errors(tmp_path, change, message) -> None:
+    config = SearchConfig(**{**TABLE, **change})
+    with pytest.raises((ConfigurationError, UnknownNameError), match=message):
+        Search(config, tmp_path / "bad")
+    assert not (tmp_path / "bad" / "run.json").exists()
+
+
+def test_storage_passwords_never_reach_the_run_files() -> None:
+    url = "postgresql://nas:s3cret@db.example:5432/runs"
+    assert mask_url(url) == "postgresql://nas:***@db.example:5432/runs"
+    assert mask_url("sqlite:///runs/a.db") == "sqlite:///runs/a.db"
+    assert mask_url(None) is None
+    public = SearchConfig(storage=url).public()
+    assert "s3cret" not in json.dumps(public)
+
+
+def test_strategy_options_on_the_command_line(nas_cli, tmp_path) -> None:
+    run = tmp_path / "o"
+    args = ["search", "--space", "nb201", "--dataset", "nb201:cifar10", "--trials", "6"]
+    code, out, err = nas_cli(
+        *args,
+        "--final-epochs",
+        "0",
+        "--run-dir",
+        str(run),
+        "-O",
+        "population=5",
+        "--strategy-option",
+        "tournament=3",
+    )
+    assert code == 0, err
+    info = json.loads((run / "run.json").read_text())
+    assert info["strategy_options"] == {"population": 5, "tournament": 3}
+    code, _, err = nas_cli(*args, "-O", "pop=5", "--run-dir", str(tmp_path / "x"))
+    assert code == 2 and "strategy 're' has no option 'pop'; its options: population" in err
+    code, _, err = nas_cli(*args, "-O", "population", "--run-dir", str(tmp_path / "y"))
+    assert code == 2 and "takes KEY=VALUE" in err
+    code, out, _ = nas_cli("search", "--list-options")
+    assert code == 0 and "re:" in out and "population (int) [100]" in out
+
+
+def test_search_help_shows_every_default(nas_cli) -> None:
+    code, out, _ = nas_cli("search", "--help")
+    assert code == 0
+    for shown in ("[einspace]", "[re]", "[12]", "[2]", "[quick]", "[local]", "[30]"):
+        assert shown in out, shown
