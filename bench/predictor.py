@@ -16,6 +16,8 @@ Usage (from the repository root)::
 * ``--save DIR`` writes the model trained on ``--train`` cells (the bundled weights).
 * full build: time building the bench of all 15,625 NB201 cells (2 worker processes), wall
   and CPU seconds; the bench is kept in ``--full-build DIR`` (reused if present).
+* ``--loso SPACE=DIR ...``: the leave-one-space-out table (predictors.loso) over benches
+  of several spaces, with ``--variants full,no-signals,no-graph,op-only text`` ablations.
 * zero-shot: build the 500-cell NB101 bench in ``--nb101 DIR`` (reused if present) and score
   it with predictors trained on NB201 only: the bundled one, and one trained on every cell
   of the full NB201 bench; next to params, FLOPs and the zero-cost proxies.
@@ -267,6 +269,31 @@ def zero_shot(args: argparse.Namespace, nb201) -> None:
         print(f"predictor - params Spearman: {gap:+.3f}")
 
 
+def loso_cmd(args: argparse.Namespace) -> None:
+    """Leave-one-space-out table over ``--loso NAME=BENCH_DIR ...`` (see predictors.loso)."""
+    from nas.predictors.bench import Bench
+    from nas.predictors.embed import Embedder
+    from nas.predictors.fit import TrainConfig, vocab_embeddings
+    from nas.predictors.loso import format_loso, loso
+
+    benches = {}
+    for item in args.loso:
+        name, _, folder = item.partition("=")
+        benches[name] = Bench.load(folder)
+    embedder = Embedder()
+    cfg = TrainConfig(
+        steps=args.steps, batch_size=args.batch, seed=args.seed, weight_decay=args.weight_decay
+    )
+    variants = tuple(args.variants.split(","))
+    t0 = time.perf_counter()
+    result = loso(
+        benches, lambda b: vocab_embeddings(b, embedder), cfg, _model_config(args), variants,
+        embedder.embed,
+    )  # fmt: skip
+    print(format_loso(result))
+    print(f"\nLOSO over {', '.join(benches)}: {time.perf_counter() - t0:.0f} s")
+
+
 def main() -> None:
     """Parse arguments and run the requested measurements."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -288,8 +315,13 @@ def main() -> None:
     p.add_argument("--zc-bench", default="/tmp/pb/nb201-zc725")
     p.add_argument("--full-build", default=None, help="folder of the full NB201 bench")
     p.add_argument("--nb101", default=None, help="folder of the NB101 bench (zero-shot)")
+    p.add_argument("--loso", nargs="*", default=None, help="SPACE=BENCH_DIR ... (LOSO table)")
+    p.add_argument("--variants", default="full", help="LOSO ablations, e.g. full,no-signals")
     args = p.parse_args()
     torch.set_num_threads(1)
+    if args.loso:
+        loso_cmd(args)
+        return
     if not args.skip_train:
         quality(args)
     if args.zc:

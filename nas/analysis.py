@@ -7,11 +7,15 @@ mutation and crossover, and it reports exactly where a string goes wrong.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from nas.dsl.arch import Node
-from nas.exceptions import NasError, ShapeError
+from nas.exceptions import BudgetError, NasError, ShapeError
 from nas.ops import create_op
 from nas.ops.spec import Signal
+
+if TYPE_CHECKING:
+    from nas.space import Budget
 
 
 @dataclass
@@ -54,26 +58,58 @@ def describe_path(root: Node, path: tuple[int, ...]) -> str:
     for i in path:
         node = node.children[i]
         parts.append(f"{node.op}")
+    if len(parts) > 8:  # deep paths: the ends say where, the middle only how far
+        parts = [*parts[:3], f"... {len(parts) - 6} more ...", *parts[-3:]]
     return " > ".join(parts) + (f" (column {node.column})" if node.column else "")
 
 
-def analyse(root: Node, x: Signal, record: bool = False) -> Analysis:
+def analyse(root: Node, x: Signal, record: bool = False, budget: Budget | None = None) -> Analysis:
     """Propagate ``x`` through ``root`` with the shape rules and count costs.
+
+    A written child applied several times to the same signal (a repeated branch, the
+    cells of a stage) is analysed once and its totals reused, so the time grows with the
+    written string, not with the network it denotes. With a ``budget``, analysis stops as
+    soon as the op count or the nesting depth is over it (the other limits are checked by
+    :meth:`~nas.space.Budget.check` on the exact totals).
 
     Args:
         root: the architecture.
         x: the input signal, e.g. ``(Spec((3, 28, 28)),)``.
         record: keep a :class:`NodeInfo` for every written node.
+        budget: stop early once ``max_ops`` or ``max_depth`` is exceeded.
 
     Raises:
         ShapeError: an op does not apply to what it receives; the message names the node.
+        BudgetError: ``budget`` is given and the architecture is over its ops or depth.
     """
     infos: dict[tuple[int, ...], NodeInfo] = {}
+    memo: dict[tuple[tuple[int, ...], Signal], NodeInfo] = {}
+    max_ops = budget.max_ops if budget is not None else None
+    max_depth = budget.max_depth if budget is not None else None
+    counted = [0]  # op applications so far (a repeated child counts once per copy)
+
+    def count(n_ops: int) -> None:
+        counted[0] += n_ops
+        if max_ops is not None and counted[0] > max_ops:
+            raise BudgetError(
+                f"the architecture's ops is over the budget max_ops={max_ops:,} "
+                f"(analysis stopped at {counted[0]:,})."
+            )
 
     def run(node: Node, sig: Signal, path: tuple[int, ...], level: int) -> NodeInfo:
+        key = (path, sig)
+        seen = memo.get(key)
+        if seen is not None:
+            count(seen.n_ops)
+            return seen
         try:
             op = create_op(node.op, **dict(node.params))
             if op.is_combinator:
+                if max_depth is not None and level + 1 > max_depth:
+                    raise BudgetError(
+                        f"the architecture's depth is over the budget max_depth={max_depth:,} "
+                        f"(at {describe_path(root, path)})."
+                    )
                 acc = [0, 0, 0, 0, 0, 1]  # params, activation, depth, ops, flops, copies
 
                 def child(
@@ -91,6 +127,12 @@ def analyse(root: Node, x: Signal, record: bool = False) -> Analysis:
                     return info.out
 
                 out = op.flow(sig, child)
+                written = len(node.children) - (op.n_slots - 1)
+                if op.repeat_slot is not None and written not in (1, acc[5]):
+                    raise ShapeError(
+                        f"{op.name} applies its repeated child {acc[5]} times but {written} "
+                        f"children were written for it; write one (shared) or {acc[5]}."
+                    )
                 info = NodeInfo(
                     path,
                     node,
@@ -118,7 +160,8 @@ def analyse(root: Node, x: Signal, record: bool = False) -> Analysis:
                     1,
                     op.flops(sig, out),
                 )
-        except LocatedShapeError:
+                count(1)
+        except (LocatedShapeError, BudgetError):
             raise
         except NasError as e:
             got = ", ".join(map(str, sig))
@@ -126,6 +169,7 @@ def analyse(root: Node, x: Signal, record: bool = False) -> Analysis:
                 f"at {describe_path(root, path)} on input {got}: {e}"
             ) from None
         info.module_depth = level
+        memo[key] = info
         if record and path not in infos:
             infos[path] = info
         return info

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nas.exceptions import ConfigurationError, UnknownNameError
@@ -21,8 +20,6 @@ if TYPE_CHECKING:
     from nas.space import SearchSpace
 
 __all__ = ["ARCH_FORMATS", "ArchFormat", "resolve_arch", "write_formats"]
-
-MAX_ARCH_FILE = 1 << 20  # an @FILE holding one architecture string: 1 MiB is plenty
 
 
 @dataclass(frozen=True)
@@ -43,22 +40,11 @@ def _add(fmt: ArchFormat) -> ArchFormat:
 
 
 def _read_file(text: str, space: SearchSpace | str | None) -> Node:
-    path = Path(text[1:])
-    try:
-        if not path.is_file():
-            raise ConfigurationError(f"cannot read {path}: not a regular file.")
-        with path.open("rb") as f:
-            data = f.read(MAX_ARCH_FILE + 1)
-    except OSError as e:
-        raise ConfigurationError(f"cannot read {path}: {e.strerror}.") from None
-    if len(data) > MAX_ARCH_FILE:
-        raise ConfigurationError(f"{path} is over {MAX_ARCH_FILE:,} bytes; not an architecture.")
-    try:
-        inner = data.decode("utf-8").strip()
-    except UnicodeDecodeError as e:
-        raise ConfigurationError(f"{path} is not UTF-8 text (byte {e.start}).") from None
+    from nas.dsl.files import read_text
+
+    inner = read_text(text[1:]).strip()  # regular files only, bounded, UTF-8
     if inner.startswith("@"):
-        raise ConfigurationError(f"{path} holds another @FILE reference; give the string.")
+        raise ConfigurationError(f"{text[1:]} holds another @FILE reference; give the string.")
     return resolve_arch(inner, space)
 
 

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from nas.dsl import Grammar, Node, load_grammar, parse_arch
+from nas.dsl.files import read_text
 from nas.exceptions import BudgetError, ConfigurationError, NasError, UnknownNameError
 from nas.ops.spec import Signal, Spec
 from nas.registry import Registry
@@ -98,7 +99,7 @@ class SearchSpace:
         from nas.analysis import analyse
         from nas.dsl.derive import derive
 
-        a = analyse(arch, self.input, record=True)
+        a = analyse(arch, self.input, record=True, budget=self.budget)
         if len(a.out) != 1:
             raise BudgetError(
                 "the network ends with unmerged branches; it must return one tensor."
@@ -138,10 +139,7 @@ def _space_file(name: str) -> tuple[str, str]:
     """(file name, text) of a built-in space or a user's .toml."""
     p = Path(name)
     if p.suffix == ".toml":
-        try:
-            return str(p), p.read_text()
-        except OSError as e:
-            raise ConfigurationError(f"cannot read space file {name}: {e.strerror}.") from None
+        return str(p), read_text(p)  # regular files only, bounded, UTF-8
     res = resources.files("nas.spaces").joinpath(f"{name}.toml")
     if not res.is_file():
         raise UnknownNameError(
@@ -160,7 +158,7 @@ def list_spaces() -> list[str]:
 def _grammar_path(ref: str, base: str) -> tuple[str, str | None]:
     res = resources.files("nas.grammars").joinpath(ref)
     if res.is_file():
-        return f"grammars/{ref}", res.read_text()
+        return f"grammars/{ref}", read_text(str(res))
     p = Path(base).parent / ref
     return str(p), None
 
@@ -178,6 +176,22 @@ def _pcfg_space(name: str) -> SearchSpace:
 
 #: File suffix -> loader of a user's space file.
 SPACE_FILES: dict[str, Callable[[str], SearchSpace]] = {".pcfg": _pcfg_space}
+
+
+def _field(cfg: dict, key: str, kind: type, fname: str, default=None):
+    """``cfg[key]`` checked to be of ``kind`` (str, list, dict: a TOML file can hold anything)."""
+    value = cfg.get(key, default)
+    if not isinstance(value, kind):
+        raise ConfigurationError(
+            f"{fname}: field {key!r} must be a {kind.__name__}, got {value!r}."
+        )
+    return value
+
+
+def _positive_int(value: object, what: str, fname: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{fname}: {what} must be a positive integer, got {value!r}.")
+    return value
 
 
 def load_space(name: str) -> SearchSpace:
@@ -211,33 +225,46 @@ def _toml_space(name: str) -> SearchSpace:
         cfg = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigurationError(f"{fname}: {e}") from None
-    try:
-        gpath, gtext = _grammar_path(cfg["grammar"], fname)
-        grammar = load_grammar(gpath, gtext) if gtext is not None else load_grammar(gpath)
-        inp = cfg.get("input", {})
-        budget = Budget(**cfg.get("budget", {}))
-    except KeyError as e:
-        raise ConfigurationError(f"{fname}: missing field {e.args[0]!r}.") from None
-    except TypeError as e:
-        raise ConfigurationError(f"{fname}: {e}.") from None
+    if "grammar" not in cfg:
+        raise ConfigurationError(f"{fname}: missing field 'grammar'.")
+    gpath, gtext = _grammar_path(_field(cfg, "grammar", str, fname), fname)
+    grammar = load_grammar(gpath, gtext) if gtext is not None else load_grammar(gpath)
+    inp = _field(cfg, "input", dict, fname, {})
+    shape = _field(inp, "shape", list, fname, list(DEFAULT_INPUT))
+    shape = tuple(_positive_int(d, "input.shape entries", fname) for d in shape)
+    mode = _field(inp, "mode", str, fname, "im")
+    if {"im": 3, "col": 2}.get(mode) != len(shape):
+        raise ConfigurationError(
+            f"{fname}: input mode must be 'im' (shape C,H,W) or 'col' (tokens, features), "
+            f"got mode {mode!r} with shape {list(shape)}."
+        )
+    num_classes = _positive_int(inp.get("num_classes", 10), "input.num_classes", fname)
+    limits = _field(cfg, "budget", dict, fname, {})
+    unknown = sorted(set(limits) - {f.name for f in dataclasses.fields(Budget)})
+    if unknown:
+        raise ConfigurationError(f"{fname}: unknown budget {unknown[0]!r}.")
+    budget = Budget(**{k: _positive_int(v, f"budget.{k}", fname) for k, v in limits.items()})
     seeds: dict[str, Node] = {}
-    seed_dir = cfg.get("seeds")
+    seed_dir = _field(cfg, "seeds", str, fname, "")
     if seed_dir:
         root = resources.files("nas.spaces").joinpath(seed_dir)
+        if not root.is_dir():
+            raise ConfigurationError(f"{fname}: no built-in seed folder {seed_dir!r}.")
         for f in sorted(root.iterdir(), key=lambda f: f.name):
             if f.name.endswith(".arch"):
                 try:
                     seeds[f.name[:-5]] = parse_arch(f.read_text().strip())
                 except NasError as e:
                     raise ConfigurationError(f"seed {f.name}: {e}") from None
+    formats = _field(cfg, "formats", list, fname, [])
     return SearchSpace(
-        name=cfg.get("name", Path(fname).stem),
+        name=str(_field(cfg, "name", str, fname, Path(fname).stem)),
         grammar=grammar,
-        input_shape=tuple(inp.get("shape", DEFAULT_INPUT)),
-        mode=inp.get("mode", "im"),
-        num_classes=int(inp.get("num_classes", 10)),
+        input_shape=shape,
+        mode=mode,
+        num_classes=num_classes,
         budget=budget,
         seeds=seeds,
-        description=cfg.get("description", ""),
-        formats=tuple(cfg.get("formats", ())),
+        description=str(_field(cfg, "description", str, fname, "")),
+        formats=tuple(str(f) for f in formats),
     )

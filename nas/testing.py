@@ -136,8 +136,8 @@ def _ask_tell(strategy: Any, n: int, fail_every: int = 0) -> list[str]:
 
 def check_strategy(name: str, options: dict[str, Any] | None = None, n: int = 24) -> None:
     """A strategy asks valid, distinct architectures; the same seed asks the same ones;
-    replaying a recorded history continues it exactly; failures never break it; its
-    declared options are its real options."""
+    replaying a recorded history continues it exactly; failures never break it; what its
+    screen rejects is drawn again; its declared options are its real options."""
     from nas.dsl import parse_arch
     from nas.searches import create_strategy, get_strategy
     from nas.space import load_space
@@ -174,6 +174,11 @@ def check_strategy(name: str, options: dict[str, Any] | None = None, n: int = 24
     arch = original.ask()
     original.tell(arch, None, "timeout")  # any status but "ok" is a failure
     _ask_tell(original, 2)
+    screened = make(3)
+    screened.screen = lambda a: "has a none edge" if "none" in str(a) else None
+    asked = _ask_tell(screened, 8)
+    if any("none" in a for a in asked) or not screened.redrawn["has a none edge"]:
+        raise _fail(what, "asked architectures its screen rejects.")
 
 
 def check_family(name: str, deep: bool = False) -> None:

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from nas.predictors.cost import graph_cost
 from nas.predictors.encode import node_texts
-from nas.predictors.graph import DEFAULT_MAX_BYTES, CanonicalGraph, Const, Ref, load_graph
+from nas.predictors.graph import DEFAULT_MAX_BYTES, CanonicalGraph, load_graph
+from nas.predictors.onnxfile import as_file_error, time_limit
 
 from nas.exceptions import ConfigurationError, NasError
 
@@ -45,60 +47,22 @@ class GraphRecord:
     flops: int
 
 
-def _numel(shape: Sequence[Any] | None) -> int:
-    """Elements of a shape, a symbolic (batch) dimension counting as 1."""
-    if shape is None:
-        return 0
-    n = 1
-    for d in shape:
-        n *= d if isinstance(d, int) and d > 0 else 1
-    return n
-
-
-def graph_cost(g: CanonicalGraph) -> tuple[int, int]:
-    """(parameters, FLOPs) of a canonical graph.
-
-    Parameters are the elements of float constants that are not scalars; FLOPs count the
-    multiply-accumulates of Conv, ConvTranspose, Linear, Gemm and MatMul per sample.
-    """
-    params = 0
-    flops = 0
-    for node in g.nodes:
-        consts = [x for x in node.inputs if isinstance(x, Const)]
-        params += sum(
-            _numel(c.shape) for c in consts if c.dtype.startswith(("float", "bfloat")) and c.shape
-        )
-        out = _numel(node.shapes[0]) if node.shapes else 0
-        if node.op in ("Conv", "ConvTranspose") and len(node.inputs) > 1:
-            w = node.inputs[1]
-            if isinstance(w, Const) and len(w.shape) >= 2:
-                if node.op == "Conv":  # each output: Cin/group * kernel MACs
-                    flops += out * _numel(w.shape[1:])
-                elif isinstance(src := node.inputs[0], Ref):  # each input: Cout/g * kernel
-                    flops += _numel(g.nodes[src.node].shapes[src.port]) * _numel(w.shape[1:])
-        elif node.op in ("Linear", "Gemm", "MatMul") and len(node.inputs) > 1:
-            w = node.inputs[1]
-            if isinstance(w, Const) and len(w.shape) >= 2:
-                k = w.shape[1] if node.op == "Linear" else w.shape[-2]
-                flops += out * k
-            elif isinstance(w, Ref):  # activation x activation: K from the first input
-                src = node.inputs[0]
-                if isinstance(src, Ref):
-                    shp = g.nodes[src.node].shapes[src.port]
-                    if shp and isinstance(shp[-1], int):
-                        flops += out * shp[-1]
-    return params, flops
-
-
 def graph_record(g: CanonicalGraph) -> GraphRecord:
     """The record of one canonical graph."""
     params, flops = graph_cost(g)
     return GraphRecord(node_texts(g), [(int(a), int(b)) for a, b in g.edges], params, flops)
 
 
-def file_record(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> GraphRecord:
-    """The record of one ONNX file (raises OnnxFileError for a broken file)."""
-    return graph_record(load_graph(path, max_bytes=max_bytes))
+def file_record(
+    path: str | Path,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    dims: Mapping[str, int] | None = None,
+    time_limit_s: float | None = None,
+) -> GraphRecord:
+    """The record of one ONNX file; any failure, a time over ``time_limit_s`` included, is
+    one OnnxFileError naming the file."""
+    with time_limit(time_limit_s, path):
+        return as_file_error(path, lambda: graph_record(load_graph(path, max_bytes, dims)))
 
 
 @dataclass

@@ -4,7 +4,9 @@
 * ``nb201_zero_cost_725.json.gz``: 725 NB201 cells per dataset, keyed by NASLib's op-index
   tuple, with the 200-epoch validation accuracy and the zero-cost proxy scores;
 * ``nb101_zero_cost_500.json.gz``: 500 NAS-Bench-101 cells keyed by 49 adjacency bits and
-  7 op codes, with the 108-epoch validation accuracy and zero-cost proxy scores.
+  7 op codes, with the 108-epoch validation accuracy and zero-cost proxy scores;
+* ``nb301_zero_cost_725.json.gz``: 725 DARTS / NAS-Bench-301 cells keyed by their
+  ``((normal), (reduction))`` genotype, with CIFAR-10 validation accuracy and proxies.
 
 See ``nas/benchmarks/PROVENANCE.md`` for sources and checks.
 """
@@ -44,6 +46,12 @@ def nb201_zero_cost() -> dict[str, dict[str, dict[str, float]]]:
 def nb101_zero_cost() -> dict[str, dict[str, float]]:
     """NB101 key string (49 adjacency bits, then 7 op codes) -> scores and accuracy."""
     return json.loads(_read("nb101_zero_cost_500.json.gz"))
+
+
+@functools.cache
+def nb301_zero_cost() -> dict[str, dict[str, float]]:
+    """DARTS genotype string ``((normal), (reduction))`` -> scores and accuracy."""
+    return json.loads(_read("nb301_zero_cost_725.json.gz"))
 
 
 def proxy_names(entries: Any) -> list[str]:

@@ -104,9 +104,12 @@ def train(
     config: TrainConfig | None = None,
     model_config: ModelConfig | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    strata: Sequence[str] | None = None,
 ) -> TrainResult:
     """Train a GraphRanker on ``rows`` of ``bench`` (``emb``: vocabulary embeddings);
-    ``on_step(step, loss)`` is called after every step."""
+    ``on_step(step, loss)`` is called after every step. With ``strata`` (one name per
+    bench row, e.g. its search space) every batch is drawn from one stratum, taken in turn,
+    so ranking pairs never mix them."""
     cfg = config or TrainConfig()
     rows = np.asarray(rows)
     if len(rows) < 2:
@@ -126,8 +129,15 @@ def train(
     losses: list[float] = []
     t0 = time.perf_counter()
     model.train()
-    for _ in range(cfg.steps):
-        pick = rng.choice(rows, size=min(cfg.batch_size, len(rows)), replace=False)
+    pools = [rows]
+    if strata is not None:
+        by = {}
+        for r in rows:
+            by.setdefault(strata[int(r)], []).append(int(r))
+        pools = [np.asarray(v) for _, v in sorted(by.items()) if len(v) >= 2]
+    for step in range(cfg.steps):
+        pool = pools[step % len(pools)]
+        pick = rng.choice(pool, size=min(cfg.batch_size, len(pool)), replace=False)
         y = torch.as_tensor((y_all[pick] - y_mu) / y_sd, dtype=torch.float32)
         s = model(_batch(bench, emb, pick))
         loss = pairwise_loss(s, y)
@@ -198,6 +208,7 @@ def metrics(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
         "kendall": float(stats.kendalltau(pred, y)[0]),
         "spearman": float(stats.spearmanr(pred, y)[0]),
         "p@5%": precision_at_top(np.asarray(pred, float), np.asarray(y, float)),
+        "p@10%": precision_at_top(np.asarray(pred, float), np.asarray(y, float), 0.10),
     }
 
 
@@ -217,11 +228,15 @@ def evaluate(
 def _scorers(
     model: GraphRanker, bench: Bench, emb: np.ndarray, rows: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """The predictor's scores of ``rows`` and the params/FLOPs baselines beside them."""
+    """The predictor's scores of ``rows`` and the data-free baselines beside them: params,
+    FLOPs, depth and node count."""
+    from nas.predictors.corpus import structure_signals
+
     return {
         "predictor": predict(model, bench, emb, rows),
         "params": bench.params[rows].astype(float),
         "flops": bench.flops[rows].astype(float),
+        **structure_signals(bench, rows),
     }
 
 
@@ -268,7 +283,10 @@ def evaluate_all(
 
 def format_table(table: dict[str, dict[str, float]]) -> str:
     """A plain-text table of :func:`evaluate`'s result."""
-    lines = [f"{'scorer':<10} {'kendall':>8} {'spearman':>9} {'p@5%':>6}"]
+    lines = [f"{'scorer':<12} {'kendall':>8} {'spearman':>9} {'p@5%':>6} {'p@10%':>6}"]
     for name, m in table.items():
-        lines.append(f"{name:<10} {m['kendall']:8.3f} {m['spearman']:9.3f} {m['p@5%']:6.2f}")
+        lines.append(
+            f"{name:<12} {m['kendall']:8.3f} {m['spearman']:9.3f} {m['p@5%']:6.2f} "
+            f"{m['p@10%']:6.2f}"
+        )
     return "\n".join(lines)

@@ -21,18 +21,30 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import heapq
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 from nas.predictors.normalise import FOLD_LIMIT, RawGraph, RawNode, Shape, attr_value, normalise
+from nas.predictors.onnxfile import (
+    DEFAULT_MAX_BYTES,
+    as_file_error,
+    check_external_data,
+    check_tensors,
+    checked_path,
+    file_error,
+    read_bounded,
+    time_limit,
+)
+from nas.predictors.probe import fill_shapes
+from nas.predictors.topo import stable_topo_order
 from onnx import numpy_helper
 
 from nas.exceptions import OnnxFileError
 
-DEFAULT_MAX_BYTES = 512 * 2**20
 COMMUTATIVE = {"Add", "Mul", "Sum", "Max", "Min", "Mean", "And", "Or", "Xor", "Equal"}
 
 
@@ -43,6 +55,9 @@ class Const:
     shape: tuple[int, ...]
     dtype: str
     values: tuple[Any, ...] | None
+    # The storage of a weight (two uses of one initializer share it); None for constants
+    # that are not weights. Not part of the graph's identity.
+    weight: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -75,33 +90,14 @@ class CanonicalGraph:
 
 
 def _err(path: Path, reason: str) -> OnnxFileError:
-    return OnnxFileError(f"{path}: {reason}")
-
-
-def _tensors(graph: onnx.GraphProto):
-    """Every tensor proto in a graph, subgraphs included."""
-    yield from graph.initializer
-    for n in graph.node:
-        for a in n.attribute:
-            if a.HasField("t"):
-                yield a.t
-            yield from a.tensors
-            if a.HasField("g"):
-                yield from _tensors(a.g)
-            for sub in a.graphs:
-                yield from _tensors(sub)
+    return file_error(path, reason)
 
 
 def read_model(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> onnx.ModelProto:
-    """Parse an ONNX file; external data must lie in the file's folder and fit ``max_bytes``."""
+    """Parse an ONNX file read safely (see :mod:`nas.predictors.onnxfile`); external data
+    must lie in the file's folder and, with the file, fit ``max_bytes``."""
     p = Path(path)
-    try:
-        size = p.stat().st_size
-        if size > max_bytes:
-            raise _err(p, f"{size:,} bytes is more than the limit of {max_bytes:,} bytes.")
-        data = p.read_bytes()
-    except OSError as e:
-        raise _err(p, f"cannot read the file: {e.strerror}.") from None
+    data = read_bounded(p, max_bytes)
     try:
         model = onnx.load_model_from_string(data)
     except Exception:  # protobuf raises DecodeError and friends
@@ -110,22 +106,12 @@ def read_model(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> onnx.Mod
         raise _err(p, "not an ONNX model (no graph, no nodes or no IR version).")
     if not model.opset_import:  # also what a file cut just before its last field looks like
         raise _err(p, "not a complete ONNX model (no opset import; truncated?).")
-    base = p.resolve().parent
-    total = size
-    for t in _tensors(model.graph):
-        if t.data_location != onnx.TensorProto.EXTERNAL:
-            continue
-        loc = {e.key: e.value for e in t.external_data}.get("location", "")
-        target = (base / loc).resolve()
-        if not loc or not target.is_relative_to(base):
-            raise _err(p, f"external data '{loc}' lies outside the model's folder.")
-        if not target.is_file():
-            raise _err(p, f"external data file '{loc}' is missing.")
-        total += target.stat().st_size
-        if total > max_bytes:
-            raise _err(p, f"with its external data it is over the limit of {max_bytes:,} bytes.")
+    check_tensors(model, p)
+    check_external_data(model, p, len(data), max_bytes)
     try:
-        onnx.external_data_helper.load_external_data_for_model(model, str(base))
+        onnx.external_data_helper.load_external_data_for_model(
+            model, str(checked_path(p).resolve().parent)
+        )
     except Exception as e:  # offsets/lengths out of range, unreadable files
         raise _err(p, f"cannot load external data: {type(e).__name__}.") from None
     return model
@@ -151,34 +137,62 @@ def _const_array(t: onnx.TensorProto) -> np.ndarray:
 
 def _sort_proto(graph: onnx.GraphProto) -> None:
     """Stable topological sort of the stored nodes (ONNX requires one; some files lie)."""
-    made = {o for n in graph.node for o in n.output}
-    have = {"", *(t.name for t in graph.initializer), *(i.name for i in graph.input)}
-    todo, done = list(graph.node), []
-    while todo:
-        rest = [n for n in todo if not all(i in have or i not in made for i in n.input)]
-        ready = [n for n in todo if all(i in have or i not in made for i in n.input)]
-        if not ready:  # a cycle: keep the rest as stored; canonicalise reports it
-            done += rest
-            break
-        for n in ready:
-            have.update(n.output)
-        done += ready
-        todo = rest
-    if done != list(graph.node):
-        copies = [onnx.NodeProto.FromString(n.SerializeToString()) for n in done]
+    nodes = list(graph.node)
+    order = stable_topo_order([list(n.input) for n in nodes], [list(n.output) for n in nodes])
+    if order != list(range(len(nodes))):
+        copies = [onnx.NodeProto.FromString(nodes[k].SerializeToString()) for k in order]
         del graph.node[:]
         graph.node.extend(copies)
 
 
-def raw_graph(model: onnx.ModelProto) -> RawGraph:
-    """The model's main graph as a :class:`RawGraph` (after shape inference when it works)."""
+def _bind_dims(graph: onnx.GraphProto, dims: Mapping[str, int]) -> None:
+    """Give symbolic input dims named in ``dims`` their size; inference redoes the rest."""
+    for vi in [*graph.input, *graph.output]:
+        for d in vi.type.tensor_type.shape.dim:
+            if d.HasField("dim_param") and d.dim_param in dims:
+                d.dim_value = int(dims[d.dim_param])
+    del graph.value_info[:]
+
+
+def _weights(gp: onnx.GraphProto, consts: dict[str, np.ndarray]) -> dict[str, str]:
+    """Weight storage of every initializer, and of ``Identity`` copies of one.
+
+    The TorchScript exporter stores tensors of equal value once and reads the others through
+    an ``Identity``. A copy is a weight of its own when it carries a parameter's name or its
+    values are one constant fill (equal initial values of distinct weights: zero biases,
+    unit norms); otherwise (an ``onnx::`` name, varied values) it is the same weight read
+    again, as unrolled steps do.
+    """
+    inits = {t.name: t for t in gp.initializer}
+    keys = {name: name for name in inits}
+    fills: dict[str, bool] = {}
+    for n in gp.node:
+        if n.op_type == "Identity" and len(n.input) == 1 and n.input[0] in keys and n.output:
+            src, out = n.input[0], n.output[0]
+            consts[out] = consts[src]
+            if src in inits and src not in fills:
+                a = numpy_helper.to_array(inits[src]) if inits[src].dims else np.zeros(1)
+                fills[src] = a.size == 0 or bool(np.all(a == a.flat[0]))
+            own = not out.startswith("onnx::") or fills.get(src, False)
+            keys[out] = out if own else keys[src]
+    return keys
+
+
+def raw_graph(model: onnx.ModelProto, dims: Mapping[str, int] | None = None) -> RawGraph:
+    """The model's main graph as a :class:`RawGraph` (after shape inference when it works);
+    ``dims`` sizes symbolic dims (other than the batch) so FLOPs can be counted."""
     _sort_proto(model.graph)  # shape inference needs a topological order
+    if dims:
+        _bind_dims(model.graph, dims)
     with contextlib.suppress(Exception):  # best effort: shapes stay unknown otherwise
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
     gp = model.graph
     consts = {t.name: _const_array(t) for t in gp.initializer}
+    weights = _weights(gp, consts)
     infos = [*gp.input, *gp.value_info, *gp.output]
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+    shapes = {vi.name: _shape(vi) for vi in infos}
+    fill_shapes(model, shapes, dims)
     nodes = [
         RawNode(
             n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}",
@@ -187,24 +201,26 @@ def raw_graph(model: onnx.ModelProto) -> RawGraph:
             {a.name: attr_value(a) for a in n.attribute},
         )
         for n in gp.node
+        if not (n.op_type == "Identity" and n.output and n.output[0] in consts)
     ]
     return RawGraph(
         nodes=nodes,
         consts=consts,
         inputs=[i.name for i in gp.input if i.name not in consts],
         outputs=[o.name for o in gp.output],
-        shapes={vi.name: _shape(vi) for vi in infos},
+        shapes=shapes,
         dtypes={vi.name: vi.type.tensor_type.elem_type for vi in infos},
         opset=opset,
+        weights=weights,
     )
 
 
-def _const(a: np.ndarray) -> Const:
+def _const(a: np.ndarray, weight: str | None = None) -> Const:
     """Values are kept for integer constants up to 16 elements (shapes, axes, pads) and
     one-element float constants (scales); never for weights, which would break isomorphism."""
     small = (a.size <= 16 and a.dtype.kind in "biu") or (a.size == 1 and a.dtype.kind == "f")
     vals = tuple(v.item() for v in a.ravel()) if small else None
-    return Const(tuple(int(d) for d in a.shape), str(a.dtype), vals)
+    return Const(tuple(int(d) for d in a.shape), str(a.dtype), vals, weight)
 
 
 def _key(v: Any) -> Any:
@@ -232,7 +248,7 @@ def canonicalise(g: RawGraph, path: str = "<graph>") -> CanonicalGraph:
             if not i:
                 row.append(None)
             elif i in g.consts:
-                row.append(_const(g.consts[i]))
+                row.append(_const(g.consts[i], g.weight_key(i)))
             elif i in made:
                 row.append(made[i])
             else:
@@ -345,12 +361,24 @@ def _place(
     return pos
 
 
-def load_graph(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> CanonicalGraph:
-    """Read, normalise and canonically order the ONNX file at ``path``.
+def load_graph(
+    path: str | Path,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    dims: Mapping[str, int] | None = None,
+    time_limit_s: float | None = None,
+) -> CanonicalGraph:
+    """Read, normalise and canonically order the ONNX file at ``path`` (``dims``: sizes of
+    symbolic dims, see :func:`raw_graph`; ``time_limit_s``: give up after so long).
 
     Raises:
-        OnnxFileError: missing, too large, not ONNX, truncated, unsafe external data, or
-            a graph that reads undefined tensors or has a cycle.
+        OnnxFileError: whatever is wrong with the file (missing, not a regular file, too
+            large, not ONNX, truncated, bad tensors, unsafe external data, undefined
+            tensors, a cycle, over the time limit), in one line naming it.
     """
-    g = raw_graph(read_model(path, max_bytes))
-    return canonicalise(normalise(g), str(path))
+    with time_limit(time_limit_s, path):
+        return as_file_error(
+            path,
+            lambda: canonicalise(
+                normalise(raw_graph(read_model(path, max_bytes), dims)), str(path)
+            ),
+        )

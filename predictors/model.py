@@ -84,7 +84,9 @@ def make_batch(
         member.append(np.full(len(ti), k, np.int64))
         offset += len(ti)
     cat = np.concatenate
-    g = np.log10(np.maximum(1, np.stack([np.asarray(params), np.asarray(flops)], 1)))
+    g = np.log10(
+        np.maximum(1, np.stack([np.asarray(params, np.float64), np.asarray(flops, np.float64)], 1))
+    )
     return GraphBatch(
         vocab=torch.as_tensor(np.asarray(vocab_emb, np.float32)),
         idx=torch.from_numpy(cat(idx) if idx else np.zeros(0, np.int64)),

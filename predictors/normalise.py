@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+from nas.predictors.topo import stable_topo_order
 from onnx import helper, numpy_helper
 
 FOLD_LIMIT = 4096
@@ -57,6 +58,16 @@ class RawGraph:
     shapes: dict[str, Shape]
     dtypes: dict[str, int]
     opset: int = 17
+    # Constants that are weights, mapped to their storage (the initializer they live in):
+    # two names with one storage are one tensor, counted once. None: every constant is a
+    # weight of its own (graphs built directly, without a file).
+    weights: dict[str, str] | None = None
+
+    def weight_key(self, name: str) -> str | None:
+        """The storage of constant ``name`` when it is a weight, else None."""
+        if self.weights is None:
+            return name if name in self.consts else None
+        return self.weights.get(name)
 
     def shape(self, name: str) -> Shape:
         """Known shape of a tensor (constants included), or None."""
@@ -91,6 +102,9 @@ _AXES_INPUT = {
     "ReduceLogSumExp",
     "ReduceSumSquare",
 }
+# Ops whose output can be far larger than their inputs: folded only when shape inference
+# says the output is small.
+_EXPANDING = {"ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Pad", "Upsample"}
 _NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike"}
 
 
@@ -118,6 +132,10 @@ def _fold_constants(g: RawGraph) -> None:
                 g.consts[n.outputs[0]] = np.asarray(v)
                 continue
         real = [i for i in n.inputs if i]
+        out_shape = g.shapes.get(n.outputs[0]) if n.outputs else None
+        if n.op in _EXPANDING and not _small(out_shape):  # would allocate what it likes
+            keep.append(n)
+            continue
         if (
             real
             and all(i in g.consts for i in real)
@@ -138,13 +156,23 @@ def _fold_constants(g: RawGraph) -> None:
                     opset_imports=[helper.make_opsetid("", g.opset)],
                 )
                 res = ReferenceEvaluator(model).run(None, {i: g.consts[i] for i in real})
+                src = {g.weight_key(i) for i in real} - {None}
                 for name, val in zip([o for o in n.outputs if o], res, strict=True):
                     g.consts[name] = np.asarray(val)
+                    if g.weights is not None and len(src) == 1:  # a view of one weight
+                        g.weights[name] = next(iter(src))  # type: ignore[arg-type]
                 continue
             except Exception:  # any failure: keep the node as it is
                 pass
         keep.append(n)
     g.nodes = keep
+
+
+def _small(shape: Shape) -> bool:
+    """A fully known shape of at most FOLD_LIMIT elements."""
+    if shape is None or not all(isinstance(d, int) and d >= 0 for d in shape):
+        return False
+    return int(np.prod(shape, dtype=np.float64)) <= FOLD_LIMIT
 
 
 def _attr_kwargs(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -159,12 +187,12 @@ def _const_all(g: RawGraph, name: str, value: float) -> bool:
     return c is not None and 0 < c.size <= FOLD_LIMIT and bool(np.all(c == value))
 
 
-def _is_noop(g: RawGraph, n: RawNode) -> bool:
+def _is_noop(g: RawGraph, n: RawNode, read: set[str]) -> bool:
     x = n.inputs[0] if n.inputs else ""
-    if not x:
+    if not x or not n.outputs:
         return False
     if n.op in ("Identity", "Dropout"):
-        return not (n.op == "Dropout" and len(n.outputs) > 1 and g.consumers(n.outputs[1]))
+        return not (n.op == "Dropout" and len(n.outputs) > 1 and n.outputs[1] in read)
     same = g.shape(x) is not None and g.shape(x) == g.shapes.get(n.outputs[0])
     known = same and all(d is not None for d in g.shape(x))  # type: ignore[union-attr]
     if n.op == "Cast":
@@ -183,17 +211,21 @@ def _is_noop(g: RawGraph, n: RawNode) -> bool:
 
 
 def _remove_noops(g: RawGraph) -> None:
-    changed = True
-    while changed:
-        changed = False
-        for n in list(g.nodes):
-            if _is_noop(g, n):
-                src = n.inputs[0]
-                if n.op == "Mul" and _const_all(g, src, 1):
-                    src = n.inputs[1]
-                g.nodes.remove(n)
-                g.rename(n.outputs[0], src)
-                changed = True
+    """Drop no-ops in one pass in topological order, reading through removed ones."""
+    read = {i for n in g.nodes for i in n.inputs}
+    alias: dict[str, str] = {}
+    keep: list[RawNode] = []
+    for n in g.nodes:
+        n.inputs = [alias.get(i, i) for i in n.inputs]
+        if _is_noop(g, n, read):
+            src = n.inputs[0]
+            if n.op == "Mul" and _const_all(g, src, 1):
+                src = n.inputs[1]
+            alias[n.outputs[0]] = src
+        else:
+            keep.append(n)
+    g.nodes = keep
+    g.outputs = [alias.get(o, o) for o in g.outputs]
 
 
 def _normalise_attrs(g: RawGraph) -> None:
@@ -236,7 +268,7 @@ def _vector_len(g: RawGraph, name: str) -> int | None:
     return None
 
 
-def _to_linear(g: RawGraph, n: RawNode) -> None:
+def _to_linear(g: RawGraph, n: RawNode, st: _Spelling) -> None:
     """Gemm / MatMul(+Add) -> Linear(x, W[out,in], B[out])."""
     a = n.attrs
     if n.op == "Gemm":
@@ -251,33 +283,59 @@ def _to_linear(g: RawGraph, n: RawNode) -> None:
             or _vector_len(g, bias) != (w.shape[0] if a.get("transB") else w.shape[1])
         ):
             return
-        wname = n.inputs[1] if a.get("transB") else _new_const(g, n.inputs[1] + "^T", w.T)
+        wname = n.inputs[1]
+        if not a.get("transB"):
+            wname = _new_const(g, n.inputs[1] + "^T", w.T, n.inputs[1])
         n.op, n.attrs, n.inputs = "Linear", {}, [n.inputs[0], wname] + ([bias] if bias else [])
     elif n.op == "MatMul" and len(n.inputs) == 2:
         w = g.consts.get(n.inputs[1])
         if w is None or w.ndim != 2 or n.inputs[0] in g.consts:
             return
-        n.op, n.inputs = "Linear", [n.inputs[0], _new_const(g, n.inputs[1] + "^T", w.T)]
-        users = g.consumers(n.outputs[0])
+        wt = _new_const(g, n.inputs[1] + "^T", w.T, n.inputs[1])
+        n.op, n.inputs = "Linear", [n.inputs[0], wt]
+        users = st.users.get(n.outputs[0], [])
         if len(users) == 1 and users[0].op == "Add" and n.outputs[0] not in g.outputs:
             add = users[0]
             other = [i for i in add.inputs if i != n.outputs[0]]
             if len(other) == 1 and _vector_len(g, other[0]) == w.shape[1]:
                 n.inputs.append(other[0])
-                g.nodes.remove(add)
-                g.rename(add.outputs[0], n.outputs[0])
-                g.shapes[n.outputs[0]] = g.shapes.get(add.outputs[0], g.shapes.get(n.outputs[0]))
+                st.dropped.add(id(add))
+                st.alias[add.outputs[0]] = n.outputs[0]
+                if g.shapes.get(n.outputs[0]) is None:  # a bias add keeps the shape
+                    g.shapes[n.outputs[0]] = g.shapes.get(add.outputs[0])
 
 
-def _new_const(g: RawGraph, name: str, value: np.ndarray) -> str:
+def _new_const(g: RawGraph, name: str, value: np.ndarray, like: str = "") -> str:
+    """Add a constant; one made from weight ``like`` (a transpose) shares its storage."""
     g.consts[name] = np.ascontiguousarray(value)
+    key = g.weight_key(like) if like else None
+    if g.weights is not None and key is not None:
+        g.weights[name] = key
     return name
 
 
+@dataclass
+class _Spelling:
+    """Readers of each tensor, and what a pass removed or renamed (applied at its end)."""
+
+    users: dict[str, list[RawNode]]
+    dropped: set[int] = field(default_factory=set)
+    alias: dict[str, str] = field(default_factory=dict)
+    after: dict[int, RawNode] = field(default_factory=dict)
+
+
 def _unify_spellings(g: RawGraph) -> None:
+    users: dict[str, list[RawNode]] = {}
+    for n in g.nodes:
+        for i in dict.fromkeys(n.inputs):
+            users.setdefault(i, []).append(n)
+    st = _Spelling(users)
     for n in list(g.nodes):
+        if id(n) in st.dropped:
+            continue
+        n.inputs = [st.alias.get(i, i) for i in n.inputs]
         if n.op in ("Gemm", "MatMul"):
-            _to_linear(g, n)
+            _to_linear(g, n, st)
         shape_in = g.shape(n.inputs[0]) if n.inputs and n.inputs[0] else None
         shape_out = g.shapes.get(n.outputs[0]) if n.outputs else None
         if n.op == "ReduceMean" and shape_in is not None and len(shape_in) >= 3:
@@ -290,9 +348,18 @@ def _unify_spellings(g: RawGraph) -> None:
                     flat = RawNode("Flatten", [pooled], [n.outputs[0]], {"axis": 1})
                     n.outputs = [pooled]
                     g.shapes[pooled] = (*shape_in[:2], *(1,) * (len(shape_in) - 2))
-                    g.nodes.insert(g.nodes.index(n) + 1, flat)
+                    st.after[id(n)] = flat
         elif n.op in ("Reshape", "Squeeze") and _is_flatten(g, n, shape_in, shape_out):
             n.op, n.attrs, n.inputs = "Flatten", {"axis": 1}, n.inputs[:1]
+    nodes: list[RawNode] = []
+    for n in g.nodes:
+        if id(n) not in st.dropped:
+            n.inputs = [st.alias.get(i, i) for i in n.inputs]
+            nodes.append(n)
+            if id(n) in st.after:
+                nodes.append(st.after[id(n)])
+    g.nodes = nodes
+    g.outputs = [st.alias.get(o, o) for o in g.outputs]
 
 
 def _is_flatten(g: RawGraph, n: RawNode, shape_in: Shape, shape_out: Shape) -> bool:
@@ -323,22 +390,8 @@ def _drop_dead(g: RawGraph) -> None:
 
 def _sort(g: RawGraph) -> None:
     """Stable topological sort (files should be sorted already; some are not)."""
-    made = {o for n in g.nodes for o in n.outputs}
-    have = set(g.consts) | set(g.inputs) | {""}
-    todo, done = list(g.nodes), []
-    while todo:
-        rest = []
-        for n in todo:
-            if all(i in have or i not in made for i in n.inputs):
-                done.append(n)
-                have.update(n.outputs)
-            else:
-                rest.append(n)
-        if len(rest) == len(todo):  # a cycle: keep the rest as stored, canonicalise reports it
-            done += rest
-            break
-        todo = rest
-    g.nodes = done
+    order = stable_topo_order([n.inputs for n in g.nodes], [n.outputs for n in g.nodes])
+    g.nodes = [g.nodes[k] for k in order]
 
 
 def normalise(g: RawGraph) -> RawGraph:

@@ -13,7 +13,8 @@ import json
 import math
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -157,6 +158,15 @@ class Strategy(ABC):
         self.n_told = 0
         self._asked: set[str] = set()
         self._pending: dict[str, int] = {}
+        #: A reason not to evaluate an architecture at all (e.g. nothing learnable before
+        #: the head), or None; the search sets it. A screened proposal is drawn again, like
+        #: a repeat, so it costs no trial.
+        self.screen: Callable[[Node], str | None] | None = None
+        #: The key proposals are compared by for repeats (the search may set a canonical
+        #: form under which differently written equal networks are one architecture).
+        self.identity: Callable[[Node], str] = str
+        #: Proposals drawn again, by reason ("repeat" or the screen's reason).
+        self.redrawn: Counter[str] = Counter()
 
     @staticmethod
     def _direction(objective: str, given: Mapping[str, str]) -> str:
@@ -212,15 +222,23 @@ class Strategy(ABC):
         """The next architecture to evaluate, one not asked before whenever possible."""
         arch = self.propose()
         for _ in range(self.max_retries):
-            if str(arch) not in self._asked:
+            why = self._rejection(arch)
+            if why is None:
                 break
+            self.redrawn[why] += 1
             self.discard(arch)
             arch = self.propose()
         key = str(arch)
-        self._asked.add(key)
+        self._asked.add(self.identity(arch))
         self._pending[key] = self._pending.get(key, 0) + 1
         self.n_asked += 1
         return arch
+
+    def _rejection(self, arch: Node) -> str | None:
+        """Why ``arch`` should be drawn again ("repeat", the screen's reason), or None."""
+        if self.identity(arch) in self._asked:
+            return "repeat"
+        return self.screen(arch) if self.screen is not None else None
 
     def tell(
         self, arch: Node, values: Mapping[str, float] | None = None, status: str = "ok"

@@ -54,13 +54,26 @@ def test_build_nb201_bench_groups_labels_proxies(tmp_path: Path) -> None:
 
 
 def test_shipped_tables() -> None:
-    from nas.predictors.benchdata import nb101_zero_cost, nb201_unique_strings, nb201_zero_cost
+    import ast
+
+    from nas.predictors.benchdata import (
+        nb101_zero_cost,
+        nb201_unique_strings,
+        nb201_zero_cost,
+        nb301_zero_cost,
+    )
 
     uniq = nb201_unique_strings()
     assert len(uniq) == 15625 and len(set(uniq)) == 6466
     zc = nb201_zero_cost()
     assert [len(zc[d]) for d in ("cifar10", "cifar100", "ImageNet16-120")] == [725, 725, 724]
     assert len(nb101_zero_cost()) == 500
+    nb301 = nb301_zero_cost()
+    assert len(nb301) == 725
+    acc = [e["val_accuracy"] for e in nb301.values()]
+    assert 91.2 < min(acc) < max(acc) < 94.5
+    genotypes = [ast.literal_eval(k) for k in nb301]
+    assert all(len(g) == 2 and len(g[0]) == len(g[1]) == 8 for g in genotypes)
 
 
 def test_nb101_vertex_channels_and_pruning() -> None:

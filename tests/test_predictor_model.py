@@ -136,6 +136,9 @@ def test_nas_rank_folder_with_broken_files(nas_cli, cache_home, tmp_path, monkey
     scores = [r["score"] for r in res["ranked"]]
     assert scores == sorted(scores, reverse=True)
     assert all(r["params"] > 0 and r["flops"] > 0 for r in res["ranked"])
+    # NB201 files are in the bundled model's domain; each has a NASWOT score and a depth
+    assert not any(r["ood"] for r in res["ranked"])
+    assert all(isinstance(r["nwot"], float) and r["depth"] > 10 for r in res["ranked"])
     errors = {Path(e["file"]).name: e["error"] for e in res["errors"]}
     assert set(errors) == {"truncated.onnx", "garbage.onnx", "external.onnx"}
     assert "outside" in errors["external.onnx"]
@@ -148,7 +151,9 @@ def test_nas_rank_folder_with_broken_files(nas_cli, cache_home, tmp_path, monkey
     assert [Path(r["file"]).name for r in json.loads(out)["ranked"]] == ["n0.onnx"]
     code, out, _ = nas_cli("rank", str(d / "n0.onnx"))
     assert code == 0
-    assert "rank" in out and "FLOPs" in out
+    assert "rank" in out and "FLOPs" in out and "nwot" in out
+    code, out, _ = nas_cli("rank", str(d / "n0.onnx"), "--no-proxy", "--json")
+    assert code == 0 and json.loads(out)["ranked"][0]["nwot"] is None
 
     code, out, _ = nas_cli("rank", str(d / "n0.onnx"), "--max-size", "0.01", "--json")
     assert code == 1

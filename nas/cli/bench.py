@@ -146,11 +146,11 @@ def bench_from_run(
 
 
 def _metrics_table(table: dict[str, dict[str, float]]) -> Table:
-    t = Table("scorer", "rows", "kendall", "spearman", "p@5%")
+    t = Table("scorer", "rows", "kendall", "spearman", "p@5%", "p@10%")
     for name, m in table.items():
         t.add_row(
             name, str(int(m["rows"])), f"{m['kendall']:.3f}", f"{m['spearman']:.3f}",
-            f"{m['p@5%']:.2f}",
+            f"{m['p@5%']:.2f}", f"{m['p@10%']:.2f}",
         )  # fmt: skip
     return t
 

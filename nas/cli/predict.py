@@ -38,6 +38,19 @@ def _onnx_files(paths: list[Path]) -> list[Path]:
     return files
 
 
+def _dims(items: list[str]) -> dict[str, int]:
+    """``NAME=SIZE`` options as a dict (a one-line error otherwise)."""
+    from nas.exceptions import ConfigurationError
+
+    dims = {}
+    for item in items:
+        name, _, size = item.partition("=")
+        if not name or not size.isdigit() or int(size) < 1:
+            raise ConfigurationError(f"--dim wants NAME=SIZE with SIZE >= 1, not {item!r}.")
+        dims[name] = int(size)
+    return dims
+
+
 @app.command()
 def rank(
     paths: Annotated[list[Path], typer.Argument(help="ONNX files or folders of *.onnx files.")],
@@ -51,51 +64,53 @@ def rank(
     model: Annotated[
         Path | None, typer.Option("--model", help="Predictor folder (default: bundled).")
     ] = None,
+    dim: Annotated[
+        list[str] | None,
+        typer.Option("--dim", help="Size of a symbolic input dim for FLOPs, NAME=SIZE."),
+    ] = None,
+    time_limit: Annotated[
+        float, typer.Option("--time-limit", min=0, help="Seconds per file before its error row.")
+    ] = 60,
+    proxy: Annotated[
+        bool, typer.Option("--proxy/--no-proxy", help="Compute the NASWOT proxy (onnxruntime).")
+    ] = True,
 ) -> None:
-    """Rank ONNX files by the predictor's score (higher is better); broken files get an
-    error row and make the exit code 1."""
+    """Rank ONNX files by the predictor's score (higher is better), with params, FLOPs, the
+    NASWOT proxy and an out-of-distribution flag beside it; broken files get an error row
+    and make the exit code 1."""
     import json
 
-    from nas.exceptions import ConfigurationError, NasError
-    from nas.predictors.bench import file_record
+    from nas.exceptions import ConfigurationError
     from nas.predictors.model import Predictor
+    from nas.predictors.rank import load_domain, rank_files
 
+    dims = _dims(dim or [])
     files = _onnx_files(paths)
     if not files:
         raise ConfigurationError("no ONNX files to rank (a folder is searched for *.onnx).")
     predictor = Predictor.load(model)
-    good, records, errors = [], [], []
-    for f in files:
-        try:
-            records.append(file_record(f, max_bytes=int(max_size * 2**20)))
-            good.append(f)
-        except NasError as e:
-            reason = str(e).removeprefix(f"{f}: ")
-            errors.append({"file": str(f), "error": reason})
-    scores = predictor.score_records(records) if records else []
-    rows = sorted(
-        (
-            {"file": str(f), "score": float(s), "params": r.params, "flops": r.flops}
-            for f, s, r in zip(good, scores, records, strict=True)
-        ),
-        key=lambda row: -row["score"],
-    )
-    for k, row in enumerate(rows, 1):
-        row["rank"] = k
+    rows, errors = rank_files(
+        files, predictor, load_domain(model), int(max_size * 2**20), dims, time_limit or None,
+        proxy,
+    )  # fmt: skip
     shown = rows[:top] if top else rows
     if as_json:
         out.print(json.dumps({"ranked": shown, "errors": errors}, indent=1), markup=False)
     else:
         from rich.table import Table
 
-        table = Table("rank", "file", "score", "params", "FLOPs", "error")
+        table = Table("rank", "file", "score", "params", "FLOPs", "nwot", "OOD", "error")
         for row in shown:
+            nwot = "-" if row["nwot"] is None else f"{row['nwot']:.1f}"
             table.add_row(
                 str(row["rank"]), row["file"], f"{row['score']:.3f}", f"{row['params']:,}",
-                f"{row['flops']:,}", "",
+                f"{row['flops']:,}", nwot, "yes" if row["ood"] else "", "",
             )  # fmt: skip
         for e in errors:
-            table.add_row("-", e["file"], "", "", "", e["error"])
+            table.add_row("-", e["file"], "", "", "", "", "", e["error"])
         out.print(table)
+        for row in shown:
+            if row["ood"]:
+                out.print(f"OOD {row['file']}: {row['ood_reason']}", markup=False)
     if errors:
         raise typer.Exit(1)

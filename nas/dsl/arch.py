@@ -19,6 +19,11 @@ from nas.ops._registry import ParamValue, format_call
 
 _PARSER: Lark | None = None
 
+# Longest architecture string and deepest nesting accepted: far above what any budget
+# admits (einspace: max_depth 40), far below what would exhaust time or the call stack.
+MAX_ARCH_CHARS = 100_000
+MAX_NESTING = 100
+
 
 @dataclass(frozen=True)
 class Node:
@@ -188,6 +193,7 @@ def parse_arch(text: str) -> Node:
     node = _CACHE.get(text)
     if node is not None:
         return node
+    _check_size(text)
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as e:
@@ -199,6 +205,26 @@ def parse_arch(text: str) -> Node:
         if isinstance(inner, NasError):
             raise inner from None
         raise
-    if len(_CACHE) < 100_000:
+    if len(_CACHE) < 100_000 and len(text) < 4096:
         _CACHE[text] = node
     return node
+
+
+def _check_size(text: str) -> None:
+    """Reject strings too long or nested too deep before parsing (they cost time, stack)."""
+    if len(text) > MAX_ARCH_CHARS:
+        raise ArchSyntaxError(
+            f"architecture string has {len(text):,} characters; the limit is {MAX_ARCH_CHARS:,}."
+        )
+    if text.count("(") <= MAX_NESTING:
+        return
+    depth = 0
+    for col, ch in enumerate(text, 1):
+        if ch == "(":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise ArchSyntaxError(
+                    f"architecture string nests deeper than {MAX_NESTING} levels at column {col}."
+                )
+        elif ch == ")":
+            depth -= 1

@@ -11,15 +11,26 @@ class NotDerivableError(NasError, ValueError):
     """The architecture is valid but the grammar cannot produce it."""
 
 
-def _calls(g: Grammar, sym: str, seen: frozenset[str] = frozenset()) -> list[Call]:
-    """The calls a symbol can start with, following unit productions."""
+def _calls(g: Grammar, sym: str, memo: dict | None = None) -> list[Call]:
+    """The calls a symbol can start with, following unit productions (iteratively, so a
+    chain of any length is fine), in depth-first order; cached in ``memo``."""
+    key = ("calls", sym)
+    if memo is not None and key in memo:
+        return memo[key]
     out: list[Call] = []
-    for alt in g.rules[sym].alts:
-        if isinstance(alt.expr, Sym):
-            if alt.expr.name not in seen:
-                out.extend(_calls(g, alt.expr.name, seen | {sym}))
-        else:
+    seen = {sym}
+    stack = [iter(g.rules[sym].alts)]
+    while stack:
+        alt = next(stack[-1], None)
+        if alt is None:
+            stack.pop()
+        elif not isinstance(alt.expr, Sym):
             out.append(alt.expr)
+        elif alt.expr.name not in seen:
+            seen.add(alt.expr.name)
+            stack.append(iter(g.rules[alt.expr.name].alts))
+    if memo is not None:
+        memo[key] = out
     return out
 
 
@@ -58,7 +69,7 @@ def derives(g: Grammar, sym: str, node: Node, memo: dict | None = None) -> bool:
     key = (sym, node)
     if key not in memo:
         memo[key] = False  # guards against unit-production cycles
-        memo[key] = any(_expr_matches(g, c, node, memo) for c in _calls(g, sym))
+        memo[key] = any(_expr_matches(g, c, node, memo) for c in _calls(g, sym, memo))
     return memo[key]
 
 
@@ -69,7 +80,7 @@ def derive(g: Grammar, root: Node) -> None:
         return
     sym, node, where = g.start, root, [root.op]
     while True:
-        cands = [c for c in _calls(g, sym) if _params_match(c, node)]
+        cands = [c for c in _calls(g, sym, memo) if _params_match(c, node)]
         culprit = None
         for c in cands:
             pairs = _aligned(c, node) or []

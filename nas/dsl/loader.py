@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 
 from lark import Lark, Token, Transformer, Tree, UnexpectedInput, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 
+from nas.dsl.files import UnreadableFileError, read_text
 from nas.dsl.grammar import Alt, Call, Expr, Grammar, Pos, Rule, Sym
 from nas.exceptions import GrammarError, NasError, ShapeError, UnknownNameError
 from nas.ops import get_op, is_op, suggest_ops
@@ -37,6 +41,12 @@ _TOKEN_NAMES = {
 }
 
 PROB_TOLERANCE = 1e-6
+# Bounds that keep loading fast whatever the file: nesting (the parser and the checks
+# recurse), included files, and alternatives after parameter choices are multiplied out.
+MAX_NESTING = 100
+MAX_INCLUDES = 64
+MAX_INCLUDE_DEPTH = 16
+MAX_ALTERNATIVES = 100_000
 
 
 def _parser() -> Lark:
@@ -147,14 +157,26 @@ class _Builder(Transformer):
         return list(items)
 
 
-def _read_items(path: Path | str, text: str | None, stack: tuple[str, ...]) -> list:
+class _Budget:
+    """Counts what one load reads, so that includes cannot multiply work without bound."""
+
+    def __init__(self) -> None:
+        self.files = 0
+
+
+def _read_items(
+    path: Path | str, text: str | None, stack: tuple[str, ...], budget: _Budget | None = None
+) -> list:
     """Parse one file and (recursively) its includes; returns items in file order."""
     name = str(path)
+    budget = budget or _Budget()
+    budget.files += 1
     if text is None:
         try:
-            text = Path(path).read_text()
-        except OSError as e:
-            raise GrammarError(f"cannot read grammar file: {e.strerror}.", name) from None
+            text = read_text(path)
+        except UnreadableFileError as e:
+            raise GrammarError(f"cannot read grammar file: {e.reason}.", name) from None
+    _check_nesting(text, name)
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as e:
@@ -163,25 +185,65 @@ def _read_items(path: Path | str, text: str | None, stack: tuple[str, ...]) -> l
     out: list = []
     for item in items:
         if isinstance(item, tuple) and item[0] == "include":
+            p = item[2]
             target = (Path(path).parent / item[1]).resolve()
             target_s = str(target)
-            if target_s in stack or target_s == str(Path(path).resolve()):
-                here = str(Path(path).resolve())
+            here = str(Path(path).resolve())
+            if target_s in stack or target_s == here:
                 chain = " -> ".join(Path(s).name for s in (*stack, here, target_s))
-                p = item[2]
                 raise GrammarError(f"include cycle: {chain}.", p.path, p.line, p.column)
+            if len(stack) >= MAX_INCLUDE_DEPTH or budget.files >= MAX_INCLUDES:
+                raise GrammarError(
+                    f"too many includes (at most {MAX_INCLUDES} files, "
+                    f"nested at most {MAX_INCLUDE_DEPTH} deep).",
+                    p.path,
+                    p.line,
+                    p.column,
+                )
             if not target.exists():
-                p = item[2]
                 raise GrammarError(
                     f"included file {item[1]!r} does not exist (looked for {target}).",
                     p.path,
                     p.line,
                     p.column,
                 )
-            out.extend(_read_items(target, None, (*stack, str(Path(path).resolve()))))
+            try:
+                included = read_text(target)
+            except UnreadableFileError as e:
+                raise GrammarError(
+                    f"cannot include {item[1]!r}: {e.reason}.", p.path, p.line, p.column
+                ) from None
+            out.extend(_read_items(target, included, (*stack, here), budget))
         else:
             out.append(item)
     return out
+
+
+def _check_nesting(text: str, name: str) -> None:
+    """Reject parentheses nested deeper than MAX_NESTING (outside comments and strings)."""
+    if text.count("(") <= MAX_NESTING:
+        return
+    depth, line, col, state = 0, 1, 0, ""
+    for ch in text:
+        col += 1
+        if ch == "\n":
+            line, col, state = line + 1, 0, ""
+        elif state == "#":
+            continue
+        elif ch == '"':
+            state = "" if state == '"' else '"'
+        elif state:
+            continue
+        elif ch == "#":
+            state = "#"
+        elif ch == "(":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise GrammarError(
+                    f"expressions nest deeper than {MAX_NESTING} levels.", name, line, col
+                )
+        elif ch == ")":
+            depth -= 1
 
 
 def _check_call(call: Call, rules: dict[str, _RawRule]) -> Expr:
@@ -377,16 +439,32 @@ def load_grammar(path: str | Path, text: str | None = None) -> Grammar:
                 q.column,
             )
     rules: dict[str, Rule] = {}
+    written: dict[str, list[Expr]] = {}  # alternatives as written (choices unexpanded)
+    n_alts = 0
     for raw in raws.values():
         try:
             resolved = [(_resolve(e, raws), pr, pos) for e, pr, pos in raw.alts]
         except UnknownNameError as e:  # pragma: no cover - _resolve raises GrammarError
             raise GrammarError(str(e), raw.pos.path, raw.pos.line, raw.pos.column) from None
+        for expr, _, pos in resolved:
+            n_alts += _n_fixed(expr)
+            if n_alts > MAX_ALTERNATIVES:
+                raise GrammarError(
+                    f"rule {raw.name!r} makes the grammar expand to more than "
+                    f"{MAX_ALTERNATIVES:,} alternatives once parameter choices are multiplied "
+                    f"out ({_n_fixed(expr):,} from this one); write the choices as rules.",
+                    pos.path,
+                    pos.line,
+                    pos.column,
+                )
+        written[raw.name] = [e for e, _, _ in resolved]
         raw2 = _RawRule(raw.name, resolved, raw.pos)
         rules[raw.name] = Rule(raw.name, _normalise(raw2), raw.pos)
     grammar = Grammar(rules, start_name, name)
-    _check_reachable(grammar)
-    _compute_minima(grammar)
+    # Parameter choices change neither reachability nor the minima: work on what is written.
+    _check_reachable(grammar, written)
+    _check_unit_cycles(written)
+    _compute_minima(grammar, written)
     return grammar
 
 
@@ -407,11 +485,42 @@ def _import_ops(module: str, pos: Pos) -> None:
         raise GrammarError(str(e), pos.path, pos.line, pos.column) from None
 
 
-def _check_reachable(g: Grammar) -> None:
+def _check_unit_cycles(written: dict[str, list[Expr]]) -> None:
+    """Reject rules that reach themselves through bare references only (``a -> b``,
+    ``b -> a``): they add nothing to the language and let a sampler loop forever."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in written:
+        if root in state:
+            continue
+        path: list[tuple[str, Iterator[Expr]]] = [(root, iter(written[root]))]
+        state[root] = 1
+        while path:
+            name, alts = path[-1]
+            expr = next(alts, None)
+            if expr is None:
+                state[name] = 2
+                path.pop()
+            elif isinstance(expr, Sym) and state.get(expr.name) == 1:
+                names = [n for n, _ in path]
+                chain = " -> ".join([*names[names.index(expr.name) :], expr.name])
+                p = expr.pos
+                raise GrammarError(
+                    f"rules refer to each other with nothing else in between ({chain}); "
+                    f"such a cycle derives nothing new.",
+                    p.path,
+                    p.line,
+                    p.column,
+                )
+            elif isinstance(expr, Sym) and expr.name not in state:
+                state[expr.name] = 1
+                path.append((expr.name, iter(written[expr.name])))
+
+
+def _check_reachable(g: Grammar, written: dict[str, list[Expr]]) -> None:
     seen, todo = {g.start}, [g.start]
     while todo:
-        for alt in g.rules[todo.pop()].alts:
-            for s in _symbols(alt.expr):
+        for expr in written[todo.pop()]:
+            for s in _symbols(expr):
                 if s.name not in seen:
                     seen.add(s.name)
                     todo.append(s.name)
@@ -427,26 +536,26 @@ def _check_reachable(g: Grammar) -> None:
             )
 
 
-def _compute_minima(g: Grammar) -> None:
-    """Least depth and size per rule by fixpoint; a rule with none never terminates."""
-    inf = math.inf
-    depth = {n: inf for n in g.rules}
-    size = {n: inf for n in g.rules}
-    g.min_depth, g.min_size = depth, size  # type: ignore[assignment]
-    changed = True
-    while changed:
-        changed = False
-        for rule in g.rules.values():
-            for alt in rule.alts:
-                d, s = g.expr_min(alt.expr)
-                if d < depth[rule.name]:
-                    depth[rule.name] = d
-                    changed = True
-                if s < size[rule.name]:
-                    size[rule.name] = s
-                    changed = True
+def _n_fixed(expr: Expr) -> int:
+    """How many alternatives ``expr`` stands for once its parameter choices are expanded."""
+    if not isinstance(expr, Call):
+        return 1
+    n = math.prod(len(vs) for _, vs in expr.params)
+    for a in expr.args:
+        n *= _n_fixed(a)
+    return n
+
+
+def _compute_minima(g: Grammar, written: dict[str, list[Expr]]) -> None:
+    """Least depth and size per rule; a rule with none never terminates.
+
+    Knuth's generalisation of Dijkstra's algorithm (both measures of an alternative are
+    at least those of the rules it uses), so each rule is settled once: O(size log size).
+    """
+    g.min_depth = _least(written, lambda e, v: _expr_min(e, v)[0])
+    g.min_size = _least(written, lambda e, v: _expr_min(e, v)[1])
     for rule in g.rules.values():
-        if depth[rule.name] == inf:
+        if rule.name not in g.min_depth:
             p = rule.pos
             raise GrammarError(
                 f"rule {rule.name!r} never terminates: every alternative "
@@ -455,5 +564,47 @@ def _compute_minima(g: Grammar) -> None:
                 p.line,
                 p.column,
             )
-    g.min_depth = {k: int(v) for k, v in depth.items()}
-    g.min_size = {k: int(v) for k, v in size.items()}
+
+
+def _expr_min(expr: Expr, known: dict[str, int]) -> tuple[int, int]:
+    """(depth, size) of ``expr`` given the settled values of the rules it uses."""
+    if isinstance(expr, Sym):
+        return known[expr.name], known[expr.name]
+    kids = [_expr_min(a, known) for a in expr.args]
+    comb = get_op(expr.op).is_combinator
+    depth = (1 if comb else 0) + max((d for d, _ in kids), default=0)
+    size = (0 if comb else 1) + sum(
+        s * (2 if r else 1) for (_, s), r in zip(kids, expr.repeat, strict=True)
+    )
+    return depth, size
+
+
+def _least(
+    written: dict[str, list[Expr]], value: Callable[[Expr, dict[str, int]], int]
+) -> dict[str, int]:
+    """The least ``value`` over the derivations of every rule that terminates."""
+    alts = [(name, expr) for name, exprs in written.items() for expr in exprs]
+    users: dict[str, list[int]] = {}
+    waiting: list[int] = []
+    heap: list[tuple[int, int, int]] = []  # (value, tie-breaker, alternative index)
+    tie = itertools.count()
+    for i, (_, expr) in enumerate(alts):
+        needs = {s.name for s in _symbols(expr)}
+        waiting.append(len(needs))
+        for n in needs:
+            users.setdefault(n, []).append(i)
+        if not needs:
+            heapq.heappush(heap, (value(expr, {}), next(tie), i))
+    settled: dict[str, int] = {}
+    while heap:
+        v, _, i = heapq.heappop(heap)
+        name = alts[i][0]
+        if name in settled:
+            continue
+        settled[name] = v
+        for j in users.get(name, ()):
+            waiting[j] -= 1
+            user, expr = alts[j]
+            if waiting[j] == 0 and user not in settled:
+                heapq.heappush(heap, (value(expr, settled), next(tie), j))
+    return settled

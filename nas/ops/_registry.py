@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from torch import nn
 
 ParamValue = int | float | str
+# Integer parameters outside +-INT_LIMIT are rejected unless an op declares its own domain.
+INT_LIMIT = 2**31 - 1
 
 __all__ = [
     "Combinator",
@@ -57,6 +59,8 @@ class Op:
     is_combinator: ClassVar[bool] = False
     # True for ops that allocate no new activation memory (identity, views).
     is_view: ClassVar[bool] = False
+    # Inclusive (low, high) bounds of numeric parameters, checked when the op is created.
+    domains: ClassVar[dict[str, tuple[float, float]]] = {}
 
     def __init__(self, **kwargs: ParamValue) -> None:
         unknown = sorted(set(kwargs) - set(self.params))
@@ -86,6 +90,26 @@ class Op:
         self.values: tuple[tuple[str, ParamValue], ...] = tuple(values.items())
         for k, v in values.items():
             setattr(self, k, v)
+        self.check_domains()
+
+    def check_domains(self) -> None:
+        """Reject parameter values outside the op's domain (negative strides, absurd ints).
+
+        Raises:
+            ShapeError: a value is out of its declared range, not finite, or not a valid
+                value for the op (subclasses may check more, calling ``super()``).
+        """
+        for k, v in self.values:
+            if isinstance(v, str):
+                continue
+            lo, hi = self.domains.get(k, (-INT_LIMIT, INT_LIMIT))
+            if not lo <= v <= hi:  # NaN fails this too
+                got = repr(v)
+                got = got if len(got) <= 24 else f"{got[:20]}... ({len(got)} chars)"
+                raise ShapeError(
+                    f"parameter {k!r} of op {self.name!r} must be between {lo} and {hi}, "
+                    f"but got {got}."
+                )
 
     # -- shape rule -------------------------------------------------------------------------
     def infer(self, x: Signal) -> Signal:

@@ -16,6 +16,11 @@ from nas.ops.spec import Signal, Spec
 if TYPE_CHECKING:
     from torch import nn
 
+# Largest branching factor: larger ones are typos or attacks, and budgets stop far earlier.
+MAX_BRANCHES = 4096
+# Largest kernel, stride or padding of im2col (and multiplier of linear_rel).
+MAX_WINDOW = 1024
+
 
 # ------------------------------------------------------------------------- branching ops
 @register_op
@@ -24,6 +29,7 @@ class Clone(Op):
 
     name = "clone"
     params = {"k": int}
+    domains = {"k": (2, MAX_BRANCHES)}
     is_view = True
 
     def infer(self, x: Signal) -> Signal:
@@ -43,6 +49,7 @@ class Group(Op):
 
     name = "group"
     params = {"k": int, "dim": int}
+    domains = {"k": (2, MAX_BRANCHES), "dim": (1, 3)}
     is_view = True
 
     def infer(self, x: Signal) -> Signal:
@@ -88,6 +95,7 @@ class Cat(Op):
 
     name = "cat"
     params = {"dim": int}
+    domains = {"dim": (1, 3)}
 
     def infer(self, x: Signal) -> Signal:
         if len(x) < 2:
@@ -174,6 +182,19 @@ class Permute(Op):
     params = {"order": int}
     is_view = True
 
+    def check_domains(self) -> None:
+        """``order`` must spell a permutation of 1..n (n <= 9), e.g. 21 or 312."""
+        digits = str(self.order)
+        if (
+            self.order < 1
+            or len(digits) > 9
+            or sorted(digits) != [str(i) for i in range(1, len(digits) + 1)]
+        ):
+            raise ShapeError(
+                f"parameter 'order' of op 'permute' must list the dims 1..n once each "
+                f"(e.g. 21, 132), but got {self.order if len(digits) <= 24 else digits[:20]}."
+            )
+
     @property
     def dims(self) -> tuple[int, ...]:
         return tuple(int(c) for c in str(self.order))
@@ -197,6 +218,7 @@ class Im2Col(Op):
 
     name = "im2col"
     params = {"k": int, "s": int, "p": int}
+    domains = {"k": (1, MAX_WINDOW), "s": (1, MAX_WINDOW), "p": (0, MAX_WINDOW)}
 
     def out_grid(self, s: Spec) -> tuple[int, int]:
         _, h, w = s.shape
@@ -254,6 +276,7 @@ class Linear(Op):
 
     name = "linear"
     params = {"out": int}
+    domains = {"out": (1, 2**31 - 1)}
 
     def infer(self, x: Signal) -> Signal:
         s = self.single(x, "linear")
@@ -282,6 +305,7 @@ class LinearRel(Op):
 
     name = "linear_rel"
     params = {"mul": (int, 1), "div": (int, 1)}
+    domains = {"mul": (1, MAX_WINDOW), "div": (1, MAX_WINDOW)}
 
     def width(self, s: Spec) -> int:
         n = s.shape[-1] * self.mul

@@ -147,6 +147,8 @@ class NB201(Combinator):
 
     name = "nb201"
     params = {"c": (int, 16), "n": (int, 5)}
+    # NB201 itself uses c=16, n=5; the budgets stop far below these bounds.
+    domains = {"c": (1, 4096), "n": (1, 1000)}
     n_slots = 1
 
     def flow(self, x: Signal, child: ChildInfer) -> Signal:

@@ -1,0 +1,84 @@
+"""A multi-space corpus: benches of several search spaces joined into one, labels as ranks.
+
+Accuracies of different spaces and tasks are not comparable (NB101's 108-epoch validation
+accuracy is not NB201's 200-epoch test accuracy), so the joined bench's label is each
+row's percentile rank within its own space (0 = worst, 1 = best) and training draws each
+batch from one space (:func:`nas.predictors.fit.train` with ``strata``): pairs are only
+ever formed within a space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from nas.predictors.bench import Bench
+from nas.predictors.signals import depth
+from scipy import stats
+
+SPACE_LABEL = "rank_in_space"
+
+
+def within_space_rank(y: np.ndarray) -> np.ndarray:
+    """Percentile ranks of ``y`` in [0, 1] (ties share their mean rank)."""
+    if len(y) < 2:
+        return np.full(len(y), 0.5)
+    return (stats.rankdata(y) - 1) / (len(y) - 1)
+
+
+def join(benches: Mapping[str, Bench], labels: Mapping[str, str] | None = None) -> Bench:
+    """One bench of ``benches`` (space name -> bench), labelled by within-space rank of the
+    label ``labels[space]`` (each bench's first label when not given). Proxy columns are
+    the union of the benches' (NaN where a space has none); ``meta['space']`` names each
+    row's space and groups are prefixed with it."""
+    labels = labels or {}
+    proxy_names = sorted({p for b in benches.values() for p in b.proxy_names})
+    vocab: dict[str, int] = {}
+    parts: dict[str, list] = {k: [] for k in ("idx", "edges", "params", "flops", "y", "prox")}
+    names, groups, space = [], [], []
+    node_ptr, edge_ptr = [0], [0]
+    for name, b in benches.items():
+        remap = np.array([vocab.setdefault(t, len(vocab)) for t in b.vocab], np.int32)
+        for i in range(len(b)):
+            ti, ed = b.graph(i)
+            parts["idx"].append(remap[ti])
+            parts["edges"].append(ed)
+            node_ptr.append(node_ptr[-1] + len(ti))
+            edge_ptr.append(edge_ptr[-1] + len(ed))
+        parts["params"].append(b.params)
+        parts["flops"].append(b.flops)
+        parts["y"].append(within_space_rank(b.label(labels.get(name))))
+        prox = np.full((len(b), len(proxy_names)), np.nan)
+        for j, p in enumerate(proxy_names):
+            if p in b.proxy_names:
+                prox[:, j] = b.proxies[:, b.proxy_names.index(p)]
+        parts["prox"].append(prox)
+        names += [f"{name}/{n}" for n in b.names]
+        groups += [f"{name}/{g}" for g in b.groups]
+        space += [name] * len(b)
+    return Bench(
+        vocab=list(vocab),
+        names=names,
+        groups=groups,
+        text_idx=np.concatenate(parts["idx"]).astype(np.int32),
+        node_ptr=np.asarray(node_ptr, np.int64),
+        edges=np.concatenate(parts["edges"]).astype(np.int32).reshape(-1, 2),
+        edge_ptr=np.asarray(edge_ptr, np.int64),
+        params=np.concatenate(parts["params"]),
+        flops=np.concatenate(parts["flops"]),
+        labels=np.concatenate(parts["y"]).reshape(-1, 1),
+        label_names=[SPACE_LABEL],
+        meta={"space": space, "spaces": list(benches)},
+        proxy_names=proxy_names,
+        proxies=np.concatenate(parts["prox"]),
+    )
+
+
+def structure_signals(bench: Bench, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Data-free structural signals of ``rows``: depth (longest path) and node count."""
+    d, n = [], []
+    for i in rows:
+        ti, ed = bench.graph(int(i))
+        d.append(depth(len(ti), [tuple(e) for e in ed.tolist()]))
+        n.append(len(ti))
+    return {"depth": np.asarray(d, float), "nodes": np.asarray(n, float)}

@@ -1,0 +1,91 @@
+"""Data-free signals of an architecture, from its ONNX file or graph record alone.
+
+Each is a baseline the ranker must beat and an explanation ``nas rank`` shows next to its
+score:
+
+* ``params`` and ``flops`` (see :mod:`nas.predictors.cost`);
+* ``depth`` (nodes on the longest input-output path of the canonical graph) and ``nodes``;
+* ``nwot``: the NASWOT score (Mellor et al., 2021) from the file run by onnxruntime on a
+  random normal batch: each input gets a binary code (which units of every ReLU-like
+  activation are positive) and the score is log|det K| with K[i, j] the number of units on
+  which inputs i and j agree. Untrained networks whose codes tell inputs apart tend to
+  train better. Networks without ReLU-like ops use their matrix-product outputs' signs. K
+  has integer entries, so a non-singular K has log|det K| >= 0; a singular K (inputs the
+  network cannot tell apart) scores 0, below every other network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+from nas.predictors.onnxfile import DEFAULT_MAX_BYTES
+
+ACTIVATIONS = {"Relu", "LeakyRelu", "PRelu", "Gelu", "Elu", "Selu", "Celu", "HardSwish"}
+FALLBACK = {"Conv", "MatMul", "Gemm", "ConvTranspose"}
+NWOT_BATCH = 32
+MAX_TENSORS = 64  # activation tensors read (evenly spaced) per network
+MAX_UNITS = 4 * 2**20  # per-sample units over all read tensors; more gives NaN
+
+
+def depth(n_nodes: int, edges: Sequence[tuple[int, int]]) -> int:
+    """Nodes on the longest path of a DAG whose edges run from lower to higher index."""
+    d = [1] * n_nodes
+    for s, t in sorted(edges, key=lambda e: e[1]):
+        d[t] = max(d[t], d[s] + 1)
+    return max(d, default=0)
+
+
+def _pick(names: list[str]) -> list[str]:
+    if len(names) <= MAX_TENSORS:
+        return names
+    idx = np.linspace(0, len(names) - 1, MAX_TENSORS).round().astype(int)
+    return [names[i] for i in dict.fromkeys(idx)]
+
+
+def nwot_model(model: onnx.ModelProto, batch: int = NWOT_BATCH, seed: int = 0) -> float:
+    """The NASWOT score of a parsed model (NaN when it cannot be computed)."""
+    from nas.predictors.probe import random_feed, run_with_outputs
+
+    g = model.graph
+    first = next((i for i in g.input if i.name not in {t.name for t in g.initializer}), None)
+    if first is None:
+        return float("nan")
+    dims = first.type.tensor_type.shape.dim
+    if not dims or not dims[0].HasField("dim_param"):  # a fixed batch: no batch to compare
+        return float("nan")
+    names = [o for n in g.node if n.op_type in ACTIVATIONS for o in n.output[:1]]
+    if not names:
+        names = [o for n in g.node if n.op_type in FALLBACK for o in n.output[:1]]
+    names = _pick(names)
+    feed = random_feed(g, None, batch=batch, seed=seed)
+    if not names or feed is None:
+        return float("nan")
+    try:
+        outs = run_with_outputs(model, names, feed)
+    except Exception:  # a model onnxruntime cannot run has no activation signal
+        return float("nan")
+    k = np.zeros((batch, batch))
+    units = 0
+    for v in outs.values():
+        a = np.asarray(v)
+        if a.ndim == 0 or a.shape[0] != batch or not np.issubdtype(a.dtype, np.floating):
+            continue
+        c = (a.reshape(batch, -1) > 0).astype(np.float32)
+        units += c.shape[1]
+        if units > MAX_UNITS:
+            return float("nan")
+        k += c @ c.T + (1 - c) @ (1 - c).T
+    if units == 0:
+        return float("nan")
+    sign, logdet = np.linalg.slogdet(k)
+    return float(logdet) if sign > 0 else 0.0
+
+
+def nwot_file(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> float:
+    """The NASWOT score of an ONNX file (NaN when the file does not run)."""
+    from nas.predictors.graph import read_model
+
+    return nwot_model(read_model(path, max_bytes))

@@ -1,0 +1,79 @@
+"""Data-free signals: NASWOT from onnxruntime activations, depth, the OOD flag."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto
+from onnx import helper as h
+from onnx import numpy_helper as nh
+
+
+def _mlp(width: int, seed: int = 0) -> onnx.ModelProto:
+    """x[batch,6] -> MatMul W1 -> Relu -> MatMul W2 -> Relu -> y."""
+    rng = np.random.default_rng(seed)
+    w1 = rng.standard_normal((6, width)).astype(np.float32)
+    w2 = rng.standard_normal((width, 3)).astype(np.float32)
+    nodes = [
+        h.make_node("MatMul", ["x", "w1"], ["m1"]),
+        h.make_node("Relu", ["m1"], ["r1"]),
+        h.make_node("MatMul", ["r1", "w2"], ["m2"]),
+        h.make_node("Relu", ["m2"], ["y"]),
+    ]
+    graph = h.make_graph(
+        nodes,
+        "mlp",
+        [h.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 6])],
+        [h.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
+        [nh.from_array(w1, "w1"), nh.from_array(w2, "w2")],
+    )
+    return h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+
+
+def test_nwot_equals_the_formula_on_the_same_batch() -> None:
+    from nas.predictors.probe import random_feed
+    from nas.predictors.signals import NWOT_BATCH, nwot_model
+
+    model = _mlp(64)
+    x = random_feed(model.graph, None, batch=NWOT_BATCH, seed=0)["x"]
+    w1, w2 = (nh.to_array(t) for t in model.graph.initializer)
+    r1 = np.maximum(x @ w1, 0)
+    codes = np.concatenate([r1 > 0, np.maximum(r1 @ w2, 0) > 0], 1).astype(float)
+    k = codes @ codes.T + (1 - codes) @ (1 - codes).T
+    expected = np.linalg.slogdet(k)[1]
+    assert abs(nwot_model(model) - expected) < 1e-6
+    # wider hidden layers tell more inputs apart; too few units: K is singular, the floor 0
+    assert nwot_model(_mlp(256)) > nwot_model(_mlp(64)) > 0
+    assert nwot_model(_mlp(8)) == 0.0
+
+
+def test_nwot_is_nan_without_a_batch_axis() -> None:
+    from nas.predictors.signals import nwot_model
+
+    model = _mlp(8)
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    assert np.isnan(nwot_model(model))
+
+
+def test_depth_is_the_longest_path() -> None:
+    from nas.predictors.signals import depth
+
+    assert depth(4, [(0, 1), (1, 2), (2, 3)]) == 4
+    assert depth(4, [(0, 1), (0, 2), (2, 3), (1, 3)]) == 3
+    assert depth(0, []) == 0
+
+
+def test_ood_flag_names_unseen_ops_and_params(tmp_path: Path) -> None:
+    from nas.predictors.bench import file_record
+    from nas.predictors.rank import load_domain, ood_reason
+
+    domain = load_domain(None)
+    path = tmp_path / "mlp.onnx"
+    onnx.save(_mlp(8), str(path))
+    reason = ood_reason(file_record(path), domain)
+    assert "unseen ops (Linear" not in reason  # MatMul by a constant is normalised to Linear
+    assert "params, trained on 73,098-1,527,978" in reason  # 72 params: far below NB201
+    assert json.dumps(domain)  # the bundled domain is plain JSON
