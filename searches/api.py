@@ -21,10 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from nas.searches.lock import RunLock
 from nas.searches.objectives import objectives_of
-from nas.searches.runinfo import masked
-from nas.searches.store import RunStore, TrialRecord, mask_url, read_run_info, unmask_url
+from nas.searches.store import RunStore, TrialRecord, mask_url, read_run_info
 
 from nas.exceptions import ConfigurationError
 from nas.registry import Registry
@@ -235,30 +233,7 @@ class Search:
                 f"{self.run_dir} already holds a run; use --resume {self.run_dir}."
             )
         self.info = _resume_info or self._new_info(command)
-        # Each run has its own study (runs can share a storage), and one owner: the lock is
-        # taken before anything is written, so a second search or resume of this run stops
-        # here (RunInUseError, exit 2); it is released when run() ends (or by close()).
-        self.store = RunStore(
-            self.run_dir,
-            config.objectives,
-            config.storage,
-            study=self.info.get("study"),
-            exclusive=not self.resuming,
-        )
-        self._lock: RunLock | None = RunLock(self.store)
-        self._lock.acquire()
-        try:
-            if not self.resuming:
-                _write_json_atomic(self.run_dir / "run.json", self.info)
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        """Give up the run's ownership (run() does this when it ends)."""
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
+        self.store: RunStore | None = None  # open (and owned) while ``run`` runs
 
     @classmethod
     def resume(cls, run_dir: str | Path, say: Say | None = None, **changes: Any) -> Search:
@@ -275,20 +250,9 @@ class Search:
                 f"a resumed run keeps its {', '.join(fixed)}; only "
                 f"{', '.join(config.RESUMABLE)} may change on --resume."
             )
-        given = changes.get("storage")
-        if config.storage and "***" in config.storage:
-            if given is not None and mask_url(given) != config.storage:
-                raise ConfigurationError(
-                    f"this run lives in {config.storage}; --storage on resume may only give "
-                    "its password."
-                )
-            # run.json keeps no password: the full --storage URL, or PGPASSWORD / .pgpass
-            changes["storage"] = given or unmask_url(config.storage)
-        elif given is not None and given != config.storage:
-            raise ConfigurationError(
-                f"this run lives in {config.storage or 'its run directory'}; "
-                "--storage cannot move it."
-            )
+        from nas.searches.runinfo import resume_storage
+
+        changes["storage"] = resume_storage(config.storage, changes.get("storage"))
         config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
         return cls(config, run_dir, say, _resume_info=info)
 
@@ -308,17 +272,15 @@ class Search:
             versions["torch"] = torch.__version__
         except ImportError:  # pragma: no cover
             pass
-        return masked(  # no storage password in run.json or the report, nor in the command
-            {
-                "study": self.run_dir.name,
-                "command": command or f"nas.searches.Search({self.config.space!r}, ...)",
-                "options": self.config.public(),
-                "strategy_options": self.config.strategy_options,
-                "evaluator": self.evaluator.kind,
-                "versions": versions,
-                "created": datetime.now().isoformat(timespec="seconds"),
-            }
-        )
+        return {
+            "study": self.run_dir.name,  # each run its own study, even in a shared storage
+            "command": command or f"nas.searches.Search({self.config.space!r}, ...)",
+            "options": self.config.public(),
+            "strategy_options": self.config.strategy_options,
+            "evaluator": self.evaluator.kind,
+            "versions": versions,
+            "created": datetime.now().isoformat(timespec="seconds"),
+        }
 
     @property
     def fitness_label(self) -> str:
@@ -343,21 +305,35 @@ class Search:
         )
         return f"{text}; {c.strategy_options}; {final}"
 
-    def run(self, on_result: Callable[[TrialRecord], None] | None = None) -> SearchResult:
+    def run(
+        self,
+        on_result: Callable[[TrialRecord], None] | None = None,
+        on_start: Callable[[RunStore], None] | None = None,
+    ) -> SearchResult:
         """Run the trials up to the budget (counting a resumed run's earlier ones), then
-        retrain and export the best, and write report.md."""
-        from nas.searches.report import write_report
+        retrain and export the best, and write report.md.
 
-        try:
-            RUNNERS.get(self.config.backend)(self, on_result)
-            best = next(iter(self.store.best(1)), None)
-            final = None
-            if best is not None and self.config.final_epochs:
-                final = self.finalise(best)
-            report = write_report(self.run_dir, self.store, self.space, self.info, final)
-        finally:
-            self.close()
-        return SearchResult(self.run_dir, self.store.records(), best, final, report)
+        The run is owned by this process while it runs: a second search or resume of it
+        stops at once (``RunInUseError``). ``on_start(store)`` is called once the run's
+        store is open, ``on_result(record)`` after every trial.
+        """
+        from nas.searches.report import write_report
+        from nas.searches.runinfo import search_store, write_run_info
+
+        c = self.config
+        study = self.info.get("study")
+        with search_store(self.run_dir, c.objective, c.storage, study, not self.resuming) as st:
+            self.store = st
+            if not self.resuming:
+                self.info = write_run_info(self.run_dir, self.info)
+            if on_start is not None:
+                on_start(st)
+            RUNNERS.get(c.backend)(self, on_result)
+            best = next(iter(st.best(1)), None)
+            final = self.finalise(best) if best is not None and c.final_epochs else None
+            report = write_report(self.run_dir, st, self.space, self.info, final)
+            records = st.records()
+        return SearchResult(self.run_dir, records, best, final, report)
 
     def finalise(self, best: TrialRecord) -> dict[str, Any]:
         """Retrain ``best`` for ``final_epochs`` and export it; writes final.json."""

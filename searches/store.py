@@ -442,10 +442,10 @@ def read_run_info(run_dir: str | Path) -> dict[str, Any]:
     """
     path = Path(run_dir) / "run.json"
     if not path.is_file():
-        if Path(run_dir).is_dir() and any(Path(run_dir).iterdir()):
+        if (Path(run_dir) / "study.db").is_file():
             raise ConfigurationError(
-                f"{run_dir} has no run.json: its search was stopped before it recorded its "
-                f"options, so there is nothing to resume; start it again with "
+                f"{run_dir} is not a search run (no run.json): its search was stopped before "
+                f"it recorded its options, so there is nothing to resume; start it again with "
                 f"--run-dir {run_dir}."
             )
         raise ConfigurationError(f"{run_dir} is not a search run (no run.json).")

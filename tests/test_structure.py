@@ -31,7 +31,16 @@ def _imports(mods: dict[str, Path]) -> dict[str, set[str]]:
     """Module -> the project modules it imports (at any depth of its code)."""
     graph: dict[str, set[str]] = {m: set() for m in mods}
     for m, f in mods.items():
-        for n in ast.walk(ast.parse(f.read_text())):
+        tree = ast.parse(f.read_text())
+        typing_only = {  # imports under `if TYPE_CHECKING:` never run
+            id(x)
+            for n in ast.walk(tree)
+            if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING"
+            for x in ast.walk(n)
+        }
+        for n in ast.walk(tree):
+            if id(n) in typing_only:
+                continue
             names: list[str] = []
             if isinstance(n, ast.ImportFrom) and n.module and n.level == 0:
                 names = [

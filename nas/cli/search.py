@@ -163,12 +163,19 @@ def _list_options() -> None:
 
 def _live_run(search: Any) -> Any:
     """Run ``search`` under the live display; returns its SearchResult."""
-    done = len(search.store.completed())
-    best = next(iter(search.store.best(1)), None)
-    display = _Display(search.config.trials, done, best, search.fitness_label)
+    display = _Display(search.config.trials, 0, None, search.fitness_label)
+
+    def start(store: Any) -> None:
+        from nas.searches.store import mask_url
+
+        display.done = display.start_done = len(store.completed())
+        display.best = next(iter(store.best(1)), None)
+        if search.config.storage:
+            out.print(f"storage: {mask_url(search.config.storage)}, study {store.name}")
+        live.update(display.render())
+
     with Live(display.render(), console=out, refresh_per_second=4, transient=False) as live:
-        result = search.run(on_result=lambda rec: live.update(display.update(rec)))
-    return result
+        return search.run(on_result=lambda rec: live.update(display.update(rec)), on_start=start)
 
 
 @app.command()
@@ -245,8 +252,7 @@ def runs_list(
     from nas.searches.store import open_run
 
     if storage is not None:
-        return _storage_runs(storage)
-
+        return _runs_in_storage(storage)
     table = Table("run", "space", "dataset", "strategy", "trials", "best")
     for info_path in sorted(root.glob("*/run.json")):
         info, store = open_run(info_path.parent)
@@ -263,8 +269,8 @@ def runs_list(
     out.print(table)
 
 
-def _storage_runs(storage: str) -> None:
-    """The runs (studies) in an Optuna storage, with their trials and owner."""
+def _runs_in_storage(storage: str) -> None:
+    """``nas runs list --storage URL``: every run (study) in a shared storage."""
     from nas.searches.runinfo import list_runs, mask_text
 
     table = Table("run", "trials", "states", "best", "owner", title=mask_text(storage))
