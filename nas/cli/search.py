@@ -23,6 +23,16 @@ def _opt(help: str, *names: str) -> Any:
     return typer.Option(*names, help=help)
 
 
+def _d(name: str) -> str:
+    """``[default]`` of a SearchConfig field, read from the library so help never drifts."""
+    from dataclasses import fields
+
+    from nas.searches.api import SearchConfig
+
+    value = next(f.default for f in fields(SearchConfig) if f.name == name)
+    return f"[{'none' if value is None else f'{value:g}' if isinstance(value, float) else value}]"
+
+
 # Option types of `nas search`; None means "the library's default" (shown in brackets).
 Space = Annotated[
     str | None, _opt("einspace, nb201, zoo:FAMILY (nas zoo list), .toml or .pcfg [einspace].")
@@ -36,17 +46,21 @@ Dataset = Annotated[
     ),
 ]
 Strategy = Annotated[str | None, _opt("rs, re, tpe, nsga2 or predictor [re].")]
-Trials = Annotated[int | None, _opt("Trials to finish, counting a resumed run's [12].")]
-TimeBudget = Annotated[float | None, _opt("Seconds; no new trial starts after [none].")]
-Epochs = Annotated[int | None, _opt("Training epochs per trial [2].")]
+Trials = Annotated[int | None, _opt(f"Trials to finish, counting a resumed run's {_d('trials')}.")]
+TimeBudget = Annotated[
+    float | None, _opt(f"Seconds; no new trial starts after {_d('time_budget')}.")
+]
+Epochs = Annotated[int | None, _opt(f"Training epochs per trial {_d('epochs')}.")]
 TrialTime = Annotated[
     float | None,
     _opt(
-        "Seconds of training per trial before it stops early [30]; the final retraining "
-        "gets the same allowance per epoch."
+        f"Seconds of training per trial before it stops early {_d('trial_time')}; the final "
+        "retraining gets the same allowance per epoch."
     ),
 ]
-FinalEpochs = Annotated[int | None, _opt("Epochs to retrain the best; 0 skips it [5].")]
+FinalEpochs = Annotated[
+    int | None, _opt(f"Epochs to retrain the best; 0 skips it {_d('final_epochs')}.")
+]
 Preset = Annotated[str | None, _opt("Training protocol [quick].")]
 Seed = Annotated[int | None, _opt("Seed of the search and training [0].")]
 RunDir = Annotated[Path | None, _opt("Run directory [runs/SPACE-DATASET-STRATEGY-TIME].")]
@@ -59,7 +73,11 @@ Size = Annotated[str | None, _opt("Stand-in size: small, medium or full [small].
 Population = Annotated[int | None, _opt("RE population [trials // 4, 4 to 100].")]
 Tournament = Annotated[int | None, _opt("RE tournament size [population // 2, 2 to 10].")]
 SeedArch = Annotated[
-    str | None, _opt("RE seeds, comma-separated (resnet18,wrn16_4,vit,mlp_mixer) [none].")
+    str | None,
+    _opt(
+        "RE seeds, comma-separated (resnet18,wrn16_4,vit,mlp_mixer; cnn_cpu, mlp_cpu, "
+        "resnet_cpu, vit_cpu, mixer_cpu) [einspace: the five CPU seeds]."
+    ),
 ]
 PredictorModel = Annotated[
     str | None, _opt("Predictor folder for --strategy predictor [the bundled one].")
