@@ -11,7 +11,7 @@ import random
 
 from nas.analysis import NodeInfo
 from nas.dsl.arch import Node
-from nas.dsl.grammar import Sym
+from nas.dsl.grammar import Call, Sym
 from nas.exceptions import NasError, SamplingError
 from nas.ops import create_op
 from nas.ops.spec import Signal
@@ -52,45 +52,105 @@ def mutate(
     space: SearchSpace,
     arch: Node,
     rng: random.Random,
-    tries: int = 200,
+    tries: int = 20,
     sampler: Sampler | None = None,
+    stats: dict[str, int] | None = None,
 ) -> Node:
-    """A valid child of ``arch`` with one subtree redrawn so its output shape is unchanged.
+    """A valid child of ``arch`` with one subtree redrawn under its exact input and output.
 
-    Positions are chosen uniformly; the new subtree is drawn from the position's grammar
-    symbol with the position's input signal, must produce the same output signal and must
-    differ from the old one, and the child must fit the budgets.
+    A position is chosen uniformly; a new subtree is drawn from its grammar symbol aimed at
+    the position's input and output signals (:mod:`nas.targeted`), so it fits by
+    construction and differs from the old one. Where the chosen node has no different
+    subtree with that output (e.g. the only ``linear`` of that width), the nearest
+    enclosing position is redrawn instead. ``stats`` (optional) counts ``draws`` (positions
+    tried), ``climbs`` and ``budget`` rejections.
 
     Raises:
-        SamplingError: no such child was found in ``tries`` draws.
+        SamplingError: no child was found in ``tries`` positions (not seen on einspace).
     """
+    from nas.targeted import TargetedDraw, insert
+
     sampler = sampler or Sampler(space, seed=rng.randrange(2**31))
     sampler.rng = rng
     a, positions = _positions(space, arch)
     if not positions:
         raise SamplingError("the architecture has no position the grammar can redraw.")
+    syms = {info.path: sym for sym, info in positions}
+    stats = stats if stats is not None else {}
     b = sampler.budget
     for _ in range(tries):
-        sym, info = rng.choice(positions)
-        rem = Rem(
-            b.max_params - a.params + info.params,
-            b.max_activation - a.activation + info.activation,
-            b.max_ops - a.n_ops + info.n_ops,
-            b.max_flops - a.flops + info.flops,
+        _, chosen = rng.choice(positions)
+        stats["draws"] = stats.get("draws", 0) + 1
+        path = chosen.path
+        # The chosen position, then (for a terminal symbol) its enclosing module position.
+        tried = 0
+        for cut in range(len(path), -1, -1):
+            where = path[:cut]
+            if where not in syms or (tried and not _has_seq(space, syms[where])):
+                continue
+            if tried == 2 or (tried and _has_seq(space, syms[path])):
+                break
+            tried += 1
+            info = a.nodes[where]
+            rem = Rem(
+                b.max_params - a.params + info.params,
+                b.max_activation - a.activation + info.activation,
+                b.max_ops - a.n_ops + info.n_ops,
+                b.max_flops - a.flops + info.flops,
+            )
+            draw = TargetedDraw(sampler, rng, rem)
+            try:
+                node = draw.symbol(
+                    syms[where], info.inp, info.out, b.max_depth - info.module_depth, info.node
+                )
+            except (_Fail, _Abort):
+                stats["climbs"] = stats.get("climbs", 0) + 1
+                continue
+            child = arch.replace(where, node)
+            try:
+                space.check(child)
+            except NasError:
+                stats["budget"] = stats.get("budget", 0) + 1
+                continue
+            return child
+        # Nothing different fits anywhere above: insert a new module next to the old one.
+        where = next(
+            (
+                p
+                for p in (chosen.path[:c] for c in range(len(chosen.path), -1, -1))
+                if p in syms and _has_seq(space, syms[p])
+            ),
+            None,
         )
-        try:
-            node, out, _ = sampler.draw(sym, info.inp, rem, b.max_depth - info.module_depth)
-        except (_Fail, _Abort):
+        if where is None:  # a grammar without seq (e.g. NB201): draw another position
             continue
-        if out != info.out or node == info.node:
-            continue
-        child = arch.replace(info.path, node)
+        info = a.nodes[where]
+        draw = TargetedDraw(sampler, rng, sampler.root_budget())
         try:
+            node = insert(
+                draw, syms[where], info.inp, info.out, b.max_depth - info.module_depth, info.node
+            )
+            child = arch.replace(where, node)
             space.check(child)
-        except NasError:
+        except (_Fail, _Abort, NasError):
             continue
+        stats["inserts"] = stats.get("inserts", 0) + 1
         return child
-    raise SamplingError(f"no shape-preserving mutation found in {tries} draws.")
+    raise SamplingError(f"no shape-preserving mutation found at {tries} positions.")
+
+
+def _has_seq(space: SearchSpace, name: str) -> bool:
+    """Whether rule ``name`` derives ``seq`` directly or through one symbol."""
+    rules = space.grammar.rules
+    for alt in rules[name].alts:
+        e = alt.expr
+        if isinstance(e, Call) and e.op == "seq":
+            return True
+        if isinstance(e, Sym) and any(
+            isinstance(a.expr, Call) and a.expr.op == "seq" for a in rules[e.name].alts
+        ):
+            return True
+    return False
 
 
 def crossover(space: SearchSpace, a: Node, b: Node, rng: random.Random) -> Node | None:

@@ -5,7 +5,8 @@ Split out of :mod:`nas.train` so the loop itself stays readable.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -83,6 +84,34 @@ class Feed:
         if self.memory is not None:
             xb = xb.contiguous(memory_format=self.memory)
         return xb, yb
+
+
+#: Bytes of activations a CPU training step may hold by default (keeps a trial near 1 GB).
+ACTIVATION_BUDGET = 512 * 2**20
+MIN_BATCH = 8
+
+
+def fit_batches(cfg: Any, activation: int, device: torch.device) -> Any:
+    """``cfg`` with batch sizes halved until the estimated activations fit the budget.
+
+    ``activation`` is the analysis' activation elements per sample. Training keeps every
+    output for the backward pass (and about as much again in gradients): 8 bytes per
+    element; evaluation keeps less: 4. Never below :data:`MIN_BATCH` (BatchNorm needs a
+    few samples); the config is returned unchanged when it fits.
+    """
+    budget = cfg.max_activation_bytes
+    if budget is None:
+        if device.type != "cpu":
+            return cfg
+        budget = ACTIVATION_BUDGET
+    train_b, eval_b = cfg.batch_size, cfg.eval_batch_size
+    while train_b > MIN_BATCH and 8 * activation * train_b > budget:
+        train_b //= 2
+    while eval_b > MIN_BATCH and 4 * activation * eval_b > budget:
+        eval_b //= 2
+    if (train_b, eval_b) == (cfg.batch_size, cfg.eval_batch_size):
+        return cfg
+    return replace(cfg, batch_size=max(train_b, MIN_BATCH), eval_batch_size=max(eval_b, MIN_BATCH))
 
 
 def resolve_device(name: str) -> torch.device:

@@ -22,7 +22,7 @@ from torch import nn
 
 from nas.compile import count_params
 from nas.exceptions import ConfigurationError, NasError, UnknownNameError
-from nas.feed import Feed, channel_stats, is_oom, resolve_device
+from nas.feed import Feed, channel_stats, fit_batches, is_oom, resolve_device
 from nas.tasks import Task, compile_for_task, task_for
 
 if TYPE_CHECKING:
@@ -69,6 +69,9 @@ class TrainConfig:
     # they fit; otherwise batches are read from the arrays.
     normalise: bool = True  # per-channel, statistics of the train split only
     max_resident_bytes: int | None = None  # None: half the free GPU memory / 2 GiB on CPU
+    # Activation memory one step may hold (estimated from the architecture's analysis);
+    # batch sizes are halved until it fits. None: ACTIVATION_BUDGET on CPU, no limit on CUDA.
+    max_activation_bytes: int | None = None
 
     def __post_init__(self) -> None:
         choices = {"optimizer": ("sgd", "adamw"), "schedule": ("cosine", "constant")}
@@ -128,6 +131,7 @@ class TrainResult:
     train_time_s: float = 0.0
     eval_time_s: float = 0.0
     images_per_s: float = 0.0  # training throughput (forward + backward + step)
+    batch_size: int = 0  # the training batch actually used (may be below the config's)
     device: str = ""
     normalisation: dict[str, list[float]] = field(default_factory=dict)  # mean/std used
     arch: str | None = None
@@ -204,8 +208,10 @@ def train(
 
         node = parse_arch(model.strip()) if isinstance(model, str) else model
         mode = "im" if len(dataset.input_shape) == 3 else "col"
-        flops = analyse(node, (Spec(tuple(dataset.input_shape), mode),)).flops
+        a = analyse(node, (Spec(tuple(dataset.input_shape), mode),))
+        flops = a.flops
         model, arch = compile_for_task(node, dataset.input_shape, task, mode), str(node)
+        cfg = fit_batches(cfg, a.activation, device)
     res = TrainResult(
         status="ok",
         primary_metric=task.primary_metric,
@@ -216,6 +222,7 @@ def train(
         arch=arch,
         task=task.describe(),
         config=asdict(cfg),
+        batch_size=cfg.batch_size,
     )
     try:
         _Run(model, dataset, cfg, task, device, res, on_epoch).fit()

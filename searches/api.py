@@ -30,6 +30,9 @@ from nas.registry import Registry
 __all__ = ["RUNNERS", "Search", "SearchConfig", "SearchResult", "search"]
 
 Say = Callable[[str], None]
+#: Seeds a seeded strategy starts from unless told otherwise: mixed seeding (the einspace
+#: paper's strongest setting) with seeds sized for a CPU.
+CPU_SEEDED = {"einspace": ("cnn_cpu", "mlp_cpu", "resnet_cpu", "vit_cpu", "mixer_cpu")}
 
 
 @dataclass
@@ -46,11 +49,11 @@ class SearchConfig:
     space: str = "einspace"
     dataset: str | None = None
     strategy: str = "re"
-    trials: int = 12
-    time_budget: float | None = None
-    trial_time: float = 30.0
-    epochs: int = 2
-    final_epochs: int = 5
+    trials: int = 30
+    time_budget: float | None = 360.0
+    trial_time: float = 20.0
+    epochs: int = 6
+    final_epochs: int = 12
     preset: str = "quick"
     seed: int = 0
     storage: str | None = None
@@ -133,6 +136,7 @@ class SearchResult:
     best: TrialRecord | None
     final: dict[str, Any] | None
     report: Path
+    baselines: str = ""  # one line: the found test accuracy against each baseline's
 
 
 def _run_local(search: Search, on_result: Callable[[TrialRecord], None] | None) -> None:
@@ -216,7 +220,16 @@ class Search:
             config.objective = "+".join(cls.default_objectives)
             config.validate()
         if not self.resuming:
-            config.strategy_options = cls.resolve_options(config.strategy_options, config.trials)
+            opts = config.strategy_options
+            default_seeds = (
+                config.space in CPU_SEEDED
+                and "seed_archs" in cls.declared_options()
+                and "seed_archs" not in opts
+            )
+            config.strategy_options = cls.resolve_options(opts, config.trials)
+            if default_seeds:  # as many as the population holds, in this order
+                room = config.strategy_options.get("population") or len(CPU_SEEDED[config.space])
+                config.strategy_options["seed_archs"] = list(CPU_SEEDED[config.space][:room])
         self.config = config
         self.evaluator = evaluator_for(config)
         if config.scheduler == "asha" and not self.evaluator.max_epochs:
@@ -225,8 +238,11 @@ class Search:
                 "evaluator has none (table mode)."
             )
         self.space = load_space(config.space)
+        if self.evaluator.kind == "train":  # draw for the dataset's input, not the space's
+            self.space = self.space.with_input(*_input_of(self.evaluator.kind, config))
         kw = {**config.strategy_options, "objectives": config.objectives}
         self.strategy = create_strategy(config.strategy, self.space, seed=config.seed, **kw)
+        self._screen_degenerate()
         self.run_dir = Path(run_dir) if run_dir is not None else self._default_dir()
         if not self.resuming and (self.run_dir / "run.json").exists():
             raise ConfigurationError(
@@ -255,6 +271,17 @@ class Search:
         changes["storage"] = resume_storage(config.storage, changes.get("storage"))
         config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
         return cls(config, run_dir, say, _resume_info=info)
+
+    def _screen_degenerate(self) -> None:
+        """Trained searches skip (redraw, no trial) networks with nothing learnable before
+        the head and networks equal to an earlier one modulo no-op wrappers."""
+        from nas.degenerate import canonical_key, degenerate_reason
+
+        self.strategy.identity = canonical_key
+        if self.evaluator.kind != "train":
+            return
+        x = self.space.input
+        self.strategy.screen = lambda arch: degenerate_reason(arch, x)
 
     def _default_dir(self) -> Path:
         c = self.config
@@ -326,14 +353,40 @@ class Search:
             self.store = st
             if not self.resuming:
                 self.info = write_run_info(self.run_dir, self.info)
+            self.baselines()
             if on_start is not None:
                 on_start(st)
             RUNNERS.get(c.backend)(self, on_result)
+            _write_json_atomic(self.run_dir / "skipped.json", dict(self.strategy.redrawn))
             best = next(iter(st.best(1)), None)
             final = self.finalise(best) if best is not None and c.final_epochs else None
             report = write_report(self.run_dir, st, self.space, self.info, final)
             records = st.records()
-        return SearchResult(self.run_dir, records, best, final, report)
+        return SearchResult(self.run_dir, records, best, final, report, self._summary(records))
+
+    def _summary(self, records: list[TrialRecord]) -> str:
+        from nas.searches import baselines
+
+        rows = baselines.collect(self.run_dir, records, self.seed_strings())
+        return baselines.summary(baselines.found_row(records), rows) if rows else ""
+
+    def baselines(self) -> list[Any]:
+        """Chance, linear probe and small CNN under the trial protocol (trained searches
+        only); measured once per run and kept in baselines.json."""
+        from nas.searches import baselines
+
+        rows = baselines.load(self.run_dir)
+        if rows is not None or self.evaluator.kind != "train":
+            return rows or []
+        self.say("measuring baselines (chance, linear probe, small CNN) ...")
+        ev = self.evaluator()
+        rows = baselines.measure(ev.dataset, ev.config)
+        baselines.save(self.run_dir, rows)
+        return rows
+
+    def seed_strings(self) -> dict[str, str]:
+        """Name -> canonical string of the space's seeds (to find seed trials)."""
+        return {name: str(node) for name, node in self.space.seeds.items()}
 
     def finalise(self, best: TrialRecord) -> dict[str, Any]:
         """Retrain ``best`` for ``final_epochs`` and export it; writes final.json."""
@@ -347,6 +400,13 @@ class Search:
         )
         _write_json_atomic(self.run_dir / "final.json", final)
         return final
+
+
+def _input_of(kind: str, config: SearchConfig) -> tuple[tuple[int, ...], int]:
+    """(input shape, classes) the evaluator ``kind`` applies architectures to."""
+    from nas.searches.evaluators import EVALUATORS
+
+    return EVALUATORS.get(kind).input_of(config)
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:

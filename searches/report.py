@@ -84,6 +84,39 @@ def plots(records: list[TrialRecord], objective: str, out_dir: Path) -> list[Pat
     return paths
 
 
+def baseline_section(
+    run_dir: Path, records: list[TrialRecord], space: Any, final: dict[str, Any] | None
+) -> list[str]:
+    """The "Found vs baselines" table (trained searches), or nothing."""
+    from nas.searches import baselines
+
+    seeds = {name: str(node) for name, node in getattr(space, "seeds", {}).items()}
+    rows = baselines.collect(run_dir, records, seeds)
+    if not rows:
+        return []
+    found = baselines.found_row(records)
+    lines = [
+        "## Found vs baselines",
+        "",
+        "Every row is trained with the same protocol as a trial (valid picks the found "
+        "network; test is its score on the held-out test split).",
+        "",
+        *baselines.table(found, rows),
+    ]
+    if final and isinstance(final.get("test"), dict) and "accuracy" in final["test"]:
+        lines += [
+            "",
+            f"The found network retrained for {final.get('epochs')} epochs: test "
+            f"{100 * final['test']['accuracy']:.1f}%.",
+        ]
+    return [*lines, ""]
+
+
+def _skipped(run_dir: Path) -> dict[str, int]:
+    path = run_dir / "skipped.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def write_report(
     run_dir: Path,
     store: RunStore,
@@ -103,8 +136,15 @@ def write_report(
         f"seed {opts.get('seed')}, {len(records)} trials recorded."
     )
     lines.append("")
+    lines += baseline_section(run_dir, records, space, final)
     counts = Counter(r.status for r in records)
     lines.append("Outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    skipped = _skipped(run_dir)
+    if skipped:
+        lines.append(
+            "Skipped without a trial (drawn again): "
+            + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items()))
+        )
     lines.append("")
     best = store.best(top)
     lines += [

@@ -312,10 +312,10 @@ def test_cache_is_reused_keyed_and_repaired(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_unseen_alias_names_and_argument_errors() -> None:
     ds = load_dataset("unseen")
-    assert ds.name == "unseen:addnist" and ds.meta["member"] == "AddNIST"
-    assert ds.meta["requested"] == "unseen" and ds.meta["resolved"] == "unseen:addnist"
-    assert "unseen = unseen:addnist" in ds.source and "default" in ds.source
-    assert get_dataset_info("unseen").name == "unseen:addnist"
+    assert ds.name == "unseen:language" and ds.meta["member"] == "Language"
+    assert ds.meta["requested"] == "unseen" and ds.meta["resolved"] == "unseen:language"
+    assert "unseen = unseen:language" in ds.source and "default" in ds.source
+    assert get_dataset_info("unseen").name == "unseen:language"
     assert get_dataset_info("Unseen:Add_NIST").name == "unseen:addnist"
     names = list_datasets()
     assert len([n for n in names if n.startswith("unseen:")]) == 8 and "unseen" not in names

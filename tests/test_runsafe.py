@@ -16,12 +16,11 @@ import numpy as np
 import pytest
 from nas.searches import create_strategy, evaluators
 from nas.searches.lock import RunInUseError, RunLock, owning
-from nas.searches.runinfo import mask_text, resume_strategy_options
+from nas.searches.runinfo import mask_text
 from nas.searches.runner import Outcome, run_search
 from nas.searches.store import RunStore, StorageLostError, mask_url
 
 from nas.data.base import Dataset, Split
-from nas.exceptions import ConfigurationError
 from nas.space import load_space
 from nas.train import TrainConfig, train
 
@@ -147,23 +146,10 @@ def test_credentials_are_masked() -> None:
     assert "s3cr" not in mask_text(text) and "nas:***@db.example" in mask_text(text)
 
 
-def test_resume_keeps_the_recorded_strategy_options() -> None:
-    info = {"strategy_options": {"population": 50, "tournament": 10}}
-    assert resume_strategy_options(info, {"trials": 240}) == {"population": 50, "tournament": 10}
-    assert resume_strategy_options(info, {"population": 50})["population"] == 50
-    with pytest.raises(ConfigurationError, match="--population cannot change when resuming"):
-        resume_strategy_options(info, {"population": 60})
-
-
-@pytest.mark.parametrize(
-    "strategy", ["rs", "re", "tpe", "nsga2", pytest.param("predictor", marks=pytest.mark.slow)]
-)
-def test_extending_a_finished_run_works_for_every_strategy(nas_cli, tmp_path, strategy) -> None:
-    args = [*NB201, "--strategy", strategy, "--seed", "1"]
-    if strategy == "nsga2":
-        args += ["--objective", "accuracy+params"]
+def test_extending_a_finished_re_run_through_the_cli(nas_cli, tmp_path) -> None:
+    """The issue's case: RE's population must not follow the new --trials on resume."""
     a = tmp_path / "a"
-    code, _, err = nas_cli("search", *args, "--trials", "20", "--run-dir", str(a))
+    code, _, err = nas_cli("search", *NB201, "--trials", "20", "--seed", "1", "--run-dir", str(a))
     assert code == 0, err
     before = [r.arch for r in RunStore(a, create=False).records()]
     code, _, err = nas_cli("search", "--resume", str(a), "--trials", "30")
@@ -171,8 +157,9 @@ def test_extending_a_finished_run_works_for_every_strategy(nas_cli, tmp_path, st
     recs = RunStore(a, create=False).records()
     assert len(recs) == 30 and all(r.ok for r in recs)
     assert [r.arch for r in recs[:20]] == before and len({r.arch for r in recs}) == 30
-    if strategy == "re":  # the population of the 20-trial run, not the one 30 would give
-        assert json.loads((a / "run.json").read_text())["strategy_options"]["population"] == 5
+    assert json.loads((a / "run.json").read_text())["strategy_options"]["population"] == 5
+    code, _, err = nas_cli("search", "--resume", str(a), "--population", "7")
+    assert code == 2 and "keeps its strategy options" in err
 
 
 def test_two_resumes_of_one_run_and_two_runs_on_one_storage(nas_cli, tmp_path) -> None:

@@ -110,6 +110,13 @@ def test_training_search_records_every_field(nas_cli, tmp_path) -> None:
             assert r.reason
     final = json.loads((d / "final.json").read_text())
     assert final["onnx_max_abs_diff"] < 1e-4 and (d / "best.onnx").is_file()
+    # Baselines: measured once, first table of the report, last line of the console.
+    names = [b["name"] for b in json.loads((d / "baselines.json").read_text())]
+    assert names == ["chance", "linear probe", "small CNN"]
+    report = (d / "report.md").read_text()
+    assert report.split("\n## ")[1].startswith("Found vs baselines")
+    assert "| linear probe |" in report and "| found (trial " in report
+    assert "vs baselines: chance 10.0%, linear probe" in _out
 
 
 def test_failed_architectures_are_recorded_and_the_search_goes_on(tmp_path) -> None:

@@ -120,5 +120,8 @@ def test_strategy_options_on_the_command_line(nas_cli, tmp_path) -> None:
 def test_search_help_shows_every_default(nas_cli) -> None:
     code, out, _ = nas_cli("search", "--help")
     assert code == 0
-    for shown in ("[einspace]", "[re]", "[12]", "[2]", "[quick]", "[local]", "[30]"):
-        assert shown in out, shown
+    c = SearchConfig()
+    shown = ["[einspace]", "[re]", "[quick]", "[local]", f"[{c.trials}]", f"[{c.epochs}]"]
+    shown += [f"[{c.trial_time:g}]", f"[{c.final_epochs}]", f"[{c.time_budget:g}]"]
+    for text in shown:
+        assert text in " ".join(out.split()), text

@@ -157,7 +157,36 @@ def mlp_mixer(dim: int = 512, depth: int = 8, patch: int = 4) -> str:
     return seq(patch_embed(patch, dim), compute("pos_enc"), [residual(main)] * depth)
 
 
+def cnn_cpu() -> str:
+    """Three 3x3 convs (32, 64, 128; the last two stride 2) with norm and relu: CPU-sized."""
+    items: list[Item] = []
+    for width, stride in ((32, 1), (64, 2), (128, 2)):
+        items += [conv(3, stride, width), NORM, RELU]
+    return seq(*items)
+
+
+def resnet_cpu() -> str:
+    """A ResNet of three basic blocks (16, 32, 64 channels): CPU-sized."""
+    items: list[Item] = [conv(3, 1, 16), NORM, RELU]
+    c = 16
+    for width, stride in ((16, 1), (32, 2), (64, 2)):
+        items.append(resnet_block(c, width, stride))
+        c = width
+    return seq(*items)
+
+
+def mlp_cpu() -> str:
+    """Flatten each channel (im2col 1x1, then tokens <-> features) and a 2-layer MLP of 256."""
+    flatten = f"route(im2col(k=1,s=1,p=0),{IDENTITY},permute(order=21))"
+    return seq(flatten, linear(256), RELU, linear(256))
+
+
 SEEDS: dict[str, Callable[[], str]] = {
+    "cnn_cpu": cnn_cpu,
+    "mlp_cpu": mlp_cpu,
+    "resnet_cpu": resnet_cpu,
+    "mixer_cpu": lambda: mlp_mixer(dim=64, depth=2, patch=4),
+    "vit_cpu": lambda: vit(dim=64, heads=4, d_head=16, depth=1, patch=4),
     "mlp_mixer": mlp_mixer,
     "resnet18": resnet18,
     "vit": vit,

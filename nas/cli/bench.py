@@ -38,10 +38,12 @@ def _spaces() -> dict[str, tuple[Callable[..., Any], Callable[[list[str]], Any],
     """Space name -> (bench builder, label check, number of cells)."""
     from nas.predictors.nb101_bench import build_nb101_bench, nb101_labels
     from nas.predictors.nb201_bench import build_nb201_bench, nb201_labels
+    from nas.predictors.nb301_bench import build_nb301_bench, nb301_labels
 
     return {
         "nb201": (build_nb201_bench, nb201_labels, 15625),
         "nb101": (build_nb101_bench, nb101_labels, 500),
+        "nb301": (build_nb301_bench, nb301_labels, 725),
     }
 
 
@@ -77,7 +79,9 @@ def _load_bench(path: Path):
 @bench_app.command("build")
 def bench_build(
     output: OutOpt,
-    space: Annotated[str, typer.Option("--space", help="Benchmark: nb201 or nb101.")] = "nb201",
+    space: Annotated[
+        str, typer.Option("--space", help="Benchmark: nb201, nb101 or nb301.")
+    ] = "nb201",
     n: Annotated[
         int | None, typer.Option("--n", help="Cells drawn at random (default: all).")
     ] = None,
@@ -86,7 +90,7 @@ def bench_build(
         typer.Option(
             "--labels",
             help="Comma-separated label columns: nb201 cifar10,cifar100,imagenet16-120 "
-            "(default all); nb101 cifar10.",
+            "(default all); nb101, nb301 cifar10.",
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random draw.")] = 0,
@@ -101,7 +105,7 @@ def bench_build(
     """Build a bench of a tabular benchmark's cells: graphs, params, FLOPs, labels, proxies."""
     spaces = _spaces()
     if space not in spaces:
-        raise ConfigurationError(f"unknown bench space {space!r}; choose {' or '.join(spaces)}.")
+        raise ConfigurationError(f"unknown bench space {space!r}; choose {', '.join(spaces)}.")
     build, check_labels, size = spaces[space]
     names = None
     if labels is not None:

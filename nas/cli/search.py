@@ -23,6 +23,16 @@ def _opt(help: str, *names: str) -> Any:
     return typer.Option(*names, help=help)
 
 
+def _d(name: str) -> str:
+    """``[default]`` of a SearchConfig field, read from the library so help never drifts."""
+    from dataclasses import fields
+
+    from nas.searches.api import SearchConfig
+
+    value = next(f.default for f in fields(SearchConfig) if f.name == name)
+    return f"[{'none' if value is None else f'{value:g}' if isinstance(value, float) else value}]"
+
+
 # Option types of `nas search`; None means "the library's default" (shown in brackets).
 Space = Annotated[
     str | None, _opt("einspace, nb201, zoo:FAMILY (nas zoo list), .toml or .pcfg [einspace].")
@@ -30,23 +40,27 @@ Space = Annotated[
 Dataset = Annotated[
     str | None,
     _opt(
-        "Dataset [unseen = unseen:addnist]; nb201:cifar10|cifar100|imagenet16-120 looks "
+        "Dataset [unseen = unseen:language]; nb201:cifar10|cifar100|imagenet16-120 looks "
         "accuracies up in the NB201 table instead of training; with zoo:FAMILY, one of its "
         "tasks [its first]."
     ),
 ]
 Strategy = Annotated[str | None, _opt("rs, re, tpe, nsga2 or predictor [re].")]
-Trials = Annotated[int | None, _opt("Trials to finish, counting a resumed run's [12].")]
-TimeBudget = Annotated[float | None, _opt("Seconds; no new trial starts after [none].")]
-Epochs = Annotated[int | None, _opt("Training epochs per trial [2].")]
+Trials = Annotated[int | None, _opt(f"Trials to finish, counting a resumed run's {_d('trials')}.")]
+TimeBudget = Annotated[
+    float | None, _opt(f"Seconds; no new trial starts after {_d('time_budget')}.")
+]
+Epochs = Annotated[int | None, _opt(f"Training epochs per trial {_d('epochs')}.")]
 TrialTime = Annotated[
     float | None,
     _opt(
-        "Seconds of training per trial before it stops early [30]; the final retraining "
-        "gets the same allowance per epoch."
+        f"Seconds of training per trial before it stops early {_d('trial_time')}; the final "
+        "retraining gets the same allowance per epoch."
     ),
 ]
-FinalEpochs = Annotated[int | None, _opt("Epochs to retrain the best; 0 skips it [5].")]
+FinalEpochs = Annotated[
+    int | None, _opt(f"Epochs to retrain the best; 0 skips it {_d('final_epochs')}.")
+]
 Preset = Annotated[str | None, _opt("Training protocol [quick].")]
 Seed = Annotated[int | None, _opt("Seed of the search and training [0].")]
 RunDir = Annotated[Path | None, _opt("Run directory [runs/SPACE-DATASET-STRATEGY-TIME].")]
@@ -59,7 +73,11 @@ Size = Annotated[str | None, _opt("Stand-in size: small, medium or full [small].
 Population = Annotated[int | None, _opt("RE population [trials // 4, 4 to 100].")]
 Tournament = Annotated[int | None, _opt("RE tournament size [population // 2, 2 to 10].")]
 SeedArch = Annotated[
-    str | None, _opt("RE seeds, comma-separated (resnet18,wrn16_4,vit,mlp_mixer) [none].")
+    str | None,
+    _opt(
+        "RE seeds, comma-separated (resnet18,wrn16_4,vit,mlp_mixer; cnn_cpu, mlp_cpu, "
+        "resnet_cpu, vit_cpu, mixer_cpu) [einspace: the five CPU seeds]."
+    ),
 ]
 PredictorModel = Annotated[
     str | None, _opt("Predictor folder for --strategy predictor [the bundled one].")
@@ -94,10 +112,18 @@ _LEGACY = {
 class _Display:
     """The live panel: progress, best so far, failures by reason, ETA."""
 
-    def __init__(self, total: int, done: int, best: Any = None, fitness: str = "") -> None:
+    def __init__(
+        self,
+        total: int,
+        done: int,
+        best: Any = None,
+        fitness: str = "",
+        baselines: list[Any] | None = None,
+    ) -> None:
         self.total, self.start_done, self.t0 = total, done, time.monotonic()
         self.fitness = fitness  # what the "accuracy" objective is, when it is not accuracy
         self.done, self.best, self.fail = done, best, Counter()
+        self.baselines = baselines or []  # shown beside the best so far (valid accuracy)
 
     def update(self, rec: Any) -> Table:
         """Count a finished trial; keep the best by the first objective (maximised)."""
@@ -122,6 +148,18 @@ class _Display:
             arch = self.best.arch if len(self.best.arch) < 90 else self.best.arch[:87] + "..."
             t.add_row("best", f"trial {self.best.number}: {v}; {self.best.params or 0:,} params")
             t.add_row("", arch)
+        if self.baselines:
+            best = self.best.values.get("accuracy") if self.best is not None else None
+            t.add_row(
+                "vs baselines",
+                ", ".join(
+                    f"{b.name} {100 * b.valid:.1f}%"
+                    + (f" ({100 * (best - b.valid):+.1f})" if best is not None else "")
+                    for b in self.baselines
+                    if b.valid is not None
+                )
+                + " (valid)",
+            )
         if self.fail:
             t.add_row("failures", ", ".join(f"{k} {n}" for k, n in self.fail.items()))
         return t
@@ -170,6 +208,7 @@ def _live_run(search: Any) -> Any:
 
         display.done = display.start_done = len(store.completed())
         display.best = next(iter(store.best(1)), None)
+        display.baselines = search.baselines()  # measured by now (kept in the run)
         if search.config.storage:
             out.print(f"storage: {mask_url(search.config.storage)}, study {store.name}")
         live.update(display.render())
@@ -238,6 +277,8 @@ def search(
         label = job.fitness_label or "accuracy"
         values = {label if k == "accuracy" else k: v for k, v in result.best.values.items()}
         out.print(f"best: trial {result.best.number} {values}; final: {shown}", markup=False)
+    if result.baselines:
+        out.print(result.baselines, markup=False)
     out.print(f"report: {result.report}", markup=False)
 
 

@@ -65,7 +65,9 @@ def train_cmd(
     arch: ArchArg,
     dataset: Annotated[
         str | None,
-        typer.Option(help="Dataset name [unseen:addnist], or a zoo family's task [its first]."),
+        typer.Option(
+            help="Dataset name [unseen = unseen:language], or a zoo family's task [its first]."
+        ),
     ] = None,
     space: Annotated[str, typer.Option(help="Space whose budgets apply.")] = "einspace",
     preset: Annotated[str, typer.Option(help="Training protocol: quick, einspace, ...")] = "quick",
@@ -99,7 +101,7 @@ def train_cmd(
     if config is not None or output is not None:
         raise ConfigurationError("--config and --output apply to zoo:FAMILY only.")
     node = resolve_arch(arch, space)
-    ds = load_dataset(dataset or "unseen:addnist", data_dir=data_dir, size=size)
+    ds = load_dataset(dataset or "unseen", data_dir=data_dir, size=size)
     load_space(space).with_input(ds.input_shape, ds.num_classes).check(node)
     over = {"epochs": epochs, "time_budget_s": time_budget, "batch_size": batch_size, "lr": lr}
     over = {k: v for k, v in over.items() if v is not None}

@@ -2,7 +2,7 @@
 
 ``unseen:<member>`` reads the real Unseen NAS files when they are found and otherwise falls
 back to the member's offline stand-in (``standin:<...>``) if it has one; ``Dataset.source``
-always says which was used. ``unseen`` alone is the default member, AddNIST.
+always says which was used. ``unseen`` alone is the default member, Language (see nas.data.unseen).
 """
 
 from __future__ import annotations
