@@ -55,9 +55,14 @@ def _value(rng: random.Random) -> str:
     return str(rng.randint(-5, 40))
 
 
+def layer_ops() -> list[str]:
+    """Registered ops that build layers (a zoo family's config ops describe no network)."""
+    return [n for n in list_ops() if not get_op(n).__module__.startswith("nas.zoo")]
+
+
 def random_arch(rng: random.Random, depth: int = 5, ops: list[str] | None = None) -> str:
     """A random tree over the registered ops with random (often out-of-domain) parameters."""
-    ops = ops or list_ops()
+    ops = ops or layer_ops()
     name = rng.choice(ops)
     cls = get_op(name)
     params = []
@@ -144,7 +149,7 @@ def mutate(rng: random.Random, text: str, rounds: int = 3) -> str:
                 p = rng.choice(digits)
                 text = text[:p] + rng.choice(EDGE_VALUES) + text[p + 1 :]
         elif kind == 6:
-            names = list_ops()
+            names = layer_ops()
             for name in rng.sample(names, len(names)):
                 if name in text:
                     text = text.replace(name, rng.choice(names), 1)
