@@ -8,13 +8,11 @@ validation accuracy (%); every cell carries the table's zero-cost proxy scores.
 from __future__ import annotations
 
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 from nas.predictors.bench import Bench, GraphRecord, file_record
-from nas.predictors.nb201_bench import Progress, run_chunks
+from nas.predictors.nb201_bench import Progress, build_table_bench
 
 from nas.exceptions import ConfigurationError
 
@@ -60,31 +58,16 @@ def build_nb101_bench(
     progress: Progress | None = None,
 ) -> Bench:
     """Records of ``n`` of the 500 NB101 cells drawn at random (all when None)."""
-    from nas.predictors.benchdata import nb101_zero_cost, proxy_names
+    from nas.predictors.benchdata import nb101_zero_cost
 
-    table = nb101_zero_cost()
     nb101_labels(labels)
-    keys = list(table)
-    if n is not None:
-        if not 0 < n <= len(keys):
-            raise ConfigurationError(f"--n must lie in 1..{len(keys)} for nb101, got {n}.")
-        pick = np.random.default_rng(seed).choice(len(keys), size=n, replace=False)
-        keys = [keys[i] for i in sorted(pick)]
-    t0 = time.perf_counter()
-    records = run_chunks(export_records, keys, workers, progress, chunk=25)
-    names = proxy_names(table[k] for k in keys)
-    proxies = np.array([[table[k].get(p, np.nan) for p in names] for k in keys], float)
-    labels_arr = np.array([[table[k]["val_accuracy"]] for k in keys])
     meta = {
         "space": "nb101",
         "label": "108-epoch validation accuracy (%)",
-        "seed": seed,
         "groups": "cell key",
         "method": "export",
         "proxies": "NASLib zero-cost proxies on CIFAR-10",
-        "build_seconds": round(time.perf_counter() - t0, 1),
     }
-    bench = Bench.from_records(records, keys, labels_arr, list(LABELS), keys, meta, proxies, names)
-    if out is not None:
-        bench.save(out)
-    return bench
+    return build_table_bench(
+        nb101_zero_cost(), export_records, meta, LABELS, n, seed, out, workers, progress, chunk=25
+    )

@@ -186,3 +186,40 @@ def build_nb201_bench(
     if out is not None:
         bench.save(out)
     return bench
+
+
+def build_table_bench(
+    table: dict,
+    export: Callable[[Sequence], list[GraphRecord]],
+    meta: dict,
+    labels: Sequence[str],
+    n: int | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    workers: int = 1,
+    progress: Progress | None = None,
+    chunk: int = 25,
+) -> Bench:
+    """A bench of ``n`` cells of a zero-cost ``table`` drawn at random (all when None),
+    exported by ``export`` and labelled with the table's validation accuracy; the NB101 and
+    NB301 benches differ only in their table, exporter and ``meta``."""
+    from nas.predictors.benchdata import proxy_names
+
+    keys = list(table)
+    if n is not None:
+        if not 0 < n <= len(keys):
+            raise ConfigurationError(
+                f"--n must lie in 1..{len(keys)} for {meta['space']}, got {n}."
+            )
+        pick = np.random.default_rng(seed).choice(len(keys), size=n, replace=False)
+        keys = [keys[i] for i in sorted(pick)]
+    t0 = time.perf_counter()
+    records = run_chunks(export, keys, workers, progress, chunk=chunk)
+    names = proxy_names(table[k] for k in keys)
+    proxies = np.array([[table[k].get(p, np.nan) for p in names] for k in keys], float)
+    labels_arr = np.array([[table[k]["val_accuracy"]] for k in keys])
+    meta = {**meta, "seed": seed, "build_seconds": round(time.perf_counter() - t0, 1)}
+    bench = Bench.from_records(records, keys, labels_arr, list(labels), keys, meta, proxies, names)
+    if out is not None:
+        bench.save(out)
+    return bench

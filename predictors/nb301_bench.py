@@ -10,13 +10,11 @@ its zero-cost proxy scores. An export takes about 1-2 s of CPU: the whole bench 
 from __future__ import annotations
 
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 from nas.predictors.bench import Bench, GraphRecord, file_record
-from nas.predictors.nb201_bench import Progress, run_chunks
+from nas.predictors.nb201_bench import Progress, build_table_bench
 
 from nas.exceptions import ConfigurationError
 
@@ -62,31 +60,16 @@ def build_nb301_bench(
     progress: Progress | None = None,
 ) -> Bench:
     """Records of ``n`` of the 725 NB301 cells drawn at random (all when None)."""
-    from nas.predictors.benchdata import nb301_zero_cost, proxy_names
+    from nas.predictors.benchdata import nb301_zero_cost
 
-    table = nb301_zero_cost()
     nb301_labels(labels)
-    keys = list(table)
-    if n is not None:
-        if not 0 < n <= len(keys):
-            raise ConfigurationError(f"--n must lie in 1..{len(keys)} for nb301, got {n}.")
-        pick = np.random.default_rng(seed).choice(len(keys), size=n, replace=False)
-        keys = [keys[i] for i in sorted(pick)]
-    t0 = time.perf_counter()
-    records = run_chunks(export_records, keys, workers, progress, chunk=5)
-    names = proxy_names(table[k] for k in keys)
-    proxies = np.array([[table[k].get(p, np.nan) for p in names] for k in keys], float)
-    labels_arr = np.array([[table[k]["val_accuracy"]] for k in keys])
     meta = {
         "space": "nb301",
         "label": "CIFAR-10 validation accuracy (%)",
-        "seed": seed,
         "groups": "genotype",
         "method": "export",
         "proxies": "NASLib zero-cost proxies on CIFAR-10",
-        "build_seconds": round(time.perf_counter() - t0, 1),
     }
-    bench = Bench.from_records(records, keys, labels_arr, list(LABELS), keys, meta, proxies, names)
-    if out is not None:
-        bench.save(out)
-    return bench
+    return build_table_bench(
+        nb301_zero_cost(), export_records, meta, LABELS, n, seed, out, workers, progress, chunk=5
+    )
