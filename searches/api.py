@@ -139,19 +139,17 @@ class SearchResult:
     baselines: str = ""  # one line: the found test accuracy against each baseline's
 
 
+def _common(search: Search, on_result: Callable[[TrialRecord], None] | None) -> tuple:
+    """What every backend takes: strategy, store, budget, evaluator, workers, callback."""
+    c = search.config
+    store, strategy = search.store, search.strategy
+    return (strategy, store, c.trials, search.evaluator, c.time_budget, c.workers, on_result)
+
+
 def _run_local(search: Search, on_result: Callable[[TrialRecord], None] | None) -> None:
     from nas.searches.runner import run_search
 
-    c = search.config
-    run_search(
-        search.strategy,
-        search.store,
-        c.trials,
-        search.evaluator,
-        c.time_budget,
-        c.workers,
-        on_result,
-    )
+    run_search(*_common(search, on_result))
 
 
 def _run_ray(search: Search, on_result: Callable[[TrialRecord], None] | None) -> None:
@@ -159,13 +157,7 @@ def _run_ray(search: Search, on_result: Callable[[TrialRecord], None] | None) ->
 
     c = search.config
     run_search_ray(
-        search.strategy,
-        search.store,
-        c.trials,
-        search.evaluator,
-        c.time_budget,
-        c.workers,
-        on_result,
+        *_common(search, on_result),
         cpus=c.cpus,
         gpus=c.gpus,
         address=c.address,

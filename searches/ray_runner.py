@@ -196,16 +196,7 @@ def _searcher_class() -> type:
                 self.again.append((arch, trial, runs + 1))
                 return
             out = _outcome(result, error, runs)
-            rec = self.store.finish(
-                trial,
-                out.status,
-                out.values,
-                out.reason,
-                out.metrics,
-                out.params,
-                out.flops,
-                out.wall_time,
-            )
+            rec = self.store.finish_outcome(trial, out)
             self.strategy.tell(arch, rec.values if rec.ok else None, rec.status)
             self.done.append(rec)
             if self.on_result is not None:

@@ -286,16 +286,7 @@ def run_search(
             return arch, store.start(str(arch), retry_of)
 
         def record(arch: Node, trial: Any, out: Outcome) -> None:
-            rec = store.finish(
-                trial,
-                out.status,
-                out.values,
-                out.reason,
-                out.metrics,
-                out.params,
-                out.flops,
-                out.wall_time,
-            )
+            rec = store.finish_outcome(trial, out)
             strategy.tell(arch, rec.values if rec.ok else None, rec.status)
             done.append(rec)
             if on_result is not None:

@@ -275,6 +275,19 @@ class RunStore:
         number = self._guard(self.storage.get_trial_number_from_id, tid)
         return TrialHandle(number, tid, arch)
 
+    def finish_outcome(self, trial: TrialHandle, out: Any) -> TrialRecord:
+        """Record an evaluator's ``Outcome`` (the runners' one way to finish a trial)."""
+        return self.finish(
+            trial,
+            out.status,
+            out.values,
+            out.reason,
+            out.metrics,
+            out.params,
+            out.flops,
+            out.wall_time,
+        )
+
     def finish(
         self,
         trial: TrialHandle,
