@@ -275,7 +275,11 @@ def search(
         job = Search(config, run_dir, say=out.print, command=shlex.join(["nas", *sys.argv[1:]]))
     out.print(f"{'resuming' if job.resuming else 'search'}: {job.describe()}", markup=False)
     out.print(f"run directory: {job.run_dir}", markup=False)
-    result = _live_run(job)
+    _print_result(job, _live_run(job))
+
+
+def _print_result(job: Any, result: Any) -> None:
+    """The closing lines: best and final record, baselines, why it stopped, the report."""
     out.print()
     if result.best is None:
         out.print("no trial succeeded; see the failures in the report.")
