@@ -94,6 +94,11 @@ class LoopResult:
         """Whether the run's metrics can be used (finished, timed out or stopped early)."""
         return self.status in OK_STATUSES
 
+    @property
+    def epochs(self) -> int:
+        """Epochs begun (a partial epoch counts), as the zoo reports them."""
+        return math.ceil(self.epochs_done)
+
 
 def failure(e: BaseException) -> tuple[str, str]:
     """``("oom" or "failed", one-line reason)`` for an exception that ended a run."""

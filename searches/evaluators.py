@@ -132,6 +132,30 @@ def _export(model: Any, shape: tuple[int, ...], run_dir: Path) -> dict[str, Any]
     return {"onnx": path.name, "onnx_max_abs_diff": parity(model, path, shape)}
 
 
+def trained_outcome(
+    status: str,
+    reason: str,
+    fitness: float | None,
+    metrics: dict[str, Any],
+    params: int | None,
+    flops: int | None,
+    wall: float,
+) -> Outcome:
+    """The outcome of a trained trial, the same for every evaluator that trains.
+
+    ``ok`` and ``stopped`` runs with a fitness give values (``accuracy`` = ``fitness``,
+    higher is better); a ``timeout`` is a status of its own with the partial metrics; any
+    other run (or one without a fitness) fails with its reason.
+    """
+    if status == "timeout":
+        return Outcome("timeout", None, reason, metrics, params, flops, wall)
+    if fitness is None or status not in ("ok", "stopped"):
+        failed = status if status != "ok" else "failed"
+        return Outcome(failed, None, reason or "no validation score", metrics, params, flops, wall)
+    values = {"accuracy": float(fitness), "params": float(params or 0)}
+    return Outcome("ok", values, reason, metrics, params, flops, wall)
+
+
 @EVALUATORS.register()
 class TrainEvaluator(_Base):
     """Train each architecture with the one trainer and score it on the validation split.
@@ -216,14 +240,9 @@ class TrainEvaluator(_Base):
             "train_time_s": res.train_time_s,
         }
         wall = time.perf_counter() - start
-        if res.status == "timeout":  # a status of its own, with the partial metrics
-            return Outcome("timeout", None, res.reason, metrics, res.params, a.flops, wall)
-        if res.fitness is None or res.status not in ("ok", "stopped"):
-            status = res.status if res.status != "ok" else "failed"
-            reason = res.reason or "no validation score"
-            return Outcome(status, None, reason, metrics, res.params, a.flops, wall)
-        values = {"accuracy": float(res.fitness), "params": float(res.params)}
-        return Outcome("ok", values, res.reason, metrics, res.params, a.flops, wall)
+        return trained_outcome(
+            res.status, res.reason, res.fitness, metrics, res.params, a.flops, wall
+        )
 
     def final(
         self, arch: Node, epochs: int, time_budget_s: float | None, run_dir: Path, say: Say
@@ -417,13 +436,10 @@ class ZooEvaluator(_Base):
         metrics = {"valid": res.valid, "test": res.test, "epochs_done": res.epochs}
         wall = time.perf_counter() - start
         value = res.valid.get(self.info.metric)
-        if value is None or res.status not in ("ok", "timeout", "stopped"):
-            status = res.status if res.status != "ok" else "failed"
-            reason = res.reason or "no validation score"
-            return Outcome(status, None, reason, metrics, params, macs, wall)
-        fitness = float(value) if self.info.higher_is_better else -float(value)
-        values = {"accuracy": fitness, "params": float(params)}
-        return Outcome("ok", values, res.reason, metrics, params, macs, wall)
+        fitness = (
+            None if value is None else float(value) * (1 if self.info.higher_is_better else -1)
+        )
+        return trained_outcome(res.status, res.reason, fitness, metrics, params, macs, wall)
 
     def final(
         self, arch: Node, epochs: int, time_budget_s: float | None, run_dir: Path, say: Say

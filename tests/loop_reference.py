@@ -59,6 +59,7 @@ ZOO: dict[str, tuple[str, dict[str, Any], int]] = {
     "deeponet": ("deeponet", {}, 2),
 }
 KEYS = ("status", "fitness", "valid", "test", "best_epoch", "epochs_done", "steps_done", "params")
+LOOP_KEYS = ("epoch", "steps", "lr", "elapsed_s")
 HISTORY_KEYS = ("epoch", "steps", "train_loss", "lr", "valid_accuracy", "valid_loss")
 
 
@@ -93,7 +94,12 @@ def zoo_run(name: str) -> dict[str, Any]:
     torch.manual_seed(0)
     model = fam.build(cfg, data)
     history: list[dict[str, float]] = []
-    res = fam.fit(model, cfg, data, epochs=epochs, seed=0, on_epoch=lambda e, m: history.append(m))
+
+    def on_epoch(epoch: int, entry: dict[str, float]) -> None:
+        # The train loss and the metrics (the shared loop also passes its bookkeeping).
+        history.append({k: v for k, v in entry.items() if k not in LOOP_KEYS})
+
+    res = fam.fit(model, cfg, data, epochs=epochs, seed=0, on_epoch=on_epoch)
     return {
         "status": res.status,
         "valid": res.valid,
