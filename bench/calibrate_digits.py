@@ -11,24 +11,11 @@ import resource
 import time
 
 import torch
-from torch import nn
+from nas.searches.baselines import small_cnn  # the search reports' CNN baseline
 
 from nas.data import digits
 from nas.data.base import Dataset, Split
 from nas.train import TrainConfig, train
-
-
-def small_cnn(in_ch: int, num_classes: int) -> nn.Module:
-    """conv 32-64-128 (3x3, BN, ReLU, 2x2 max-pool after the first two), global pool, linear."""
-    layers: list[nn.Module] = []
-    c = in_ch
-    for i, w in enumerate((32, 64, 128)):
-        layers += [nn.Conv2d(c, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU()]
-        if i < 2:
-            layers.append(nn.MaxPool2d(2))
-        c = w
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes)]
-    return nn.Sequential(*layers)
 
 
 def dataset(kind: str, n_train: int, n_eval: int, seed: int) -> Dataset:

@@ -137,6 +137,7 @@ class SearchResult:
     final: dict[str, Any] | None
     report: Path
     baselines: str = ""  # one line: the found test accuracy against each baseline's
+    stopped: str = ""  # why the run ended before its trial budget ("" when it reached it)
 
 
 def _common(search: Search, on_result: Callable[[TrialRecord], None] | None) -> tuple:
@@ -350,11 +351,24 @@ class Search:
                 on_start(st)
             RUNNERS.get(c.backend)(self, on_result)
             _write_json_atomic(self.run_dir / "skipped.json", dict(self.strategy.redrawn))
+            stopped = self.stop_reason(len(st.completed()))
             best = next(iter(st.best(1)), None)
             final = self.finalise(best) if best is not None and c.final_epochs else None
-            report = write_report(self.run_dir, st, self.space, self.info, final)
+            report = write_report(self.run_dir, st, self.space, self.info, final, stopped=stopped)
             records = st.records()
-        return SearchResult(self.run_dir, records, best, final, report, self._summary(records))
+        summary = self._summary(records)
+        return SearchResult(self.run_dir, records, best, final, report, summary, stopped)
+
+    def stop_reason(self, finished: int) -> str:
+        """Why the run stopped short of its trial budget, with the command that extends it."""
+        c = self.config
+        if finished >= c.trials or c.time_budget is None:
+            return ""
+        return (
+            f"the time budget of {c.time_budget:g} s ended the search after {finished} of "
+            f"{c.trials} trials; to go on: nas search --resume {self.run_dir} "
+            f"--time-budget SECONDS"
+        )
 
     def _summary(self, records: list[TrialRecord]) -> str:
         from nas.searches import baselines

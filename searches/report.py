@@ -124,8 +124,12 @@ def write_report(
     info: dict[str, Any],
     final: dict[str, Any] | None = None,
     top: int = 10,
+    stopped: str = "",
 ) -> Path:
-    """Write ``report.md`` (and plots) for the run; returns its path."""
+    """Write ``report.md`` (and plots) for the run; returns its path.
+
+    ``stopped`` says why the run ended short of its trial budget (empty when it did not).
+    """
     records = store.records()
     obj = store.objectives[0]
     opts = info.get("options", {})
@@ -135,6 +139,8 @@ def write_report(
         f"Strategy: {opts.get('strategy')} {info.get('strategy_options', {})}, "
         f"seed {opts.get('seed')}, {len(records)} trials recorded."
     )
+    if stopped:
+        lines += ["", f"**Stopped early:** {stopped}."]
     lines.append("")
     lines += baseline_section(run_dir, records, space, final)
     counts = Counter(r.status for r in records)

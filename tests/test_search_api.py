@@ -34,6 +34,19 @@ def test_a_search_runs_from_python_and_writes_its_run(tmp_path) -> None:
     assert info["evaluator"] == "table"
 
 
+def test_a_run_cut_by_its_time_budget_says_so_and_extends(tmp_path) -> None:
+    """The user learns the time budget, not the trial budget, ended the run, and how to go on."""
+    result = Search(_config("rs", trials=100_000, time_budget=0.5), tmp_path / "run").run()
+    n = len(result.records)
+    assert 0 < n < 100_000
+    assert f"after {n} of 100000 trials" in result.stopped
+    assert f"nas search --resume {tmp_path / 'run'}" in result.stopped
+    assert "Stopped early" in result.report.read_text()
+    more = Search.resume(tmp_path / "run", trials=n + 3, time_budget=600).run()
+    assert len(more.records) == n + 3 and more.stopped == ""
+    assert "Stopped early" not in more.report.read_text()
+
+
 def test_nas_search_is_the_short_form(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = nas.search(space="nb201", dataset="nb201:cifar100", trials=5, final_epochs=0)
@@ -107,6 +120,7 @@ def test_strategy_options_on_the_command_line(nas_cli, tmp_path) -> None:
         "tournament=3",
     )
     assert code == 0, err
+    assert "stopped early" not in out  # the trial budget ended it
     info = json.loads((run / "run.json").read_text())
     assert info["strategy_options"] == {"population": 5, "tournament": 3}
     code, _, err = nas_cli(*args, "-O", "pop=5", "--run-dir", str(tmp_path / "x"))

@@ -119,8 +119,10 @@ class _Display:
         best: Any = None,
         fitness: str = "",
         baselines: list[Any] | None = None,
+        time_budget: float | None = None,
     ) -> None:
         self.total, self.start_done, self.t0 = total, done, time.monotonic()
+        self.time_budget = time_budget  # no new trial starts after it: caps the ETA
         self.fitness = fitness  # what the "accuracy" objective is, when it is not accuracy
         self.done, self.best, self.fail = done, best, Counter()
         self.baselines = baselines or []  # shown beside the best so far (valid accuracy)
@@ -138,6 +140,9 @@ class _Display:
         t = Table(show_header=False, box=None)
         rate = (time.monotonic() - self.t0) / max(1, self.done - self.start_done)
         eta = rate * (self.total - self.done) if self.done > self.start_done else None
+        if eta is not None and self.time_budget is not None:
+            left = self.time_budget - (time.monotonic() - self.t0)
+            eta = min(eta, max(0.0, left) + rate)  # the trial in flight still finishes
         eta_text = f"   ETA {eta / 60:.1f} min" if eta is not None else ""
         t.add_row("trials", f"{self.done}/{self.total}{eta_text}")
         if self.best is not None:
@@ -201,12 +206,14 @@ def _list_options() -> None:
 
 def _live_run(search: Any) -> Any:
     """Run ``search`` under the live display; returns its SearchResult."""
-    display = _Display(search.config.trials, 0, None, search.fitness_label)
+    c = search.config
+    display = _Display(c.trials, 0, None, search.fitness_label, time_budget=c.time_budget)
 
     def start(store: Any) -> None:
         from nas.searches.store import mask_url
 
         display.done = display.start_done = len(store.completed())
+        display.t0 = time.monotonic()  # the budget counts from here, as the runner's does
         display.best = next(iter(store.best(1)), None)
         display.baselines = search.baselines()  # measured by now (kept in the run)
         if search.config.storage:
@@ -279,6 +286,8 @@ def search(
         out.print(f"best: trial {result.best.number} {values}; final: {shown}", markup=False)
     if result.baselines:
         out.print(result.baselines, markup=False)
+    if result.stopped:
+        out.print(f"stopped early: {result.stopped}", markup=False)
     out.print(f"report: {result.report}", markup=False)
 
 
