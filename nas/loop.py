@@ -147,7 +147,7 @@ def run_loop(
     after divergence). ``steps_per_epoch`` is needed by a per-step schedule and makes a
     partial epoch count fractionally.
     """
-    res = LoopResult()
+    res, start = LoopResult(), time.perf_counter()
     try:
         _Loop(model, net or model, batches, loss_fn, cfg, validate, on_epoch, res).run(
             steps_per_epoch
@@ -156,6 +156,7 @@ def run_loop(
         raise
     except RUN_ERRORS as e:
         res.status, res.reason = failure(e)
+        res.seconds = time.perf_counter() - start
     model.eval()
     return res
 
