@@ -219,6 +219,16 @@ def _positive_int(value: object, what: str, fname: str) -> int:
     return value
 
 
+def space_scheme(name: str) -> str | None:
+    """The registered scheme of a ``SCHEME:NAME`` space (``"zoo"`` for ``zoo:moe``), else None.
+
+    What a command is given (an architecture, or a space such as a zoo family) is told by
+    this registry, not by testing prefixes.
+    """
+    scheme, sep, _ = str(name).partition(":")
+    return scheme if sep and scheme in SPACE_SCHEMES else None
+
+
 def load_space(name: str) -> SearchSpace:
     """A built-in space (``einspace``, ``nb201``), ``SCHEME:NAME`` (``zoo:FAMILY``), or a
     user's ``.toml`` or ``.pcfg`` file.
@@ -226,8 +236,8 @@ def load_space(name: str) -> SearchSpace:
     Raises:
         UnknownNameError, ConfigurationError, GrammarError: with a one-line reason.
     """
-    scheme, sep, _ = str(name).partition(":")
-    if sep and scheme in SPACE_SCHEMES:
+    scheme = space_scheme(name)
+    if scheme is not None:
         return SPACE_SCHEMES.get(scheme)(name)
     loader = SPACE_FILES.get(Path(name).suffix)
     if loader is not None:

@@ -1,8 +1,11 @@
-"""One training loop for every search: a network + a dataset + a config -> a result record.
+"""The einspace/NB201 trainer: a network + a dataset + a config -> a :class:`TrainResult`.
 
 Fitness is defined once here: the task's primary metric on the valid split after the LAST
-epoch (the best-valid epoch is recorded too, never used silently). Divergence, out-of-memory
-and torch errors end as failed results, so one bad architecture cannot kill a search.
+epoch (the best-valid epoch is recorded too, never used silently). The steps, budgets,
+divergence and the ``on_epoch`` hook are the shared loop's (:mod:`nas.loop`); this module
+adds the data feed (normalisation, resident splits, batch sizes that fit), compiling an
+architecture for its task, and the test evaluation. Divergence, out-of-memory and torch
+errors end as failed results, so one bad architecture cannot kill a search.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
@@ -22,19 +25,15 @@ from torch import nn
 
 from nas.compile import count_params
 from nas.exceptions import ConfigurationError, NasError, UnknownNameError
-from nas.feed import Feed, channel_stats, fit_batches, is_oom, resolve_device
+from nas.feed import Feed, channel_stats, fit_batches, resolve_device
+from nas.loop import OK_STATUSES, RUN_ERRORS, LoopConfig, OnEpoch, StopTraining, failure, run_loop
 from nas.tasks import Task, compile_for_task, task_for
 
 if TYPE_CHECKING:
     from nas.data.base import Dataset
     from nas.dsl.arch import Node
 
-# A run ends "ok", "timeout" or "stopped" (metrics usable), or "diverged", "oom" or "failed".
-OK_STATUSES = ("ok", "timeout", "stopped")
-
-
-class StopTraining(Exception):
-    """Raised by an ``on_epoch`` callback to end a run early (status ``"stopped"``)."""
+__all__ = ["OK_STATUSES", "PRESETS", "StopTraining", "TrainConfig", "TrainResult", "train"]
 
 
 @dataclass
@@ -173,9 +172,6 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-OnEpoch = Callable[[int, dict[str, float]], "bool | None"]
-
-
 def train(
     model: nn.Module | Node | str,
     dataset: Dataset,
@@ -228,9 +224,8 @@ def train(
         _Run(model, dataset, cfg, task, device, res, on_epoch).fit()
     except NasError:
         raise
-    except (RuntimeError, ValueError, FloatingPointError, MemoryError) as e:
-        res.status = "oom" if is_oom(e) else "failed"
-        res.reason = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"[:300]
+    except RUN_ERRORS as e:  # the data feed or the test evaluation
+        res.status, res.reason = failure(e)
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return res
@@ -253,7 +248,7 @@ class _Run:
         self.res, self.on_epoch = res, on_epoch
         self.cuda = device.type == "cuda"
         self.amp = self.cuda and cfg.amp and torch.cuda.is_bf16_supported()
-        self.eval_time, self.seen, self.best = 0.0, 0, None
+        self.eval_time, self.seen = 0.0, 0
         self.gen = torch.Generator().manual_seed(cfg.seed)  # shuffling
 
     def autocast(self) -> Any:
@@ -284,132 +279,77 @@ class _Run:
         self.eval_time += time.perf_counter() - t
         return metrics
 
-    def validate(self, net: nn.Module, data: Feed, entry: dict[str, float]) -> dict[str, float]:
-        """Evaluate on valid, append to the history, track the best epoch."""
-        valid = self.evaluate(net, data)
-        entry.update({f"valid_{k}": v for k, v in valid.items()})
-        self.res.history.append(entry)
-        self.res.valid = valid
-        score = valid.get(self.task.primary_metric)
-        if score is not None and (self.best is None or self.task.better(score, self.best)):
-            self.best, self.res.best_epoch, self.res.best_valid = score, entry["epoch"], valid
-        return entry
+    def batches(self, data: Feed, per_epoch: int) -> Callable[[int], Iterator[Any]]:
+        """The loop's ``batches(epoch)``: one shuffled pass, a trailing single sample dropped."""
+        bs = self.cfg.batch_size
 
-    def optimiser(self, model: nn.Module, steps_per_epoch: int) -> tuple[Any, Any]:
+        def epoch_batches(epoch: int) -> Iterator[Any]:
+            perm = torch.randperm(data.n, generator=self.gen)
+            perm = perm.to(self.device) if data.x is not None else perm  # one copy per epoch
+            for s in range(per_epoch):
+                yield data.batch(perm[s * bs : (s + 1) * bs])
+
+        return epoch_batches
+
+    def loss(self, net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        xb, yb = batch
+        with self.autocast():
+            loss = self.task.loss(net(xb), yb)
+        self.seen += len(yb)
+        return loss
+
+    def loop_config(self) -> LoopConfig:
+        """The trainer's config as the shared loop's (no clipping, noise or task weights)."""
         cfg = self.cfg
-        params = [p for p in model.parameters() if p.requires_grad]
-        if cfg.optimizer == "sgd":
-            opt: torch.optim.Optimizer = torch.optim.SGD(
-                params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-            )
-        else:
-            opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        total = cfg.epochs * (steps_per_epoch if cfg.schedule_unit == "step" else 1)
-        if cfg.schedule == "constant":
-            return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-        return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, total)
-
-    def epoch(
-        self,
-        epoch: int,
-        net: nn.Module,
-        data: Feed,
-        opt: Any,
-        sched: Any,
-        per_epoch: int,
-        out_of_time: Callable[[], bool],
-    ) -> tuple[str, dict[str, float]]:
-        """One pass over the train split: ("", entry), or "diverged"/"timeout" and entry."""
-        cfg, res, bs = self.cfg, self.res, self.cfg.batch_size
-        net.train()
-        perm = torch.randperm(data.n, generator=self.gen)
-        perm = perm.to(self.device) if data.x is not None else perm  # one copy per epoch
-        running, count, lr, stop = torch.zeros((), device=self.device), 0, cfg.lr, ""
-        check_every = 16 if self.cuda else 1  # host syncs for the NaN check
-        for s in range(per_epoch):
-            # The time budget is checked before every step but a run's first (a timed-out
-            # run still has trained weights to score); one step is never interrupted.
-            if (s or epoch) and out_of_time():
-                stop = "timeout"
-                break
-            xb, yb = data.batch(perm[s * bs : (s + 1) * bs])
-            with self.autocast():
-                loss = self.task.loss(net(xb), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            lr = opt.param_groups[0]["lr"]
-            if cfg.schedule_unit == "step":
-                sched.step()
-            running += loss.detach().float()
-            count, self.seen, res.steps_done = count + 1, self.seen + len(yb), res.steps_done + 1
-            res.epochs_done = epoch + (s + 1) / per_epoch if s + 1 < per_epoch else epoch + 1
-            if (count % check_every == 0 or s + 1 == per_epoch) and not math.isfinite(
-                running.item()
-            ):
-                res.reason = f"non-finite training loss in epoch {epoch + 1}."
-                stop = "diverged"
-                break
-        if cfg.schedule_unit == "epoch" and count:
-            sched.step()
-        loss = running.item() / count if count else math.nan
-        return stop, {
-            "epoch": res.epochs_done,
-            "steps": res.steps_done,
-            "train_loss": loss,
-            "lr": lr,
-        }
-
-    def callback(self, epoch: int, entry: dict[str, float]) -> str:
-        """Ask ``on_epoch`` whether to go on: "" or "stopped"."""
-        default = f"stopped by callback after epoch {epoch}."
-        try:
-            if self.on_epoch is None or self.on_epoch(epoch, entry) is not False:
-                return ""
-            self.res.reason = default
-        except StopTraining as e:
-            self.res.reason = str(e) or default
-        return "stopped"
+        return LoopConfig(
+            epochs=cfg.epochs,
+            optimizer=cfg.optimizer,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            schedule=cfg.schedule,
+            schedule_unit=cfg.schedule_unit,
+            time_budget_s=cfg.time_budget_s,
+            eval_every=cfg.eval_every,
+            check_every=16 if self.cuda else 1,  # host syncs for the NaN check
+            seed=cfg.seed,
+        )
 
     def fit(self) -> None:
-        cfg, res = self.cfg, self.res
+        cfg, res, task = self.cfg, self.res, self.task
         train_d, valid_d, test_d = self.prepare()
         cl = self.cuda and cfg.channels_last and train_d.arr.ndim == 4
         model = self.model.to(self.device, memory_format=torch.channels_last if cl else None)
         net = torch.compile(model) if cfg.compile else model
         # A trailing batch of one sample is dropped (BatchNorm cannot train on it).
         per_epoch = max(1, train_d.n // cfg.batch_size + (train_d.n % cfg.batch_size >= 2))
-        opt, sched = self.optimiser(model, per_epoch)
-        t0, stop = time.perf_counter(), ""
 
-        def out_of_time() -> bool:
-            return cfg.time_budget_s is not None and time.perf_counter() - t0 >= cfg.time_budget_s
+        def validate() -> dict[str, float]:
+            return {f"valid_{k}": v for k, v in self.evaluate(net, valid_d).items()}
 
-        for epoch in range(cfg.epochs):
-            stop, entry = self.epoch(epoch, net, train_d, opt, sched, per_epoch, out_of_time)
-            entry["elapsed_s"] = time.perf_counter() - t0
-            if stop:
-                break
-            if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0:
-                entry = self.validate(net, valid_d, entry)
-            stop = self.callback(epoch + 1, entry)
-            if not stop and epoch + 1 < cfg.epochs and out_of_time():
-                stop = "timeout"
-            if stop:
-                break
-        res.train_time_s = time.perf_counter() - t0 - self.eval_time
+        loop = run_loop(
+            model,
+            self.batches(train_d, per_epoch),
+            self.loss,
+            self.loop_config(),
+            validate=validate,
+            on_epoch=self.on_epoch,
+            steps_per_epoch=per_epoch,
+            net=net,
+        )
+        res.status, res.reason, res.history = loop.status, loop.reason, loop.history
+        res.epochs_done, res.steps_done = loop.epochs_done, loop.steps_done
+        res.train_time_s = loop.train_time_s
         res.images_per_s = self.seen / max(res.train_time_s, 1e-9)
-        res.status = stop or "ok"
-        if stop == "diverged":
+        for entry in res.history:  # the best epoch by the validation primary metric
+            valid = {k[6:]: v for k, v in entry.items() if k.startswith("valid_")}
+            score, best = valid.get(task.primary_metric), res.best_valid.get(task.primary_metric)
+            if score is not None and (best is None or task.better(score, best)):
+                res.best_epoch, res.best_valid = entry["epoch"], valid
+            res.valid = valid
+        if not loop.ok:
             return
-        if stop == "timeout":
-            res.reason = (
-                f"time budget of {cfg.time_budget_s:g} s reached after "
-                f"{res.epochs_done:.3g} of {cfg.epochs} epochs."
-            )
-        if not res.history or res.history[-1]["steps"] != res.steps_done:
-            self.validate(net, valid_d, entry)
-        res.fitness = res.valid.get(self.task.primary_metric)
+        res.fitness = res.valid.get(task.primary_metric)
         res.test = self.evaluate(net, test_d)
         res.eval_time_s = self.eval_time
         if not all(math.isfinite(v) for v in res.valid.values()):

@@ -1,4 +1,5 @@
-"""The one ``Evaluator`` protocol, and the evaluators: training, a benchmark table, a zoo family.
+"""The one ``Evaluator`` protocol, and the evaluators: training, a benchmark table (a zoo
+family's is :mod:`nas.searches.zoo_evaluator`).
 
 An evaluator turns an architecture into an :class:`Outcome` (``__call__``) and, at the end
 of a search, retrains the best one and exports it (``final``). Runners (local processes or
@@ -29,9 +30,9 @@ __all__ = [
     "Outcome",
     "TableEvaluator",
     "TrainEvaluator",
-    "ZooEvaluator",
     "config_dict",
     "evaluator_for",
+    "trained_outcome",
 ]
 
 Say = Callable[[str], None]
@@ -132,6 +133,30 @@ def _export(model: Any, shape: tuple[int, ...], run_dir: Path) -> dict[str, Any]
     return {"onnx": path.name, "onnx_max_abs_diff": parity(model, path, shape)}
 
 
+def trained_outcome(
+    status: str,
+    reason: str,
+    fitness: float | None,
+    metrics: dict[str, Any],
+    params: int | None,
+    flops: int | None,
+    wall: float,
+) -> Outcome:
+    """The outcome of a trained trial, the same for every evaluator that trains.
+
+    ``ok`` and ``stopped`` runs with a fitness give values (``accuracy`` = ``fitness``,
+    higher is better); a ``timeout`` is a status of its own with the partial metrics; any
+    other run (or one without a fitness) fails with its reason.
+    """
+    if status == "timeout":
+        return Outcome("timeout", None, reason, metrics, params, flops, wall)
+    if fitness is None or status not in ("ok", "stopped"):
+        failed = status if status != "ok" else "failed"
+        return Outcome(failed, None, reason or "no validation score", metrics, params, flops, wall)
+    values = {"accuracy": float(fitness), "params": float(params or 0)}
+    return Outcome("ok", values, reason, metrics, params, flops, wall)
+
+
 @EVALUATORS.register()
 class TrainEvaluator(_Base):
     """Train each architecture with the one trainer and score it on the validation split.
@@ -216,14 +241,9 @@ class TrainEvaluator(_Base):
             "train_time_s": res.train_time_s,
         }
         wall = time.perf_counter() - start
-        if res.status == "timeout":  # a status of its own, with the partial metrics
-            return Outcome("timeout", None, res.reason, metrics, res.params, a.flops, wall)
-        if res.fitness is None or res.status not in ("ok", "stopped"):
-            status = res.status if res.status != "ok" else "failed"
-            reason = res.reason or "no validation score"
-            return Outcome(status, None, reason, metrics, res.params, a.flops, wall)
-        values = {"accuracy": float(res.fitness), "params": float(res.params)}
-        return Outcome("ok", values, res.reason, metrics, res.params, a.flops, wall)
+        return trained_outcome(
+            res.status, res.reason, res.fitness, metrics, res.params, a.flops, wall
+        )
 
     def final(
         self, arch: Node, epochs: int, time_budget_s: float | None, run_dir: Path, say: Say
@@ -332,115 +352,5 @@ def table_evaluator(dataset: str) -> TableEvaluator:
     return TableEvaluator(dataset)
 
 
-@EVALUATORS.register()
-class ZooEvaluator(_Base):
-    """Train a zoo family's config (a ``fam(hp(...),...)`` string) on one of its tasks.
-
-    The ``accuracy`` objective is the task's primary metric when higher is better, and its
-    negation otherwise (e.g. minus the relative L2 error), so every strategy maximises it;
-    the metric itself is in the trial's ``metrics``.
-    """
-
-    name = "zoo"
-    priority = 20
-
-    def __init__(
-        self,
-        family: str,
-        task: str | None,
-        epochs: int | None = None,
-        time_budget_s: float | None = None,
-        seed: int = 0,
-        size: str = "small",
-    ) -> None:
-        from nas.zoo import get_family
-
-        self.family = get_family(family)
-        self.info = self.family.task(task)
-        self.data = self.family.make_data(self.info.name, size=size, seed=seed)
-        self.epochs, self.time_budget_s, self.seed = epochs, time_budget_s, seed
-        self.size = size
-        m = self.info.metric
-        self.fitness_label = m if self.info.higher_is_better else f"-{m}"
-
-    @classmethod
-    def claims(cls, space: str, dataset: str | None) -> bool:
-        return str(space).partition(":")[0] == "zoo"
-
-    @classmethod
-    def default_dataset(cls, space: str) -> str:
-        from nas.zoo import get_family
-
-        return get_family(space).task().name
-
-    @classmethod
-    def options_for(cls, config: Any) -> dict[str, Any]:
-        return {
-            "family": config.space,
-            "task": config.dataset,
-            "epochs": config.epochs,
-            "time_budget_s": config.trial_time,
-            "seed": config.seed,
-            "size": config.size,
-        }
-
-    @classmethod
-    def max_epochs_of(cls, options: dict[str, Any]) -> int | None:
-        return options.get("epochs") or None
-
-    @classmethod
-    def input_of(cls, config: Any) -> tuple[tuple[int, ...], int]:
-        return (1,), 2  # a zoo config is no network on a tensor input
-
-    def __call__(self, arch: Node, on_epoch: Callable[..., Any] | None = None) -> Outcome:
-        import torch
-        from nas.zoo import config_from_arch, count_macs, count_params
-
-        start = time.perf_counter()
-        try:
-            _, cfg = config_from_arch(arch)
-            torch.manual_seed(self.seed)
-            model = self.family.build(cfg, self.data)
-        except NasError as e:
-            return Outcome("invalid", reason=str(e), wall_time=time.perf_counter() - start)
-        params = count_params(model)
-        macs = count_macs(self.family, model, cfg, self.data)
-        res = self.family.fit(
-            model,
-            cfg,
-            self.data,
-            epochs=self.epochs,
-            time_budget_s=self.time_budget_s,
-            seed=self.seed,
-            on_epoch=on_epoch,
-        )
-        metrics = {"valid": res.valid, "test": res.test, "epochs_done": res.epochs}
-        wall = time.perf_counter() - start
-        value = res.valid.get(self.info.metric)
-        if value is None or res.status not in ("ok", "timeout", "stopped"):
-            status = res.status if res.status != "ok" else "failed"
-            reason = res.reason or "no validation score"
-            return Outcome(status, None, reason, metrics, params, macs, wall)
-        fitness = float(value) if self.info.higher_is_better else -float(value)
-        values = {"accuracy": fitness, "params": float(params)}
-        return Outcome("ok", values, res.reason, metrics, params, macs, wall)
-
-    def final(
-        self, arch: Node, epochs: int, time_budget_s: float | None, run_dir: Path, say: Say
-    ) -> dict[str, Any]:
-        """Retrain the best config for ``epochs``, score it on test and export it."""
-        from nas.zoo import config_from_arch, export_config, train_config
-
-        family, cfg = config_from_arch(arch)
-        say(f"retraining the best zoo:{family.name} config for {epochs} epochs ...")
-        model, data, res = train_config(
-            family, cfg, self.info.name, epochs, time_budget_s, self.seed, self.size
-        )
-        final = {**res.to_dict(), "config": cfg}
-        path, diff = export_config(family, run_dir / "best.onnx", cfg, model=model, data=data)
-        return {**final, "onnx": path.name, "onnx_max_abs_diff": diff}
-
-
-def zoo_evaluator(family: str, task: str | None, **kw: Any) -> ZooEvaluator:
-    """Picklable factory for :class:`ZooEvaluator`."""
-    return ZooEvaluator(family, task, **kw)
+# The zoo's evaluator lives in its own module, imported when a search asks who claims it.
+EVALUATORS.add_lazy("zoo", "nas.searches.zoo_evaluator:ZooEvaluator")

@@ -56,3 +56,21 @@ def test_train_unknown_seed_and_bad_preset(nas_cli) -> None:
     assert code == 2 and "unknown seed 'resnet99'" in err and "resnet18" in err
     code, _, err = nas_cli("train", "seed:resnet18", "--preset", "fast")
     assert code == 2 and "unknown training preset 'fast'" in err
+
+
+def test_train_dispatches_on_the_space_scheme_registry(nas_cli, monkeypatch) -> None:
+    from nas.cli.train import TRAIN_TARGETS
+    from nas.space import SPACE_SCHEMES, space_scheme
+
+    assert space_scheme("zoo:moe") == "zoo"
+    assert space_scheme("seed:resnet18") is None and space_scheme("einspace") is None
+    assert space_scheme("nb201:cifar10") is None  # a dataset scheme, not a space's
+    # A new space scheme with a trainer of its own: no edit of the train command.
+    seen = []
+    monkeypatch.setitem(SPACE_SCHEMES._items, "toyscheme", lambda name: None)
+    monkeypatch.setitem(TRAIN_TARGETS._items, "toyscheme", seen.append)
+    code, _, err = nas_cli("train", "toyscheme:x", "--epochs", "3")
+    assert code == 0, err
+    assert [(r.arch, r.epochs, r.preset) for r in seen] == [("toyscheme:x", 3, "quick")]
+    code, _, err = nas_cli("train", "seed:resnet18", "--config", "{}")
+    assert code == 2 and "--config and --output apply to zoo:FAMILY only." in err

@@ -17,9 +17,9 @@ from nas.zoo import (
     train_config,
     zoo_space,
 )
-from nas.zoo._fit import GradNoise, LossWeighting
 
 from nas.exceptions import ConfigurationError, UnknownNameError
+from nas.regularise import GradNoise, LossWeighting
 
 
 def test_registry_and_errors():

@@ -263,8 +263,8 @@ class AiT(Family):
         cfg1 = FitConfig(epochs or config["vq_epochs"], config["vq_lr"], time_budget_s=budget1)
         log1 = run_epochs(model.vqvae, batches, self._vq_loss(config, true), cfg1, seed=seed)
         model.freeze_vqvae()
-        log2 = FitLog(status="skipped", reason="stage 1 diverged")
-        if log1.status != "diverged":
+        log2 = FitLog(status="skipped", reason=f"stage 1 {log1.status}")
+        if log1.ok:
             ids = self._tokens(model, true)
             budget2 = (
                 max(1.0, time_budget_s - (time.perf_counter() - t0)) if time_budget_s else None
@@ -279,14 +279,9 @@ class AiT(Family):
                 on_epoch=on_epoch,
                 seed=seed,
             )
-        status, reason = (
-            (log1.status, log1.reason)
-            if log1.status == "diverged"
-            else (
-                log2.status,
-                log2.reason,
-            )
-        )
+        # The first stage that did not finish decides (a stage 1 timeout is the trial's).
+        first = next((log for log in (log1, log2) if log.status != "ok"), log2)
+        status, reason = first.status, first.reason
         return ZooResult(
             self._score(model, data["valid"]),
             self._score(model, data["test"]),

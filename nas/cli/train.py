@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from nas.cli._app import ArchArg, app, out
 from nas.exceptions import ConfigurationError
+from nas.registry import Registry
 
 datasets_app = typer.Typer(help="List and prepare datasets.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
@@ -88,34 +90,83 @@ def train_cmd(
     ] = None,
 ) -> None:
     """Train one architecture (string, @file, seed:NAME) or zoo:FAMILY, and print the result."""
+    from nas.space import space_scheme
+
+    req = TrainRequest(
+        arch, dataset, space, preset, epochs, time_budget, batch_size, lr, seed, size,
+        data_dir, device, as_json, config, output,
+    )  # fmt: skip
+    TRAIN_TARGETS.get(space_scheme(arch) or "arch")(req)
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """The flags of one ``nas train`` call, handed to the trainer of what it names."""
+
+    arch: str
+    dataset: str | None
+    space: str
+    preset: str
+    epochs: int | None
+    time_budget: float | None
+    batch_size: int | None
+    lr: float | None
+    seed: int
+    size: str
+    data_dir: Path | None
+    device: str
+    as_json: bool
+    config: str | None
+    output: Path | None
+
+
+def _train_arch(req: TrainRequest) -> None:
+    """``nas train ARCH``: an architecture of a space, trained by :func:`nas.train.train`."""
     from nas.data import load_dataset
     from nas.formats import resolve_arch
     from nas.space import load_space
     from nas.train import TrainConfig, train
 
-    if arch.startswith("zoo:"):
-        from nas.cli.zoo import train_zoo
-
-        train_zoo(arch, dataset, config, epochs, time_budget, seed, size, output, as_json)
-        return
-    if config is not None or output is not None:
+    if req.config is not None or req.output is not None:
         raise ConfigurationError("--config and --output apply to zoo:FAMILY only.")
-    node = resolve_arch(arch, space)
-    ds = load_dataset(dataset or "unseen", data_dir=data_dir, size=size)
-    load_space(space).with_input(ds.input_shape, ds.num_classes).check(node)
-    over = {"epochs": epochs, "time_budget_s": time_budget, "batch_size": batch_size, "lr": lr}
+    node = resolve_arch(req.arch, req.space)
+    ds = load_dataset(req.dataset or "unseen", data_dir=req.data_dir, size=req.size)
+    load_space(req.space).with_input(ds.input_shape, ds.num_classes).check(node)
+    over = {
+        "epochs": req.epochs,
+        "time_budget_s": req.time_budget,
+        "batch_size": req.batch_size,
+        "lr": req.lr,
+    }
     over = {k: v for k, v in over.items() if v is not None}
-    cfg = TrainConfig.preset(preset, seed=seed, device=device, **over)
-    if not as_json:
+    cfg = TrainConfig.preset(req.preset, seed=req.seed, device=req.device, **over)
+    if not req.as_json:
         out.print(f"data: {ds.source}", markup=False)
-    with _epoch_bar(cfg.epochs, as_json) as on_epoch:
+    with _epoch_bar(cfg.epochs, req.as_json) as on_epoch:
         res = train(node, ds, cfg, on_epoch=on_epoch)
-    if as_json:
+    if req.as_json:
         out.print(res.to_json(), markup=False)
         return
     out.print(_result_table(res))
     if not res.ok:
         raise typer.Exit(1)
+
+
+def _train_zoo(req: TrainRequest) -> None:
+    """``nas train zoo:FAMILY``: one config of a zoo family (nas/cli/zoo.py)."""
+    from nas.cli.zoo import train_zoo
+
+    train_zoo(
+        req.arch, req.dataset, req.config, req.epochs, req.time_budget, req.seed, req.size,
+        req.output, req.as_json,
+    )  # fmt: skip
+
+
+#: What ``nas train`` trains, by the registered space scheme its argument names
+#: (:func:`nas.space.space_scheme`); ``arch`` for anything that is not a ``SCHEME:NAME`` space.
+TRAIN_TARGETS: Registry[Callable[[TrainRequest], None]] = Registry("train target")
+TRAIN_TARGETS.add("arch", _train_arch)
+TRAIN_TARGETS.add("zoo", _train_zoo)
 
 
 @contextmanager

@@ -17,6 +17,9 @@ zoo_app = typer.Typer(
 )
 app.add_typer(zoo_app, name="zoo")
 
+# The loop's own entries of an epoch, left out of the progress line (metrics are shown).
+LOOP = ("epoch", "steps", "lr", "elapsed_s")
+
 ConfigOpt = Annotated[
     str | None, typer.Option(help="Hyperparameters as a JSON object, or @file.json [defaults].")
 ]
@@ -166,9 +169,11 @@ def train_zoo(
     ) as bar:
         bar_task = bar.add_task("train", total=epochs, info="")
 
-        def on_epoch(epoch: int, entry: dict[str, float]) -> None:
-            shown = ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if isinstance(v, float))
-            bar.update(bar_task, completed=epoch + 1, info=shown)
+        def on_epoch(epoch: int, entry: dict[str, float]) -> None:  # epoch: 1-based
+            shown = ", ".join(
+                f"{k} {v:.4g}" for k, v in entry.items() if isinstance(v, float) and k not in LOOP
+            )
+            bar.update(bar_task, completed=epoch, info=shown)
 
         model, data, res = train_config(
             fam, cfg, info.name, epochs, time_budget, seed, size, on_epoch

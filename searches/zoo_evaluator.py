@@ -1,0 +1,132 @@
+"""The zoo's evaluator: train a family's config (a ``fam(hp(...),...)`` string) on its task.
+
+Registered lazily as ``zoo`` in :data:`nas.searches.evaluators.EVALUATORS`; it claims the
+``zoo:FAMILY`` spaces. Training is the family's ``fit`` on the shared loop
+(:mod:`nas.loop`), and the outcome is built like every trained trial's
+(:func:`~nas.searches.evaluators.trained_outcome`): a spent time budget is ``timeout``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nas.searches.evaluators import Say, _Base, trained_outcome
+from nas.searches.runner import Outcome
+
+from nas.dsl import Node
+from nas.exceptions import NasError
+
+__all__ = ["ZooEvaluator", "zoo_evaluator"]
+
+
+class ZooEvaluator(_Base):
+    """Train a zoo family's config (a ``fam(hp(...),...)`` string) on one of its tasks.
+
+    The ``accuracy`` objective is the task's primary metric when higher is better, and its
+    negation otherwise (e.g. minus the relative L2 error), so every strategy maximises it;
+    the metric itself is in the trial's ``metrics``.
+    """
+
+    name = "zoo"
+    priority = 20
+
+    def __init__(
+        self,
+        family: str,
+        task: str | None,
+        epochs: int | None = None,
+        time_budget_s: float | None = None,
+        seed: int = 0,
+        size: str = "small",
+    ) -> None:
+        from nas.zoo import get_family
+
+        self.family = get_family(family)
+        self.info = self.family.task(task)
+        self.data = self.family.make_data(self.info.name, size=size, seed=seed)
+        self.epochs, self.time_budget_s, self.seed = epochs, time_budget_s, seed
+        self.size = size
+        m = self.info.metric
+        self.fitness_label = m if self.info.higher_is_better else f"-{m}"
+
+    @classmethod
+    def claims(cls, space: str, dataset: str | None) -> bool:
+        return str(space).partition(":")[0] == "zoo"
+
+    @classmethod
+    def default_dataset(cls, space: str) -> str:
+        from nas.zoo import get_family
+
+        return get_family(space).task().name
+
+    @classmethod
+    def options_for(cls, config: Any) -> dict[str, Any]:
+        return {
+            "family": config.space,
+            "task": config.dataset,
+            "epochs": config.epochs,
+            "time_budget_s": config.trial_time,
+            "seed": config.seed,
+            "size": config.size,
+        }
+
+    @classmethod
+    def max_epochs_of(cls, options: dict[str, Any]) -> int | None:
+        return options.get("epochs") or None
+
+    @classmethod
+    def input_of(cls, config: Any) -> tuple[tuple[int, ...], int]:
+        return (1,), 2  # a zoo config is no network on a tensor input
+
+    def __call__(self, arch: Node, on_epoch: Callable[..., Any] | None = None) -> Outcome:
+        import torch
+        from nas.zoo import config_from_arch, count_macs, count_params
+
+        start = time.perf_counter()
+        try:
+            _, cfg = config_from_arch(arch)
+            torch.manual_seed(self.seed)
+            model = self.family.build(cfg, self.data)
+        except NasError as e:
+            return Outcome("invalid", reason=str(e), wall_time=time.perf_counter() - start)
+        params = count_params(model)
+        macs = count_macs(self.family, model, cfg, self.data)
+        res = self.family.fit(
+            model,
+            cfg,
+            self.data,
+            epochs=self.epochs,
+            time_budget_s=self.time_budget_s,
+            seed=self.seed,
+            on_epoch=on_epoch,
+        )
+        metrics = {"valid": res.valid, "test": res.test, "epochs_done": res.epochs}
+        wall = time.perf_counter() - start
+        value = res.valid.get(self.info.metric)
+        fitness = (
+            None if value is None else float(value) * (1 if self.info.higher_is_better else -1)
+        )
+        return trained_outcome(res.status, res.reason, fitness, metrics, params, macs, wall)
+
+    def final(
+        self, arch: Node, epochs: int, time_budget_s: float | None, run_dir: Path, say: Say
+    ) -> dict[str, Any]:
+        """Retrain the best config for ``epochs``, score it on test and export it."""
+        from nas.zoo import config_from_arch, export_config, train_config
+
+        family, cfg = config_from_arch(arch)
+        say(f"retraining the best zoo:{family.name} config for {epochs} epochs ...")
+        model, data, res = train_config(
+            family, cfg, self.info.name, epochs, time_budget_s, self.seed, self.size
+        )
+        final = {**res.to_dict(), "config": cfg}
+        path, diff = export_config(family, run_dir / "best.onnx", cfg, model=model, data=data)
+        return {**final, "onnx": path.name, "onnx_max_abs_diff": diff}
+
+
+def zoo_evaluator(family: str, task: str | None, **kw: Any) -> ZooEvaluator:
+    """Picklable factory for :class:`ZooEvaluator`."""
+    return ZooEvaluator(family, task, **kw)

@@ -1,0 +1,208 @@
+"""The one training loop: statuses, budgets, failures, hooks, schedules, gradient aids."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import zoo_toy
+from nas.zoo import config_from_arch
+from nas.zoo._fit import FitConfig, minibatches, run_epochs
+from torch import nn
+
+from nas.exceptions import ConfigurationError, ShapeError
+from nas.loop import LoopConfig, StopTraining, run_loop
+
+X = torch.linspace(-1, 1, 64).reshape(-1, 1)
+Y = 3 * X - 1
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Linear(1, 1)
+
+
+def _batches(epoch: int) -> list[torch.Tensor]:
+    return minibatches(64, 16, epoch)
+
+
+def _mse(model: nn.Module, idx: torch.Tensor) -> torch.Tensor:
+    return ((model(X[idx]) - Y[idx]) ** 2).mean()
+
+
+def _score(model: nn.Module):
+    return lambda: {"mse": float(((model(X) - Y) ** 2).mean())}
+
+
+def test_a_finished_run_is_ok_with_its_history() -> None:
+    model = _model()
+    res = run_loop(model, _batches, _mse, LoopConfig(epochs=3, lr=0.1), validate=_score(model))
+    assert res.status == "ok" and res.ok and res.reason == ""
+    assert res.epochs_done == 3 and res.epochs == 3 and res.steps_done == 12
+    assert [h["epoch"] for h in res.history] == [1, 2, 3]
+    assert [h["steps"] for h in res.history] == [4, 8, 12]
+    assert res.history[-1]["mse"] < res.history[0]["mse"] < 10
+    assert [h["lr"] for h in res.history] == pytest.approx([0.1, 0.075, 0.025])
+    assert not model.training  # left in eval mode
+
+
+def test_a_budget_that_ends_the_last_epoch_is_a_timeout_with_partial_metrics() -> None:
+    # The zoo loop used to call this "ok": one epoch, and the budget ran out inside it.
+    model = _model()
+    cfg = LoopConfig(epochs=1, lr=0.1, time_budget_s=1e-9)
+    res = run_loop(model, _batches, _mse, cfg, validate=_score(model), steps_per_epoch=4)
+    assert res.status == "timeout" and res.ok
+    assert res.reason == "time budget of 1e-09 s reached after 0.25 of 1 epochs."
+    assert res.steps_done == 1 and res.epochs_done == 0.25 and res.epochs == 1
+    assert res.history[-1]["steps"] == 1 and math.isfinite(res.history[-1]["mse"])
+
+
+def test_the_zoo_adapter_reports_timeouts_too() -> None:
+    model = _model()
+    cfg = FitConfig(epochs=5, lr=0.1, time_budget_s=1e-9)
+    log = run_epochs(model, _batches, _mse, cfg, evaluate=_score(model))
+    assert log.status == "timeout" and "time budget" in log.reason
+    assert log.steps_done == 1 and "mse" in log.history[-1]
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "reason"),
+    [
+        (RuntimeError("boom\nsecond line"), "failed", "RuntimeError: boom"),
+        (ValueError("bad value"), "failed", "ValueError: bad value"),
+        (MemoryError("no room"), "oom", "MemoryError: no room"),
+        (RuntimeError("CUDA out of memory. Tried"), "oom", "RuntimeError: CUDA out of memory."),
+    ],
+)
+def test_an_error_inside_a_run_is_a_record(error, status, reason) -> None:
+    def loss(model: nn.Module, idx: torch.Tensor) -> torch.Tensor:
+        if res_steps[0] == 5:
+            raise error
+        res_steps[0] += 1
+        return _mse(model, idx)
+
+    res_steps = [0]
+    res = run_loop(_model(), _batches, loss, LoopConfig(epochs=3))
+    assert res.status == status and not res.ok and res.reason.startswith(reason)
+    assert "\n" not in res.reason and res.steps_done == 5 and res.seconds > 0
+
+
+def test_a_user_mistake_is_raised() -> None:
+    def loss(model: nn.Module, idx: torch.Tensor) -> torch.Tensor:
+        raise ShapeError("wrong shape")
+
+    with pytest.raises(ShapeError):
+        run_loop(_model(), _batches, loss, LoopConfig(epochs=1))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_divergence() -> None:
+    res = run_loop(_model(), _batches, lambda m, i: _mse(m, i) * math.inf, LoopConfig(epochs=2))
+    assert res.status == "diverged" and res.reason == "non-finite training loss in epoch 1."
+    assert res.steps_done == 1 and res.history == []
+
+
+def test_on_epoch_is_one_based_and_can_stop() -> None:
+    seen = []
+
+    def on_epoch(epoch: int, entry: dict[str, float]) -> None:
+        seen.append((epoch, entry["epoch"]))
+        if epoch == 2:
+            raise StopTraining("enough")
+
+    res = run_loop(_model(), _batches, _mse, LoopConfig(epochs=5), on_epoch=on_epoch)
+    assert seen == [(1, 1), (2, 2)] and res.status == "stopped" and res.reason == "enough"
+    res = run_loop(_model(), _batches, _mse, LoopConfig(epochs=5), on_epoch=lambda e, m: False)
+    assert res.status == "stopped" and res.reason == "stopped by callback after epoch 1."
+
+
+def test_schedules_and_options() -> None:
+    step = LoopConfig(epochs=2, lr=0.1, schedule_unit="step", eval_every=0)
+    res = run_loop(_model(), _batches, _mse, step, steps_per_epoch=4)
+    assert len(res.history) == 1 and res.history[0]["lr"] < 0.01
+    with pytest.raises(ConfigurationError, match="steps per epoch"):
+        run_loop(_model(), _batches, _mse, step)
+    with pytest.raises(ConfigurationError, match="optimizer must be one of sgd, adamw"):
+        LoopConfig(epochs=1, optimizer="adam")
+
+
+def test_gradient_clipping_bounds_the_step() -> None:
+    model = _model()
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    cfg = LoopConfig(epochs=1, optimizer="sgd", lr=1.0, momentum=0.0, grad_clip=1e-3)
+    run_loop(model, lambda e: [torch.arange(64)], lambda m, i: 1e3 * _mse(m, i), cfg)
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert float((after - before).norm()) == pytest.approx(1e-3, rel=1e-4)
+
+
+def test_task_losses_are_weighted() -> None:
+    model = _model()
+
+    def two(m: nn.Module, idx: torch.Tensor) -> list[torch.Tensor]:
+        return [_mse(m, idx), 0.0 * m(X[idx]).sum() + 5.0]
+
+    cfg = LoopConfig(epochs=2, n_tasks=2, weighting="fixed", task_weights=[1.0, 2.0])
+    res = run_loop(model, _batches, two, cfg)
+    assert res.task_weights == [1.0, 2.0]
+    assert res.history[-1]["train_loss"] > 10  # 2 * 5 is part of every step's loss
+    unc = run_loop(
+        _model(), _batches, two, LoopConfig(epochs=2, n_tasks=2, weighting="uncertainty")
+    )
+    assert unc.task_weights is not None and unc.task_weights != [1.0, 1.0]
+
+
+def test_zoo_search_with_a_tiny_trial_time_records_timeouts(tmp_path) -> None:
+    from nas.searches import Search, SearchConfig
+    from nas.searches.store import open_run
+
+    run = tmp_path / "run"
+    cfg = SearchConfig(
+        space="zoo:toyzoo",
+        strategy="rs",
+        trials=2,
+        epochs=3,
+        trial_time=1e-6,
+        final_epochs=1,
+    )
+    Search(cfg, run).run()
+    _, store = open_run(run)
+    records = store.records()
+    assert len(records) == 2 and {r.status for r in records} == {"timeout"}
+    for r in records:
+        assert "time budget" in r.reason and "r2" in r.metrics["valid"]
+        assert r.metrics["epochs_done"] == 1 and r.values == {} and not r.ok
+    assert "- 2 x timeout: time budget of 1e-06 s reached" in (run / "report.md").read_text()
+
+
+def test_an_exception_in_one_zoo_trial_fails_that_trial_only(tmp_path, monkeypatch) -> None:
+    from nas.searches import Search, SearchConfig
+    from nas.searches.store import open_run
+
+    fit = zoo_toy.ToyZoo.fit
+
+    def fragile(self, model, config, *args, **kw):
+        if config["act"] == "relu":
+            raise TypeError("an unexpected bug\nwith a second line")
+        if config["width"] == 32:
+            raise RuntimeError("a torch error inside the family")
+        return fit(self, model, config, *args, **kw)
+
+    monkeypatch.setattr(zoo_toy.ToyZoo, "fit", fragile)
+    cfg = SearchConfig(space="zoo:toyzoo", strategy="rs", trials=8, epochs=2, final_epochs=1)
+    Search(cfg, tmp_path / "run").run()
+    _, store = open_run(tmp_path / "run")
+    records = store.records()
+    assert len(records) == 8
+    for r in records:
+        _, config = config_from_arch(r.arch)
+        if config["act"] == "relu":
+            assert (r.status, r.reason) == (
+                "failed",
+                "the evaluator raised TypeError: an unexpected bug",
+            )
+        elif config["width"] == 32:
+            assert r.status == "failed" and "RuntimeError: a torch error" in r.reason
+        else:
+            assert r.status == "ok" and r.values["accuracy"] > -10
+    assert {r.status for r in records} == {"ok", "failed"}
