@@ -85,8 +85,10 @@ class ConfigNode(Combinator):
 class HyperSpec:
     """One hyperparameter of a config space: its key, type, choices and their weights.
 
-    ``probs`` holds the written probability of each choice (None where none was written;
-    those share what is left, as alternatives of a rule do).
+    ``values`` are the choices as written (numbers or words, each valid for ``type``;
+    :func:`convert` gives the typed value). ``probs`` holds the written probability of
+    each choice (None where none was written; those share what is left, as alternatives
+    of a rule do). ``value_pos`` says where each choice was written.
     """
 
     key: str

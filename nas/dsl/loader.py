@@ -222,6 +222,7 @@ def _check_call(call: Call, rules: dict[str, _RawRule]) -> Expr:
         raise GrammarError(f"unknown op {call.op!r}.{hint}", p.path, p.line, p.column)
     cls = node_class(call.op)
     ppos = getattr(call, "_param_pos", {})
+    typed: list[tuple[str, tuple]] = []  # values as the op stores them (hp: v=8 -> "8")
     for pname, values in call.params:
         if pname not in cls.params:
             q = ppos.get(pname, p)
@@ -232,12 +233,14 @@ def _check_call(call: Call, rules: dict[str, _RawRule]) -> Expr:
                 q.line,
                 q.column,
             )
+        kept = []
         for v in values:
             try:
-                cls(**{**_defaults(cls), pname: v})
+                kept.append(dict(cls(**{**_defaults(cls), pname: v}).values)[pname])
             except ShapeError as e:
                 q = ppos.get(pname, p)
                 raise GrammarError(str(e), q.path, q.line, q.column) from None
+        typed.append((pname, tuple(kept)))
     missing = [
         n for n, d in cls.params.items() if not isinstance(d, tuple) and n not in dict(call.params)
     ]
@@ -268,9 +271,8 @@ def _check_call(call: Call, rules: dict[str, _RawRule]) -> Expr:
         raise GrammarError(
             f"op {call.op!r} is a terminal and takes no children.", p.path, p.line, p.column
         )
-    return Call(
-        call.op, call.params, tuple(_resolve(a, rules) for a in call.args), call.repeat, call.pos
-    )
+    args = tuple(_resolve(a, rules) for a in call.args)
+    return Call(call.op, tuple(typed), args, call.repeat, call.pos)
 
 
 def _defaults(cls: type) -> dict:
@@ -322,8 +324,8 @@ def load_grammar(path: str | Path, text: str | None = None) -> Grammar:
     for item in items:
         if isinstance(item, RawConfig):
             configs[item.name] = space = config_space(item)
-            for name, alts, pos in config_rules(space):
-                _add_rule(raws, _RawRule(name, alts, pos))
+            for rule_name, alts, pos in config_rules(space):
+                _add_rule(raws, _RawRule(rule_name, alts, pos))
         elif isinstance(item, _RawRule):
             _add_rule(raws, item)
         elif item[0] == "import":
