@@ -14,7 +14,15 @@ from __future__ import annotations
 
 from lark import Token
 
-from nas.dsl.config import TYPES, ConfigSpace, HyperParam, HyperSpec, convert, declare_config
+from nas.dsl.config import (
+    TYPES,
+    ConfigSpace,
+    HyperParam,
+    HyperSpec,
+    convert,
+    declare_config,
+    infer_type,
+)
 from nas.dsl.grammar import Call, Expr, Pos, Sym
 from nas.exceptions import ConfigurationError, GrammarError
 
@@ -41,8 +49,6 @@ def _error(message: str, pos: Pos) -> GrammarError:
 
 def _hyper(config: str, raw: RawHyper) -> HyperSpec:
     """Check one hyperparameter line: a known type and values of that type, each once."""
-    from nas.dsl.config import infer_type
-
     values = tuple(v for v, _, _ in raw.choices)
     where = tuple(p for _, _, p in raw.choices)
     if raw.kind is not None:
