@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from nas.dsl.arch import Node
+from nas.dsl.vocab import create_node
 from nas.exceptions import BudgetError, NasError, ShapeError
-from nas.ops import create_op
 from nas.ops.spec import Signal
 
 
@@ -107,7 +107,7 @@ def analyse(root: Node, x: Signal, record: bool = False, budget: Limits | None =
             count(seen.n_ops)
             return seen
         try:
-            op = create_op(node.op, **dict(node.params))
+            op = create_node(node.op, **dict(node.params))
             if op.is_combinator:
                 if max_depth is not None and level + 1 > max_depth:
                     raise BudgetError(

@@ -11,14 +11,14 @@ from torch import nn
 
 from nas.analysis import analyse
 from nas.dsl.arch import Node
+from nas.dsl.vocab import create_node
 from nas.exceptions import ShapeError
-from nas.ops import create_op
 from nas.ops.spec import Signal, Spec, pooled_features
 
 
 def build_module(node: Node, x: Signal) -> tuple[nn.Module, Signal]:
     """The torch module for ``node`` applied to ``x``, and its output signal."""
-    op = create_op(node.op, **dict(node.params))
+    op = create_node(node.op, **dict(node.params))
     if not op.is_combinator:
         return op.build(x), op.infer(x)
     outs: dict[tuple[int, Signal], Signal] = {}

@@ -12,8 +12,8 @@ import random
 from nas.analysis import NodeInfo
 from nas.dsl.arch import Node
 from nas.dsl.grammar import Call, Sym
+from nas.dsl.vocab import create_node
 from nas.exceptions import NasError, SamplingError
-from nas.ops import create_op
 from nas.ops.spec import Signal
 from nas.sampling import Rem, Sampler, _Abort, _Fail
 from nas.space import SearchSpace
@@ -34,7 +34,7 @@ def slot_symbols(space: SearchSpace, arch: Node) -> dict[tuple[int, ...], str]:
         t = templates.get(node.op)
         if t is None:
             continue
-        op = create_op(node.op, **dict(node.params))
+        op = create_node(node.op, **dict(node.params))
         for i in range(len(node.children)):
             slot = op.child_slot(len(node.children), i) if op.is_combinator else i
             if slot < len(t.args) and isinstance(t.args[slot], Sym):

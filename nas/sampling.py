@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from nas.analysis import analyse
 from nas.dsl.arch import Node
 from nas.dsl.grammar import Call, Expr, Sym
+from nas.dsl.vocab import create_node
 from nas.exceptions import NasError, SamplingError
-from nas.ops import Op, create_op
+from nas.ops import Op
 from nas.ops.spec import Signal
 from nas.space import Budget, SearchSpace
 
@@ -177,7 +178,7 @@ class Sampler:
         if key in self._leaf_cache:
             return self._leaf_cache[key]
         leaf = None
-        op = create_op(call.op, **call.values())
+        op = create_node(call.op, **call.values())
         try:
             out = op.infer(x)
             leaf = _Leaf(op, out, op.num_params(x), op.activation(x, out), op.flops(x, out))
@@ -215,7 +216,7 @@ class Sampler:
             e = alt.expr
             d, size = self._minima(e)
             leaf = None
-            if isinstance(e, Call) and not create_op(e.op, **e.values()).is_combinator:
+            if isinstance(e, Call) and not create_node(e.op, **e.values()).is_combinator:
                 leaf = self._leaf(e, x)
                 if leaf is None:
                     continue
@@ -252,7 +253,7 @@ class Sampler:
         if isinstance(e, Sym):
             return self._symbol(e.name, x, rem, dleft, pos)
         call = e  # the loader expanded every parameter choice into its own alternative
-        op = create_op(call.op, **call.values())
+        op = create_node(call.op, **call.values())
         if not op.is_combinator:
             leaf = self._leaf(call, x)
             if leaf is None or not rem.fits(leaf):

@@ -144,11 +144,11 @@ def _check_repeats(a) -> None:
     """
     from nas.analysis import describe_path
     from nas.dsl.derive import NotDerivableError
-    from nas.ops import create_op
+    from nas.dsl.vocab import create_node
 
     root = a.nodes[()].node
     for path, info in a.nodes.items():
-        op = create_op(info.node.op, **dict(info.node.params))
+        op = create_node(info.node.op, **dict(info.node.params))
         if not op.is_combinator or op.repeat_slot is None:
             continue
         written = len(info.node.children) - (op.n_slots - 1)
@@ -191,7 +191,7 @@ def _grammar_path(ref: str, base: str) -> tuple[str, str | None]:
 #: ``SCHEME:NAME`` spaces: scheme -> function of the whole name returning the space. A new
 #: scheme registers itself here; built-in ones are imported only when used.
 SPACE_SCHEMES: Registry[Callable[[str], SearchSpace]] = Registry("space scheme")
-SPACE_SCHEMES.add_lazy("zoo", "nas.zoo._run:zoo_space")
+SPACE_SCHEMES.add_lazy("zoo", "nas.zoo._space:zoo_space")
 
 
 def _pcfg_space(name: str) -> SearchSpace:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from nas.dsl.arch import Node, canonical
 from nas.dsl.grammar import Call, Expr, Sym
-from nas.ops import create_op
+from nas.dsl.vocab import create_node
 from nas.ops.spec import Signal, Spec
 from nas.sampling import Rem, Sampler, _Abort, _Fail
 
@@ -115,7 +115,7 @@ class TargetedDraw:
         """A node for grammar expression ``e`` mapping ``x`` to ``y``."""
         if isinstance(e, Sym):
             return self.symbol(e.name, x, y, dleft)
-        op = create_op(e.op, **e.values())
+        op = create_node(e.op, **e.values())
         if not op.is_combinator:
             leaf = self.s._leaf(e, x)
             if leaf is None or leaf.out != y:
@@ -151,7 +151,7 @@ class TargetedDraw:
                 calls = [(e, 1.0)]
             found = []
             for c, p in calls:
-                if create_op(c.op, **c.values()).is_combinator:
+                if create_node(c.op, **c.values()).is_combinator:
                     continue
                 leaf = self.s._leaf(c, x)
                 if leaf is not None:
@@ -175,12 +175,12 @@ class TargetedDraw:
 def _leaf_node(e: Expr) -> Node | None:
     if not isinstance(e, Call):
         return None
-    op = create_op(e.op, **e.values())
+    op = create_node(e.op, **e.values())
     return Node(op.name, op.values)
 
 
 def _node(call: Call) -> Node:
-    op = create_op(call.op, **call.values())
+    op = create_node(call.op, **call.values())
     return Node(op.name, op.values)
 
 
@@ -260,7 +260,7 @@ def _branch(t: TargetedDraw, call: Call, x: Signal, y: Signal, dleft: int) -> No
     fn_e, inner_e, agg_e = call.args
     if len(y) != 1:
         raise _Fail
-    op = create_op("branch")
+    op = create_node("branch")
     for fn, parts in t.terminals(fn_e, x)[:3]:
         k = len(parts)
         aggs = []

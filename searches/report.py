@@ -28,12 +28,12 @@ def arch_tree(arch: str, space: Any) -> str:
     """The derivation as an indented text tree with output shapes and parameters."""
     from nas.analysis import analyse
     from nas.dsl import parse_arch
-    from nas.ops import create_op
+    from nas.dsl.vocab import create_node
 
     a = analyse(parse_arch(arch), space.input, record=True)
     lines = []
     for path, info in sorted(a.nodes.items()):
-        op = create_op(info.node.op, **dict(info.node.params))
+        op = create_node(info.node.op, **dict(info.node.params))
         shapes = " ".join(str(s) for s in info.out)
         lines.append(f"{'  ' * len(path)}{op!r} -> {shapes}  ({info.params:,} params)")
     return "\n".join(lines)

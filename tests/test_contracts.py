@@ -20,10 +20,9 @@ from nas.testing import check_dataset, check_family, check_op, check_strategy
 
 # Small settings per strategy so the suite stays fast.
 OPTIONS = {"predictor": {"pool": 16, "batch": 4}}
-ZOO_OPS = {"hp", *list_families()}
 
 
-@pytest.mark.parametrize("name", [n for n in list_ops() if n not in ZOO_OPS])
+@pytest.mark.parametrize("name", list_ops())
 def test_every_op_keeps_its_contract(name: str) -> None:
     check_op(name)
 

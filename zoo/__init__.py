@@ -15,7 +15,8 @@ from nas.zoo._registry import (
     parse_config,
     register_family,
 )
-from nas.zoo._run import count_macs, export_config, train_config, zoo_space
+from nas.zoo._run import count_macs, export_config, train_config
+from nas.zoo._space import zoo_space
 
 from nas.compile import count_params
 

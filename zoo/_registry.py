@@ -1,9 +1,10 @@
 """The zoo registry: a published model family = modules + config + task(s) + grammar.
 
 A family is one class registered with :func:`register_family`. Its hyperparameters are a
-typed config (``hyperparams``); its search space is ``grammars/zoo/<name>.pcfg``, whose
-sentences are ``<name>(hp(k=KEY, v=VALUE), ...)`` so every strategy that searches a grammar
-also searches a family's hyperparameters (see docs/zoo.md).
+typed config (``hyperparams``); its search space is ``grammars/zoo/<name>.pcfg``, a config
+space of the DSL (``config <name> { KEY = V1 | V2 ... }``) whose sentences are
+``<name>(hp(k=KEY, v=VALUE), ...)``, so every strategy that searches a grammar also
+searches a family's hyperparameters (see docs/zoo.md).
 """
 
 from __future__ import annotations
@@ -238,12 +239,17 @@ def _convert(family: str, key: str, value: Any, default: Any) -> Any:
 
 
 def register_family(cls: type[Family]) -> type[Family]:
-    """Class decorator: add a family to the zoo and its config op to the op registry.
+    """Class decorator: add a family to the zoo and declare its config node in the DSL.
+
+    The config node (``<name>(hp(...), ...)``, one ``hp`` per searched key) is declared in
+    the DSL's config vocabulary, not the op registry, so the family's architecture strings
+    parse as soon as it is registered.
 
     Raises:
         DuplicateNameError: another family already has the name.
+        ConfigurationError: the name is an op or a config declared with other keys.
     """
-    from nas.zoo._ops import register_config_op
+    from nas.dsl.config import declare_config
 
     if not cls.name or not cls.name.isidentifier() or not cls.tasks:
         raise ValueError(f"a zoo family needs a lowercase name and tasks, got {cls.name!r}")
@@ -252,7 +258,7 @@ def register_family(cls: type[Family]) -> type[Family]:
     if unknown:
         raise ValueError(f"zoo:{cls.name} searches unknown hyperparameters {unknown}")
     FAMILIES.add(cls.name, cls)
-    register_config_op(cls.name, keys)
+    declare_config(cls.name, keys, origin=f"zoo:{cls.name}")
     return cls
 
 
@@ -317,16 +323,17 @@ def config_from_arch(arch: Node | str) -> tuple[Family, dict[str, Any]]:
         ConfigurationError, UnknownNameError: not a zoo architecture, or a bad value.
     """
     from nas.dsl import parse_arch
+    from nas.dsl.config import config_values
 
+    if isinstance(arch, str) and arch.split("(", 1)[0].strip() in FAMILIES:
+        get_family(arch.split("(", 1)[0].strip())  # registering declares its config node
     node = parse_arch(arch) if isinstance(arch, str) else arch
     family = get_family(node.op)
-    values: dict[str, Any] = {}
-    for child in node.children:
-        params = dict(child.params)
-        if child.op != "hp" or "k" not in params:
-            raise ConfigurationError(f"zoo:{family.name} children must be hp(k=..., v=...).")
-        values[str(params["k"])] = params["v"]
-    return family, family.config(values)
+    try:
+        values = config_values(node)
+    except ConfigurationError:
+        raise ConfigurationError(f"zoo:{family.name} children must be hp(k=..., v=...).") from None
+    return family, family.config(dict(values))
 
 
 def arch_from_config(family: Family, config: dict[str, Any]) -> str:

@@ -1,48 +1,14 @@
-"""What the CLI and the search do with a family: its space, training one config, export."""
+"""What the CLI and the search do with a family: training one config, export."""
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.zoo._registry import Family, ZooResult, get_family
 
-from nas.exceptions import ConfigurationError
-
 if TYPE_CHECKING:
     from torch import nn
-
-    from nas.space import SearchSpace
-
-
-def zoo_space(name: str) -> SearchSpace:
-    """The search space ``zoo:FAMILY``: the family's grammar over its hyperparameters."""
-    from nas.dsl import load_grammar
-
-    family = get_family(name)
-    if family.grammar_path is not None:
-        return _space(family, load_grammar(family.grammar_path))
-    res = resources.files("nas.grammars").joinpath("zoo", f"{family.name}.pcfg")
-    if not res.is_file():
-        raise ConfigurationError(
-            f"zoo:{family.name} has no grammar grammars/zoo/{family.name}.pcfg."
-        )
-    return _space(family, load_grammar(f"grammars/zoo/{family.name}.pcfg", res.read_text()))
-
-
-def _space(family: Family, grammar: Any) -> SearchSpace:
-    from nas.space import Budget, SearchSpace
-
-    return SearchSpace(
-        name=f"zoo:{family.name}",
-        grammar=grammar,
-        input_shape=(1,),
-        mode="col",
-        num_classes=2,
-        budget=Budget(max_depth=4, max_params=1, max_activation=10**9, max_ops=256),
-        description=family.summary,
-    )
 
 
 def train_config(

@@ -54,13 +54,13 @@ def show(
     node = resolve_arch(arch, sp)
     a = sp.check(node)
     from nas.analysis import analyse
-    from nas.ops import create_op
+    from nas.dsl.vocab import create_node
 
     full = analyse(node, sp.input, record=True)
 
     def label(path: tuple[int, ...]) -> str:
         info = full.nodes[path]
-        op = create_op(info.node.op, **dict(info.node.params))
+        op = create_node(info.node.op, **dict(info.node.params))
         name = repr(op)
         shapes = " ".join(str(s) for s in info.out)
         return f"[bold]{name}[/bold]  -> {shapes}  [dim]{info.params:,} params[/dim]"

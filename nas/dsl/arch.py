@@ -13,8 +13,8 @@ from importlib import resources
 
 from lark import Lark, Token, Transformer, UnexpectedInput, UnexpectedToken, v_args
 
+from nas.dsl.vocab import node_class
 from nas.exceptions import ArchSyntaxError, NasError
-from nas.ops import get_op
 from nas.ops._registry import ParamValue, format_call
 
 _PARSER: Lark | None = None
@@ -93,7 +93,7 @@ class Node:
 
 def canonical(node: Node) -> Node:
     """Collapse identical repeated children that the string writes once (e.g. branch k=4)."""
-    cls = get_op(node.op)
+    cls = node_class(node.op)
     r = getattr(cls, "repeat_slot", None)
     if r is None:
         return node
@@ -115,7 +115,7 @@ def make_node(
         UnknownNameError: ``op`` is not registered.
         ShapeError: a parameter is missing, unknown or of the wrong type.
     """
-    cls = get_op(op)
+    cls = node_class(op)
     inst = cls(**params)
     if children and not cls.is_combinator:
         raise ArchSyntaxError(f"op {op!r} at column {column} is a terminal and takes no children.")

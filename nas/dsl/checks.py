@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from nas.dsl.grammar import Alt, Call, Expr, Grammar, Sym
+from nas.dsl.vocab import node_class
 from nas.exceptions import GrammarError
-from nas.ops import get_op
 
 # Probabilities may sum to 1 within this (they are written with a few decimals).
 PROB_TOLERANCE = 1e-6
@@ -112,7 +112,7 @@ def _expr_min(expr: Expr, known: dict[str, int]) -> tuple[int, int]:
     if isinstance(expr, Sym):
         return known[expr.name], known[expr.name]
     kids = [_expr_min(a, known) for a in expr.args]
-    comb = get_op(expr.op).is_combinator
+    comb = node_class(expr.op).is_combinator
     depth = (1 if comb else 0) + max((d for d, _ in kids), default=0)
     size = (0 if comb else 1) + sum(
         s * (2 if r else 1) for (_, s), r in zip(kids, expr.repeat, strict=True)

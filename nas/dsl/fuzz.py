@@ -56,8 +56,8 @@ def _value(rng: random.Random) -> str:
 
 
 def layer_ops() -> list[str]:
-    """Registered ops that build layers (a zoo family's config ops describe no network)."""
-    return [n for n in list_ops() if not get_op(n).__module__.startswith("nas.zoo")]
+    """Registered ops: all build layers (config nodes live in the DSL, not the registry)."""
+    return list_ops()
 
 
 def random_arch(rng: random.Random, depth: int = 5, ops: list[str] | None = None) -> str:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from nas.ops._registry import ParamValue, get_op
+from nas.dsl.config import ConfigSpace
+from nas.dsl.vocab import node_class
+from nas.ops._registry import ParamValue
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ class Rule:
 
 @dataclass
 class Grammar:
-    """A probabilistic context-free grammar over registered ops.
+    """A probabilistic context-free grammar over registered ops (and config spaces).
 
     Attributes:
         rules: rule name -> Rule (alternatives expanded over parameter choices).
@@ -100,11 +102,13 @@ class Grammar:
         path: the file it was loaded from.
         min_depth: per rule, the least module depth of any derivation (for budgets).
         min_size: per rule, the least number of ops of any derivation.
+        configs: the config spaces its ``config`` blocks declare, by name.
     """
 
     rules: dict[str, Rule]
     start: str
     path: str
+    configs: dict[str, ConfigSpace] = field(default_factory=dict)
     min_depth: dict[str, int] = field(default_factory=dict)
     min_size: dict[str, int] = field(default_factory=dict)
     _expr_min: dict[int, tuple[Expr, tuple[int, int]]] = field(
@@ -119,7 +123,7 @@ class Grammar:
         if hit is not None and hit[0] is expr:
             return hit[1]
         kids = [self.expr_min(a) for a in expr.args]
-        comb = get_op(expr.op).is_combinator
+        comb = node_class(expr.op).is_combinator
         depth = (1 if comb else 0) + max((d for d, _ in kids), default=0)
         size = (0 if comb else 1) + sum(
             s * (2 if r else 1) for (_, s), r in zip(kids, expr.repeat, strict=True)

@@ -6,7 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from lark import Lark, Token, Transformer, Tree, UnexpectedInput, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+from lark.exceptions import VisitError
 
 from nas.dsl.checks import (
     check_nesting,
@@ -16,33 +16,16 @@ from nas.dsl.checks import (
     n_fixed,
     normalise,
 )
+from nas.dsl.config import ConfigSpace
+from nas.dsl.config_block import RawConfig, RawHyper, config_rules, config_space
 from nas.dsl.files import UnreadableFileError, read_text
 from nas.dsl.grammar import Call, Expr, Grammar, Pos, Rule, Sym
+from nas.dsl.syntax import syntax_error
+from nas.dsl.vocab import is_node, node_class
 from nas.exceptions import GrammarError, NasError, ShapeError, UnknownNameError
-from nas.ops import get_op, is_op, suggest_ops
+from nas.ops import suggest_ops
 
 _PARSER: Lark | None = None
-
-# Human names for the DSL's tokens in "expected ..." messages.
-_TOKEN_NAMES = {
-    "NAME": "a name",
-    "ARROW": "'->'",
-    "VBAR": "'|'",
-    "LPAR": "'('",
-    "RPAR": "')'",
-    "COMMA": "','",
-    "EQUAL": "'='",
-    "STAR": "'*'",
-    "LSQB": "'['",
-    "RSQB": "']'",
-    "NUMBER": "a number",
-    "SIGNED_NUMBER": "a number",
-    "STRING": "a quoted file name",
-    "INCLUDE": "'include'",
-    "IMPORT": "'import'",
-    "START": "'start'",
-    "$END": "the end of the file",
-}
 
 # Bounds that keep loading fast whatever the file: nesting (the parser and the checks
 # recurse), included files, and alternatives after parameter choices are multiplied out
@@ -59,24 +42,6 @@ def _parser() -> Lark:
         text = resources.files("nas.dsl").joinpath("pcfg.lark").read_text()
         _PARSER = Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=False)
     return _PARSER
-
-
-def _syntax_error(err: UnexpectedInput, path: str) -> GrammarError:
-    if isinstance(err, UnexpectedToken):
-        got = "end of file" if err.token.type == "$END" else repr(str(err.token))
-        want = sorted({_TOKEN_NAMES.get(t, t) for t in err.expected})
-        return GrammarError(
-            f"unexpected {got}; expected {' or '.join(want)}.", path, err.line, err.column
-        )
-    if isinstance(err, UnexpectedCharacters):
-        want = sorted({_TOKEN_NAMES.get(t, t) for t in (err.allowed or ())})
-        hint = f"; expected {' or '.join(want)}" if want else ""
-        return GrammarError(
-            f"unexpected character {err.char!r}{hint}.", path, err.line, err.column
-        )
-    if isinstance(err, UnexpectedEOF):
-        return GrammarError("unexpected end of file.", path, err.line, err.column)
-    return GrammarError(str(err), path, getattr(err, "line", 0), getattr(err, "column", 0))
 
 
 class _RawRule:
@@ -148,6 +113,28 @@ class _Builder(Transformer):
     def rule(self, name: Token, _arrow: Token, *alts: tuple) -> _RawRule:
         return _RawRule(str(name), list(alts), self._pos(name))
 
+    @v_args(inline=True, meta=True)
+    def choice(self, meta: object, value: int | float | str, prob: tuple | None = None) -> tuple:
+        pos = Pos(self.path, meta.line, meta.column)  # type: ignore[attr-defined]
+        return (value, None if prob is None else prob[1], pos)
+
+    def hparam(self, key: Token, *rest: object) -> RawHyper:
+        kind = rest[0] if isinstance(rest[0], Token) else None
+        choices = [c for c in rest if isinstance(c, tuple)]
+        return RawHyper(str(key), kind, choices, self._pos(key))
+
+    def config_decl(self, keyword: Token, name: Token, *params: RawHyper) -> RawConfig:
+        if str(keyword) != "config":
+            p = self._pos(name)
+            raise GrammarError(
+                f"unexpected {str(name)!r}; expected '->' after rule name {str(keyword)!r} "
+                f"(or 'config NAME {{ ... }}').",
+                p.path,
+                p.line,
+                p.column,
+            )
+        return RawConfig(str(name), list(params), self._pos(name))
+
     def include(self, tok: Token) -> tuple:
         return ("include", str(tok)[1:-1], self._pos(tok))
 
@@ -184,8 +171,11 @@ def _read_items(
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as e:
-        raise _syntax_error(e, name) from None
-    items = _Builder(name).transform(tree)
+        raise syntax_error(e, name) from None
+    try:
+        items = _Builder(name).transform(tree)
+    except VisitError as e:  # a GrammarError raised while building (e.g. 'a b { }')
+        raise e.orig_exc from None
     out: list = []
     for item in items:
         if isinstance(item, tuple) and item[0] == "include":
@@ -226,12 +216,13 @@ def _read_items(
 def _check_call(call: Call, rules: dict[str, _RawRule]) -> Expr:
     """Validate an op call against the registry; returns the call, or a Sym for a rule name."""
     p = call.pos
-    if not is_op(call.op):
+    if not is_node(call.op):
         close = suggest_ops(call.op)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise GrammarError(f"unknown op {call.op!r}.{hint}", p.path, p.line, p.column)
-    cls = get_op(call.op)
+    cls = node_class(call.op)
     ppos = getattr(call, "_param_pos", {})
+    typed: list[tuple[str, tuple]] = []  # values as the op stores them (hp: v=8 -> "8")
     for pname, values in call.params:
         if pname not in cls.params:
             q = ppos.get(pname, p)
@@ -242,12 +233,14 @@ def _check_call(call: Call, rules: dict[str, _RawRule]) -> Expr:
                 q.line,
                 q.column,
             )
+        kept = []
         for v in values:
             try:
-                get_op(call.op)(**{**_defaults(cls), pname: v})
+                kept.append(dict(cls(**{**_defaults(cls), pname: v}).values)[pname])
             except ShapeError as e:
                 q = ppos.get(pname, p)
                 raise GrammarError(str(e), q.path, q.line, q.column) from None
+        typed.append((pname, tuple(kept)))
     missing = [
         n for n, d in cls.params.items() if not isinstance(d, tuple) and n not in dict(call.params)
     ]
@@ -278,9 +271,8 @@ def _check_call(call: Call, rules: dict[str, _RawRule]) -> Expr:
         raise GrammarError(
             f"op {call.op!r} is a terminal and takes no children.", p.path, p.line, p.column
         )
-    return Call(
-        call.op, call.params, tuple(_resolve(a, rules) for a in call.args), call.repeat, call.pos
-    )
+    args = tuple(_resolve(a, rules) for a in call.args)
+    return Call(call.op, tuple(typed), args, call.repeat, call.pos)
 
 
 def _defaults(cls: type) -> dict:
@@ -298,7 +290,7 @@ def _resolve(expr: Expr, rules: dict[str, _RawRule]) -> Expr:
         return _check_call(expr, rules)
     if expr.name in rules:
         return expr
-    if is_op(expr.name):
+    if is_node(expr.name):
         return _check_call(Call(expr.name, (), (), (), expr.pos), rules)
     p = expr.pos
     import difflib
@@ -327,18 +319,15 @@ def load_grammar(path: str | Path, text: str | None = None) -> Grammar:
     name = str(path)
     items = _read_items(path, text, ())
     raws: dict[str, _RawRule] = {}
+    configs: dict[str, ConfigSpace] = {}
     start: tuple | None = None
     for item in items:
-        if isinstance(item, _RawRule):
-            if item.name in raws:
-                q, first = item.pos, raws[item.name].pos
-                raise GrammarError(
-                    f"rule {item.name!r} is defined twice (first at {first}).",
-                    q.path,
-                    q.line,
-                    q.column,
-                )
-            raws[item.name] = item
+        if isinstance(item, RawConfig):
+            configs[item.name] = space = config_space(item)
+            for rule_name, alts, pos in config_rules(space):
+                _add_rule(raws, _RawRule(rule_name, alts, pos))
+        elif isinstance(item, _RawRule):
+            _add_rule(raws, item)
         elif item[0] == "import":
             _import_ops(item[1], item[2])
         elif item[0] == "start" and (start is None or item[2].path == name):
@@ -379,12 +368,22 @@ def load_grammar(path: str | Path, text: str | None = None) -> Grammar:
         written[raw.name] = [e for e, _, _ in resolved]
         raw2 = _RawRule(raw.name, resolved, raw.pos)
         rules[raw.name] = Rule(raw.name, normalise(raw2), raw.pos)
-    grammar = Grammar(rules, start_name, name)
+    grammar = Grammar(rules, start_name, name, configs=configs)
     # Parameter choices change neither reachability nor the minima: work on what is written.
     check_reachable(grammar, written)
     check_unit_cycles(written)
     compute_minima(grammar, written)
     return grammar
+
+
+def _add_rule(raws: dict[str, _RawRule], rule: _RawRule) -> None:
+    """Add a rule (written, or from a config block); a name defined twice is an error."""
+    if rule.name in raws:
+        q, first = rule.pos, raws[rule.name].pos
+        raise GrammarError(
+            f"rule {rule.name!r} is defined twice (first at {first}).", q.path, q.line, q.column
+        )
+    raws[rule.name] = rule
 
 
 def _import_ops(module: str, pos: Pos) -> None:
