@@ -2,7 +2,8 @@
 family's is :mod:`nas.searches.zoo_evaluator`).
 
 An evaluator turns an architecture into an :class:`Outcome` (``__call__``) and, at the end
-of a search, retrains the best one and exports it (``final``). Runners (local processes or
+of a search, retrains the best one (its ``retrain``); the one final step shared by all
+(``final``) exports the result with the onnxruntime parity check. Runners (local processes or
 Ray) see only an :class:`EvaluatorSpec`: plain, picklable data naming a registered
 evaluator and its options, which every worker process builds once. Which evaluator a search
 uses is decided by the evaluators themselves (``claims``), so a new evaluation scheme is
@@ -28,6 +29,7 @@ __all__ = [
     "EVALUATORS",
     "EvaluatorSpec",
     "Outcome",
+    "Retrained",
     "TableEvaluator",
     "TrainEvaluator",
     "config_dict",
@@ -89,13 +91,39 @@ def evaluator_for(config: Any) -> EvaluatorSpec:
     raise AssertionError("the train evaluator claims every search")  # pragma: no cover
 
 
+@dataclass
+class Retrained:
+    """What an evaluator's ``retrain`` hands the shared final step.
+
+    ``record`` is the final record (status, metrics, ...); ``export(path)`` writes the
+    retrained model to ONNX and returns the file and the max |torch - onnxruntime|.
+    """
+
+    record: dict[str, Any]
+    export: Callable[[Path], tuple[Path, float]]
+
+
 class _Base:
-    """Defaults of the class-level hooks ``evaluator_for`` and the runners use."""
+    """The shared final step and the defaults of the class-level hooks ``evaluator_for``
+    and the runners use."""
 
     name: ClassVar[str] = ""
     priority: ClassVar[int] = 0
     #: What the ``accuracy`` objective means, when it is not an accuracy (e.g. -rel_l2).
     fitness_label: str = ""
+
+    def final(
+        self, arch: Node, epochs: int, time_budget_s: float | None, run_dir: Path, say: Say
+    ) -> dict[str, Any]:
+        """Retrain ``arch`` (the evaluator's :meth:`retrain`), then export ``best.onnx`` with
+        the onnxruntime parity check: one final step for every evaluator."""
+        done = self.retrain(arch, epochs, time_budget_s, say)
+        path, diff = done.export(run_dir / "best.onnx")
+        return {**done.record, "onnx": path.name, "onnx_max_abs_diff": diff}
+
+    def retrain(self, arch: Node, epochs: int, time_budget_s: float | None, say: Say) -> Retrained:
+        """Train ``arch`` once more for the final record (each evaluator's own)."""
+        raise NotImplementedError
 
     @classmethod
     def claims(cls, space: str, dataset: str | None) -> bool:
@@ -126,11 +154,16 @@ class _Base:
         return tuple(info.input_shape), info.num_classes
 
 
-def _export(model: Any, shape: tuple[int, ...], run_dir: Path) -> dict[str, Any]:
-    from nas.export import export_onnx, parity
+def _exporter(model: Any, shape: tuple[int, ...]) -> Callable[[Path], tuple[Path, float]]:
+    """Export a compiled network for ``shape`` inputs, with its parity check."""
 
-    path = export_onnx(model, shape, run_dir / "best.onnx")
-    return {"onnx": path.name, "onnx_max_abs_diff": parity(model, path, shape)}
+    def export(path: Path) -> tuple[Path, float]:
+        from nas.export import export_onnx, parity
+
+        out = export_onnx(model, shape, path)
+        return out, parity(model, out, shape)
+
+    return export
 
 
 def trained_outcome(
@@ -245,10 +278,8 @@ class TrainEvaluator(_Base):
             res.status, res.reason, res.fitness, metrics, res.params, a.flops, wall
         )
 
-    def final(
-        self, arch: Node, epochs: int, time_budget_s: float | None, run_dir: Path, say: Say
-    ) -> dict[str, Any]:
-        """Retrain on the training split for ``epochs``, score on test, export."""
+    def retrain(self, arch: Node, epochs: int, time_budget_s: float | None, say: Say) -> Retrained:
+        """Retrain on the training split for ``epochs`` and score on test."""
         import dataclasses
 
         import torch
@@ -270,7 +301,7 @@ class TrainEvaluator(_Base):
             "epochs": res.epochs_done,
             "params": res.params,
         }
-        return {**final, **_export(model, self.dataset.input_shape, run_dir)}
+        return Retrained(final, _exporter(model, self.dataset.input_shape))
 
 
 def train_evaluator(space: str, dataset: str, config: dict[str, Any], **kw: Any) -> TrainEvaluator:
@@ -331,9 +362,7 @@ class TableEvaluator(_Base):
             wall_time=time.perf_counter() - start,
         )
 
-    def final(
-        self, arch: Node, epochs: int, time_budget_s: float | None, run_dir: Path, say: Say
-    ) -> dict[str, Any]:
+    def retrain(self, arch: Node, epochs: int, time_budget_s: float | None, say: Say) -> Retrained:
         """Table mode trains nothing: the table's accuracy, and the untrained network."""
         from nas.compile import compile_arch
 
@@ -344,7 +373,7 @@ class TableEvaluator(_Base):
             "source": "NB201 table",
             "exported_weights": "untrained (table mode trains nothing)",
         }
-        return {**final, **_export(model, sp.input_shape, run_dir)}
+        return Retrained(final, _exporter(model, sp.input_shape))
 
 
 def table_evaluator(dataset: str) -> TableEvaluator:

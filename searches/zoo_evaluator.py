@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from nas.searches.evaluators import Say, _Base, trained_outcome
+from nas.searches.evaluators import Retrained, Say, _Base, trained_outcome
 from nas.searches.runner import Outcome
 
 from nas.dsl import Node
@@ -111,10 +110,8 @@ class ZooEvaluator(_Base):
         )
         return trained_outcome(res.status, res.reason, fitness, metrics, params, macs, wall)
 
-    def final(
-        self, arch: Node, epochs: int, time_budget_s: float | None, run_dir: Path, say: Say
-    ) -> dict[str, Any]:
-        """Retrain the best config for ``epochs``, score it on test and export it."""
+    def retrain(self, arch: Node, epochs: int, time_budget_s: float | None, say: Say) -> Retrained:
+        """Retrain the best config for ``epochs`` and score it on test."""
         from nas.zoo import config_from_arch, export_config, train_config
 
         family, cfg = config_from_arch(arch)
@@ -122,9 +119,10 @@ class ZooEvaluator(_Base):
         model, data, res = train_config(
             family, cfg, self.info.name, epochs, time_budget_s, self.seed, self.size
         )
-        final = {**res.to_dict(), "config": cfg}
-        path, diff = export_config(family, run_dir / "best.onnx", cfg, model=model, data=data)
-        return {**final, "onnx": path.name, "onnx_max_abs_diff": diff}
+        record = {**res.to_dict(), "config": cfg}
+        return Retrained(
+            record, lambda path: export_config(family, path, cfg, model=model, data=data)
+        )
 
 
 def zoo_evaluator(family: str, task: str | None, **kw: Any) -> ZooEvaluator:
