@@ -21,7 +21,7 @@ from nas.ops import create_op
 from nas.ops.spec import Signal, Spec
 from nas.sampling import Rem, Sampler, _Abort, _Fail
 
-Targeter = Callable[["TargetedDraw", Call, Signal, Signal, int], Node]
+Targeter = Callable[["TargetedDraw", Call, Signal, Signal, int, Node | None], Node]
 TARGETERS: dict[str, Targeter] = {}
 FREE_WORK = 200  # expansions a free draw inside a mutation may take (bounds its time)
 PRE_TRIES = 4  # pre-routing ops a targeted route tries
@@ -56,7 +56,7 @@ class TargetedDraw:
         max_nest: int = 3,
     ) -> None:
         self.s, self.rng, self.rem, self.max_work, self.work = sampler, rng, rem, max_work, 0
-        self.max_nest, self.nest, self.cap = max_nest, 0, max_work
+        self.max_nest, self.nest, self.cap, self.cheap = max_nest, 0, max_work, False
         cache = sampler.__dict__.setdefault("_terminal_cache", {})
         self._terms: dict[tuple[int, Signal], list[tuple[Call, float, Signal]]] = cache
 
@@ -68,53 +68,76 @@ class TargetedDraw:
             table = self.s._table[key] = self.s._options(name, x)
         return table
 
-    def aim(self, e: Expr, x: Signal, y: Signal, dleft: int) -> Node:
+    def aim(self, e: Expr, x: Signal, y: Signal, dleft: int, avoid: Node | None = None) -> Node:
         """A child aimed at ``y``: one level deeper of targeted nesting (bounded)."""
-        if self.nest >= self.max_nest:
+        if self.nest >= self.max_nest or self.work >= self.cap:
             raise _Fail
         self.nest += 1
         try:
-            return self.expr(e, x, y, dleft)
+            return self.expr(e, x, y, dleft, avoid)
         finally:
             self.nest -= 1
 
     def symbol(self, name: str, x: Signal, y: Signal, dleft: int, avoid: Node | None = None):
-        """A node derived from rule ``name`` with input ``x`` and output ``y`` (not ``avoid``)."""
-        self.work += 1
-        if dleft < 0 or self.work > self.cap + 4 or self.work > 2 * self.max_work:
+        """A node derived from rule ``name`` with input ``x`` and output ``y`` (not ``avoid``).
+
+        Alternatives are tried in the grammar's random order, each with a share of the work
+        left; when all fail, the one-op alternatives (e.g. ``compute(norm)``) are tried
+        once more with a small extra allowance, so a one-op solution is rarely missed.
+        """
+        hard = (3 if self.cheap else 2) * self.max_work
+        if dleft < 0 or self.work >= self.cap + 4 or self.work >= hard:
             raise _Fail
+        self.work += 1
         cands = []
-        for e, p, d, _, leaf in self.options(name, x):
-            if d > dleft:
+        for e, p, d, size, leaf in self.options(name, x):
+            if d > dleft or (self.cheap and size > 1):
                 continue
             if leaf is not None:
                 if leaf.out != y or (avoid is not None and _leaf_node(e) == avoid):
                     continue
             elif isinstance(e, Call) and e.op not in TARGETERS:
                 continue
-            cands.append((e, p))
+            cands.append((e, p, size))
+        tried = []
         while cands:
-            i = self._pick([p for _, p in cands])
-            e = cands.pop(i)[0]
-            # Each alternative gets a share of the work left, so one deep failure cannot
-            # starve the simple alternatives tried after it.
+            e, _, size = cands.pop(self._pick([p for _, p, _ in cands]))
+            tried.append((e, size))
             saved = self.cap
             share = self.work + (saved - self.work) // (len(cands) + 1)
-            self.cap = max(self.work + 4, min(saved, share))
+            self.cap = min(saved, share) if cands else max(saved, self.work + 4)
             try:
-                node = self.expr(e, x, y, dleft)
+                node = self.expr(e, x, y, dleft, avoid)
             except _Fail:
                 continue
             finally:
                 self.cap = saved
             if node != avoid:
                 return node
-        raise _Fail
+        if self.cheap:
+            raise _Fail
+        return self._cheap([e for e, size in tried if size == 1], x, y, dleft, avoid)
 
-    def expr(self, e: Expr, x: Signal, y: Signal, dleft: int) -> Node:
-        """A node for grammar expression ``e`` mapping ``x`` to ``y``."""
+    def _cheap(self, cands: list[Expr], x: Signal, y: Signal, dleft: int, avoid: Node | None):
+        """The first of ``cands`` (one-op alternatives) that maps ``x`` to ``y``, not ``avoid``."""
+        saved = self.cap
+        self.cheap, self.cap = True, self.work + 8
+        try:
+            for e in cands:
+                try:
+                    node = self.expr(e, x, y, dleft, avoid)
+                except _Fail:
+                    continue
+                if node != avoid:
+                    return node
+            raise _Fail
+        finally:
+            self.cheap, self.cap = False, saved
+
+    def expr(self, e: Expr, x: Signal, y: Signal, dleft: int, avoid: Node | None = None) -> Node:
+        """A node for grammar expression ``e`` mapping ``x`` to ``y`` (not ``avoid``)."""
         if isinstance(e, Sym):
-            return self.symbol(e.name, x, y, dleft)
+            return self.symbol(e.name, x, y, dleft, avoid)
         op = create_op(e.op, **e.values())
         if not op.is_combinator:
             leaf = self.s._leaf(e, x)
@@ -126,7 +149,9 @@ class TargetedDraw:
         self.work += 1
         if self.work > self.cap:
             raise _Fail
-        return TARGETERS[e.op](self, e, x, y, dleft)
+        if avoid is not None and avoid.op != e.op:
+            avoid = None
+        return TARGETERS[e.op](self, e, x, y, dleft, avoid)
 
     def free(self, e: Expr, x: Signal, dleft: int) -> tuple[Node, Signal]:
         """An unconstrained draw of ``e`` on ``x`` (the sampler's own distribution)."""
@@ -185,22 +210,32 @@ def _node(call: Call) -> Node:
 
 
 @targeter("compute")
-def _compute(t: TargetedDraw, call: Call, x: Signal, y: Signal, dleft: int) -> Node:
-    return Node("compute", (), (t.expr(call.args[0], x, y, dleft - 1),))
+def _compute(
+    t: TargetedDraw, call: Call, x: Signal, y: Signal, dleft: int, avoid: Node | None
+) -> Node:
+    """The computation aimed at ``y`` (and, when replacing one, at a different one)."""
+    inner = avoid.children[0] if avoid is not None else None
+    return Node("compute", (), (t.expr(call.args[0], x, y, dleft - 1, inner),))
 
 
 @targeter("seq")
-def _seq(t: TargetedDraw, call: Call, x: Signal, y: Signal, dleft: int) -> Node:
-    """First module drawn freely (twice at most), the second aimed at ``y``; else both aimed."""
+def _seq(
+    t: TargetedDraw, call: Call, x: Signal, y: Signal, dleft: int, avoid: Node | None
+) -> Node:
+    """First module drawn freely, the second aimed at ``y``; else one aimed, one shape-keeping.
+
+    The shape-keeping half (``x -> x`` before or ``y -> y`` after the aimed one) always
+    exists in einspace, so a ``seq`` reaches every output its aimed half reaches.
+    """
     a, b = call.args
-    for _ in range(2):
-        try:
-            first, z = t.free(a, x, dleft - 1)
-            return Node("seq", (), (first, t.aim(b, z, y, dleft - 1)))
-        except _Fail:
-            continue
-    first = t.aim(a, x, y, dleft - 1)
-    return Node("seq", (), (first, t.aim(b, y, y, dleft - 1)))
+    try:
+        first, z = t.free(a, x, dleft - 1)
+        return Node("seq", (), (first, t.aim(b, z, y, dleft - 1)))
+    except _Fail:
+        pass
+    if t.rng.random() < 0.5:
+        return Node("seq", (), (t.aim(a, x, y, dleft - 1), t.aim(b, y, y, dleft - 1)))
+    return Node("seq", (), (t.aim(a, x, x, dleft - 1), t.aim(b, x, y, dleft - 1)))
 
 
 def _preimages(y: Spec, fold: tuple[int, int] | None) -> list[Spec]:
@@ -216,7 +251,9 @@ def _perms(rank: int) -> list[tuple[int, ...]]:
 
 
 @targeter("route")
-def _route(t: TargetedDraw, call: Call, x: Signal, y: Signal, dleft: int) -> Node:
+def _route(
+    t: TargetedDraw, call: Call, x: Signal, y: Signal, dleft: int, avoid: Node | None
+) -> Node:
     """Pre-routing at random; a post-routing that can give ``y``; the inner module aimed."""
     pre_e, inner_e, post_e = call.args
     if len(y) != 1:
@@ -255,7 +292,9 @@ def _shares(agg: Call, y: Spec, k: int) -> list[Spec] | None:
 
 
 @targeter("branch")
-def _branch(t: TargetedDraw, call: Call, x: Signal, y: Signal, dleft: int) -> Node:
+def _branch(
+    t: TargetedDraw, call: Call, x: Signal, y: Signal, dleft: int, avoid: Node | None
+) -> Node:
     """Branching op at random; an add/cat aggregation that gives ``y``; each branch aimed."""
     fn_e, inner_e, agg_e = call.args
     if len(y) != 1:

@@ -23,7 +23,7 @@ def test_every_random_parent_gets_a_valid_different_child(space) -> None:
     sampler = Sampler(space, seed=11)
     parents = [sampler.sample() for _ in range(120)]
     rng = random.Random(0)
-    first, times = 0, []
+    inserts, times = 0, []
     for parent in parents:
         stats: dict[str, int] = {}
         t = time.process_time()
@@ -32,8 +32,9 @@ def test_every_random_parent_gets_a_valid_different_child(space) -> None:
         assert child != parent
         a, b = space.check(parent), space.check(child)
         assert a.out == b.out
-        first += stats["draws"] == 1
-    assert first >= 110  # the first chosen position nearly always yields the child
+        inserts += stats.get("inserts", 0)
+    # A real redrawn subtree, not the insertion fallback, is the common case.
+    assert inserts <= 24
     times.sort()
     assert times[len(times) // 2] < 0.1  # median well under 100 ms of CPU
 
