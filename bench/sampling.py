@@ -14,6 +14,7 @@ per child, the share made by the insertion fallback, and the child/parent size r
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import statistics
 import time
@@ -114,7 +115,11 @@ def runs(space, arch) -> bool:
 
 def ratio_quantiles(values: list[float]) -> str:
     v = sorted(values)
-    return f"median={statistics.median(v):.2f} p90={v[int(0.9 * len(v))]:.2f} max={v[-1]:.2f}"
+    geo = math.exp(statistics.fmean(math.log(r) for r in v))
+    return (
+        f"p10={v[int(0.1 * len(v))]:.2f} median={statistics.median(v):.2f} "
+        f"p90={v[int(0.9 * len(v))]:.2f} geometric mean={geo:.2f}"
+    )
 
 
 def mutation_report(space, parents, sampler: Sampler, seed: int, forward: bool) -> None:
@@ -136,12 +141,13 @@ def mutation_report(space, parents, sampler: Sampler, seed: int, forward: bool) 
         inserts += stats.get("inserts", 0)
         try:
             a, b = space.check(parent), space.check(child)
-            ok = child != parent and a.out == b.out and (not forward or runs(space, child))
-        except NasError:
-            ok = False
-        bad += not ok
-        r_params.append(b.params / max(1, a.params))
-        r_ops.append(b.n_ops / max(1, a.n_ops))
+        except NasError as e:
+            bad += 1
+            print("INVALID CHILD:", e, str(child)[:200])
+            continue
+        bad += not (child != parent and a.out == b.out and (not forward or runs(space, child)))
+        r_params.append((b.params + 1) / (a.params + 1))
+        r_ops.append(b.n_ops / a.n_ops)
     n = len(parents)
     ms = sorted(t * 1000 for t in times)
     checked = "check + compile + forward" if forward else "check"
@@ -154,8 +160,8 @@ def mutation_report(space, parents, sampler: Sampler, seed: int, forward: bool) 
         f"p99={ms[int(0.99 * len(ms))]:.1f} max={ms[-1]:.1f}"
     )
     print(f"insertion fallback: {inserts}/{n} ({inserts / n:.1%})")
-    print(f"child/parent params: {ratio_quantiles(r_params)}")
-    print(f"child/parent ops:    {ratio_quantiles(r_ops)}")
+    print(f"child/parent params+1: {ratio_quantiles(r_params)}")
+    print(f"child/parent ops:      {ratio_quantiles(r_ops)}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from nas.space import SearchSpace
 __all__ = ["crossover", "mutate", "slot_symbols"]
 
 POSITIONS = 4  # distinct positions a mutation tries before it inserts a module instead
+GROWTH = 3  # ops a redrawn subtree may add beyond twice the old one's (see _growth_cap)
 
 
 def slot_symbols(space: SearchSpace, arch: Node) -> dict[tuple[int, ...], str]:
@@ -140,10 +141,11 @@ def _redraw(
             break
         tried += 1
         info = a.nodes[where]
+        most = min(b.max_ops - a.n_ops + info.n_ops, _growth_cap(info.n_ops))
         rem = Rem(
             b.max_params - a.params + info.params,
             b.max_activation - a.activation + info.activation,
-            b.max_ops - a.n_ops + info.n_ops,
+            most,
             b.max_flops - a.flops + info.flops,
         )
         draw = TargetedDraw(sampler, rng, rem)
@@ -162,6 +164,15 @@ def _redraw(
             continue
         return child
     return None
+
+
+def _growth_cap(n_ops: int) -> int:
+    """Most ops a redrawn subtree may have in place of one of ``n_ops``: local steps.
+
+    Without it, redraws follow the grammar's heavy-tailed size distribution and networks
+    grow along a lineage; with it, a subtree at most doubles (plus a few ops) per step.
+    """
+    return 2 * n_ops + GROWTH
 
 
 def _has_seq(space: SearchSpace, name: str) -> bool:

@@ -15,8 +15,10 @@ import itertools
 import random
 from collections.abc import Callable
 
+from nas.analysis import analyse
 from nas.dsl.arch import Node, canonical
 from nas.dsl.grammar import Call, Expr, Sym
+from nas.exceptions import NasError
 from nas.ops import create_op
 from nas.ops.spec import Signal, Spec
 from nas.sampling import Rem, Sampler, _Abort, _Fail
@@ -24,7 +26,8 @@ from nas.sampling import Rem, Sampler, _Abort, _Fail
 Targeter = Callable[["TargetedDraw", Call, Signal, Signal, int, Node | None], Node]
 TARGETERS: dict[str, Targeter] = {}
 FREE_WORK = 200  # expansions a free draw inside a mutation may take (bounds its time)
-PRE_TRIES = 4  # pre-routing ops a targeted route tries
+ROUTE_TRIES = 3  # (pre, post) routing pairs a targeted route tries, nearest first
+BRANCH_TRIES = 3  # (branching, aggregation) pairs a targeted branch tries, nearest first
 
 
 def targeter(name: str) -> Callable[[Targeter], Targeter]:
@@ -59,6 +62,8 @@ class TargetedDraw:
         self.max_nest, self.nest, self.cap, self.cheap = max_nest, 0, max_work, False
         cache = sampler.__dict__.setdefault("_terminal_cache", {})
         self._terms: dict[tuple[int, Signal], list[tuple[Call, float, Signal]]] = cache
+        # Post-routings per (expression, output, fold): depend on shapes only.
+        self.cache: dict[tuple, list] = sampler.__dict__.setdefault("_targeted_cache", {})
 
     def options(self, name: str, x: Signal) -> list[tuple]:
         """The sampler's feasibility table of rule ``name`` at ``x`` (cached there)."""
@@ -112,11 +117,19 @@ class TargetedDraw:
                 continue
             finally:
                 self.cap = saved
-            if node != avoid:
+            if node != avoid and (self.nest or self._ops(node, x) <= self.rem.ops):
                 return node
         if self.cheap:
             raise _Fail
         return self._cheap([e for e, size in tried if size == 1], x, y, dleft, avoid)
+
+    @staticmethod
+    def _ops(node: Node, x: Signal) -> int:
+        """Ops of ``node`` on ``x``, repeated branches counted per copy (as the budgets do)."""
+        try:
+            return analyse(node, x).n_ops
+        except NasError:
+            return 1 << 30
 
     def _cheap(self, cands: list[Expr], x: Signal, y: Signal, dleft: int, avoid: Node | None):
         """The first of ``cands`` (one-op alternatives) that maps ``x`` to ``y``, not ``avoid``."""
@@ -153,19 +166,24 @@ class TargetedDraw:
             avoid = None
         return TARGETERS[e.op](self, e, x, y, dleft, avoid)
 
-    def free(self, e: Expr, x: Signal, dleft: int) -> tuple[Node, Signal]:
-        """An unconstrained draw of ``e`` on ``x`` (the sampler's own distribution)."""
+    def free(self, e: Expr, x: Signal, dleft: int, reserve: int = 0) -> tuple[Node, Signal]:
+        """An unconstrained draw of ``e`` on ``x`` (the sampler's own distribution).
+
+        ``reserve`` ops of the budget are kept for the aimed part drawn after it.
+        """
+        r = self.rem
+        rem = Rem(r.params, r.act, r.ops - reserve, r.flops)
         self.s._work, limit, self.s.max_work = 0, self.s.max_work, FREE_WORK
         try:
-            node, out, _ = self.s._expr(e, x, self.rem, dleft, "")
+            node, out, _ = self.s._expr(e, x, rem, dleft, "")
         except _Abort:
             raise _Fail from None
         finally:
             self.s.max_work = limit
         return node, out
 
-    def terminals(self, e: Expr, x: Signal) -> list[tuple[Call, Signal]]:
-        """The terminal calls ``e`` can be at ``x`` with their outputs, in random order."""
+    def outputs(self, e: Expr, x: Signal) -> list[tuple[Call, float, Signal]]:
+        """The terminal calls ``e`` can be at ``x``: (call, probability, output), cached."""
         key = (id(e), x)
         found = self._terms.get(key)
         if found is None:
@@ -182,11 +200,26 @@ class TargetedDraw:
                 if leaf is not None:
                     found.append((c, p, leaf.out))
             self._terms[key] = found
-        rest, out = list(found), []
-        while rest:
-            c, _, y = rest.pop(self._pick([p for _, p, _ in rest]))
-            out.append((c, y))
-        return out
+        return found
+
+    def terminals(self, e: Expr, x: Signal) -> list[tuple[Call, Signal]]:
+        """The terminal calls ``e`` can be at ``x`` with their outputs, in random order."""
+        found = self.outputs(e, x)
+        return [(c, y) for c, _, y in self.weighted_order(found, [p for _, p, _ in found])]
+
+    def weighted_order(self, items: list, weights: list[float]) -> list:
+        """``items`` in a random order where heavier ones tend to come first."""
+        keys = [self.rng.random() ** (1.0 / w) if w > 0 else 0.0 for w in weights]
+        return [it for _, it in sorted(zip(keys, items, strict=True), key=lambda kv: -kv[0])]
+
+    def nearest_first(self, buckets: list[list[tuple[float, tuple]]], n: int) -> list[tuple]:
+        """At most ``n`` options, nearest bucket first, weighted random order within one."""
+        out: list[tuple] = []
+        for bucket in buckets:
+            out += self.weighted_order([o for _, o in bucket], [w for w, _ in bucket])
+            if len(out) >= n:
+                break
+        return out[:n]
 
     def _pick(self, weights: list[float]) -> int:
         r = self.rng.random() * sum(weights)
@@ -229,7 +262,7 @@ def _seq(
     """
     a, b = call.args
     try:
-        first, z = t.free(a, x, dleft - 1)
+        first, z = t.free(a, x, dleft - 1, reserve=t.s._minima(b)[1])
         return Node("seq", (), (first, t.aim(b, z, y, dleft - 1)))
     except _Fail:
         pass
@@ -250,30 +283,83 @@ def _perms(rank: int) -> list[tuple[int, ...]]:
     return list(itertools.permutations(range(rank)))
 
 
+def _distance(a: Signal, b: Signal) -> int:
+    """How far a module must take ``a`` to reach ``b``: 0 equal, 1 one linear or permute, 2 more.
+
+    A cheap guess of reachability that orders the routings and branchings tried.
+    """
+    if a == b:
+        return 0
+    if len(a) == len(b) == 1:
+        u, v = a[0], b[0]
+        alike = u.mode == v.mode and len(u.shape) == len(v.shape)
+        if alike and (u.shape[:-1] == v.shape[:-1] or sorted(u.shape) == sorted(v.shape)):
+            return 1
+    return 2
+
+
+def _buckets(options: list[tuple[int, float, tuple]]) -> list[list[tuple[float, tuple]]]:
+    """(distance, weight, option) triples grouped by distance, nearest first."""
+    out: dict[int, list[tuple[float, tuple]]] = {}
+    for d, w, o in options:
+        out.setdefault(d, []).append((w, o))
+    return [out[d] for d in sorted(out)]
+
+
+def _route_options(t: TargetedDraw, call: Call, x: Signal, y: Signal) -> list:
+    """(pre, inner input, post, inner output) routings of ``call`` from ``x`` to ``y``,
+    bucketed by the distance of the inner module's task."""
+    pre_e, _, post_e = call.args
+    options = []
+    for pre, pw, p in t.outputs(pre_e, x):
+        fold = p[0].fold if len(p) == 1 else None
+        inner_in = tuple(s.unfolded() for s in p)
+        for post, qw, z in _posts(t, post_e, y, fold):
+            options.append((_distance(inner_in, z), pw * qw, (pre, inner_in, post, z)))
+    return _buckets(options)
+
+
+def _posts(t: TargetedDraw, post_e: Expr, y: Signal, fold: tuple[int, int] | None) -> list:
+    """(post-routing, probability, its input) pairs giving ``y`` after a ``fold`` (cached).
+
+    Each candidate input is checked with the op's shape rule directly, not through the
+    sampler's per-signal tables, which would keep one entry per candidate input.
+    """
+    key = ("post", id(post_e), y, fold)
+    found = t.cache.get(key)
+    if found is None:
+        found = []
+        for post, qw in _calls(t, post_e):
+            op = create_op(post.op, **post.values())
+            for z in _preimages(y[0], fold):
+                zf = Spec(z.shape, z.mode, fold) if fold is not None else z
+                try:
+                    q = op.infer((zf,))
+                except NasError:
+                    continue
+                if tuple(s.unfolded() for s in q) == y:
+                    found.append((post, qw, (z,)))
+        t.cache[key] = found
+    return found
+
+
 @targeter("route")
 def _route(
     t: TargetedDraw, call: Call, x: Signal, y: Signal, dleft: int, avoid: Node | None
 ) -> Node:
-    """Pre-routing at random; a post-routing that can give ``y``; the inner module aimed."""
-    pre_e, inner_e, post_e = call.args
+    """A (pre, post) routing pair that can give ``y``, nearest first; the inner module aimed."""
     if len(y) != 1:
         raise _Fail
-    for pre, p in t.terminals(pre_e, x)[:PRE_TRIES]:
-        fold = p[0].fold if len(p) == 1 else None
-        inner_in = tuple(s.unfolded() for s in p)
-        options = []
-        for z in _preimages(y[0], fold):
-            zf = Spec(z.shape, z.mode, fold) if fold is not None else z
-            for post, q in t.terminals(post_e, (zf,)):
-                if tuple(s.unfolded() for s in q) == y:
-                    options.append((post, z))
-        t.rng.shuffle(options)
-        for post, z in options[:2]:
-            try:
-                inner = t.aim(inner_e, inner_in, (z,), dleft - 1)
-            except _Fail:
-                continue
-            return Node("route", (), (_node(pre), inner, _node(post)))
+    for pre, inner_in, post, z in t.nearest_first(_route_options(t, call, x, y), ROUTE_TRIES):
+        ends = (_node(pre), _node(post))
+        same = avoid is not None and ends == (avoid.children[0], avoid.children[2])
+        try:
+            inner = t.aim(
+                call.args[1], inner_in, z, dleft - 1, avoid.children[1] if same else None
+            )
+        except _Fail:
+            continue
+        return Node("route", (), (ends[0], inner, ends[1]))
     raise _Fail
 
 
@@ -291,50 +377,56 @@ def _shares(agg: Call, y: Spec, k: int) -> list[Spec] | None:
     return None
 
 
-@targeter("branch")
-def _branch(
-    t: TargetedDraw, call: Call, x: Signal, y: Signal, dleft: int, avoid: Node | None
-) -> Node:
-    """Branching op at random; an add/cat aggregation that gives ``y``; each branch aimed."""
-    fn_e, inner_e, agg_e = call.args
-    if len(y) != 1:
-        raise _Fail
+def _branch_options(t: TargetedDraw, call: Call, x: Signal, y: Signal) -> list:
+    """(branching, parts, aggregation, shares) of ``call`` from ``x`` to ``y``, bucketed by
+    the farthest branch's distance."""
+    fn_e, _, agg_e = call.args
     op = create_op("branch")
-    for fn, parts in t.terminals(fn_e, x)[:3]:
+    aggs = _calls(t, agg_e)
+    options = []
+    for fn, fw, parts in t.outputs(fn_e, x):
         k = len(parts)
-        aggs = []
-        for agg_call, _ in _agg_calls(t, agg_e):
+        if k > op.independent_upto and len(set(parts)) != 1:
+            continue
+        for agg_call, aw in aggs:
             shares = _shares(agg_call, y[0], k)
             if shares is None:
                 continue
             leaf = t.s._leaf(agg_call, tuple(shares))
             if leaf is not None and leaf.out == y:
-                aggs.append((agg_call, shares))
-        for agg_call, shares in aggs[:2]:
-            try:
-                if k > op.independent_upto:
-                    if len(set(parts)) != 1:
-                        continue
-                    inner = [t.aim(inner_e, (parts[0],), (shares[0],), dleft - 1)]
-                else:
-                    inner = [
-                        t.aim(inner_e, (part,), (share,), dleft - 1)
-                        for part, share in zip(parts, shares, strict=True)
-                    ]
-            except _Fail:
-                continue
-            return canonical(Node("branch", (), (_node(fn), *inner, _node(agg_call))))
+                d = max(_distance((a,), (b,)) for a, b in zip(parts, shares, strict=True))
+                options.append((d, fw * aw, (fn, parts, agg_call, shares)))
+    return _buckets(options)
+
+
+@targeter("branch")
+def _branch(
+    t: TargetedDraw, call: Call, x: Signal, y: Signal, dleft: int, avoid: Node | None
+) -> Node:
+    """A (branching, add/cat) pair that can give ``y``, nearest first; each branch aimed."""
+    if len(y) != 1:
+        raise _Fail
+    inner_e, repeated = call.args[1], create_op("branch").independent_upto
+    for fn, parts, agg, shares in t.nearest_first(_branch_options(t, call, x, y), BRANCH_TRIES):
+        try:
+            if len(parts) > repeated:
+                inner = [t.aim(inner_e, (parts[0],), (shares[0],), dleft - 1)]
+            else:
+                inner = [
+                    t.aim(inner_e, (part,), (share,), dleft - 1)
+                    for part, share in zip(parts, shares, strict=True)
+                ]
+        except _Fail:
+            continue
+        return canonical(Node("branch", (), (_node(fn), *inner, _node(agg))))
     raise _Fail
 
 
-def _agg_calls(t: TargetedDraw, e: Expr) -> list[tuple[Call, float]]:
-    """Aggregation calls of ``e`` in random order (no input needed to list them)."""
+def _calls(t: TargetedDraw, e: Expr) -> list[tuple[Call, float]]:
+    """The terminal calls ``e`` stands for, with their probabilities (no input needed)."""
     if isinstance(e, Sym):
-        calls = [(a.expr, a.prob) for a in t.s.g.rules[e.name].alts if isinstance(a.expr, Call)]
-    else:
-        calls = [(e, 1.0)]
-    t.rng.shuffle(calls)
-    return calls
+        return [(a.expr, a.prob) for a in t.s.g.rules[e.name].alts if isinstance(a.expr, Call)]
+    return [(e, 1.0)]
 
 
 def insert(t: TargetedDraw, name: str, x: Signal, y: Signal, dleft: int, old: Node) -> Node:
