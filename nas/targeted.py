@@ -2,11 +2,15 @@
 
 The sampler draws top-down from an input; a mutation must also land on the output of the
 node it replaces. :class:`TargetedDraw` builds such a subtree directly instead of drawing
-and rejecting: a terminal is kept only if it produces the target; ``seq`` draws its first
-module freely and aims the second at the target; ``route`` picks its pre-routing, then a
-post-routing that can produce the target, and aims the inner module at what that
-post-routing needs; ``branch`` aims every branch at the share of the target its
-aggregation (``add`` or ``cat``) needs. Each op's rule lives in :data:`TARGETERS`.
+and rejecting: a terminal is kept only if it produces the target; ``compute`` aims its
+terminal (a different one when replacing); ``seq`` draws its first module freely and aims
+the second at the target, else aims one half and keeps the shape with the other;
+``route`` lists the (pre, post) routing pairs that can give the target and tries them
+nearest first (the inner module's task: equal signals, one linear or permute away, or
+more), aiming the inner module; ``branch`` does the same over (branching, ``add``/``cat``
+aggregation) pairs, aiming every branch at its share. Alternatives get shares of a work
+allowance, and one-op alternatives a last try outside it. Each op's rule lives in
+:data:`TARGETERS`.
 """
 
 from __future__ import annotations
@@ -99,7 +103,7 @@ class TargetedDraw:
             if d > dleft or (self.cheap and size > 1):
                 continue
             if leaf is not None:
-                if leaf.out != y or (avoid is not None and _leaf_node(e) == avoid):
+                if leaf.out != y or (avoid is not None and _node(e) == avoid):
                     continue
             elif isinstance(e, Call) and e.op not in TARGETERS:
                 continue
@@ -202,11 +206,6 @@ class TargetedDraw:
             self._terms[key] = found
         return found
 
-    def terminals(self, e: Expr, x: Signal) -> list[tuple[Call, Signal]]:
-        """The terminal calls ``e`` can be at ``x`` with their outputs, in random order."""
-        found = self.outputs(e, x)
-        return [(c, y) for c, _, y in self.weighted_order(found, [p for _, p, _ in found])]
-
     def weighted_order(self, items: list, weights: list[float]) -> list:
         """``items`` in a random order where heavier ones tend to come first."""
         keys = [self.rng.random() ** (1.0 / w) if w > 0 else 0.0 for w in weights]
@@ -228,13 +227,6 @@ class TargetedDraw:
             if r < 0:
                 return i
         return len(weights) - 1
-
-
-def _leaf_node(e: Expr) -> Node | None:
-    if not isinstance(e, Call):
-        return None
-    op = create_op(e.op, **e.values())
-    return Node(op.name, op.values)
 
 
 def _node(call: Call) -> Node:
@@ -273,14 +265,13 @@ def _seq(
 
 def _preimages(y: Spec, fold: tuple[int, int] | None) -> list[Spec]:
     """Signals a post-routing op could turn into ``y``: permutations, and the col2im input."""
-    out = {Spec(tuple(y.shape[i] for i in perm), y.mode) for perm in _perms(y.rank)}
+    out = {
+        Spec(tuple(y.shape[i] for i in perm), y.mode)
+        for perm in itertools.permutations(range(y.rank))
+    }
     if fold is not None and y.mode == "im" and y.rank == 3 and tuple(y.shape[1:]) == fold:
         out.add(Spec((fold[0] * fold[1], y.shape[0]), "col"))
     return sorted(out, key=str)
-
-
-def _perms(rank: int) -> list[tuple[int, ...]]:
-    return list(itertools.permutations(range(rank)))
 
 
 def _distance(a: Signal, b: Signal) -> int:
@@ -307,8 +298,7 @@ def _buckets(options: list[tuple[int, float, tuple]]) -> list[list[tuple[float, 
 
 
 def _route_options(t: TargetedDraw, call: Call, x: Signal, y: Signal) -> list:
-    """(pre, inner input, post, inner output) routings of ``call`` from ``x`` to ``y``,
-    bucketed by the distance of the inner module's task."""
+    """Routings (pre, inner input, post, inner output) from ``x`` to ``y``, by distance."""
     pre_e, _, post_e = call.args
     options = []
     for pre, pw, p in t.outputs(pre_e, x):
@@ -378,8 +368,7 @@ def _shares(agg: Call, y: Spec, k: int) -> list[Spec] | None:
 
 
 def _branch_options(t: TargetedDraw, call: Call, x: Signal, y: Signal) -> list:
-    """(branching, parts, aggregation, shares) of ``call`` from ``x`` to ``y``, bucketed by
-    the farthest branch's distance."""
+    """Branchings (fn, parts, aggregation, shares) of ``call`` from ``x`` to ``y``, by distance."""
     fn_e, _, agg_e = call.args
     op = create_op("branch")
     aggs = _calls(t, agg_e)
