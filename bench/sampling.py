@@ -1,21 +1,29 @@
 """Benchmark the einspace sampler: speed, validity and the size distribution of draws.
 
 Usage: python bench/sampling.py [--n 1000] [--shape 3x28x28] [--seed 0] [--no-forward]
+                                [--mutate]
 
 Prints draws/s, p50/p99/max draw time, the share of draws that compile and run a
 forward pass (batch 2, one torch thread), and the distributions of depth, op count,
-parameters and FLOPs that the default budgets produce.
+parameters and FLOPs that the default budgets produce. With ``--mutate``, each draw is
+also mutated once (``nas.evolution.mutate``, rng seeded with ``--seed``): failures, how
+many children are valid (check + compile + forward) and differ from their parent, CPU time
+per child, the share made by the insertion fallback, and the child/parent size ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import random
 import statistics
 import time
 
 import torch
 
 from nas.compile import compile_arch
+from nas.evolution import mutate
+from nas.exceptions import NasError
 from nas.ops.spec import parse_shape
 from nas.sampling import Sampler
 from nas.space import load_space
@@ -38,6 +46,7 @@ def main() -> None:
     ap.add_argument("--shape", default="3x28x28")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-forward", action="store_true")
+    ap.add_argument("--mutate", action="store_true", help="also mutate every draw once")
     args = ap.parse_args()
     torch.set_num_threads(1)
     space = load_space(args.space).with_input(parse_shape(args.shape))
@@ -61,17 +70,10 @@ def main() -> None:
         flops.append(a.flops)
         if args.no_forward:
             continue
-        try:
-            t = time.perf_counter()
-            model = compile_arch(arch, space.input_shape, space.num_classes).eval()
-            with torch.no_grad():
-                y = model(torch.randn(2, *space.input_shape))
-            fwd_times.append(time.perf_counter() - t)
-            if y.shape != (2, space.num_classes):
-                failures += 1
-        except Exception as e:
+        t = time.perf_counter()
+        if not runs(space, arch):
             failures += 1
-            print("FAILED:", type(e).__name__, e, str(arch)[:200])
+        fwd_times.append(time.perf_counter() - t)
     ms = sorted(t * 1000 for t in times)
     n = len(ms)
     print(f"space={args.space} input={args.shape} draws={n} seed={args.seed}")
@@ -95,6 +97,71 @@ def main() -> None:
         "ops histogram (upper bound: count): "
         + ", ".join(f"<={k}: {hist[k]}" for k in sorted(hist))
     )
+    if args.mutate:
+        mutation_report(space, archs, sampler, args.seed, forward=not args.no_forward)
+
+
+def runs(space, arch) -> bool:
+    """Whether ``arch`` compiles and a forward pass of batch 2 gives the head's shape."""
+    try:
+        model = compile_arch(arch, space.input_shape, space.num_classes).eval()
+        with torch.no_grad():
+            y = model(torch.randn(2, *space.input_shape))
+    except Exception as e:
+        print("FAILED:", type(e).__name__, e, str(arch)[:200])
+        return False
+    return tuple(y.shape) == (2, space.num_classes)
+
+
+def ratio_quantiles(values: list[float]) -> str:
+    v = sorted(values)
+    geo = math.exp(statistics.fmean(math.log(r) for r in v))
+    return (
+        f"p10={v[int(0.1 * len(v))]:.2f} median={statistics.median(v):.2f} "
+        f"p90={v[int(0.9 * len(v))]:.2f} geometric mean={geo:.2f}"
+    )
+
+
+def mutation_report(space, parents, sampler: Sampler, seed: int, forward: bool) -> None:
+    """Mutate each parent once; print failures, validity, CPU time, fallbacks and size ratios."""
+    rng = random.Random(seed)
+    times, first, inserts, failed, bad = [], 0, 0, 0, 0
+    r_params, r_ops = [], []
+    for parent in parents:
+        stats: dict[str, int] = {}
+        t = time.process_time()
+        try:
+            child = mutate(space, parent, rng, sampler=sampler, stats=stats)
+        except NasError as e:
+            failed += 1
+            print("MUTATION FAILED:", e, str(parent)[:200])
+            continue
+        times.append(time.process_time() - t)
+        first += stats.get("draws", 0) == 1
+        inserts += stats.get("inserts", 0)
+        try:
+            a, b = space.check(parent), space.check(child)
+        except NasError as e:
+            bad += 1
+            print("INVALID CHILD:", e, str(child)[:200])
+            continue
+        bad += not (child != parent and a.out == b.out and (not forward or runs(space, child)))
+        r_params.append((b.params + 1) / (a.params + 1))
+        r_ops.append(b.n_ops / a.n_ops)
+    n = len(parents)
+    ms = sorted(t * 1000 for t in times)
+    checked = "check + compile + forward" if forward else "check"
+    print(
+        f"mutation: {n} parents, {failed} failures, {n - failed - bad} children valid "
+        f"({checked}) and different, {first} on the first position drawn"
+    )
+    print(
+        f"mutation CPU ms: median={statistics.median(ms):.1f} "
+        f"p99={ms[int(0.99 * len(ms))]:.1f} max={ms[-1]:.1f}"
+    )
+    print(f"insertion fallback: {inserts}/{n} ({inserts / n:.1%})")
+    print(f"child/parent params+1: {ratio_quantiles(r_params)}")
+    print(f"child/parent ops:      {ratio_quantiles(r_ops)}")
 
 
 if __name__ == "__main__":

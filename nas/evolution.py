@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from nas.analysis import NodeInfo
+from nas.analysis import Analysis, NodeInfo
 from nas.dsl.arch import Node
 from nas.dsl.grammar import Call, Sym
 from nas.dsl.vocab import create_node
@@ -19,6 +19,9 @@ from nas.sampling import Rem, Sampler, _Abort, _Fail
 from nas.space import SearchSpace
 
 __all__ = ["crossover", "mutate", "slot_symbols"]
+
+POSITIONS = 4  # distinct positions a mutation tries before it inserts a module instead
+GROWTH = 3  # ops a redrawn subtree may add beyond twice the old one's (see _growth_cap)
 
 
 def slot_symbols(space: SearchSpace, arch: Node) -> dict[tuple[int, ...], str]:
@@ -42,7 +45,7 @@ def slot_symbols(space: SearchSpace, arch: Node) -> dict[tuple[int, ...], str]:
     return out
 
 
-def _positions(space: SearchSpace, arch: Node) -> tuple[object, list[tuple[str, NodeInfo]]]:
+def _positions(space: SearchSpace, arch: Node) -> tuple[Analysis, list[tuple[str, NodeInfo]]]:
     a = space.check(arch)
     syms = slot_symbols(space, arch)
     return a, [(syms[p], info) for p, info in a.nodes.items() if p in syms]
@@ -55,74 +58,49 @@ def mutate(
     tries: int = 20,
     sampler: Sampler | None = None,
     stats: dict[str, int] | None = None,
+    positions: int = POSITIONS,
 ) -> Node:
     """A valid child of ``arch`` with one subtree redrawn under its exact input and output.
 
-    A position is chosen uniformly; a new subtree is drawn from its grammar symbol aimed at
-    the position's input and output signals (:mod:`nas.targeted`), so it fits by
-    construction and differs from the old one. Where the chosen node has no different
-    subtree with that output (e.g. the only ``linear`` of that width), the nearest
-    enclosing position is redrawn instead. ``stats`` (optional) counts ``draws`` (positions
-    tried), ``climbs`` and ``budget`` rejections.
+    Up to ``positions`` distinct positions are drawn uniformly; at each, a new subtree is
+    drawn from its grammar symbol aimed at the position's input and output signals
+    (:mod:`nas.targeted`), so it fits by construction and differs from the old one. Where a
+    terminal has no different terminal with that output (e.g. the only ``linear`` of that
+    width), its enclosing module is redrawn instead. The first position that yields a
+    child wins. Only when none does, a new shape-keeping module is inserted next to the
+    first position's module (``seq(old, new)``). ``stats`` (optional) counts ``draws``
+    (positions tried), ``climbs``, ``budget`` rejections and ``inserts``.
 
     Raises:
-        SamplingError: no child was found in ``tries`` positions (not seen on einspace).
+        SamplingError: no child was found in ``tries`` rounds (not seen on einspace).
     """
     from nas.targeted import TargetedDraw, insert
 
     sampler = sampler or Sampler(space, seed=rng.randrange(2**31))
     sampler.rng = rng
-    a, positions = _positions(space, arch)
-    if not positions:
+    a, where_all = _positions(space, arch)
+    if not where_all:
         raise SamplingError("the architecture has no position the grammar can redraw.")
-    syms = {info.path: sym for sym, info in positions}
+    syms = {info.path: sym for sym, info in where_all}
     stats = stats if stats is not None else {}
     b = sampler.budget
     for _ in range(tries):
-        _, chosen = rng.choice(positions)
-        stats["draws"] = stats.get("draws", 0) + 1
-        path = chosen.path
-        # The chosen position, then (for a terminal symbol) its enclosing module position.
-        tried = 0
-        for cut in range(len(path), -1, -1):
-            where = path[:cut]
-            if where not in syms or (tried and not _has_seq(space, syms[where])):
-                continue
-            if tried == 2 or (tried and _has_seq(space, syms[path])):
-                break
-            tried += 1
-            info = a.nodes[where]
-            rem = Rem(
-                b.max_params - a.params + info.params,
-                b.max_activation - a.activation + info.activation,
-                b.max_ops - a.n_ops + info.n_ops,
-                b.max_flops - a.flops + info.flops,
-            )
-            draw = TargetedDraw(sampler, rng, rem)
-            try:
-                node = draw.symbol(
-                    syms[where], info.inp, info.out, b.max_depth - info.module_depth, info.node
-                )
-            except (_Fail, _Abort):
-                stats["climbs"] = stats.get("climbs", 0) + 1
-                continue
-            child = arch.replace(where, node)
-            try:
-                space.check(child)
-            except NasError:
-                stats["budget"] = stats.get("budget", 0) + 1
-                continue
-            return child
-        # Nothing different fits anywhere above: insert a new module next to the old one.
+        picked = rng.sample(where_all, min(positions, len(where_all)))
+        for _, chosen in picked:
+            child = _redraw(space, arch, a, syms, chosen.path, sampler, rng, stats)
+            if child is not None:
+                return child
+        # Nothing different fits at these positions: insert a new module next to the first.
+        path = picked[0][1].path
         where = next(
             (
                 p
-                for p in (chosen.path[:c] for c in range(len(chosen.path), -1, -1))
+                for p in (path[:c] for c in range(len(path), -1, -1))
                 if p in syms and _has_seq(space, syms[p])
             ),
             None,
         )
-        if where is None:  # a grammar without seq (e.g. NB201): draw another position
+        if where is None:  # a grammar without seq (e.g. NB201): draw other positions
             continue
         info = a.nodes[where]
         draw = TargetedDraw(sampler, rng, sampler.root_budget())
@@ -136,7 +114,65 @@ def mutate(
             continue
         stats["inserts"] = stats.get("inserts", 0) + 1
         return child
-    raise SamplingError(f"no shape-preserving mutation found at {tries} positions.")
+    raise SamplingError(f"no shape-preserving mutation found in {tries} rounds of positions.")
+
+
+def _redraw(
+    space: SearchSpace,
+    arch: Node,
+    a: Analysis,
+    syms: dict[tuple[int, ...], str],
+    path: tuple[int, ...],
+    sampler: Sampler,
+    rng: random.Random,
+    stats: dict[str, int],
+) -> Node | None:
+    """``arch`` with the subtree at ``path`` (or, for a terminal, its module) redrawn, or None."""
+    from nas.targeted import TargetedDraw
+
+    stats["draws"] = stats.get("draws", 0) + 1
+    b = sampler.budget
+    tried = 0
+    for cut in range(len(path), -1, -1):
+        where = path[:cut]
+        if where not in syms or (tried and not _has_seq(space, syms[where])):
+            continue
+        if tried == 2 or (tried and _has_seq(space, syms[path])):
+            break
+        tried += 1
+        info = a.nodes[where]
+        most = min(b.max_ops - a.n_ops + info.n_ops, _growth_cap(info.n_ops))
+        rem = Rem(
+            b.max_params - a.params + info.params,
+            b.max_activation - a.activation + info.activation,
+            most,
+            b.max_flops - a.flops + info.flops,
+        )
+        draw = TargetedDraw(sampler, rng, rem)
+        try:
+            node = draw.symbol(
+                syms[where], info.inp, info.out, b.max_depth - info.module_depth, info.node
+            )
+        except (_Fail, _Abort):
+            stats["climbs"] = stats.get("climbs", 0) + 1
+            continue
+        child = arch.replace(where, node)
+        try:
+            space.check(child)
+        except NasError:
+            stats["budget"] = stats.get("budget", 0) + 1
+            continue
+        return child
+    return None
+
+
+def _growth_cap(n_ops: int) -> int:
+    """Most ops a redrawn subtree may have in place of one of ``n_ops``: local steps.
+
+    Without it, redraws follow the grammar's heavy-tailed size distribution and networks
+    grow along a lineage; with it, a subtree at most doubles (plus a few ops) per step.
+    """
+    return 2 * n_ops + GROWTH
 
 
 def _has_seq(space: SearchSpace, name: str) -> bool:

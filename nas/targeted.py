@@ -2,11 +2,15 @@
 
 The sampler draws top-down from an input; a mutation must also land on the output of the
 node it replaces. :class:`TargetedDraw` builds such a subtree directly instead of drawing
-and rejecting: a terminal is kept only if it produces the target; ``seq`` draws its first
-module freely and aims the second at the target; ``route`` picks its pre-routing, then a
-post-routing that can produce the target, and aims the inner module at what that
-post-routing needs; ``branch`` aims every branch at the share of the target its
-aggregation (``add`` or ``cat``) needs. Each op's rule lives in :data:`TARGETERS`.
+and rejecting: a terminal is kept only if it produces the target; ``compute`` aims its
+terminal (a different one when replacing); ``seq`` draws its first module freely and aims
+the second at the target, else aims one half and keeps the shape with the other;
+``route`` lists the (pre, post) routing pairs that can give the target and tries them
+nearest first (the inner module's task: equal signals, one linear or permute away, or
+more), aiming the inner module; ``branch`` does the same over (branching, ``add``/``cat``
+aggregation) pairs, aiming every branch at its share. Alternatives get shares of a work
+allowance, and one-op alternatives a last try outside it. Each op's rule lives in
+:data:`TARGETERS`.
 """
 
 from __future__ import annotations
@@ -15,16 +19,19 @@ import itertools
 import random
 from collections.abc import Callable
 
+from nas.analysis import analyse
 from nas.dsl.arch import Node, canonical
 from nas.dsl.grammar import Call, Expr, Sym
 from nas.dsl.vocab import create_node
+from nas.exceptions import NasError
 from nas.ops.spec import Signal, Spec
 from nas.sampling import Rem, Sampler, _Abort, _Fail
 
-Targeter = Callable[["TargetedDraw", Call, Signal, Signal, int], Node]
+Targeter = Callable[["TargetedDraw", Call, Signal, Signal, int, Node | None], Node]
 TARGETERS: dict[str, Targeter] = {}
 FREE_WORK = 200  # expansions a free draw inside a mutation may take (bounds its time)
-PRE_TRIES = 4  # pre-routing ops a targeted route tries
+ROUTE_TRIES = 3  # (pre, post) routing pairs a targeted route tries, nearest first
+BRANCH_TRIES = 3  # (branching, aggregation) pairs a targeted branch tries, nearest first
 
 
 def targeter(name: str) -> Callable[[Targeter], Targeter]:
@@ -56,9 +63,11 @@ class TargetedDraw:
         max_nest: int = 3,
     ) -> None:
         self.s, self.rng, self.rem, self.max_work, self.work = sampler, rng, rem, max_work, 0
-        self.max_nest, self.nest, self.cap = max_nest, 0, max_work
+        self.max_nest, self.nest, self.cap, self.cheap = max_nest, 0, max_work, False
         cache = sampler.__dict__.setdefault("_terminal_cache", {})
         self._terms: dict[tuple[int, Signal], list[tuple[Call, float, Signal]]] = cache
+        # Post-routings per (expression, output, fold): depend on shapes only.
+        self.cache: dict[tuple, list] = sampler.__dict__.setdefault("_targeted_cache", {})
 
     def options(self, name: str, x: Signal) -> list[tuple]:
         """The sampler's feasibility table of rule ``name`` at ``x`` (cached there)."""
@@ -68,53 +77,84 @@ class TargetedDraw:
             table = self.s._table[key] = self.s._options(name, x)
         return table
 
-    def aim(self, e: Expr, x: Signal, y: Signal, dleft: int) -> Node:
+    def aim(self, e: Expr, x: Signal, y: Signal, dleft: int, avoid: Node | None = None) -> Node:
         """A child aimed at ``y``: one level deeper of targeted nesting (bounded)."""
-        if self.nest >= self.max_nest:
+        if self.nest >= self.max_nest or self.work >= self.cap:
             raise _Fail
         self.nest += 1
         try:
-            return self.expr(e, x, y, dleft)
+            return self.expr(e, x, y, dleft, avoid)
         finally:
             self.nest -= 1
 
     def symbol(self, name: str, x: Signal, y: Signal, dleft: int, avoid: Node | None = None):
-        """A node derived from rule ``name`` with input ``x`` and output ``y`` (not ``avoid``)."""
-        self.work += 1
-        if dleft < 0 or self.work > self.cap + 4 or self.work > 2 * self.max_work:
+        """A node derived from rule ``name`` with input ``x`` and output ``y`` (not ``avoid``).
+
+        Alternatives are tried in the grammar's random order, each with a share of the work
+        left; when all fail, the one-op alternatives (e.g. ``compute(norm)``) are tried
+        once more with a small extra allowance, so a one-op solution is rarely missed.
+        """
+        hard = (3 if self.cheap else 2) * self.max_work
+        if dleft < 0 or self.work >= self.cap + 4 or self.work >= hard:
             raise _Fail
+        self.work += 1
         cands = []
-        for e, p, d, _, leaf in self.options(name, x):
-            if d > dleft:
+        for e, p, d, size, leaf in self.options(name, x):
+            if d > dleft or (self.cheap and size > 1):
                 continue
             if leaf is not None:
-                if leaf.out != y or (avoid is not None and _leaf_node(e) == avoid):
+                if leaf.out != y or (avoid is not None and _node(e) == avoid):
                     continue
             elif isinstance(e, Call) and e.op not in TARGETERS:
                 continue
-            cands.append((e, p))
+            cands.append((e, p, size))
+        tried = []
         while cands:
-            i = self._pick([p for _, p in cands])
-            e = cands.pop(i)[0]
-            # Each alternative gets a share of the work left, so one deep failure cannot
-            # starve the simple alternatives tried after it.
+            e, _, size = cands.pop(self._pick([p for _, p, _ in cands]))
+            tried.append((e, size))
             saved = self.cap
             share = self.work + (saved - self.work) // (len(cands) + 1)
-            self.cap = max(self.work + 4, min(saved, share))
+            self.cap = min(saved, share) if cands else max(saved, self.work + 4)
             try:
-                node = self.expr(e, x, y, dleft)
+                node = self.expr(e, x, y, dleft, avoid)
             except _Fail:
                 continue
             finally:
                 self.cap = saved
-            if node != avoid:
+            if node != avoid and (self.nest or self._ops(node, x) <= self.rem.ops):
                 return node
-        raise _Fail
+        if self.cheap:
+            raise _Fail
+        return self._cheap([e for e, size in tried if size == 1], x, y, dleft, avoid)
 
-    def expr(self, e: Expr, x: Signal, y: Signal, dleft: int) -> Node:
-        """A node for grammar expression ``e`` mapping ``x`` to ``y``."""
+    @staticmethod
+    def _ops(node: Node, x: Signal) -> int:
+        """Ops of ``node`` on ``x``, repeated branches counted per copy (as the budgets do)."""
+        try:
+            return analyse(node, x).n_ops
+        except NasError:
+            return 1 << 30
+
+    def _cheap(self, cands: list[Expr], x: Signal, y: Signal, dleft: int, avoid: Node | None):
+        """The first of ``cands`` (one-op alternatives) that maps ``x`` to ``y``, not ``avoid``."""
+        saved = self.cap
+        self.cheap, self.cap = True, self.work + 8
+        try:
+            for e in cands:
+                try:
+                    node = self.expr(e, x, y, dleft, avoid)
+                except _Fail:
+                    continue
+                if node != avoid:
+                    return node
+            raise _Fail
+        finally:
+            self.cheap, self.cap = False, saved
+
+    def expr(self, e: Expr, x: Signal, y: Signal, dleft: int, avoid: Node | None = None) -> Node:
+        """A node for grammar expression ``e`` mapping ``x`` to ``y`` (not ``avoid``)."""
         if isinstance(e, Sym):
-            return self.symbol(e.name, x, y, dleft)
+            return self.symbol(e.name, x, y, dleft, avoid)
         op = create_node(e.op, **e.values())
         if not op.is_combinator:
             leaf = self.s._leaf(e, x)
@@ -126,21 +166,28 @@ class TargetedDraw:
         self.work += 1
         if self.work > self.cap:
             raise _Fail
-        return TARGETERS[e.op](self, e, x, y, dleft)
+        if avoid is not None and avoid.op != e.op:
+            avoid = None
+        return TARGETERS[e.op](self, e, x, y, dleft, avoid)
 
-    def free(self, e: Expr, x: Signal, dleft: int) -> tuple[Node, Signal]:
-        """An unconstrained draw of ``e`` on ``x`` (the sampler's own distribution)."""
+    def free(self, e: Expr, x: Signal, dleft: int, reserve: int = 0) -> tuple[Node, Signal]:
+        """An unconstrained draw of ``e`` on ``x`` (the sampler's own distribution).
+
+        ``reserve`` ops of the budget are kept for the aimed part drawn after it.
+        """
+        r = self.rem
+        rem = Rem(r.params, r.act, r.ops - reserve, r.flops)
         self.s._work, limit, self.s.max_work = 0, self.s.max_work, FREE_WORK
         try:
-            node, out, _ = self.s._expr(e, x, self.rem, dleft, "")
+            node, out, _ = self.s._expr(e, x, rem, dleft, "")
         except _Abort:
             raise _Fail from None
         finally:
             self.s.max_work = limit
         return node, out
 
-    def terminals(self, e: Expr, x: Signal) -> list[tuple[Call, Signal]]:
-        """The terminal calls ``e`` can be at ``x`` with their outputs, in random order."""
+    def outputs(self, e: Expr, x: Signal) -> list[tuple[Call, float, Signal]]:
+        """The terminal calls ``e`` can be at ``x``: (call, probability, output), cached."""
         key = (id(e), x)
         found = self._terms.get(key)
         if found is None:
@@ -157,11 +204,21 @@ class TargetedDraw:
                 if leaf is not None:
                     found.append((c, p, leaf.out))
             self._terms[key] = found
-        rest, out = list(found), []
-        while rest:
-            c, _, y = rest.pop(self._pick([p for _, p, _ in rest]))
-            out.append((c, y))
-        return out
+        return found
+
+    def weighted_order(self, items: list, weights: list[float]) -> list:
+        """``items`` in a random order where heavier ones tend to come first."""
+        keys = [self.rng.random() ** (1.0 / w) if w > 0 else 0.0 for w in weights]
+        return [it for _, it in sorted(zip(keys, items, strict=True), key=lambda kv: -kv[0])]
+
+    def nearest_first(self, buckets: list[list[tuple[float, tuple]]], n: int) -> list[tuple]:
+        """At most ``n`` options, nearest bucket first, weighted random order within one."""
+        out: list[tuple] = []
+        for bucket in buckets:
+            out += self.weighted_order([o for _, o in bucket], [w for w, _ in bucket])
+            if len(out) >= n:
+                break
+        return out[:n]
 
     def _pick(self, weights: list[float]) -> int:
         r = self.rng.random() * sum(weights)
@@ -172,71 +229,127 @@ class TargetedDraw:
         return len(weights) - 1
 
 
-def _leaf_node(e: Expr) -> Node | None:
-    if not isinstance(e, Call):
-        return None
-    op = create_node(e.op, **e.values())
-    return Node(op.name, op.values)
-
-
 def _node(call: Call) -> Node:
     op = create_node(call.op, **call.values())
     return Node(op.name, op.values)
 
 
 @targeter("compute")
-def _compute(t: TargetedDraw, call: Call, x: Signal, y: Signal, dleft: int) -> Node:
-    return Node("compute", (), (t.expr(call.args[0], x, y, dleft - 1),))
+def _compute(
+    t: TargetedDraw, call: Call, x: Signal, y: Signal, dleft: int, avoid: Node | None
+) -> Node:
+    """The computation aimed at ``y`` (and, when replacing one, at a different one)."""
+    inner = avoid.children[0] if avoid is not None else None
+    return Node("compute", (), (t.expr(call.args[0], x, y, dleft - 1, inner),))
 
 
 @targeter("seq")
-def _seq(t: TargetedDraw, call: Call, x: Signal, y: Signal, dleft: int) -> Node:
-    """First module drawn freely (twice at most), the second aimed at ``y``; else both aimed."""
+def _seq(
+    t: TargetedDraw, call: Call, x: Signal, y: Signal, dleft: int, avoid: Node | None
+) -> Node:
+    """First module drawn freely, the second aimed at ``y``; else one aimed, one shape-keeping.
+
+    The shape-keeping half (``x -> x`` before or ``y -> y`` after the aimed one) always
+    exists in einspace, so a ``seq`` reaches every output its aimed half reaches.
+    """
     a, b = call.args
-    for _ in range(2):
-        try:
-            first, z = t.free(a, x, dleft - 1)
-            return Node("seq", (), (first, t.aim(b, z, y, dleft - 1)))
-        except _Fail:
-            continue
-    first = t.aim(a, x, y, dleft - 1)
-    return Node("seq", (), (first, t.aim(b, y, y, dleft - 1)))
+    try:
+        first, z = t.free(a, x, dleft - 1, reserve=t.s._minima(b)[1])
+        return Node("seq", (), (first, t.aim(b, z, y, dleft - 1)))
+    except _Fail:
+        pass
+    if t.rng.random() < 0.5:
+        return Node("seq", (), (t.aim(a, x, y, dleft - 1), t.aim(b, y, y, dleft - 1)))
+    return Node("seq", (), (t.aim(a, x, x, dleft - 1), t.aim(b, x, y, dleft - 1)))
 
 
 def _preimages(y: Spec, fold: tuple[int, int] | None) -> list[Spec]:
     """Signals a post-routing op could turn into ``y``: permutations, and the col2im input."""
-    out = {Spec(tuple(y.shape[i] for i in perm), y.mode) for perm in _perms(y.rank)}
+    out = {
+        Spec(tuple(y.shape[i] for i in perm), y.mode)
+        for perm in itertools.permutations(range(y.rank))
+    }
     if fold is not None and y.mode == "im" and y.rank == 3 and tuple(y.shape[1:]) == fold:
         out.add(Spec((fold[0] * fold[1], y.shape[0]), "col"))
     return sorted(out, key=str)
 
 
-def _perms(rank: int) -> list[tuple[int, ...]]:
-    return list(itertools.permutations(range(rank)))
+def _distance(a: Signal, b: Signal) -> int:
+    """How far a module must take ``a`` to reach ``b``: 0 equal, 1 one linear or permute, 2 more.
+
+    A cheap guess of reachability that orders the routings and branchings tried.
+    """
+    if a == b:
+        return 0
+    if len(a) == len(b) == 1:
+        u, v = a[0], b[0]
+        alike = u.mode == v.mode and len(u.shape) == len(v.shape)
+        if alike and (u.shape[:-1] == v.shape[:-1] or sorted(u.shape) == sorted(v.shape)):
+            return 1
+    return 2
+
+
+def _buckets(options: list[tuple[int, float, tuple]]) -> list[list[tuple[float, tuple]]]:
+    """(distance, weight, option) triples grouped by distance, nearest first."""
+    out: dict[int, list[tuple[float, tuple]]] = {}
+    for d, w, o in options:
+        out.setdefault(d, []).append((w, o))
+    return [out[d] for d in sorted(out)]
+
+
+def _route_options(t: TargetedDraw, call: Call, x: Signal, y: Signal) -> list:
+    """Routings (pre, inner input, post, inner output) from ``x`` to ``y``, by distance."""
+    pre_e, _, post_e = call.args
+    options = []
+    for pre, pw, p in t.outputs(pre_e, x):
+        fold = p[0].fold if len(p) == 1 else None
+        inner_in = tuple(s.unfolded() for s in p)
+        for post, qw, z in _posts(t, post_e, y, fold):
+            options.append((_distance(inner_in, z), pw * qw, (pre, inner_in, post, z)))
+    return _buckets(options)
+
+
+def _posts(t: TargetedDraw, post_e: Expr, y: Signal, fold: tuple[int, int] | None) -> list:
+    """(post-routing, probability, its input) pairs giving ``y`` after a ``fold`` (cached).
+
+    Each candidate input is checked with the op's shape rule directly, not through the
+    sampler's per-signal tables, which would keep one entry per candidate input.
+    """
+    key = ("post", id(post_e), y, fold)
+    found = t.cache.get(key)
+    if found is None:
+        found = []
+        for post, qw in _calls(t, post_e):
+            op = create_node(post.op, **post.values())
+            for z in _preimages(y[0], fold):
+                zf = Spec(z.shape, z.mode, fold) if fold is not None else z
+                try:
+                    q = op.infer((zf,))
+                except NasError:
+                    continue
+                if tuple(s.unfolded() for s in q) == y:
+                    found.append((post, qw, (z,)))
+        t.cache[key] = found
+    return found
 
 
 @targeter("route")
-def _route(t: TargetedDraw, call: Call, x: Signal, y: Signal, dleft: int) -> Node:
-    """Pre-routing at random; a post-routing that can give ``y``; the inner module aimed."""
-    pre_e, inner_e, post_e = call.args
+def _route(
+    t: TargetedDraw, call: Call, x: Signal, y: Signal, dleft: int, avoid: Node | None
+) -> Node:
+    """A (pre, post) routing pair that can give ``y``, nearest first; the inner module aimed."""
     if len(y) != 1:
         raise _Fail
-    for pre, p in t.terminals(pre_e, x)[:PRE_TRIES]:
-        fold = p[0].fold if len(p) == 1 else None
-        inner_in = tuple(s.unfolded() for s in p)
-        options = []
-        for z in _preimages(y[0], fold):
-            zf = Spec(z.shape, z.mode, fold) if fold is not None else z
-            for post, q in t.terminals(post_e, (zf,)):
-                if tuple(s.unfolded() for s in q) == y:
-                    options.append((post, z))
-        t.rng.shuffle(options)
-        for post, z in options[:2]:
-            try:
-                inner = t.aim(inner_e, inner_in, (z,), dleft - 1)
-            except _Fail:
-                continue
-            return Node("route", (), (_node(pre), inner, _node(post)))
+    for pre, inner_in, post, z in t.nearest_first(_route_options(t, call, x, y), ROUTE_TRIES):
+        ends = (_node(pre), _node(post))
+        same = avoid is not None and ends == (avoid.children[0], avoid.children[2])
+        try:
+            inner = t.aim(
+                call.args[1], inner_in, z, dleft - 1, avoid.children[1] if same else None
+            )
+        except _Fail:
+            continue
+        return Node("route", (), (ends[0], inner, ends[1]))
     raise _Fail
 
 
@@ -254,48 +367,55 @@ def _shares(agg: Call, y: Spec, k: int) -> list[Spec] | None:
     return None
 
 
-@targeter("branch")
-def _branch(t: TargetedDraw, call: Call, x: Signal, y: Signal, dleft: int) -> Node:
-    """Branching op at random; an add/cat aggregation that gives ``y``; each branch aimed."""
-    fn_e, inner_e, agg_e = call.args
-    if len(y) != 1:
-        raise _Fail
+def _branch_options(t: TargetedDraw, call: Call, x: Signal, y: Signal) -> list:
+    """Branchings (fn, parts, aggregation, shares) of ``call`` from ``x`` to ``y``, by distance."""
+    fn_e, _, agg_e = call.args
     op = create_node("branch")
-    for fn, parts in t.terminals(fn_e, x)[:3]:
+    aggs = _calls(t, agg_e)
+    options = []
+    for fn, fw, parts in t.outputs(fn_e, x):
         k = len(parts)
-        aggs = []
-        for agg_call, _ in _agg_calls(t, agg_e):
+        if k > op.independent_upto and len(set(parts)) != 1:
+            continue
+        for agg_call, aw in aggs:
             shares = _shares(agg_call, y[0], k)
             if shares is None:
                 continue
             leaf = t.s._leaf(agg_call, tuple(shares))
             if leaf is not None and leaf.out == y:
-                aggs.append((agg_call, shares))
-        for agg_call, shares in aggs[:2]:
-            try:
-                if k > op.independent_upto:
-                    if len(set(parts)) != 1:
-                        continue
-                    inner = [t.aim(inner_e, (parts[0],), (shares[0],), dleft - 1)]
-                else:
-                    inner = [
-                        t.aim(inner_e, (part,), (share,), dleft - 1)
-                        for part, share in zip(parts, shares, strict=True)
-                    ]
-            except _Fail:
-                continue
-            return canonical(Node("branch", (), (_node(fn), *inner, _node(agg_call))))
+                d = max(_distance((a,), (b,)) for a, b in zip(parts, shares, strict=True))
+                options.append((d, fw * aw, (fn, parts, agg_call, shares)))
+    return _buckets(options)
+
+
+@targeter("branch")
+def _branch(
+    t: TargetedDraw, call: Call, x: Signal, y: Signal, dleft: int, avoid: Node | None
+) -> Node:
+    """A (branching, add/cat) pair that can give ``y``, nearest first; each branch aimed."""
+    if len(y) != 1:
+        raise _Fail
+    inner_e, repeated = call.args[1], create_node("branch").independent_upto
+    for fn, parts, agg, shares in t.nearest_first(_branch_options(t, call, x, y), BRANCH_TRIES):
+        try:
+            if len(parts) > repeated:
+                inner = [t.aim(inner_e, (parts[0],), (shares[0],), dleft - 1)]
+            else:
+                inner = [
+                    t.aim(inner_e, (part,), (share,), dleft - 1)
+                    for part, share in zip(parts, shares, strict=True)
+                ]
+        except _Fail:
+            continue
+        return canonical(Node("branch", (), (_node(fn), *inner, _node(agg))))
     raise _Fail
 
 
-def _agg_calls(t: TargetedDraw, e: Expr) -> list[tuple[Call, float]]:
-    """Aggregation calls of ``e`` in random order (no input needed to list them)."""
+def _calls(t: TargetedDraw, e: Expr) -> list[tuple[Call, float]]:
+    """The terminal calls ``e`` stands for, with their probabilities (no input needed)."""
     if isinstance(e, Sym):
-        calls = [(a.expr, a.prob) for a in t.s.g.rules[e.name].alts if isinstance(a.expr, Call)]
-    else:
-        calls = [(e, 1.0)]
-    t.rng.shuffle(calls)
-    return calls
+        return [(a.expr, a.prob) for a in t.s.g.rules[e.name].alts if isinstance(a.expr, Call)]
+    return [(e, 1.0)]
 
 
 def insert(t: TargetedDraw, name: str, x: Signal, y: Signal, dleft: int, old: Node) -> Node:

@@ -23,7 +23,7 @@ def test_every_random_parent_gets_a_valid_different_child(space) -> None:
     sampler = Sampler(space, seed=11)
     parents = [sampler.sample() for _ in range(120)]
     rng = random.Random(0)
-    first, times = 0, []
+    inserts, times = 0, []
     for parent in parents:
         stats: dict[str, int] = {}
         t = time.process_time()
@@ -32,8 +32,9 @@ def test_every_random_parent_gets_a_valid_different_child(space) -> None:
         assert child != parent
         a, b = space.check(parent), space.check(child)
         assert a.out == b.out
-        first += stats["draws"] == 1
-    assert first >= 110  # the first chosen position nearly always yields the child
+        inserts += stats.get("inserts", 0)
+    # A real redrawn subtree, not the insertion fallback, is the common case.
+    assert inserts <= 24
     times.sort()
     assert times[len(times) // 2] < 0.1  # median well under 100 ms of CPU
 
@@ -66,3 +67,32 @@ def test_mutating_a_single_conv_keeps_its_output(space) -> None:
     assert arch not in children and len(children) > 5
     for c in children:
         assert space.check(c).out == space.check(arch).out
+
+
+def test_mutation_is_deterministic_given_the_seed(space) -> None:
+    parents = [Sampler(space, seed=5).sample() for _ in range(1)]
+    parents += [space.seeds["resnet18"]]
+    warm = Sampler(space, seed=0)
+    for _ in range(30):  # fill the caches of one sampler: they must not change the children
+        warm.sample()
+
+    def children(sampler: Sampler) -> list:
+        rng = random.Random(42)
+        return [mutate(space, p, rng, sampler=sampler) for p in parents * 8]
+
+    first = children(Sampler(space, seed=1))
+    assert first == children(warm)
+    assert len(set(first)) > 4
+
+
+def test_redrawn_subtrees_do_not_drift_upward(space) -> None:
+    sampler = Sampler(space, seed=21)
+    rng = random.Random(2)
+    lineages = [sampler.sample() for _ in range(30)]
+    start = sum(space.check(p).n_ops for p in lineages)
+    for _ in range(6):
+        lineages = [mutate(space, p, rng, sampler=sampler) for p in lineages]
+    end = sum(space.check(p).n_ops for p in lineages)
+    # Mostly inserting (the mutation before redraws became the common case) grew the total
+    # 1.4x in 6 steps (1,077 -> 1,514 ops); redraws keep it level (-> 779).
+    assert end < 1.2 * start
