@@ -198,8 +198,9 @@ def raw_graph(
     infos = [*gp.input, *gp.value_info, *gp.output]
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
     shapes = {vi.name: _shape(vi) for vi in infos}
+    dtypes = {vi.name: vi.type.tensor_type.elem_type for vi in infos}
     notes: list[str] = []
-    fill_shapes(model, shapes, dims, probe_bytes, notes)
+    fill_shapes(model, shapes, dims, probe_bytes, notes, dtypes)
     nodes = [
         RawNode(
             n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}",
@@ -216,7 +217,7 @@ def raw_graph(
         inputs=[i.name for i in gp.input if i.name not in consts],
         outputs=[o.name for o in gp.output],
         shapes=shapes,
-        dtypes={vi.name: vi.type.tensor_type.elem_type for vi in infos},
+        dtypes=dtypes,
         opset=opset,
         weights=weights,
         notes=notes,

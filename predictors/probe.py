@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 import onnx
 from nas.predictors.onnxfile import time_left
-from nas.predictors.topo import stable_topo_order
 
 # Ops whose FLOPs read their input/output shapes (see nas.predictors.cost).
 SHAPED_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm", "Einsum", "RNN", "GRU", "LSTM"}
@@ -95,24 +94,42 @@ def _itemsize(elem_type: int) -> int:
 
 
 def peak_bytes(graph: onnx.GraphProto, size_of: Callable[[str], int], keep: set[str]) -> int:
-    """Activation bytes alive at once when the nodes run in topological order: each output
-    lives until its last reader has run; ``keep`` (requested outputs) and the graph outputs
-    live to the end. Tensors ``size_of`` does not know count 0."""
-    nodes = list(graph.node)
-    order = stable_topo_order([list(n.input) for n in nodes], [list(n.output) for n in nodes])
+    """Activation bytes alive at once when the nodes run in their stored order (sorted by
+    the caller): each output lives until its last reader has run; ``keep`` (requested
+    outputs) and the graph outputs live to the end. Tensors ``size_of`` does not know
+    count 0."""
+    ins = [list(dict.fromkeys(n.input)) for n in graph.node]
     last: dict[str, int] = {}
-    for step, k in enumerate(order):
-        for i in nodes[k].input:
+    for step, row in enumerate(ins):
+        for i in row:
             last[i] = step
     kept = keep | {o.name for o in graph.output}
     now = peak = 0
-    for step, k in enumerate(order):
-        now += sum(size_of(o) for o in nodes[k].output if o)
+    for step, node in enumerate(graph.node):
+        now += sum(size_of(o) for o in node.output if o)
         peak = max(peak, now)
-        for i in dict.fromkeys(nodes[k].input):
-            if i and last.get(i) == step and i not in kept:
-                now -= size_of(i)
+        for i in ins[step]:
+            if i and last[i] == step and i not in kept:
+                now = max(0, now - size_of(i))
     return peak
+
+
+def shape_sizes(
+    shapes: Mapping[str, Any], dtypes: Mapping[str, int], dims: Mapping[str, int] | None
+) -> Callable[[str], int]:
+    """Bytes of a tensor from known shapes as :func:`random_feed` sizes a run: a symbolic
+    dim named in ``dims`` has that size, any other unknown dim counts 1."""
+
+    def size(name: str) -> int:
+        shape = shapes.get(name)
+        if shape is None:
+            return 0
+        n = 1
+        for d in shape:
+            n *= d if isinstance(d, int) and d >= 0 else (dims or {}).get(d, 1)
+        return n * _itemsize(dtypes.get(name, 1))
+
+    return size
 
 
 def estimate_bytes(m: onnx.ModelProto, feed: dict[str, np.ndarray], keep: set[str]) -> int:
@@ -172,9 +189,11 @@ def run_with_outputs(
     names: list[str],
     feed: dict[str, np.ndarray],
     max_bytes: int = DEFAULT_PROBE_BYTES,
+    sizes: Callable[[str], int] | None = None,
 ) -> dict[str, np.ndarray]:
     """Values of the named tensors (intermediate ones included) on ``feed``, with memory
-    and time bounded (see the module docstring).
+    and time bounded (see the module docstring). ``sizes`` gives tensor bytes at the fed
+    dims when the caller knows them (saves a shape inference).
 
     Raises:
         ProbeSkipped: the estimate is over ``max_bytes``, the run hit the arena cap, or the
@@ -186,7 +205,10 @@ def run_with_outputs(
     m.CopyFrom(model)
     have = {o.name for o in m.graph.output}
     m.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in have)
-    need = estimate_bytes(m, feed, set(names))
+    if sizes is None:
+        need = estimate_bytes(m, feed, set(names))
+    else:
+        need = sum(int(v.nbytes) for v in feed.values()) + peak_bytes(m.graph, sizes, set(names))
     mib = max_bytes / 2**20
     if need > max_bytes:
         raise ProbeSkipped(
@@ -226,6 +248,7 @@ def fill_shapes(
     dims: Mapping[str, int] | None = None,
     max_bytes: int = DEFAULT_PROBE_BYTES,
     notes: list[str] | None = None,
+    dtypes: Mapping[str, int] | None = None,
 ) -> bool:
     """Fill unknown dims of the tensors around FLOP-counted ops from one run at batch 1.
 
@@ -256,7 +279,8 @@ def fill_shapes(
         if feed is None:
             why = f"the inputs alone are over the probe cap of {max_bytes / 2**20:g} MiB"
         else:
-            got = run_with_outputs(model, want, feed, max_bytes)
+            sizes = shape_sizes(shapes, dtypes or {}, dims)
+            got = run_with_outputs(model, want, feed, max_bytes, sizes)
     except ProbeSkipped as e:
         why = str(e)
     except Exception:  # a model onnxruntime cannot run keeps its static shapes
