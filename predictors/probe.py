@@ -24,6 +24,7 @@ file's ``nas rank`` row.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import threading
 from collections.abc import Callable, Mapping
@@ -218,7 +219,10 @@ def run_with_outputs(
     if left is not None and left <= 0:
         raise ProbeSkipped("no time left under the file's time limit")
     opts = _capped_options(max_bytes)
-    sess = ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    with contextlib.redirect_stdout(io.StringIO()):  # its "EP Error" retry prints to stdout
+        sess = ort.InferenceSession(
+            m.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        )
     run = ort.RunOptions()
     run.log_severity_level = 4
     run.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
@@ -228,7 +232,8 @@ def run_with_outputs(
         timer.daemon = True
         timer.start()
     try:
-        outs = sess.run(names, feed, run)
+        with contextlib.redirect_stdout(io.StringIO()):
+            outs = sess.run(names, feed, run)
     except Exception as e:
         msg = str(e)
         if "bfc_arena" in msg or "Available memory" in msg:

@@ -60,15 +60,16 @@ def ood_reason(record: GraphRecord, domain: Mapping[str, Any] | None) -> str:
     return "; ".join(reasons)
 
 
-def _read_one(
+def rank_record(
     f: Path,
     max_bytes: int,
     dims: Mapping[str, int] | None,
     proxy: bool,
     probe_bytes: int,
 ) -> tuple[GraphRecord, float]:
-    """The record and NASWOT score (NaN without ``proxy``) of one file, read once; notes
-    about what could not be computed end up in ``record.notes``."""
+    """The record and NASWOT score (NaN without ``proxy``) of one file, read once, as
+    ``nas rank`` computes them; notes about what could not be computed end up in
+    ``record.notes``."""
     model = read_model(f, max_bytes)
     unbound = model
     if proxy and dims:  # the proxy runs with the batch symbolic, whatever ``dims`` bind
@@ -101,7 +102,7 @@ def rank_files(
         try:
             with time_limit(time_limit_s, f):
                 record, nwot = as_file_error(
-                    f, lambda f=f: _read_one(f, max_bytes, dims, proxy, probe_bytes)
+                    f, lambda f=f: rank_record(f, max_bytes, dims, proxy, probe_bytes)
                 )
             good.append((f, record, nwot))
         except NasError as e:

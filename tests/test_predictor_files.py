@@ -310,3 +310,22 @@ def test_onnxruntime_runs_are_capped_in_memory(tmp_path: Path, nas_cli) -> None:
     code, out, _ = nas_cli("rank", str(folder), "--proxy", "--probe-memory", "64")
     assert code == 0
     assert "note " in out and "over the probe cap of 64 MiB" in out
+
+
+def test_a_file_onnxruntime_rejects_is_a_note_and_prints_nothing(tmp_path: Path, capsys) -> None:
+    from nas.predictors.model import Predictor
+    from nas.predictors.rank import rank_files
+
+    # an attribute Conv does not have, on a node whose name is not UTF-8: onnxruntime's
+    # error cannot be decoded, and its Python wrapper prints "EP Error" to stdout and
+    # retries, which once broke `nas rank --json`
+    m = small_model(4)
+    m.graph.node[2].name = "NODENAMEX"
+    m.graph.node[2].attribute.append(h.make_attribute("bogus", 3))
+    path = tmp_path / "rejected.onnx"
+    path.write_bytes(m.SerializeToString().replace(b"NODENAMEX", b"\xa0ODENAMEX"))
+    capsys.readouterr()
+    rows, errors = rank_files([path], Predictor.load(None), proxy=True)
+    assert errors == [] and rows[0]["nwot"] is None
+    assert rows[0]["notes"] == ["nwot skipped: onnxruntime cannot run the model"]
+    assert capsys.readouterr().out == ""
