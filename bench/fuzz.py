@@ -276,6 +276,8 @@ def onnx_source(rng: random.Random):
         if r < 0.5:
             data = bytearray(rng.choice(bases))
             for _ in range(rng.randint(1, 8)):
+                if not data:  # cut to nothing already
+                    break
                 i = rng.randrange(len(data))
                 op = rng.randrange(3)
                 if op == 0:
