@@ -76,7 +76,7 @@ def rank(
         typer.Option(
             "--proxy/--no-proxy",
             help="Also compute the NASWOT proxy: an onnxruntime run on a batch of 32 per "
-            "file (off by default: 1,000 NB201 files take about 25 s without, 4 min with).",
+            "file (off by default: 1,000 NB201 files take about 25 s without, 3 min with).",
         ),
     ] = False,
     probe_memory: Annotated[
