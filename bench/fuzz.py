@@ -82,17 +82,22 @@ def try_grammar(src: bytes, state: dict) -> str:
 
 
 def try_onnx(item: tuple[str, bytes], state: dict) -> str:
-    """Read the file as ``nas rank`` does (file_record), then as ``nas encode`` does."""
-    from nas.predictors.bench import file_record
+    """Read the file as ``nas rank --proxy`` does (record, shape probe and NASWOT run, both
+    memory-capped), then as ``nas encode`` does; a file's notes say a run was skipped."""
     from nas.predictors.encode import graph_text
+    from nas.predictors.onnxfile import DEFAULT_MAX_BYTES, as_file_error
+    from nas.predictors.probe import DEFAULT_PROBE_BYTES
+    from nas.predictors.rank import rank_record
 
     kind, data, _ = item
     path = state["specials"] / f"{kind}.onnx" if kind != "bytes" else state["dir"] / "m.onnx"
     if kind == "bytes":
         path.write_bytes(data)
-    file_record(path)
+    record, _ = as_file_error(
+        path, lambda: rank_record(path, DEFAULT_MAX_BYTES, None, True, DEFAULT_PROBE_BYTES)
+    )
     graph_text(path)
-    return "ok"
+    return "ok (notes)" if record.notes else "ok"
 
 
 def try_cli(argv: list[str], state: dict) -> str:
@@ -184,6 +189,7 @@ def grammar_source(rng: random.Random):
 
 def onnx_source(rng: random.Random):
     """Exported models, byte-mutated and proto-mutated, and non-regular *.onnx files."""
+    import numpy as np
     import onnx
 
     from nas.compile import compile_arch
@@ -204,10 +210,9 @@ def onnx_source(rng: random.Random):
     def proto_mutant() -> tuple[bytes, str]:
         m = onnx.load_from_string(rng.choice(bases))
         g = m.graph
-        kind = rng.randrange(6)
-        label = ["dims", "dtype", "bad UTF-8 string tensor", "op/input", "attribute", "chain"][
-            kind
-        ]
+        kind = rng.randrange(7)
+        label = ["dims", "dtype", "bad UTF-8 string tensor", "op/input", "attribute", "chain"]
+        label = (label + ["memory bomb"])[kind]
         if kind == 0 and g.initializer:
             t = rng.choice(g.initializer)
             t.dims[:] = [rng.choice([-1, 0, 3, 2**31, 2**40, 7]) for _ in range(rng.randint(0, 4))]
@@ -228,6 +233,31 @@ def onnx_source(rng: random.Random):
             a = n.attribute.add()
             a.name, a.type = "bogus", rng.randrange(0, 15)
             a.s = b"\xff" * rng.randint(0, 4)
+        elif kind == 6:  # a huge tensor, sized by constants or only at run time
+            from onnx import TensorProto as TP
+            from onnx import helper as oh
+            from onnx import numpy_helper as onh
+
+            big = rng.choice([[1 << 14, 1 << 14], [1 << 16, 1 << 16], [4096, 4096, 64]])
+            if rng.random() < 0.5:
+                g.initializer.append(onh.from_array(np.array(big, np.int64), "bomb_shape"))
+                g.node.add().CopyFrom(oh.make_node("ConstantOfShape", ["bomb_shape"], ["bomb"]))
+                label = f"memory bomb {big}"
+            else:  # ceil(sigmoid(max x)) * n elements: 1 * n, unknown to shape inference
+                n = float(np.prod(big))
+                g.initializer.append(onh.from_array(np.array([n], np.float32), "bomb_n"))
+                x = g.input[0].name
+                for node in [
+                    oh.make_node("ReduceMax", [x], ["bomb_m"], keepdims=0),
+                    oh.make_node("Sigmoid", ["bomb_m"], ["bomb_s"]),
+                    oh.make_node("Ceil", ["bomb_s"], ["bomb_c"]),
+                    oh.make_node("Mul", ["bomb_c", "bomb_n"], ["bomb_f"]),
+                    oh.make_node("Cast", ["bomb_f"], ["bomb_i"], to=TP.INT64),
+                    oh.make_node("ConstantOfShape", ["bomb_i"], ["bomb"]),
+                ]:
+                    g.node.add().CopyFrom(node)
+                label = f"run-time memory bomb of {int(n):,} values"
+            g.output.append(oh.make_tensor_value_info("bomb", TP.FLOAT, None))
         else:  # a long chain (the canonical order must be fast)
             size = rng.choice([100, 1000, 5000])
             x = g.output[0].name
@@ -246,6 +276,8 @@ def onnx_source(rng: random.Random):
         if r < 0.5:
             data = bytearray(rng.choice(bases))
             for _ in range(rng.randint(1, 8)):
+                if not data:  # cut to nothing already
+                    break
                 i = rng.randrange(len(data))
                 op = rng.randrange(3)
                 if op == 0:

@@ -26,6 +26,7 @@ from nas.predictors.cost import graph_cost
 from nas.predictors.encode import node_texts
 from nas.predictors.graph import DEFAULT_MAX_BYTES, CanonicalGraph, load_graph
 from nas.predictors.onnxfile import as_file_error, time_limit
+from nas.predictors.probe import DEFAULT_PROBE_BYTES
 
 from nas.exceptions import ConfigurationError, NasError
 
@@ -45,12 +46,14 @@ class GraphRecord:
     edges: list[tuple[int, int]]
     params: int
     flops: int
+    notes: list[str] = field(default_factory=list, compare=False)  # not stored in benches
 
 
 def graph_record(g: CanonicalGraph) -> GraphRecord:
     """The record of one canonical graph."""
     params, flops = graph_cost(g)
-    return GraphRecord(node_texts(g), [(int(a), int(b)) for a, b in g.edges], params, flops)
+    edges = [(int(a), int(b)) for a, b in g.edges]
+    return GraphRecord(node_texts(g), edges, params, flops, list(g.notes))
 
 
 def file_record(
@@ -58,11 +61,14 @@ def file_record(
     max_bytes: int = DEFAULT_MAX_BYTES,
     dims: Mapping[str, int] | None = None,
     time_limit_s: float | None = None,
+    probe_bytes: int = DEFAULT_PROBE_BYTES,
 ) -> GraphRecord:
     """The record of one ONNX file; any failure, a time over ``time_limit_s`` included, is
     one OnnxFileError naming the file."""
     with time_limit(time_limit_s, path):
-        return as_file_error(path, lambda: graph_record(load_graph(path, max_bytes, dims)))
+        return as_file_error(
+            path, lambda: graph_record(load_graph(path, max_bytes, dims, None, probe_bytes))
+        )
 
 
 @dataclass

@@ -39,7 +39,7 @@ from nas.predictors.onnxfile import (
     read_bounded,
     time_limit,
 )
-from nas.predictors.probe import fill_shapes
+from nas.predictors.probe import DEFAULT_PROBE_BYTES, fill_shapes
 from nas.predictors.topo import stable_topo_order
 from onnx import numpy_helper
 
@@ -87,6 +87,7 @@ class CanonicalGraph:
     edges: list[tuple[int, int]]
     batch: str | None
     opset: int
+    notes: list[str] = field(default_factory=list)  # what could not be computed, and why
 
 
 def _err(path: Path, reason: str) -> OnnxFileError:
@@ -178,9 +179,14 @@ def _weights(gp: onnx.GraphProto, consts: dict[str, np.ndarray]) -> dict[str, st
     return keys
 
 
-def raw_graph(model: onnx.ModelProto, dims: Mapping[str, int] | None = None) -> RawGraph:
+def raw_graph(
+    model: onnx.ModelProto,
+    dims: Mapping[str, int] | None = None,
+    probe_bytes: int = DEFAULT_PROBE_BYTES,
+) -> RawGraph:
     """The model's main graph as a :class:`RawGraph` (after shape inference when it works);
-    ``dims`` sizes symbolic dims (other than the batch) so FLOPs can be counted."""
+    ``dims`` sizes symbolic dims (other than the batch) so FLOPs can be counted;
+    ``probe_bytes`` caps the memory of the onnxruntime run that fills unknown shapes."""
     _sort_proto(model.graph)  # shape inference needs a topological order
     if dims:
         _bind_dims(model.graph, dims)
@@ -192,7 +198,9 @@ def raw_graph(model: onnx.ModelProto, dims: Mapping[str, int] | None = None) -> 
     infos = [*gp.input, *gp.value_info, *gp.output]
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
     shapes = {vi.name: _shape(vi) for vi in infos}
-    fill_shapes(model, shapes, dims)
+    dtypes = {vi.name: vi.type.tensor_type.elem_type for vi in infos}
+    notes: list[str] = []
+    fill_shapes(model, shapes, dims, probe_bytes, notes, dtypes)
     nodes = [
         RawNode(
             n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}",
@@ -209,9 +217,10 @@ def raw_graph(model: onnx.ModelProto, dims: Mapping[str, int] | None = None) -> 
         inputs=[i.name for i in gp.input if i.name not in consts],
         outputs=[o.name for o in gp.output],
         shapes=shapes,
-        dtypes={vi.name: vi.type.tensor_type.elem_type for vi in infos},
+        dtypes=dtypes,
         opset=opset,
         weights=weights,
+        notes=notes,
     )
 
 
@@ -300,7 +309,7 @@ def canonicalise(g: RawGraph, path: str = "<graph>") -> CanonicalGraph:
             edges.append((r, dst))
     first = g.shapes.get(g.inputs[0]) if g.inputs else None
     batch = first[0] if first and isinstance(first[0], str) else None
-    return CanonicalGraph(str(path), out_nodes, edges, batch, g.opset)
+    return CanonicalGraph(str(path), out_nodes, edges, batch, g.opset, list(g.notes))
 
 
 def _topo(nodes: list[RawNode], ins: list[list[Any]], p: Path) -> list[int]:
@@ -361,14 +370,26 @@ def _place(
     return pos
 
 
+def model_graph(
+    model: onnx.ModelProto,
+    path: str | Path = "<graph>",
+    dims: Mapping[str, int] | None = None,
+    probe_bytes: int = DEFAULT_PROBE_BYTES,
+) -> CanonicalGraph:
+    """The canonical graph of a parsed model (sorts ``model``'s nodes in place)."""
+    return canonicalise(normalise(raw_graph(model, dims, probe_bytes)), str(path))
+
+
 def load_graph(
     path: str | Path,
     max_bytes: int = DEFAULT_MAX_BYTES,
     dims: Mapping[str, int] | None = None,
     time_limit_s: float | None = None,
+    probe_bytes: int = DEFAULT_PROBE_BYTES,
 ) -> CanonicalGraph:
     """Read, normalise and canonically order the ONNX file at ``path`` (``dims``: sizes of
-    symbolic dims, see :func:`raw_graph`; ``time_limit_s``: give up after so long).
+    symbolic dims, see :func:`raw_graph`; ``time_limit_s``: give up after so long;
+    ``probe_bytes``: memory cap of the onnxruntime run for unknown shapes).
 
     Raises:
         OnnxFileError: whatever is wrong with the file (missing, not a regular file, too
@@ -377,8 +398,5 @@ def load_graph(
     """
     with time_limit(time_limit_s, path):
         return as_file_error(
-            path,
-            lambda: canonicalise(
-                normalise(raw_graph(read_model(path, max_bytes), dims)), str(path)
-            ),
+            path, lambda: model_graph(read_model(path, max_bytes), path, dims, probe_bytes)
         )

@@ -62,6 +62,7 @@ class RawGraph:
     # two names with one storage are one tensor, counted once. None: every constant is a
     # weight of its own (graphs built directly, without a file).
     weights: dict[str, str] | None = None
+    notes: list[str] = field(default_factory=list)  # what could not be computed, and why
 
     def weight_key(self, name: str) -> str | None:
         """The storage of constant ``name`` when it is a weight, else None."""

@@ -18,6 +18,7 @@ import os
 import signal
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -163,19 +164,34 @@ class _Timeout(BaseException):
     """Raised inside a file's work when its time is up (BaseException: not swallowed)."""
 
 
+_deadline: float | None = None  # time.monotonic() at which the current file's time is up
+
+
+def time_left() -> float | None:
+    """Seconds left under the innermost :func:`time_limit` (None when there is none), so a
+    long call into C code (an onnxruntime run) can be stopped at the same moment."""
+    return None if _deadline is None else max(0.0, _deadline - time.monotonic())
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float | None, path: str | Path) -> Iterator[None]:
     """Raise OnnxFileError when the block runs longer than ``seconds`` (main thread only;
-    a long call inside C code is interrupted when it returns to Python)."""
+    a long call inside C code is interrupted when it returns to Python, and onnxruntime
+    runs are told to stop through :func:`time_left`)."""
     if not seconds or threading.current_thread() is not threading.main_thread():
         yield
         return
 
+    global _deadline
+
     def alarm(*_: object) -> None:
         raise _Timeout
 
+    outer = _deadline
+    left = seconds if outer is None else max(min(seconds, outer - time.monotonic()), 1e-3)
+    _deadline = time.monotonic() + left
     old = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, left)
     try:
         yield
     except _Timeout:
@@ -183,6 +199,9 @@ def time_limit(seconds: float | None, path: str | Path) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+        _deadline = outer
+        if outer is not None:  # a nested limit gives the outer one its timer back
+            signal.setitimer(signal.ITIMER_REAL, max(outer - time.monotonic(), 1e-3))
 
 
 def as_file_error(path: str | Path, fn: Callable[[], T]) -> T:

@@ -1,7 +1,10 @@
 """``nas rank``'s work as a library call: score ONNX files, explain each score, one error each.
 
-Every file gives either a row (score, params, FLOPs, depth, the NASWOT proxy and an
-out-of-distribution flag) or one error row; nothing a file does stops the others.
+Every file gives either a row (score, params, FLOPs, depth, the NASWOT proxy when asked
+for, an out-of-distribution flag and notes on what could not be computed) or one error row;
+nothing a file does stops the others. The onnxruntime runs (unknown shapes, the proxy) are
+capped in memory and stopped at the file's time limit (:mod:`nas.predictors.probe`); a run
+that is skipped leaves a note in the row instead.
 
 Out of distribution: a file is flagged when more than :data:`OOD_UNSEEN_SHARE` of its nodes
 have op types the predictor was not trained on, or its parameters lie more than a factor
@@ -17,9 +20,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nas.predictors.bench import GraphRecord, file_record
+import onnx
+from nas.predictors.bench import GraphRecord, graph_record
+from nas.predictors.graph import model_graph, read_model
 from nas.predictors.onnxfile import DEFAULT_MAX_BYTES, as_file_error, time_limit
-from nas.predictors.signals import depth, nwot_file
+from nas.predictors.probe import DEFAULT_PROBE_BYTES
+from nas.predictors.signals import depth, nwot_probe
 
 from nas.exceptions import NasError
 
@@ -54,6 +60,30 @@ def ood_reason(record: GraphRecord, domain: Mapping[str, Any] | None) -> str:
     return "; ".join(reasons)
 
 
+def rank_record(
+    f: Path,
+    max_bytes: int,
+    dims: Mapping[str, int] | None,
+    proxy: bool,
+    probe_bytes: int,
+) -> tuple[GraphRecord, float]:
+    """The record and NASWOT score (NaN without ``proxy``) of one file, read once, as
+    ``nas rank`` computes them; notes about what could not be computed end up in
+    ``record.notes``."""
+    model = read_model(f, max_bytes)
+    unbound = model
+    if proxy and dims:  # the proxy runs with the batch symbolic, whatever ``dims`` bind
+        unbound = onnx.ModelProto()
+        unbound.CopyFrom(model)
+    record = graph_record(model_graph(model, f, dims, probe_bytes))
+    if not proxy:
+        return record, float("nan")
+    nwot, note = nwot_probe(unbound, max_bytes=probe_bytes)
+    if note:
+        record.notes.append(note)
+    return record, nwot
+
+
 def rank_files(
     files: Sequence[Path],
     predictor: Any,
@@ -61,16 +91,19 @@ def rank_files(
     max_bytes: int = DEFAULT_MAX_BYTES,
     dims: Mapping[str, int] | None = None,
     time_limit_s: float | None = None,
-    proxy: bool = True,
+    proxy: bool = False,
+    probe_bytes: int = DEFAULT_PROBE_BYTES,
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """(ranked rows, best first; error rows) for ONNX ``files``."""
+    """(ranked rows, best first; error rows) for ONNX ``files``; ``proxy`` adds the NASWOT
+    score (an onnxruntime run per file), ``probe_bytes`` caps each onnxruntime run."""
     good: list[tuple[Path, GraphRecord, float]] = []
     errors: list[dict[str, str]] = []
     for f in files:
         try:
             with time_limit(time_limit_s, f):
-                record = as_file_error(f, lambda f=f: file_record(f, max_bytes, dims))
-                nwot = nwot_file(f, max_bytes) if proxy else float("nan")
+                record, nwot = as_file_error(
+                    f, lambda f=f: rank_record(f, max_bytes, dims, proxy, probe_bytes)
+                )
             good.append((f, record, nwot))
         except NasError as e:
             errors.append({"file": str(f), "error": str(e).removeprefix(f"{f}: ")})
@@ -88,6 +121,7 @@ def rank_files(
                 "nwot": None if math.isnan(nwot) else round(nwot, 3),
                 "ood": bool(reason),
                 "ood_reason": reason,
+                "notes": list(r.notes),
             }
         )
     rows.sort(key=lambda row: -row["score"])

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from nas.predictors.onnxfile import DEFAULT_MAX_BYTES
+from nas.predictors.probe import DEFAULT_PROBE_BYTES
 
 ACTIVATIONS = {"Relu", "LeakyRelu", "PRelu", "Gelu", "Elu", "Selu", "Celu", "HardSwish"}
 FALLBACK = {"Conv", "MatMul", "Gemm", "ConvTranspose"}
@@ -45,43 +46,72 @@ def _pick(names: list[str]) -> list[str]:
     return [names[i] for i in dict.fromkeys(idx)]
 
 
-def nwot_model(model: onnx.ModelProto, batch: int = NWOT_BATCH, seed: int = 0) -> float:
-    """The NASWOT score of a parsed model (NaN when it cannot be computed)."""
-    from nas.predictors.probe import random_feed, run_with_outputs
+def nwot_probe(
+    model: onnx.ModelProto,
+    batch: int = NWOT_BATCH,
+    seed: int = 0,
+    max_bytes: int = DEFAULT_PROBE_BYTES,
+) -> tuple[float, str]:
+    """(NASWOT score, note): the score is NaN when it cannot be computed, and the note says
+    why when the reason is worth a line in ``nas rank`` (a run skipped or failed)."""
+    from nas.predictors.probe import ProbeSkipped, random_feed, run_with_outputs
 
     g = model.graph
     first = next((i for i in g.input if i.name not in {t.name for t in g.initializer}), None)
     if first is None:
-        return float("nan")
+        return float("nan"), ""
     dims = first.type.tensor_type.shape.dim
     if not dims or not dims[0].HasField("dim_param"):  # a fixed batch: no batch to compare
-        return float("nan")
+        return float("nan"), ""
     names = [o for n in g.node if n.op_type in ACTIVATIONS for o in n.output[:1]]
     if not names:
         names = [o for n in g.node if n.op_type in FALLBACK for o in n.output[:1]]
     names = _pick(names)
-    feed = random_feed(g, None, batch=batch, seed=seed)
-    if not names or feed is None:
-        return float("nan")
+    if not names:
+        return float("nan"), ""
     try:
-        outs = run_with_outputs(model, names, feed)
+        feed = random_feed(g, None, batch=batch, seed=seed, max_bytes=max_bytes)
+        if feed is None:
+            cap = f"{max_bytes / 2**20:g} MiB"
+            return float("nan"), f"nwot skipped: the inputs alone are over the probe cap of {cap}"
+        outs = run_with_outputs(model, names, feed, max_bytes)
+    except ProbeSkipped as e:
+        return float("nan"), f"nwot skipped: {e}"
     except Exception:  # a model onnxruntime cannot run has no activation signal
-        return float("nan")
-    k = np.zeros((batch, batch))
+        return float("nan"), "nwot skipped: onnxruntime cannot run the model"
+    return _nwot_score(list(outs.values()), batch), ""
+
+
+def _nwot_score(outs: list[np.ndarray], batch: int) -> float:
+    """log|det K| of the activation codes, K[i, j] = units on which inputs i and j agree
+    (= U - r_i - r_j + 2 (C C^T)_ij for codes C with row sums r, in column chunks)."""
+    gram = np.zeros((batch, batch))
+    ones = np.zeros(batch)
     units = 0
-    for v in outs.values():
+    for v in outs:
         a = np.asarray(v)
         if a.ndim == 0 or a.shape[0] != batch or not np.issubdtype(a.dtype, np.floating):
             continue
-        c = (a.reshape(batch, -1) > 0).astype(np.float32)
-        units += c.shape[1]
+        a = a.reshape(batch, -1)
+        units += a.shape[1]
         if units > MAX_UNITS:
             return float("nan")
-        k += c @ c.T + (1 - c) @ (1 - c).T
+        for s in range(0, a.shape[1], 1 << 16):
+            c = (a[:, s : s + (1 << 16)] > 0).astype(np.float32)
+            gram += c @ c.T
+            ones += c.sum(1)
     if units == 0:
         return float("nan")
+    k = units - ones[:, None] - ones[None, :] + 2 * gram
     sign, logdet = np.linalg.slogdet(k)
-    return float(logdet) if sign > 0 else 0.0
+    # K has integer entries: non-singular means |det K| >= 1. A negative log is rounding
+    # on a singular K (inputs the network cannot tell apart): the floor 0.
+    return float(logdet) if sign > 0 and logdet > 0 else 0.0
+
+
+def nwot_model(model: onnx.ModelProto, batch: int = NWOT_BATCH, seed: int = 0) -> float:
+    """The NASWOT score of a parsed model (NaN when it cannot be computed)."""
+    return nwot_probe(model, batch, seed)[0]
 
 
 def nwot_file(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> float:
