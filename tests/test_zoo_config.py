@@ -97,3 +97,16 @@ def test_strict_check_derives_a_stored_string(nas_cli) -> None:
     assert code == 0 and "derivable" in out
     code, _, err = nas_cli("check", "--strict", "--space", "zoo:rrn", ok.replace("v=8", "v=5"))
     assert code == 2 and "hp(k=steps,v=5) is not an alternative of rule 'rrn.steps'" in err
+
+
+def test_sampling_a_config_space_prints_its_typed_values_not_a_parameter_count(nas_cli) -> None:
+    """A zoo draw is hyperparameters: no network parameters to count (the head's 4 before)."""
+    code, out, err = nas_cli("sample", "--space", "zoo:moe", "-n", "3", "--seed", "1")
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == 3
+    for row in rows:
+        assert "params" not in row and set(row) == {"arch", "config"}
+        assert list(row["config"]) == list(get_family("moe").searched or ())
+        assert isinstance(row["config"]["shared_experts"], int)
+        assert row["arch"].startswith("moe(hp(k=variant,")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.tree import Tree
@@ -23,7 +23,8 @@ def sample(
     n: Annotated[int, typer.Option("-n", "--num", help="How many architectures.")] = 10,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same output.")] = 0,
 ) -> None:
-    """Draw architectures; one JSON object per line: arch, params (with head), depth."""
+    """Draw architectures; one JSON object per line: arch, params (with head), depth (a
+    config space: arch and its hyperparameter values)."""
     from nas.sampling import Sampler
 
     if n < 0:
@@ -31,15 +32,24 @@ def sample(
     sp = space_for(space, input_shape, num_classes)
     sampler = Sampler(sp, seed=seed)
     for _ in range(n):
-        arch = sampler.sample()
-        a = sp.check(arch)
-        rec = {
-            "arch": str(arch),
-            "params": a.params + head_params(a.out[0], sp.num_classes),
-            "depth": a.depth,
-            **write_formats(arch, sp),
-        }
-        out.print(json.dumps(rec), markup=False)
+        out.print(json.dumps(_sample_record(sp, sampler.sample())), markup=False)
+
+
+def _sample_record(sp: Any, arch: Any) -> dict[str, Any]:
+    """A network's arch, params (with head) and depth; a config space's arch and values."""
+    from nas.dsl.config import config_values, is_config
+
+    if is_config(arch.op):  # hyperparameters, not a network: nothing to count
+        space = sp.grammar.configs.get(arch.op)
+        values = space.values(arch) if space is not None else config_values(arch)
+        return {"arch": str(arch), "config": values}
+    a = sp.check(arch)
+    return {
+        "arch": str(arch),
+        "params": a.params + head_params(a.out[0], sp.num_classes),
+        "depth": a.depth,
+        **write_formats(arch, sp),
+    }
 
 
 @app.command()
