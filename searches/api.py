@@ -404,7 +404,10 @@ class Search:
         final = evaluate.final(
             parse_arch(best.arch), c.final_epochs, allowance, self.run_dir, self.say
         )
-        _write_json_atomic(self.run_dir / "final.json", final)
+        # final.json names what it retrained: the trial and its architecture
+        _write_json_atomic(
+            self.run_dir / "final.json", {"trial": best.number, "arch": best.arch, **final}
+        )
         return final
 
 

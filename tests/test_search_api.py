@@ -29,6 +29,8 @@ def test_a_search_runs_from_python_and_writes_its_run(tmp_path) -> None:
     assert result.best.values["accuracy"] == max(r.values["accuracy"] for r in result.records)
     assert result.report.is_file() and (tmp_path / "run" / "best.onnx").is_file()
     assert result.final["source"] == "NB201 table"
+    written = json.loads((tmp_path / "run" / "final.json").read_text())
+    assert (written["trial"], written["arch"]) == (result.best.number, result.best.arch)
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["strategy_options"] == {"population": 4, "tournament": 2}
     assert info["evaluator"] == "table"
