@@ -263,6 +263,7 @@ class Search:
 
         changes["storage"] = resume_storage(config.storage, changes.get("storage"))
         config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
+        _check_free(run_dir, config, info.get("study"))
         return cls(config, run_dir, say, _resume_info=info)
 
     def _screen_degenerate(self) -> None:
@@ -409,6 +410,14 @@ class Search:
             self.run_dir / "final.json", {"trial": best.number, "arch": best.arch, **final}
         )
         return final
+
+
+def _check_free(run_dir: Path, config: SearchConfig, study: str | None) -> None:
+    """A run another live process owns is refused before anything is said or measured."""
+    from nas.searches.lock import RunLock
+
+    store = RunStore(run_dir, config.objectives, config.storage, create=False, study=study)
+    RunLock(store).check_free()
 
 
 def _input_of(kind: str, config: SearchConfig) -> tuple[tuple[int, ...], int]:

@@ -86,6 +86,13 @@ class RunLock:
         return beat is not None and time.time() - float(beat) > self.stale_s
 
     # ------------------------------------------------------------------------ owning
+    def check_free(self) -> None:
+        """Raise :class:`RunInUseError` now if a live process owns the run (a resume asks
+        before it says or measures anything; :meth:`acquire` still decides races)."""
+        got = self.store._guard(self._read)
+        if got is not None and "beat" in got[1] and not self._stale(got[1]):
+            raise RunInUseError(self._describe(got[1]))
+
     def acquire(self) -> None:
         """Take the run, or raise :class:`RunInUseError` naming its live owner."""
         import optuna

@@ -203,10 +203,11 @@ def test_two_resumes_of_one_run_and_two_runs_on_one_storage(nas_cli, tmp_path) -
         while len(ra.records()) < 10 and time.monotonic() < deadline:
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
             time.sleep(0.3)
-        code, _, err = nas_cli("search", "--resume", str(a), "--trials", "20")
+        code, out, err = nas_cli("search", "--resume", str(a), "--trials", "20")
         assert code == 2, err
         assert f"is in use by process {proc.pid}" in err and "nas search --resume" in err
         assert len(err.strip().splitlines()) == 1
+        assert "resuming" not in out  # refused before it says anything
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
