@@ -207,6 +207,25 @@ def test_digit_standins_labels_balance_and_disjoint_test_images(kind: str) -> No
     assert ds.train.x.dtype == np.float32 and 0.0 <= ds.train.x.min() < ds.train.x.max() <= 1.0
 
 
+@pytest.mark.parametrize("kind", ["addnist", "multnist"])
+def test_draw_split_samples_any_digit_source_by_the_recipe(kind: str) -> None:
+    # draw_split is what a real-MNIST build of the task shares with the stand-in
+    targets = np.repeat(np.arange(10), 7)[np.random.default_rng(1).permutation(70)]
+    pool = np.flatnonzero(np.arange(70) % 3 != 0)  # a pool that leaves some images out
+    rng = np.random.default_rng(0)
+    labels, triples, chosen = digits.draw_split(kind, 203, pool, targets, rng)
+    np.testing.assert_array_equal(labels, digits.label_of(kind, triples))
+    counts = np.bincount(labels, minlength=digits.NUM_CLASSES[kind])
+    assert counts.sum() == 203 and counts.max() - counts.min() <= 1
+    np.testing.assert_array_equal(targets[chosen], triples)
+    assert set(chosen.ravel().tolist()) <= set(pool.tolist())
+    if kind == "addnist":  # label = r + g + b - 1, only sums 1..20 (the data card's rule)
+        assert set(labels.tolist()) == set(range(20))
+        np.testing.assert_array_equal(labels, triples.sum(axis=1) - 1)
+    again = digits.draw_split(kind, 203, pool, targets, np.random.default_rng(0))
+    np.testing.assert_array_equal(again[2], chosen)
+
+
 def test_language_standin_words_labels_and_substitutions() -> None:
     from wordfreq import available_languages
 

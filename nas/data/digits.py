@@ -108,6 +108,27 @@ def split_pools(targets: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarr
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
+def draw_split(
+    kind: str, n: int, pool: np.ndarray, targets: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Balanced labels, digit triples and source images (from ``pool``) for ``n`` samples.
+
+    Shared by :func:`generate` and by any other digit source (``bench/calibrate_digits.py``
+    builds the same recipe from real MNIST digits with it), so the sampling cannot drift.
+    """
+    labels = _balanced_labels(n, NUM_CLASSES[kind], rng)
+    digits = np.zeros((n, 3), dtype=np.int64)
+    for c, group in enumerate(_triples_by_label(kind)):
+        where = np.flatnonzero(labels == c)
+        digits[where] = group[rng.integers(0, len(group), size=where.size)]
+    chosen = np.zeros((n, 3), dtype=np.int64)
+    for d in range(10):
+        candidates = pool[targets[pool] == d]
+        mask = digits == d
+        chosen[mask] = rng.choice(candidates, size=int(mask.sum()))
+    return labels, digits, chosen
+
+
 def generate(kind: str, counts: tuple[int, int, int], seed: int) -> dict[str, np.ndarray]:
     """Generate all splits of a digit task.
 
@@ -120,20 +141,10 @@ def generate(kind: str, counts: tuple[int, int, int], seed: int) -> dict[str, np
     rng = np.random.default_rng([seed, KINDS.index(kind)])
     images, targets = load_source()
     pools = dict(zip(("train", "test"), split_pools(targets, rng), strict=True))
-    groups = _triples_by_label(kind)
     out: dict[str, np.ndarray] = {}
     for split, n in zip(SPLITS, counts, strict=True):
         pool = pools["test" if split == "test" else "train"]
-        labels = _balanced_labels(n, NUM_CLASSES[kind], rng)
-        digits = np.zeros((n, 3), dtype=np.int64)
-        for c, group in enumerate(groups):
-            where = np.flatnonzero(labels == c)
-            digits[where] = group[rng.integers(0, len(group), size=where.size)]
-        chosen = np.zeros((n, 3), dtype=np.int64)
-        for d in range(10):
-            candidates = pool[targets[pool] == d]
-            mask = digits == d
-            chosen[mask] = rng.choice(candidates, size=int(mask.sum()))
+        labels, digits, chosen = draw_split(kind, n, pool, targets, rng)
         affine = np.stack(
             [
                 rng.uniform(-MAX_ANGLE, MAX_ANGLE, (n, 3)),
