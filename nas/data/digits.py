@@ -3,8 +3,8 @@
 The suite stacks three MNIST digits as the R, G and B channels of a 28x28 image; AddNIST's
 label is ``r + g + b - 1`` (only triples giving 0..19 are used), MultNIST's is
 ``(r * g * b) mod 10``; classes are balanced and the test split draws its digits from images
-never used for train or valid. MNIST is not available offline, so the 1,797 real 8x8 digits
-that ship with scikit-learn are upscaled to a ~20x20 glyph placed like MNIST's: its centre
+never used for train or valid. MNIST is not shipped with the project, so the 1,797 real 8x8
+digits that come with scikit-learn are upscaled to a ~20x20 glyph placed like MNIST's: its centre
 of mass at the image centre (give or take half a pixel), with a light random rotation and
 scale so that repeats of one source image still differ, and a contrast window that gives the
 sharp strokes of MNIST instead of the soft halo of a bilinear upscale (ink statistics in
