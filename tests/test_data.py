@@ -207,6 +207,43 @@ def test_digit_standins_labels_balance_and_disjoint_test_images(kind: str) -> No
     assert ds.train.x.dtype == np.float32 and 0.0 <= ds.train.x.min() < ds.train.x.max() <= 1.0
 
 
+@pytest.mark.parametrize("kind", ["addnist", "multnist"])
+def test_draw_split_samples_any_digit_source_by_the_recipe(kind: str) -> None:
+    # draw_split is what a real-MNIST build of the task shares with the stand-in
+    targets = np.repeat(np.arange(10), 7)[np.random.default_rng(1).permutation(70)]
+    pool = np.flatnonzero(np.arange(70) % 3 != 0)  # a pool that leaves some images out
+    rng = np.random.default_rng(0)
+    labels, triples, chosen = digits.draw_split(kind, 203, pool, targets, rng)
+    np.testing.assert_array_equal(labels, digits.label_of(kind, triples))
+    counts = np.bincount(labels, minlength=digits.NUM_CLASSES[kind])
+    assert counts.sum() == 203 and counts.max() - counts.min() <= 1
+    np.testing.assert_array_equal(targets[chosen], triples)
+    assert set(chosen.ravel().tolist()) <= set(pool.tolist())
+    if kind == "addnist":  # label = r + g + b - 1, only sums 1..20 (the data card's rule)
+        assert set(labels.tolist()) == set(range(20))
+        np.testing.assert_array_equal(labels, triples.sum(axis=1) - 1)
+    again = digits.draw_split(kind, 203, pool, targets, np.random.default_rng(0))
+    np.testing.assert_array_equal(again[2], chosen)
+
+
+def test_digit_glyphs_are_placed_and_inked_like_mnist() -> None:
+    # MNIST centres each digit's centre of mass and has sharp strokes; the stand-in's
+    # calibration (README, "The default protocol") relies on both
+    arr = digits.generate("addnist", (300, 10, 10), 0)
+    x, affine = arr["train_x"].astype(np.float64) / 255.0, arr["train_affine"]
+    pos = np.arange(digits.SIDE)
+    mass = x.sum(axis=(2, 3))
+    centre = (digits.SIDE - 1) / 2
+    com_r, com_c = x.sum(axis=3) @ pos / mass, x.sum(axis=2) @ pos / mass
+    assert np.abs(affine[..., 2:]).max() <= digits.MAX_SHIFT <= 0.5
+    off_r, off_c = com_r - centre - affine[..., 2], com_c - centre - affine[..., 3]
+    assert max(np.abs(off_r).max(), np.abs(off_c).max()) < 1.0  # box-centred: up to 2.9
+    assert max(np.abs(off_r).mean(), np.abs(off_c).mean()) < 0.2  # box-centred: 0.77
+    faint, ink, full = (x > 0.05).mean(), (x > 0.5).mean(), (x > 0.95).mean()
+    assert faint / ink < 1.7 and full > 0.04  # MNIST: 1.38 and 0.079; a plain upscale 2.2, 0.011
+    assert 0.10 < ink < 0.20  # MNIST: 0.133
+
+
 def test_language_standin_words_labels_and_substitutions() -> None:
     from wordfreq import available_languages
 
@@ -291,7 +328,7 @@ def test_cache_is_reused_keyed_and_repaired(monkeypatch: pytest.MonkeyPatch) -> 
     path = Path(first.meta["cache_file"])
     assert path.is_file() and first.meta["cache"] == "generated and stored"
     assert path.parent == Path(os.environ["XDG_CACHE_HOME"]) / "nas" / "datasets"
-    assert "small" in path.name and "seed3" in path.name and "v1" in path.name
+    assert "small" in path.name and "seed3" in path.name and f"v{digits.VERSION}" in path.name
     mtime = path.stat().st_mtime_ns
 
     def boom(*args, **kwargs):
