@@ -112,18 +112,36 @@ def open_storage(url: str) -> Any:
     """
     import optuna
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if url.startswith("journal:"):
-                from optuna.storages.journal import JournalFileBackend
+    for attempt in range(_CREATE_RETRIES + 1):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if url.startswith("journal:"):
+                    from optuna.storages.journal import JournalFileBackend
 
-                return optuna.storages.JournalStorage(JournalFileBackend(url[len("journal:") :]))
-            return optuna.storages.RDBStorage(url)
-    except ImportError as e:
-        raise ConfigurationError(f"storage {mask_url(url)} needs a driver: {e}") from None
-    except Exception as e:
-        raise StorageLostError(f"cannot open storage {mask_url(url)}: {_one_line(e)}") from None
+                    backend = JournalFileBackend(url[len("journal:") :])
+                    return optuna.storages.JournalStorage(backend)
+                return optuna.storages.RDBStorage(url)
+        except ImportError as e:
+            raise ConfigurationError(f"storage {mask_url(url)} needs a driver: {e}") from None
+        except Exception as e:
+            if attempt < _CREATE_RETRIES and _creation_race(e):
+                time.sleep(0.2 * (attempt + 1))  # the other process finishes the schema
+                continue
+            raise StorageLostError(
+                f"cannot open storage {mask_url(url)}: {_one_line(e)}"
+            ) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+_CREATE_RETRIES = 5
+
+
+def _creation_race(e: Exception) -> bool:
+    """Two processes opened a new database at once and both created its schema (Optuna's
+    table creation is not atomic): the loser sees a taken table or version row."""
+    text = str(e)
+    return "already exists" in text or "UNIQUE constraint failed: alembic_version" in text
 
 
 def mask_url(url: str | None) -> str | None:

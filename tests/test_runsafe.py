@@ -279,3 +279,33 @@ def test_a_timeout_trial_has_its_own_status_and_partial_metrics() -> None:
     out = ev(arch)
     assert out.status == "timeout" and out.values is None
     assert "time budget" in out.reason and out.metrics["valid"] and out.metrics["epochs_done"] < 3
+
+
+def _open_at(url: str, start: float, results: Any) -> None:
+    from nas.searches.store import open_storage
+
+    while time.time() < start:
+        pass
+    try:
+        open_storage(url)
+        results.put("ok")
+    except Exception as e:  # what a process racing to create the database would see
+        results.put(f"{type(e).__name__}: {e}")
+
+
+def test_processes_opening_a_new_database_at_once_all_get_it(tmp_path) -> None:
+    """Optuna's schema creation is not atomic: a search, its workers and `nas runs` may open
+    a new SQLite run at the same moment, and the loser must not see the storage as lost."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(6):
+        url = f"sqlite:///{tmp_path / f'r{round_}.db'}"
+        results = ctx.Queue()
+        start = time.time() + 0.5
+        procs = [ctx.Process(target=_open_at, args=(url, start, results)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert [results.get(timeout=5) for _ in procs] == ["ok"] * 4
