@@ -184,19 +184,28 @@ def time_limit(seconds: float | None, path: str | Path) -> Iterator[None]:
 
     global _deadline
 
+    armed = True
+
     def alarm(*_: object) -> None:
-        raise _Timeout
+        if armed:  # never once the block is over (a late signal must not escape)
+            raise _Timeout
 
     outer = _deadline
     left = seconds if outer is None else max(min(seconds, outer - time.monotonic()), 1e-3)
-    _deadline = time.monotonic() + left
+    _deadline = mine = time.monotonic() + left
     old = signal.signal(signal.SIGALRM, alarm)
     signal.setitimer(signal.ITIMER_REAL, left)
     try:
         yield
+        armed = False
+        # The alarm's exception is lost where Python cannot raise (a gc callback, a
+        # finaliser), so the deadline itself is checked once the block ends.
+        if time.monotonic() >= mine:
+            raise _Timeout
     except _Timeout:
         raise file_error(path, f"took more than the time limit of {seconds:g} s.") from None
     finally:
+        armed = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
         _deadline = outer

@@ -331,3 +331,19 @@ def test_a_file_onnxruntime_rejects_is_a_note_and_prints_nothing(tmp_path: Path,
     assert errors == [] and rows[0]["nwot"] is None
     assert rows[0]["notes"] == ["nwot skipped: onnxruntime cannot run the model"]
     assert capsys.readouterr().out == ""
+
+
+def test_a_time_limit_whose_alarm_python_swallowed_still_fails_the_file(tmp_path: Path) -> None:
+    """The alarm can fire in a finaliser or gc callback, where Python only prints the
+    exception (seen in CI: hypothesis's gc hook ate it and the file was ranked)."""
+    from nas.predictors.onnxfile import time_limit
+
+    class SlowToCollect:
+        def __del__(self) -> None:
+            time.sleep(0.3)  # the alarm fires in here
+
+    limit = pytest.raises(OnnxFileError, match=r"time limit of 0\.05 s")
+    with limit, time_limit(0.05, tmp_path / "x.onnx"):
+        SlowToCollect()  # collected at once; its finaliser outlives the limit
+    with time_limit(5, tmp_path / "y.onnx"):  # a block within its limit is untouched
+        SlowToCollect()
