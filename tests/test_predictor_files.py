@@ -333,6 +333,7 @@ def test_a_file_onnxruntime_rejects_is_a_note_and_prints_nothing(tmp_path: Path,
     assert capsys.readouterr().out == ""
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the point
 def test_a_time_limit_whose_alarm_python_swallowed_still_fails_the_file(tmp_path: Path) -> None:
     """The alarm can fire in a finaliser or gc callback, where Python only prints the
     exception (seen in CI: hypothesis's gc hook ate it and the file was ranked)."""
