@@ -206,3 +206,13 @@ def test_an_exception_in_one_zoo_trial_fails_that_trial_only(tmp_path, monkeypat
         else:
             assert r.status == "ok" and r.values["accuracy"] > -10
     assert {r.status for r in records} == {"ok", "failed"}
+
+
+def test_a_search_whose_every_trial_timed_out_says_what_to_change(nas_cli, tmp_path) -> None:
+    args = ["search", "--space", "zoo:toyzoo", "--strategy", "rs", "--trials", "2"]
+    args += ["--epochs", "3", "--trial-time", "0.000001", "--final-epochs", "0"]
+    code, out, err = nas_cli(*args, "--run-dir", str(tmp_path / "run"))
+    assert code == 0, err
+    flat = " ".join(out.split())  # the console may wrap the line
+    assert "no trial succeeded; every trial hit --trial-time (1e-06 s) before its 3 epochs" in flat
+    assert "larger --trial-time or fewer --epochs" in flat

@@ -278,11 +278,23 @@ def search(
     _print_result(job, _live_run(job))
 
 
+def _why_none(job: Any, records: list[Any]) -> str:
+    """What to change when no trial succeeded: the time cap, when every trial hit it."""
+    c = job.config
+    if records and all(r.status == "timeout" for r in records):
+        return (
+            f"every trial hit --trial-time ({c.trial_time:g} s) before its {c.epochs} epochs: "
+            "search again with a larger --trial-time or fewer --epochs (a resumed run keeps "
+            "both)."
+        )
+    return "see the failures in the report."
+
+
 def _print_result(job: Any, result: Any) -> None:
     """The closing lines: best and final record, baselines, why it stopped, the report."""
     out.print()
     if result.best is None:
-        out.print("no trial succeeded; see the failures in the report.")
+        out.print(f"no trial succeeded; {_why_none(job, result.records)}", markup=False)
     elif result.final is not None:
         shown = {k: v for k, v in result.final.items() if k != "reason"}
         label = job.fitness_label or "accuracy"
