@@ -8,7 +8,7 @@ the op registry (``nas ops``, ``list_ops``) holds only ops that build layers.
 from __future__ import annotations
 
 from nas.dsl.config import CONFIG_SPACES, HyperParam
-from nas.ops._registry import Op, ParamValue, get_op, is_op
+from nas.ops._registry import Op, ParamValue, cached_instance, get_op, is_op
 
 __all__ = ["create_node", "is_node", "node_class"]
 
@@ -31,13 +31,6 @@ def is_node(name: str) -> bool:
     return name == HyperParam.name or name in CONFIG_SPACES or is_op(name)
 
 
-_INSTANCES: dict[tuple[str, tuple[tuple[str, ParamValue], ...]], Op] = {}
-
-
 def create_node(name: str, **params: ParamValue) -> Op:
     """An (immutable, cached) instance of node ``name`` with ``params``."""
-    key = (name, tuple(sorted(params.items())))
-    op = _INSTANCES.get(key)
-    if op is None:
-        op = _INSTANCES[key] = node_class(name)(**params)
-    return op
+    return cached_instance(node_class(name), params)

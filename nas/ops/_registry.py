@@ -280,16 +280,22 @@ def load_op_module(module: str) -> None:
         ) from None
 
 
-_INSTANCES: dict[tuple[str, tuple[tuple[str, ParamValue], ...]], Op] = {}
+_INSTANCES: dict[tuple[type[Op], tuple[tuple[str, ParamValue], ...]], Op] = {}
+
+
+def cached_instance(cls: type[Op], params: dict[str, ParamValue]) -> Op:
+    """The (immutable, shared) instance of ``cls`` with ``params``: one cache for every
+    node class, ops and the DSL's config nodes alike."""
+    key = (cls, tuple(sorted(params.items())))
+    op = _INSTANCES.get(key)
+    if op is None:
+        op = _INSTANCES[key] = cls(**params)
+    return op
 
 
 def create_op(name: str, **params: ParamValue) -> Op:
     """An (immutable, cached) instance of op ``name`` with ``params``."""
-    key = (name, tuple(sorted(params.items())))
-    op = _INSTANCES.get(key)
-    if op is None:
-        op = _INSTANCES[key] = get_op(name)(**params)
-    return op
+    return cached_instance(get_op(name), params)
 
 
 def format_value(v: ParamValue) -> str:
