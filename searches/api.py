@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.searches.objectives import objectives_of
+from nas.searches.runner import limit
 from nas.searches.store import RunStore, TrialRecord, mask_url, read_run_info
 
 from nas.exceptions import ConfigurationError
@@ -40,7 +41,10 @@ class SearchConfig:
     """Everything that defines a search. Defaults are small enough for a laptop CPU.
 
     ``dataset=None`` means the evaluator's default (``unseen`` for training, a zoo
-    family's first task for ``zoo:FAMILY``); ``objective=None`` the strategy's own
+    family's first task for ``zoo:FAMILY``). ``epochs``, ``trial_time``, ``time_budget``
+    and ``final_epochs`` left at None take the evaluator's protocol for the space (6 epochs,
+    20 s, 360 s and 12 epochs for einspace; a zoo family's own epochs and caps scaled to
+    its training time); ``math.inf`` lifts a time cap. ``objective=None`` the strategy's own
     (``accuracy``, or ``accuracy+params`` for NSGA-II). ``strategy_options`` are the strategy's own
     options (``nas search --strategy-option key=value``); budget-dependent defaults (the
     RE population) are resolved when the run starts and stored with it.
@@ -50,10 +54,10 @@ class SearchConfig:
     dataset: str | None = None
     strategy: str = "re"
     trials: int = 30
-    time_budget: float | None = 360.0
-    trial_time: float = 20.0
-    epochs: int = 6
-    final_epochs: int = 12
+    time_budget: float | None = None
+    trial_time: float | None = None
+    epochs: int | None = None
+    final_epochs: int | None = None
     preset: str = "quick"
     seed: int = 0
     storage: str | None = None
@@ -91,7 +95,9 @@ class SearchConfig:
         self.objectives  # noqa: B018 - validates the preset name
         if self.trials < 1 or self.workers < 1:
             raise ConfigurationError("--trials and --workers must be at least 1.")
-        if self.epochs < 1 or self.final_epochs < 0:
+        if (self.epochs is not None and self.epochs < 1) or (
+            self.final_epochs is not None and self.final_epochs < 0
+        ):
             raise ConfigurationError("--epochs must be at least 1 and --final-epochs at least 0.")
         if self.trial_time is not None and self.trial_time <= 0:
             raise ConfigurationError(f"--trial-time must be positive, but got {self.trial_time}.")
@@ -144,7 +150,8 @@ def _common(search: Search, on_result: Callable[[TrialRecord], None] | None) -> 
     """What every backend takes: strategy, store, budget, evaluator, workers, callback."""
     c = search.config
     store, strategy = search.store, search.strategy
-    return (strategy, store, c.trials, search.evaluator, c.time_budget, c.workers, on_result)
+    budget = limit(c.time_budget)
+    return (strategy, store, c.trials, search.evaluator, budget, c.workers, on_result)
 
 
 def _run_local(search: Search, on_result: Callable[[TrialRecord], None] | None) -> None:
@@ -195,6 +202,7 @@ class Search:
     ) -> None:
         from nas.searches._registry import create_strategy, get_strategy
         from nas.searches.evaluators import EVALUATORS, evaluator_for
+        from nas.searches.evaluators import claimant as claimant_of
 
         from nas.space import load_space
 
@@ -208,6 +216,9 @@ class Search:
                 key=lambda c: c.priority,
             )
             config.dataset = claimant.default_dataset(config.space)
+        for key, value in claimant_of(config.space, config.dataset).protocol(config.space).items():
+            if getattr(config, key) is None:  # the evaluator's protocol for this space
+                setattr(config, key, value)
         cls = get_strategy(config.strategy)
         if config.objective is None:
             config.objective = "+".join(cls.default_objectives)
@@ -319,9 +330,10 @@ class Search:
         keys = ("space", "dataset", "strategy", "trials", "epochs", "preset", "size", "seed")
         keys += ("workers", "objective", "backend")
         text = ", ".join(f"{k}={getattr(c, k)}" for k in keys)
+        epochs = "its own" if c.final_epochs is None else c.final_epochs
         final = (
-            f"then the best is retrained for {c.final_epochs} epochs and exported"
-            if c.final_epochs
+            f"then the best is retrained for {epochs} epochs and exported"
+            if c.final_epochs != 0
             else "no final retrain"
         )
         return f"{text}; {c.strategy_options}; {final}"
@@ -354,7 +366,7 @@ class Search:
             _write_json_atomic(self.run_dir / "skipped.json", dict(self.strategy.redrawn))
             stopped = self.stop_reason(len(st.completed()))
             best = next(iter(st.best(1)), None)
-            final = self.finalise(best) if best is not None and c.final_epochs else None
+            final = self.finalise(best) if best is not None and c.final_epochs != 0 else None
             report = write_report(self.run_dir, st, self.space, self.info, final, stopped=stopped)
             records = st.records()
         summary = self._summary(records)
@@ -363,7 +375,7 @@ class Search:
     def stop_reason(self, finished: int) -> str:
         """Why the run stopped short of its trial budget, with the command that extends it."""
         c = self.config
-        if finished >= c.trials or c.time_budget is None:
+        if finished >= c.trials or limit(c.time_budget) is None:
             return ""
         return (
             f"the time budget of {c.time_budget:g} s ended the search after {finished} of "
@@ -400,7 +412,9 @@ class Search:
         from nas.dsl import parse_arch
 
         c = self.config
-        allowance = c.trial_time * c.final_epochs / c.epochs if c.trial_time else None
+        allowance = limit(c.trial_time)
+        if allowance is not None and c.final_epochs and c.epochs:  # the same seconds per epoch
+            allowance *= c.final_epochs / c.epochs
         evaluate = self.evaluator()
         final = evaluate.final(
             parse_arch(best.arch), c.final_epochs, allowance, self.run_dir, self.say

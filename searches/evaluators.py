@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from nas.searches.runner import Outcome
+from nas.searches.runner import Outcome, limit
 
 from nas.dsl import Node
 from nas.exceptions import NasError
@@ -54,6 +54,9 @@ class Evaluator(Protocol):
         ...
 
 
+#: The default protocol of a trained search on a 2-core CPU (README, "The default protocol").
+CPU_PROTOCOL = {"epochs": 6, "trial_time": 20.0, "time_budget": 360.0, "final_epochs": 12}
+
 #: Evaluator classes by name; ``evaluator_for`` asks them in order of ``priority``.
 EVALUATORS: Registry[type] = Registry("evaluator")
 
@@ -82,13 +85,19 @@ class EvaluatorSpec:
         EVALUATORS.get(self.kind).prepare_for(self.options)
 
 
-def evaluator_for(config: Any) -> EvaluatorSpec:
-    """The spec of the evaluator a search ``config`` needs (the highest-priority claimant)."""
+def claimant(space: str, dataset: str | None) -> type:
+    """The evaluator class that evaluates ``space`` on ``dataset`` (highest priority first)."""
     classes = sorted((c for _, c in EVALUATORS.items()), key=lambda c: -c.priority)
     for cls in classes:
-        if cls.claims(config.space, config.dataset):
-            return EvaluatorSpec(cls.name, cls.options_for(config))
+        if cls.claims(space, dataset):
+            return cls
     raise AssertionError("the train evaluator claims every search")  # pragma: no cover
+
+
+def evaluator_for(config: Any) -> EvaluatorSpec:
+    """The spec of the evaluator a search ``config`` needs (the highest-priority claimant)."""
+    cls = claimant(config.space, config.dataset)
+    return EvaluatorSpec(cls.name, cls.options_for(config))
 
 
 @dataclass
@@ -128,6 +137,12 @@ class _Base:
     @classmethod
     def claims(cls, space: str, dataset: str | None) -> bool:
         return False
+
+    @classmethod
+    def protocol(cls, space: str) -> dict[str, Any]:
+        """Default epochs, per-trial seconds, search seconds and final epochs for ``space``:
+        sized so that a default search on a 2-core CPU ends within minutes and trains."""
+        return dict(CPU_PROTOCOL)
 
     @classmethod
     def default_dataset(cls, space: str) -> str:
@@ -230,7 +245,10 @@ class TrainEvaluator(_Base):
         from nas.train import TrainConfig
 
         cfg = TrainConfig.preset(
-            config.preset, epochs=config.epochs, seed=config.seed, time_budget_s=config.trial_time
+            config.preset,
+            epochs=config.epochs,
+            seed=config.seed,
+            time_budget_s=limit(config.trial_time),
         )
         return {
             "space": config.space,

@@ -13,6 +13,7 @@ replaced). Only the loss of the storage stops a search (``StorageLostError``).
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import time
 from collections.abc import Callable
@@ -27,6 +28,11 @@ from nas.searches.store import RunStore, TrialRecord
 
 from nas.dsl import Node, parse_arch
 from nas.exceptions import ConfigurationError
+
+
+def limit(seconds: float | None) -> float | None:
+    """A time limit as the loops take it: None for none (``inf`` on the command line)."""
+    return None if seconds is None or math.isinf(seconds) else float(seconds)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nas.searches.evaluators import Retrained, Say, _Base, trained_outcome
-from nas.searches.runner import Outcome
+from nas.searches.runner import Outcome, limit
 
 from nas.dsl import Node
 from nas.exceptions import NasError
@@ -56,6 +56,20 @@ class ZooEvaluator(_Base):
         return str(space).partition(":")[0] == "zoo"
 
     @classmethod
+    def protocol(cls, space: str) -> dict[str, Any]:
+        """Each config trains its own epochs; the caps scale with the family's measured
+        training time (``Family.train_seconds``), so a slow family is not cut off at 20 s."""
+        from nas.zoo import get_family
+
+        seconds = get_family(space).train_seconds
+        return {
+            "epochs": None,
+            "trial_time": max(30.0, 4 * seconds),
+            "time_budget": max(360.0, 10 * seconds),
+            "final_epochs": None,
+        }
+
+    @classmethod
     def default_dataset(cls, space: str) -> str:
         from nas.zoo import get_family
 
@@ -67,7 +81,7 @@ class ZooEvaluator(_Base):
             "family": config.space,
             "task": config.dataset,
             "epochs": config.epochs,
-            "time_budget_s": config.trial_time,
+            "time_budget_s": limit(config.trial_time),
             "seed": config.seed,
             "size": config.size,
         }

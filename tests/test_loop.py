@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -216,3 +217,39 @@ def test_a_search_whose_every_trial_timed_out_says_what_to_change(nas_cli, tmp_p
     flat = " ".join(out.split())  # the console may wrap the line
     assert "no trial succeeded; every trial hit --trial-time (1e-06 s) before its 3 epochs" in flat
     assert "larger --trial-time or fewer --epochs" in flat
+
+
+def test_a_zoo_search_takes_its_family_protocol_not_the_einspace_one(tmp_path) -> None:
+    """zoo:ait under einspace's 6 epochs / 20 s caps timed out on every trial: a zoo search
+    left at the defaults trains each config's own epochs under caps scaled to the family."""
+    from nas.searches import Search, SearchConfig
+    from nas.searches.evaluators import CPU_PROTOCOL
+    from nas.zoo import get_family
+
+    ait = Search(SearchConfig(space="zoo:ait", trials=1), tmp_path / "ait").config
+    seconds = get_family("zoo:ait").train_seconds
+    assert (ait.epochs, ait.final_epochs) == (None, None)
+    assert ait.trial_time == 4 * seconds > CPU_PROTOCOL["trial_time"]
+    assert ait.time_budget == 10 * seconds
+    ein = Search(SearchConfig(trials=1), tmp_path / "ein").config
+    assert {k: getattr(ein, k) for k in CPU_PROTOCOL} == CPU_PROTOCOL
+    given = SearchConfig(space="zoo:ait", epochs=2, trial_time=5.0, time_budget=math.inf)
+    kept = Search(given, tmp_path / "kept").config
+    assert (kept.epochs, kept.trial_time, kept.time_budget) == (2, 5.0, math.inf)
+
+
+def test_a_default_zoo_search_trains_each_config_for_its_own_epochs(tmp_path) -> None:
+    from nas.searches import Search, SearchConfig
+    from nas.searches.store import open_run
+
+    run = tmp_path / "run"
+    result = Search(SearchConfig(space="zoo:toyzoo", strategy="rs", trials=2), run).run()
+    info = json.loads((run / "run.json").read_text())["options"]
+    assert info["epochs"] is None and info["trial_time"] == 4 * zoo_toy.ToyZoo.train_seconds
+    _, store = open_run(run)
+    default_epochs = 30  # ToyZoo.fit's own default
+    for r in store.records():
+        assert r.status == "ok" and r.metrics["epochs_done"] == default_epochs
+    assert result.final is not None and result.final["epochs"] == default_epochs
+    resumed = Search.resume(run, trials=3).config  # the stored protocol, not a new one
+    assert (resumed.epochs, resumed.trial_time) == (None, info["trial_time"])

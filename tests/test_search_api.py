@@ -7,6 +7,7 @@ import json
 import pytest
 from nas.searches import Search, SearchConfig, list_strategies
 from nas.searches.api import mask_url
+from nas.searches.evaluators import CPU_PROTOCOL
 
 import nas
 from nas.exceptions import ConfigurationError, UnknownNameError
@@ -136,8 +137,8 @@ def test_strategy_options_on_the_command_line(nas_cli, tmp_path) -> None:
 def test_search_help_shows_every_default(nas_cli) -> None:
     code, out, _ = nas_cli("search", "--help")
     assert code == 0
-    c = SearchConfig()
-    shown = ["[einspace]", "[re]", "[quick]", "[local]", f"[{c.trials}]", f"[{c.epochs}]"]
-    shown += [f"[{c.trial_time:g}]", f"[{c.final_epochs}]", f"[{c.time_budget:g}]"]
+    c, p = SearchConfig(), CPU_PROTOCOL
+    shown = ["[einspace]", "[re]", "[quick]", "[local]", f"[{c.trials}]", f"[{p['epochs']};"]
+    shown += [f"[{p['trial_time']:g};", f"[{p['final_epochs']};", f"[{p['time_budget']:g};"]
     for text in shown:
         assert text in " ".join(out.split()), text

@@ -94,6 +94,9 @@ class Family(ABC):
         hyperparams: every hyperparameter with its default value, in grammar order; the
             type of the default is the type of the hyperparameter.
         input_names / output_names: names of the exported graph's inputs and outputs.
+        train_seconds: seconds the default config trains for its default epochs on a 2-core
+            CPU with one thread (``bench/zoo.py``); a search's per-trial and total time caps
+            scale with it.
     """
 
     name: ClassVar[str] = ""
@@ -109,6 +112,7 @@ class Family(ABC):
     grammar_path: ClassVar[str | None] = None
     input_names: ClassVar[tuple[str, ...]] = ("input",)
     output_names: ClassVar[tuple[str, ...]] = ("output",)
+    train_seconds: ClassVar[float] = 60.0
 
     # -- config -----------------------------------------------------------------------------
     def config(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

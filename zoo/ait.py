@@ -74,6 +74,7 @@ class AiT(Family):
     """AiT: VQ-VAE depth tokens predicted by a parallel transformer, decoded as soft tokens."""
 
     name = "ait"
+    train_seconds = 119.0  # default config, default epochs, 2-core CPU (bench/zoo.py)
     summary = "AiT soft tokens: VQ-VAE depth tokenizer + transformer token predictor"
     paper = "Ning et al., All in Tokens: Unifying Output Space of Visual Tasks, ICCV 2023"
     tasks = (

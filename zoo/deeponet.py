@@ -154,6 +154,7 @@ class DeepONetFamily(Family):
     """MT-DeepONet on Fisher reaction-diffusion and Darcy flow on varying geometries."""
 
     name = "deeponet"
+    train_seconds = 22.0  # default config, default epochs, 2-core CPU (bench/zoo.py)
     summary = "MT-DeepONet: multi-task DeepONet (source families, geometry masks)"
     paper = "Kumar et al., Synergistic Learning with Multi-Task DeepONet, arXiv 2408.02198 (2024)"
     tasks = (

@@ -162,6 +162,7 @@ class MgNOFamily(Family):
     """MgNO on 2-D Darcy flow with piecewise-constant coefficients."""
 
     name = "mgno"
+    train_seconds = 49.0  # default config, default epochs, 2-core CPU (bench/zoo.py)
     summary = "MgNO: neural operator of multigrid V-cycles, Darcy flow"
     paper = (
         "He, Liu & Xu, MgNO: Efficient Parameterization of Linear Operators via Multigrid, "

@@ -147,6 +147,7 @@ class MoE(Family):
     """Multi-task mixtures of experts: shared-bottom, MMoE, HoME and TaskExpert."""
 
     name = "moe"
+    train_seconds = 3.0  # default config, default epochs, 2-core CPU (bench/zoo.py)
     summary = "multi-task mixtures of experts: shared-bottom, MMoE, HoME, TaskExpert"
     paper = "Ma et al. KDD 2018; Wang et al. arXiv 2408.05430; Ye & Xu ICCV 2023"
     variants = VARIANTS

@@ -251,6 +251,7 @@ class PtrNetFamily(Family):
     """Pointer network: encoder LSTM, decoder LSTM, attention as a pointer over the inputs."""
 
     name = "ptrnet"
+    train_seconds = 40.0  # default config, default epochs, 2-core CPU (bench/zoo.py)
     summary = "pointer network (LSTM encoder/decoder, attention as pointer): sort, convex hull"
     paper = "Vinyals, Fortunato & Jaitly, Pointer Networks, NeurIPS 2015"
     tasks = (

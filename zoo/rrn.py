@@ -143,6 +143,7 @@ class RRNFamily(Family):
     """Recurrent relational network solving Sudoku by message passing on its constraints."""
 
     name = "rrn"
+    train_seconds = 18.0  # default config, default epochs, 2-core CPU (bench/zoo.py)
     summary = "recurrent relational network (message passing + LSTM) on Sudoku"
     paper = "Palm, Paquet & Winther, Recurrent Relational Networks, NeurIPS 2018"
     tasks = (

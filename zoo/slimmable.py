@@ -80,6 +80,7 @@ class Slimmable(Family):
     """Slimmable shared encoder + per-task decoders, controllable after training."""
 
     name = "slimmable"
+    train_seconds = 45.0  # default config, default epochs, 2-core CPU (bench/zoo.py)
     summary = "slimmable multi-task CNN; widths set by task preference and budget"
     paper = "Aich et al., Efficient Controllable Multi-Task Architectures, ICCV 2023"
     tasks = (

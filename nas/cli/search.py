@@ -33,6 +33,13 @@ def _d(name: str) -> str:
     return f"[{'none' if value is None else f'{value:g}' if isinstance(value, float) else value}]"
 
 
+def _p(name: str) -> str:
+    """The CPU protocol's default of ``name`` (``nas.searches.evaluators.CPU_PROTOCOL``)."""
+    from nas.searches.evaluators import CPU_PROTOCOL
+
+    return f"{CPU_PROTOCOL[name]:g}"
+
+
 # Option types of `nas search`; None means "the library's default" (shown in brackets).
 Space = Annotated[
     str | None, _opt("einspace, nb201, zoo:FAMILY (nas zoo list), .toml or .pcfg [einspace].")
@@ -48,18 +55,29 @@ Dataset = Annotated[
 Strategy = Annotated[str | None, _opt("rs, re, tpe, nsga2 or predictor [re].")]
 Trials = Annotated[int | None, _opt(f"Trials to finish, counting a resumed run's {_d('trials')}.")]
 TimeBudget = Annotated[
-    float | None, _opt(f"Seconds; no new trial starts after {_d('time_budget')}.")
+    float | None,
+    _opt(
+        f"Seconds; no new trial starts after [{_p('time_budget')}; zoo:FAMILY: 10x its "
+        "training time; inf for none]."
+    ),
 ]
-Epochs = Annotated[int | None, _opt(f"Training epochs per trial {_d('epochs')}.")]
+Epochs = Annotated[
+    int | None, _opt(f"Training epochs per trial [{_p('epochs')}; zoo:FAMILY: each config's own].")
+]
 TrialTime = Annotated[
     float | None,
     _opt(
-        f"Seconds of training per trial before it stops early {_d('trial_time')}; the final "
-        "retraining gets the same allowance per epoch."
+        f"Seconds of training per trial before it stops early [{_p('trial_time')}; "
+        "zoo:FAMILY: 4x its training time; inf for none]; the final retraining gets the same "
+        "allowance per epoch."
     ),
 ]
 FinalEpochs = Annotated[
-    int | None, _opt(f"Epochs to retrain the best; 0 skips it {_d('final_epochs')}.")
+    int | None,
+    _opt(
+        f"Epochs to retrain the best; 0 skips it [{_p('final_epochs')}; zoo:FAMILY: the "
+        "config's own]."
+    ),
 ]
 Preset = Annotated[str | None, _opt("Training protocol [quick].")]
 Seed = Annotated[int | None, _opt("Seed of the search and training [0].")]
@@ -283,7 +301,8 @@ def _why_none(job: Any, records: list[Any]) -> str:
     c = job.config
     if records and all(r.status == "timeout" for r in records):
         return (
-            f"every trial hit --trial-time ({c.trial_time:g} s) before its {c.epochs} epochs: "
+            f"every trial hit --trial-time ({c.trial_time:g} s) before its "
+            f"{c.epochs or 'own'} epochs: "
             "search again with a larger --trial-time or fewer --epochs (a resumed run keeps "
             "both)."
         )
