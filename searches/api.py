@@ -329,7 +329,8 @@ class Search:
         c = self.config
         keys = ("space", "dataset", "strategy", "trials", "epochs", "preset", "size", "seed")
         keys += ("workers", "objective", "backend")
-        text = ", ".join(f"{k}={getattr(c, k)}" for k in keys)
+        shown = {k: getattr(c, k) for k in keys} | ({"epochs": "own"} if c.epochs is None else {})
+        text = ", ".join(f"{k}={v}" for k, v in shown.items())
         epochs = "its own" if c.final_epochs is None else c.final_epochs
         final = (
             f"then the best is retrained for {epochs} epochs and exported"

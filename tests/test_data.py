@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nas.data import cache as cache_mod
 from nas.data import (
+    SIZES,
     digits,
     get_dataset_info,
     language,
@@ -21,6 +21,7 @@ from nas.data import (
     load_dataset,
     tiles,
 )
+from nas.data import cache as cache_mod
 from nas.data.unseen import MEMBERS
 from nas.exceptions import ConfigurationError, NasError, UnknownNameError
 
@@ -185,7 +186,7 @@ def test_digit_standins_labels_balance_and_disjoint_test_images(kind: str) -> No
     used = {}
     for split in SPLITS:
         y, digit, idx = getattr(ds, split).y, comp[f"{split}_digits"], comp[f"{split}_images"]
-        assert ds.meta["split_sizes"][split] == len(y) == {"train": 2000}.get(split, 500)
+        assert ds.meta["split_sizes"][split] == len(y) == SIZES["small"][SPLITS.index(split)]
         np.testing.assert_array_equal(y, digits.label_of(kind, digit))
         if kind == "addnist":
             sums = digit.astype(int).sum(axis=1)
@@ -345,6 +346,21 @@ def test_cache_is_reused_keyed_and_repaired(monkeypatch: pytest.MonkeyPatch) -> 
     assert repaired.meta["cache"] == "generated and stored"
     np.testing.assert_array_equal(repaired.test.y, first.test.y)
     assert cache_mod.cache_file("addnist-digits", "small", 4, "1") != path
+
+
+def test_a_cache_file_of_other_split_sizes_is_regenerated() -> None:
+    """A size whose split counts changed (small's evaluation splits grew) must not be read
+    back from an older cache file with the old counts."""
+    first = load_dataset("standin:language", seed=5)
+    path = Path(first.meta["cache_file"])
+    with np.load(path) as z:
+        old = {k: z[k][:500] if k.startswith(("valid", "test")) else z[k] for k in z.files}
+    with path.open("wb") as fh:  # the file an older version wrote: 500 valid, 500 test
+        np.savez(fh, **old)
+    again = load_dataset("standin:language", seed=5)
+    assert again.meta["cache"] == "generated and stored"
+    assert len(again.test.y) == SIZES["small"][2] and len(again.valid.y) == SIZES["small"][1]
+    np.testing.assert_array_equal(again.test.y, first.test.y)
 
 
 def test_unseen_alias_names_and_argument_errors() -> None:

@@ -63,16 +63,22 @@ def cached(
     version: str,
     generate: Callable[[], Arrays],
     required: tuple[str, ...] = (),
+    lengths: dict[str, int] | None = None,
 ) -> tuple[Arrays, dict]:
     """Return the cached arrays for the key, generating and storing them when absent.
 
-    ``required`` lists keys a valid file must hold; a file missing one (or unreadable) is
-    regenerated. The second value says what happened, for ``Dataset.meta``.
+    ``required`` lists keys a valid file must hold, ``lengths`` the number of rows of some
+    (a size whose split counts changed); a file missing one, of other lengths, or unreadable
+    is regenerated. The second value says what happened, for ``Dataset.meta``.
     """
     path = cache_file(name, size, seed, version)
     if path.is_file():
         arrays = _read(path)
-        if arrays is not None and all(key in arrays for key in required):
+        if (
+            arrays is not None
+            and all(key in arrays for key in required)
+            and all(key in arrays and len(arrays[key]) == n for key, n in (lengths or {}).items())
+        ):
             return arrays, {"cache_file": str(path), "cache": "reused"}
     arrays = generate()
     failure = _write(path, arrays)
