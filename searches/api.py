@@ -317,12 +317,11 @@ class Search:
     @property
     def fitness_label(self) -> str:
         """What the ``accuracy`` objective is when it is not an accuracy (e.g. -rel_l2)."""
-        if self.evaluator.kind != "zoo":
-            return ""
-        from nas.zoo import get_family
+        from nas.searches.evaluators import EVALUATORS
 
-        info = get_family(self.config.space).task(self.config.dataset)
-        return info.metric if info.higher_is_better else f"-{info.metric}"
+        return EVALUATORS.get(self.evaluator.kind).fitness_label(
+            self.config.space, self.config.dataset
+        )
 
     def describe(self) -> str:
         """One line: the options that matter, and the strategy's resolved options."""

@@ -118,8 +118,6 @@ class _Base:
 
     name: ClassVar[str] = ""
     priority: ClassVar[int] = 0
-    #: What the ``accuracy`` objective means, when it is not an accuracy (e.g. -rel_l2).
-    fitness_label: str = ""
 
     def final(
         self, arch: Node, epochs: int, time_budget_s: float | None, run_dir: Path, say: Say
@@ -147,6 +145,11 @@ class _Base:
     @classmethod
     def default_dataset(cls, space: str) -> str:
         return "unseen"
+
+    @classmethod
+    def fitness_label(cls, space: str, dataset: str) -> str:
+        """What the ``accuracy`` objective is when it is not an accuracy (e.g. -rel_l2)."""
+        return ""
 
     @classmethod
     def options_for(cls, config: Any) -> dict[str, Any]:

@@ -48,8 +48,6 @@ class ZooEvaluator(_Base):
         self.data = self.family.make_data(self.info.name, size=size, seed=seed)
         self.epochs, self.time_budget_s, self.seed = epochs, time_budget_s, seed
         self.size = size
-        m = self.info.metric
-        self.fitness_label = m if self.info.higher_is_better else f"-{m}"
 
     @classmethod
     def claims(cls, space: str, dataset: str | None) -> bool:
@@ -68,6 +66,13 @@ class ZooEvaluator(_Base):
             "time_budget": max(360.0, 10 * seconds),
             "final_epochs": None,
         }
+
+    @classmethod
+    def fitness_label(cls, space: str, dataset: str) -> str:
+        from nas.zoo import get_family
+
+        info = get_family(space).task(dataset)
+        return info.metric if info.higher_is_better else f"-{info.metric}"
 
     @classmethod
     def default_dataset(cls, space: str) -> str:

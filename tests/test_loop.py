@@ -226,13 +226,17 @@ def test_a_zoo_search_takes_its_family_protocol_not_the_einspace_one(tmp_path) -
     from nas.searches.evaluators import CPU_PROTOCOL
     from nas.zoo import get_family
 
-    ait = Search(SearchConfig(space="zoo:ait", trials=1), tmp_path / "ait").config
+    job = Search(SearchConfig(space="zoo:ait", trials=1), tmp_path / "ait")
+    ait = job.config
+    assert job.fitness_label == "-rmse"  # lower RMSE is better: the fitness is its negation
     seconds = get_family("zoo:ait").train_seconds
     assert (ait.epochs, ait.final_epochs) == (None, None)
     assert ait.trial_time == 4 * seconds > CPU_PROTOCOL["trial_time"]
     assert ait.time_budget == 10 * seconds
-    ein = Search(SearchConfig(trials=1), tmp_path / "ein").config
+    ein_job = Search(SearchConfig(trials=1), tmp_path / "ein")
+    ein = ein_job.config
     assert {k: getattr(ein, k) for k in CPU_PROTOCOL} == CPU_PROTOCOL
+    assert ein_job.fitness_label == ""
     given = SearchConfig(space="zoo:ait", epochs=2, trial_time=5.0, time_budget=math.inf)
     kept = Search(given, tmp_path / "kept").config
     assert (kept.epochs, kept.trial_time, kept.time_budget) == (2, 5.0, math.inf)
