@@ -33,6 +33,19 @@ def test_registry_and_errors():
         fam.config({"widht": 4})
     with pytest.raises(ConfigurationError, match="must be int"):
         fam.config({"depth": "two"})
+    # one conversion for zoo configs and config blocks (nas.dsl.config.convert)
+    assert fam.config({"depth": 3.0, "width": "16.0"})["depth"] == 3
+    for bad in (2.5, "2.5", True):
+        with pytest.raises(ConfigurationError, match="'depth' must be int"):
+            fam.config({"depth": bad})
+    moe = get_family("zoo:moe")
+    assert [moe.config({"self_gate": v})["self_gate"] for v in ("0", "true", 1)] == [
+        False,
+        True,
+        True,
+    ]
+    with pytest.raises(ConfigurationError, match="'self_gate' must be bool, got 'yes'"):
+        moe.config({"self_gate": "yes"})
     with pytest.raises(ConfigurationError, match="relu or tanh"):
         fam.config({"act": "gelu"})
     with pytest.raises(UnknownNameError, match="tasks: wave"):

@@ -223,19 +223,12 @@ class Family(ABC):
 
 
 def _convert(family: str, key: str, value: Any, default: Any) -> Any:
+    """``value`` as the type of the hyperparameter's default (:func:`nas.dsl.config.convert`)."""
+    from nas.dsl.config import convert
+
     kind = type(default)
     try:
-        if kind is bool:
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError
-                return value.lower() in ("true", "1")
-            return bool(value)
-        if kind is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError
-        if kind is int and isinstance(value, str):
-            return int(float(value)) if float(value).is_integer() else int(value)
-        return kind(value)
+        return convert(value, kind)
     except (TypeError, ValueError):
         raise ConfigurationError(
             f"zoo:{family} hyperparameter {key!r} must be {kind.__name__}, got {value!r}."

@@ -123,16 +123,18 @@ class ConfigSpace:
 
 
 def convert(value: ParamValue, kind: type) -> ParamValue:
-    """``value`` as a ``kind`` ("true"/"false" for bool, whole floats for int).
+    """``value`` as a ``kind`` ("true"/"false" or "1"/"0" for bool, whole floats for int).
+
+    The one conversion of a hyperparameter's value, for config blocks and zoo configs.
 
     Raises:
         ValueError: it is not one.
     """
     if kind is bool:
         text = str(value).lower()
-        if text not in ("true", "false"):
+        if text not in ("true", "false", "1", "0"):
             raise ValueError(value)
-        return text == "true"
+        return text in ("true", "1")
     if kind is int:
         number = float(value)
         if not number.is_integer() or isinstance(value, bool):
