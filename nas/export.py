@@ -94,7 +94,10 @@ def ort_session(path: str | Path):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    # no fallback: its "EP Error" retry prints to stdout and only tries the same provider
+    return ort.InferenceSession(
+        str(path), opts, providers=["CPUExecutionProvider"], enable_fallback=0
+    )
 
 
 @dataclass(frozen=True)
