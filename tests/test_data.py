@@ -271,11 +271,12 @@ def test_language_standin_words_labels_and_substitutions() -> None:
         langs = lang_of[words]
         assert np.all(langs == langs[:, :1])  # four words of one language
         np.testing.assert_array_equal(s.y, langs[:, 0])
-        assert np.all(pool[words] == (1 if split == "test" else 0))
+        assert np.all(pool[words] == language.POOL_OF_SPLIT[split])
         words_of[split] = set(vocab[words].ravel().tolist())
         counts = np.bincount(s.y, minlength=10)
         assert counts.max() - counts.min() <= 1
     assert not words_of["test"] & (words_of["train"] | words_of["valid"])
+    assert not words_of["valid"] & words_of["train"]  # valid measures unseen words, as test
     from wordfreq import word_frequency
 
     sample = comp["train_words"][:20, 0]

@@ -191,7 +191,7 @@ def _language() -> _Standin:
     return _Standin(
         "language-wordfreq",
         "language",
-        lambda: f"1+wordfreq{language.wordfreq_version()}",
+        lambda: f"{language.VERSION}+wordfreq{language.wordfreq_version()}",
         language.generate,
         lambda: language.describe(language.choose_languages()[1]),
         1.0,
