@@ -250,6 +250,7 @@ class _Run:
         self.amp = self.cuda and cfg.amp and torch.cuda.is_bf16_supported()
         self.eval_time, self.seen = 0.0, 0
         self.gen = torch.Generator().manual_seed(cfg.seed)  # shuffling
+        self.t0 = time.perf_counter()  # reset when training starts
 
     def autocast(self) -> Any:
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
@@ -268,14 +269,32 @@ class _Run:
         cl = self.cuda and cfg.channels_last
         return tuple(Feed(s, self.task, norm, self.device, resident, cl) for s in splits)
 
+    def eval_seconds(self) -> float | None:
+        """How long one evaluation may take: the trial's time left, and once the budget is
+        spent a grace of a quarter of it (at least 2 s), so that a slow network's partial
+        metrics cannot take longer than its training did; None without a budget."""
+        budget = self.cfg.time_budget_s
+        if budget is None:
+            return None
+        return max(2.0, 0.25 * budget, budget - (time.perf_counter() - self.t0))
+
     def evaluate(self, net: nn.Module, data: Feed) -> dict[str, float]:
-        t, bs = time.perf_counter(), self.cfg.eval_batch_size
+        """Metrics on ``data``; when :meth:`eval_seconds` runs out first, on the batches
+        evaluated by then, with ``images`` = their number. Batch j holds samples j, j+k,
+        j+2k, ... (k batches), so any first batches sample the whole split, sorted or not."""
+        t, bs, limit = time.perf_counter(), self.cfg.eval_batch_size, self.eval_seconds()
         net.eval()
+        k = -(-data.n // bs)
+        outs: list[torch.Tensor] = []
         with torch.no_grad(), self.autocast():
-            outs = [
-                net(data.batch(slice(a, a + bs))[0]).float().cpu() for a in range(0, data.n, bs)
-            ]
-        metrics = self.task.metrics(torch.cat(outs), data.y.cpu())
+            for j in range(k):
+                outs.append(net(data.batch(slice(j, data.n, k))[0]).float().cpu())
+                if limit is not None and time.perf_counter() - t >= limit:
+                    break
+        order = torch.cat([torch.arange(j, data.n, k) for j in range(len(outs))])
+        metrics = self.task.metrics(torch.cat(outs), data.y.cpu()[order])
+        if len(order) < data.n:
+            metrics["images"] = len(order)
         self.eval_time += time.perf_counter() - t
         return metrics
 
@@ -327,6 +346,7 @@ class _Run:
         def validate() -> dict[str, float]:
             return {f"valid_{k}": v for k, v in self.evaluate(net, valid_d).items()}
 
+        self.t0 = time.perf_counter()
         loop = run_loop(
             model,
             self.batches(train_d, per_epoch),

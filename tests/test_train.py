@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -89,6 +90,46 @@ def test_time_budget_stops_cleanly_and_still_evaluates() -> None:
     assert 0 < res.epochs_done < 1000
     assert res.valid["accuracy"] > 0.5 and "accuracy" in res.test
     assert res.history[-1]["steps"] == res.steps_done  # valid metrics are of the final weights
+
+
+class _SlowToEvaluate(nn.Module):
+    """A linear classifier whose every evaluation batch takes 0.3 s (a huge network)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3 * 8 * 8, 4)
+        with torch.no_grad():  # always class 0, frozen
+            self.fc.weight.zero_()
+            self.fc.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))
+        self.fc.requires_grad_(False)
+        self.trained = nn.Parameter(torch.zeros(()))  # the optimiser needs one parameter
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            time.sleep(0.3)
+        return self.fc(x.flatten(1)) + 0 * self.trained
+
+
+def test_a_timed_out_trial_evaluates_within_a_grace_not_for_ever() -> None:
+    """A network too slow to evaluate must not stretch a 1 s trial to many seconds: once the
+    budget is spent, each evaluation gets a grace of max(2 s, budget / 4) and scores the
+    batches it reached (samples spread over the whole split)."""
+    data = _dataset(n_train=4096)
+    order = np.argsort(data.valid.y, kind="stable")  # a split sorted by class
+    data.valid.x[:], data.valid.y[:] = data.valid.x[order], data.valid.y[order]
+    cfg = _quick(epochs=1000, time_budget_s=1.0, eval_batch_size=8)
+    start = time.perf_counter()
+    res = train(_SlowToEvaluate(), data, cfg)
+    wall = time.perf_counter() - start
+    assert res.status == "timeout" and wall < 1.0 + 2 * 2.0 + 1.5, wall  # 32 batches = 9.6 s
+    assert 8 <= res.valid["images"] < 256 and 8 <= res.test["images"] < 256
+    assert res.history[-1]["valid_images"] == res.valid["images"]
+    # always-class-0 on the first (sorted) samples would score 1.0; spread samples ~ 0.25
+    share = float(np.mean(data.valid.y == 0))
+    assert abs(res.valid["accuracy"] - share) < 0.2, (res.valid, share)
+    full = train(_SlowToEvaluate(), data, _quick(epochs=1, eval_batch_size=128))
+    assert "images" not in full.valid and "images" not in full.test  # no budget: everything
+    assert full.valid["accuracy"] == pytest.approx(share)
 
 
 def test_same_seed_same_metrics(ds: Dataset) -> None:
