@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 from nas.predictors.bench import Bench
-from nas.predictors.model import GraphRanker, ModelConfig, make_batch
+from nas.predictors.model import GraphRanker, ModelConfig, make_batch, set_ranks
 from scipy import stats
 
 from nas.exceptions import ConfigurationError
@@ -93,8 +93,21 @@ def pairwise_loss(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.softplus(-ds[better]).mean()
 
 
-def _batch(bench: Bench, emb: np.ndarray, rows: Sequence[int]):
-    return make_batch(emb, [bench.graph(i) for i in rows], bench.params[rows], bench.flops[rows])
+def _batch(bench: Bench, emb: np.ndarray, rows: Sequence[int], ranks: np.ndarray | None = None):
+    """A GraphBatch of ``rows``; ``ranks``: their params/FLOPs ranks in the scored set."""
+    p, f = bench.params[rows], bench.flops[rows]
+    return make_batch(emb, [bench.graph(i) for i in rows], p, f, ranks)
+
+
+def row_ranks(bench: Bench, rows: np.ndarray, strata: Sequence[str] | None = None) -> np.ndarray:
+    """(len(rows), 2) params/FLOPs percentile ranks of ``rows``, within each stratum (a
+    space) when given, else within ``rows``: the set a ranker with set globals sees."""
+    out = np.zeros((len(rows), 2))
+    keys = [strata[int(r)] for r in rows] if strata is not None else [""] * len(rows)
+    for k in set(keys):
+        m = np.array([x == k for x in keys])
+        out[m] = set_ranks(bench.params[rows[m]], bench.flops[rows[m]])
+    return out
 
 
 def train(
@@ -129,6 +142,7 @@ def train(
     losses: list[float] = []
     t0 = time.perf_counter()
     model.train()
+    ranks = dict(zip(rows.tolist(), row_ranks(bench, rows, strata), strict=True))
     pools = [rows]
     if strata is not None:
         by = {}
@@ -139,7 +153,7 @@ def train(
         pool = pools[step % len(pools)]
         pick = rng.choice(pool, size=min(cfg.batch_size, len(pool)), replace=False)
         y = torch.as_tensor((y_all[pick] - y_mu) / y_sd, dtype=torch.float32)
-        s = model(_batch(bench, emb, pick))
+        s = model(_batch(bench, emb, pick, np.array([ranks[int(r)] for r in pick])))
         loss = pairwise_loss(s, y)
         total = loss + cfg.mse_weight * torch.mean((s - y) ** 2) if cfg.mse_weight else loss
         opt.zero_grad()
@@ -185,12 +199,14 @@ def train_ensemble(
 
 
 def predict(model: GraphRanker, bench: Bench, emb: np.ndarray, rows: Sequence[int]) -> np.ndarray:
-    """Scores of ``rows``."""
+    """Scores of ``rows`` (one scored set: set ranks are taken over all of them)."""
     rows = np.asarray(rows)
+    ranks = row_ranks(bench, rows)
     out = []
     with torch.no_grad():
         for i in range(0, len(rows), 256):
-            out.append(model(_batch(bench, emb, rows[i : i + 256])).numpy())
+            b = _batch(bench, emb, rows[i : i + 256], ranks[i : i + 256])
+            out.append(model(b).numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
 

@@ -10,6 +10,14 @@ benches carry. Ablations train the same recipe without a part:
 * ``op-only text``: each node's text embedding is replaced by that of its op type alone
   (no attributes, shapes or weights);
 * ``no-graph``: no message passing (0 rounds), a bag of node texts.
+
+Variants that change the recipe rather than remove a part (see
+:class:`~nas.predictors.model.ModelConfig`):
+
+* ``set-signals``: the head sees params/FLOPs as percentile ranks within the scored space
+  (``globals_norm='set'``), not on the training spaces' scale;
+* ``params-prior``: set signals, and the score is the rank of params plus a bounded learned
+  correction (``prior='params'``): a residual on the best-transferring baseline.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ ABLATIONS: dict[str, Callable[[ModelConfig], ModelConfig]] = {
     "full": lambda mc: mc,
     "no-signals": lambda mc: replace(mc, globals_mode="none"),
     "no-graph": lambda mc: replace(mc, layers=0),
+    "set-signals": lambda mc: replace(mc, globals_norm="set"),
+    "params-prior": lambda mc: replace(mc, globals_norm="set", prior="params"),
 }
 
 
@@ -88,9 +98,10 @@ def format_loso(result: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
             )
         base = {k: m for k, m in table.items() if not k.startswith("ranker")}
         best = max(base, key=lambda k: np.nan_to_num(base[k]["spearman"], nan=-2))
-        r = table.get("ranker")
-        if r is not None:
+        for name, r in table.items():
+            if not name.startswith("ranker"):
+                continue
             gap = r["spearman"] - base[best]["spearman"]
             top = r["p@10%"] - max(m["p@10%"] for m in base.values())
-            lines.append(f"ranker - best baseline ({best}): Spearman {gap:+.3f}, p@10% {top:+.2f}")
+            lines.append(f"{name} - best baseline ({best}): Spearman {gap:+.3f}, p@10% {top:+.2f}")
     return "\n".join(lines)

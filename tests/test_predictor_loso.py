@@ -61,7 +61,7 @@ def test_loso_table_has_the_ranker_every_baseline_and_ablation(two_spaces, tmp_p
         lambda b: vocab_embeddings(b, embedder),
         TrainConfig(steps=20, batch_size=16),
         ModelConfig(),
-        ("full", "no-signals", "op-only text", "no-graph"),
+        ("full", "no-signals", "op-only text", "no-graph", "params-prior"),
         embedder.embed,
         log=lambda _: None,
     )
@@ -69,9 +69,113 @@ def test_loso_table_has_the_ranker_every_baseline_and_ablation(two_spaces, tmp_p
     for held, table in result.items():
         names = set(table)
         assert {"ranker", "ranker no-signals", "ranker op-only text", "ranker no-graph"} <= names
+        assert "ranker params-prior" in names
         assert {"params", "flops", "depth", "nodes"} <= names
         n = 80 if held == "a" else 70
         assert all(m["rows"] == n for k, m in table.items() if not k.startswith("nwot"))
         assert all(-1 <= table[k]["spearman"] <= 1 for k in ("ranker", "params"))
     text = format_loso(result)
     assert "held out: a" in text and "ranker - best baseline" in text
+    assert "ranker params-prior - best baseline" in text
+
+
+@pytest.fixture(scope="module")
+def fixture_emb(tmp_path_factory):
+    """The 150-cell fixture bench and its vocabulary embeddings."""
+    from nas.predictors.bench import Bench
+    from nas.predictors.embed import Embedder
+    from nas.predictors.fit import vocab_embeddings
+
+    bench = Bench.load(FIXTURE)
+    cache = tmp_path_factory.mktemp("emb")
+    return bench, vocab_embeddings(bench, Embedder(cache_dir=cache))
+
+
+def _scaled(bench, factor: float):
+    """A copy of ``bench`` whose networks are all ``factor`` times larger (another space's
+    size range, same order within it)."""
+    out = bench.subset(range(len(bench)))
+    out.params = (bench.params * factor).astype(bench.params.dtype)
+    out.flops = (bench.flops * factor).astype(bench.flops.dtype)
+    return out
+
+
+def _train_small(bench, emb, **mc):
+    from nas.predictors.fit import TrainConfig, train
+    from nas.predictors.model import ModelConfig
+
+    cfg = TrainConfig(steps=15, batch_size=16, seed=0)
+    return train(bench, np.arange(100), emb, cfg, ModelConfig(hidden=16, layers=1, **mc)).model
+
+
+def test_set_globals_ignore_a_space_s_size_scale(fixture_emb) -> None:
+    """With set globals, a space of networks 1,000 times larger (NB101 against NB201) is
+    scored as its sizes rank within it; the v1 globals see sizes outside training."""
+    from nas.predictors.fit import predict
+
+    bench, emb = fixture_emb
+    big = _scaled(bench, 1000)
+    rows = np.arange(100, 150)
+    for norm, same in (("set", True), ("train", False)):
+        model = _train_small(bench, emb, globals_norm=norm)
+        a, b = predict(model, bench, emb, rows), predict(model, big, emb, rows)
+        assert np.allclose(a, b, atol=1e-5) == same, norm
+
+
+def test_set_ranks_cover_the_whole_scored_set(fixture_emb) -> None:
+    """predict and Predictor.score_records rank sizes over every scored row, not per batch:
+    scores do not depend on the batch size."""
+    from nas.predictors.bench import GraphRecord
+    from nas.predictors.fit import predict
+    from nas.predictors.model import Predictor
+
+    bench, emb = fixture_emb
+    model = _train_small(bench, emb, globals_norm="set", prior="params")
+    rows = np.arange(150)
+    records = []
+    for i in rows:
+        ti, ed = bench.graph(int(i))
+        texts = [bench.vocab[t] for t in ti]
+        records.append(GraphRecord(texts, [tuple(e) for e in ed.tolist()], int(bench.params[i]),
+                                   int(bench.flops[i])))  # fmt: skip
+
+    class Table:  # the bench's own embeddings, looked up by text
+        def embed(self, texts):
+            return emb[[bench.vocab.index(t) for t in texts]]
+
+    pred = Predictor(model, Table())
+    whole, tiny = pred.score_records(records, 256), pred.score_records(records, 3)
+    assert np.allclose(whole, tiny, atol=1e-5)
+    assert np.allclose(whole, predict(model, bench, emb, rows), atol=1e-5)
+
+
+def test_params_prior_keeps_the_ranking_near_params(fixture_emb, tmp_path) -> None:
+    """The residual variant: score = prior_weight * (params rank - 0.5) + a correction
+    bounded by ``correction``; with no correction it ranks exactly as params."""
+    from nas.predictors.fit import predict
+    from nas.predictors.model import GraphRanker, set_ranks
+    from scipy import stats
+
+    bench, emb = fixture_emb
+    rows = np.arange(100, 150)
+    prior = 4.0 * (set_ranks(bench.params[rows], bench.flops[rows])[:, 0] - 0.5)
+    model = _train_small(bench, emb, globals_norm="set", prior="params", correction=0.5)
+    s = predict(model, bench, emb, rows)
+    assert np.abs(s - prior).max() <= 0.5 + 1e-6
+    assert np.abs(s - prior).max() > 1e-3  # the correction is used
+    assert stats.spearmanr(s, bench.params[rows])[0] > 0.9
+    same = GraphRanker.load(model.save(tmp_path / "m"))
+    assert same.config.prior == "params" and same.config.globals_norm == "set"
+    assert np.allclose(predict(same, bench, emb, rows), s, atol=1e-6)
+    flat = _train_small(bench, emb, globals_norm="set", prior="params", correction=0.0)
+    s0 = predict(flat, bench, emb, rows)
+    assert stats.spearmanr(s0, bench.params[rows])[0] == pytest.approx(1.0)
+
+
+def test_unknown_prior_or_norm_is_a_predictor_error() -> None:
+    from nas.predictors.model import GraphRanker, ModelConfig, PredictorError
+
+    with pytest.raises(PredictorError, match="prior"):
+        GraphRanker(ModelConfig(prior="nwot"))
+    with pytest.raises(PredictorError, match="globals_norm"):
+        GraphRanker(ModelConfig(globals_norm="global"))
