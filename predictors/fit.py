@@ -1,9 +1,10 @@
 """Training and evaluation of the graph ranker on a bench.
 
-Training minimises a pairwise logistic ranking loss over all pairs in a random batch
-(optionally plus MSE on the standardised label) with AdamW. Evaluation reports Kendall
-tau, Spearman and precision at the top 5% for the predictor and for the parameter-count
-and FLOPs baselines on the same rows. Splits go by group (NB201: isomorphism class).
+Training minimises a ranking loss over a random batch (``TrainConfig.loss``: pairwise
+logistic over all pairs, or listwise ListNet; optionally plus MSE on the standardised
+label) with AdamW. Evaluation reports Kendall tau, Spearman and precision at the top 5%
+for the predictor and for the parameter-count and FLOPs baselines on the same rows.
+Splits go by group (NB201: isomorphism class).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     mse_weight: float = 0.0
+    loss: str = "pairwise"  # a name in LOSSES: "pairwise" (logistic) or "listnet"
     label: str | None = None  # the bench's first label when None
     seed: int = 0
 
@@ -93,6 +95,20 @@ def pairwise_loss(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.softplus(-ds[better]).mean()
 
 
+def listnet_loss(scores: torch.Tensor, y: torch.Tensor, temperature: float = 0.25) -> torch.Tensor:
+    """ListNet (Cao et al., 2007): cross-entropy between the softmax of the standardised
+    labels (``temperature`` sharpens it towards the top) and the softmax of the scores, a
+    listwise loss that weighs the order near the top more than pairs far below it."""
+    target = torch.softmax(y / temperature, 0)
+    return -(target * torch.log_softmax(scores, 0)).sum()
+
+
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "pairwise": pairwise_loss,
+    "listnet": listnet_loss,
+}
+
+
 def _batch(bench: Bench, emb: np.ndarray, rows: Sequence[int], ranks: np.ndarray | None = None):
     """A GraphBatch of ``rows``; ``ranks``: their params/FLOPs ranks in the scored set."""
     p, f = bench.params[rows], bench.flops[rows]
@@ -127,6 +143,9 @@ def train(
     rows = np.asarray(rows)
     if len(rows) < 2:
         raise ConfigurationError("training needs at least 2 rows.")
+    if cfg.loss not in LOSSES:
+        raise ConfigurationError(f"unknown loss {cfg.loss!r}; choose {', '.join(LOSSES)}.")
+    loss_fn = LOSSES[cfg.loss]
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     y_all = bench.label(cfg.label)
@@ -154,7 +173,7 @@ def train(
         pick = rng.choice(pool, size=min(cfg.batch_size, len(pool)), replace=False)
         y = torch.as_tensor((y_all[pick] - y_mu) / y_sd, dtype=torch.float32)
         s = model(_batch(bench, emb, pick, np.array([ranks[int(r)] for r in pick])))
-        loss = pairwise_loss(s, y)
+        loss = loss_fn(s, y)
         total = loss + cfg.mse_weight * torch.mean((s - y) ** 2) if cfg.mse_weight else loss
         opt.zero_grad()
         total.backward()

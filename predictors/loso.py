@@ -32,12 +32,31 @@ from nas.predictors.corpus import join
 from nas.predictors.fit import TrainConfig, evaluate_all, train
 from nas.predictors.model import ModelConfig
 
-ABLATIONS: dict[str, Callable[[ModelConfig], ModelConfig]] = {
-    "full": lambda mc: mc,
-    "no-signals": lambda mc: replace(mc, globals_mode="none"),
-    "no-graph": lambda mc: replace(mc, layers=0),
-    "set-signals": lambda mc: replace(mc, globals_norm="set"),
-    "params-prior": lambda mc: replace(mc, globals_norm="set", prior="params"),
+from nas.exceptions import ConfigurationError
+
+Recipe = tuple[ModelConfig, TrainConfig]
+
+
+def _model(**kw: Any) -> Callable[[ModelConfig, TrainConfig], Recipe]:
+    return lambda mc, tc: (replace(mc, **kw), tc)
+
+
+PRIOR = {"globals_norm": "set", "prior": "params"}
+
+# variant name -> how it changes the command line's recipe (model and training config);
+# ``op-only text`` keeps the recipe and swaps the node embeddings
+ABLATIONS: dict[str, Callable[[ModelConfig, TrainConfig], Recipe]] = {
+    "full": lambda mc, tc: (mc, tc),
+    "op-only text": lambda mc, tc: (mc, tc),
+    "no-signals": _model(globals_mode="none"),
+    "no-graph": _model(layers=0),
+    "set-signals": _model(globals_norm="set"),
+    "params-prior": _model(**PRIOR),
+    "prior-no-graph": _model(**PRIOR, layers=0),
+    "prior-no-signals": _model(**PRIOR, globals_mode="none"),
+    "prior-half": _model(**PRIOR, correction=0.5),
+    "prior-short": lambda mc, tc: (replace(mc, **PRIOR), replace(tc, steps=tc.steps // 3)),
+    "prior-listnet": lambda mc, tc: (replace(mc, **PRIOR), replace(tc, loss="listnet")),
 }
 
 
@@ -60,6 +79,11 @@ def loso(
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """{held-out space: {scorer: metrics}}; scorer names are the variants (``ranker`` for
     ``full``), the baselines and the proxies."""
+    unknown = [v for v in variants if v not in ABLATIONS]
+    if unknown:
+        raise ConfigurationError(
+            f"unknown LOSO variant {unknown[0]!r}; choose from {', '.join(ABLATIONS)}."
+        )
     corpus = join(benches)
     space = list(corpus.meta["space"])
     emb = emb_of(corpus)
@@ -70,15 +94,13 @@ def loso(
         te = np.array([i for i, s in enumerate(space) if s == held])
         table: dict[str, dict[str, Any]] = {}
         for v in variants:
-            mc = ABLATIONS.get(v, ABLATIONS["full"])(replace(model_config))
+            mc, tc = ABLATIONS[v](replace(model_config), replace(config))
             e = embs.get(v, emb)
-            res = train(corpus, tr, e, config, mc, strata=space)
+            res = train(corpus, tr, e, tc, mc, strata=space)
             rows = evaluate_all(res.model, corpus, e, te)
             name = "ranker" if v == "full" else f"ranker {v}"
-            table[name] = rows.pop("predictor")
-            for k, m in rows.items():
-                if not k.startswith("predictor"):
-                    table.setdefault(k, m)
+            for k, m in rows.items():  # predictor@zc: the ranker on the proxies' rows
+                table.setdefault(k.replace("predictor", name, 1), m)
             log(f"held out {held}: {v} trained on {len(tr)} rows in {res.seconds:.0f} s")
         out[held] = table
     return out
@@ -90,18 +112,35 @@ def format_loso(result: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
     lines = []
     for held, table in result.items():
         lines.append(f"\nheld out: {held}")
-        lines.append(f"{'scorer':<22} {'rows':>6} {'spearman':>9} {'kendall':>8} {'p@10%':>6}")
+        lines.append(f"{'scorer':<28} {'rows':>6} {'spearman':>9} {'kendall':>8} {'p@10%':>6}")
         for name, m in table.items():
             lines.append(
-                f"{name:<22} {int(m['rows']):6d} {m['spearman']:9.3f} {m['kendall']:8.3f} "
+                f"{name:<28} {int(m['rows']):6d} {m['spearman']:9.3f} {m['kendall']:8.3f} "
                 f"{m['p@10%']:6.2f}"
             )
-        base = {k: m for k, m in table.items() if not k.startswith("ranker")}
-        best = max(base, key=lambda k: np.nan_to_num(base[k]["spearman"], nan=-2))
-        for name, r in table.items():
-            if not name.startswith("ranker"):
-                continue
-            gap = r["spearman"] - base[best]["spearman"]
-            top = r["p@10%"] - max(m["p@10%"] for m in base.values())
-            lines.append(f"{name} - best baseline ({best}): Spearman {gap:+.3f}, p@10% {top:+.2f}")
+        for name in table:
+            if name.startswith("ranker") and not name.endswith("@zc"):
+                lines.append(_margin(table, name))
     return "\n".join(lines)
+
+
+def _gap(r: Mapping[str, Any], base: Mapping[str, Mapping[str, Any]], scope: str) -> str:
+    best = max(base, key=lambda k: np.nan_to_num(base[k]["spearman"], nan=-2))
+    gap = r["spearman"] - base[best]["spearman"]
+    top = r["p@10%"] - max(m["p@10%"] for m in base.values())
+    return f"{scope} vs {best} {gap:+.3f} (p@10% {top:+.2f})"
+
+
+def _margin(table: Mapping[str, Mapping[str, Any]], name: str) -> str:
+    """A ranker's Spearman and p@10% margins over the best baseline scored on the same
+    rows: on all rows, and (``name@zc``) on the rows that carry the zero-cost proxies when
+    only some do."""
+    base = {k: m for k, m in table.items() if not k.startswith("ranker")}
+    parts = []
+    for key in (name, f"{name}@zc"):
+        r = table.get(key)
+        same = {k: m for k, m in base.items() if r is not None and m["rows"] == r["rows"]}
+        if same:
+            scope = "all rows" if key == name else f"{int(r['rows'])} proxy rows"
+            parts.append(_gap(r, same, scope))
+    return f"{name} - best baseline, Spearman: " + "; ".join(parts)

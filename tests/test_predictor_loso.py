@@ -179,3 +179,34 @@ def test_unknown_prior_or_norm_is_a_predictor_error() -> None:
         GraphRanker(ModelConfig(prior="nwot"))
     with pytest.raises(PredictorError, match="globals_norm"):
         GraphRanker(ModelConfig(globals_norm="global"))
+
+
+def test_listnet_loss_prefers_the_true_order_and_names_are_checked(fixture_emb) -> None:
+    import torch
+    from nas.predictors.fit import TrainConfig, listnet_loss, train
+
+    from nas.exceptions import ConfigurationError
+
+    y = torch.tensor([2.0, 1.0, 0.0, -1.0])
+    right, wrong = listnet_loss(y.clone(), y), listnet_loss(-y, y)
+    assert right < wrong
+    # the top matters more than the bottom: swapping the two best costs more than the two worst
+    top = listnet_loss(torch.tensor([1.0, 2.0, 0.0, -1.0]), y)
+    bottom = listnet_loss(torch.tensor([2.0, 1.0, -1.0, 0.0]), y)
+    assert top > bottom > right
+    bench, emb = fixture_emb
+    res = train(bench, np.arange(100), emb, TrainConfig(steps=30, batch_size=16, loss="listnet"))
+    assert np.mean(res.losses[-10:]) < np.mean(res.losses[:10])
+    with pytest.raises(ConfigurationError, match="unknown loss"):
+        train(bench, np.arange(100), emb, TrainConfig(steps=1, loss="hinge"))
+
+
+def test_unknown_loso_variant_is_a_configuration_error(two_spaces) -> None:
+    from nas.predictors.fit import TrainConfig
+    from nas.predictors.loso import loso
+    from nas.predictors.model import ModelConfig
+
+    from nas.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="unknown LOSO variant 'fulll'"):
+        loso(two_spaces, lambda b: None, TrainConfig(), ModelConfig(), ("fulll",))
