@@ -102,7 +102,8 @@ def _model_config(args: argparse.Namespace):
 
 def _recipe(args: argparse.Namespace) -> str:
     return (
-        f"{args.steps} steps, batch {args.batch}, weight decay {args.weight_decay}, "
+        f"{args.steps} steps, {args.loss} loss, batch {args.batch}, "
+        f"weight decay {args.weight_decay}, "
         f"globals {args.globals_mode} ({args.globals_norm}), prior {args.prior} "
         f"(weight {args.prior_weight}, correction {args.correction}), dropout {args.dropout}, "
         f"{args.members} member(s), seed {args.seed}"
@@ -114,7 +115,11 @@ def _train(args: argparse.Namespace, bench, rows, emb):
     from nas.predictors.fit import TrainConfig, train_ensemble
 
     cfg = TrainConfig(
-        steps=args.steps, batch_size=args.batch, seed=args.seed, weight_decay=args.weight_decay
+        steps=args.steps,
+        batch_size=args.batch,
+        seed=args.seed,
+        weight_decay=args.weight_decay,
+        loss=args.loss,
     )
     return train_ensemble(bench, rows, emb, args.members, cfg, _model_config(args))
 
@@ -292,7 +297,11 @@ def loso_cmd(args: argparse.Namespace) -> None:
         benches[name] = Bench.load(folder)
     embedder = Embedder()
     cfg = TrainConfig(
-        steps=args.steps, batch_size=args.batch, seed=args.seed, weight_decay=args.weight_decay
+        steps=args.steps,
+        batch_size=args.batch,
+        seed=args.seed,
+        weight_decay=args.weight_decay,
+        loss=args.loss,
     )
     variants = tuple(args.variants.split(","))
     t0 = time.perf_counter()
@@ -321,6 +330,7 @@ def main() -> None:
     p.add_argument("--prior", default="none", choices=("none", "params", "flops"))
     p.add_argument("--prior-weight", type=float, default=4.0)
     p.add_argument("--correction", type=float, default=1.0)
+    p.add_argument("--loss", default="pairwise", choices=("pairwise", "listnet"))
     p.add_argument("--members", type=int, default=1, help="ensemble of seeds seed..")
     p.add_argument("--save", default=None)
     p.add_argument("--speed", type=int, default=0)

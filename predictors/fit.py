@@ -193,16 +193,19 @@ def train_ensemble(
     members: int,
     config: TrainConfig | None = None,
     model_config: ModelConfig | None = None,
+    strata: Sequence[str] | None = None,
 ) -> TrainResult:
-    """Train ``members`` rankers with seeds ``seed, seed+1, ...`` and join them into one
-    GraphRanker that averages their scores, each divided by its standard deviation on
-    the training rows (so no member dominates by scale)."""
+    """Train ``members`` rankers with seeds ``seed, seed+1, ...`` (``strata`` as in
+    :func:`train`) and join them into one GraphRanker that averages their scores, each
+    divided by its standard deviation on the training rows (so no member dominates by
+    scale)."""
     cfg = config or TrainConfig()
     mc = model_config or ModelConfig()
     if members <= 1:
-        return train(bench, rows, emb, cfg, replace(mc, members=1))
+        return train(bench, rows, emb, cfg, replace(mc, members=1), strata=strata)
+    one = replace(mc, members=1)
     results = [
-        train(bench, rows, emb, replace(cfg, seed=cfg.seed + k), replace(mc, members=1))
+        train(bench, rows, emb, replace(cfg, seed=cfg.seed + k), replace(one), strata=strata)
         for k in range(members)
     ]
     first = results[0].model.config

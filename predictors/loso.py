@@ -17,7 +17,10 @@ Variants that change the recipe rather than remove a part (see
 * ``set-signals``: the head sees params/FLOPs as percentile ranks within the scored space
   (``globals_norm='set'``), not on the training spaces' scale;
 * ``params-prior``: set signals, and the score is the rank of params plus a bounded learned
-  correction (``prior='params'``): a residual on the best-transferring baseline.
+  correction (``prior='params'``): a residual on the best-transferring baseline;
+* ``prior-short`` (a third of the steps), ``prior-half`` (correction bound 0.5),
+  ``prior-listnet`` (ListNet loss), ``prior-ensemble`` (3 seeds averaged), ``prior-no-graph``,
+  ``prior-no-signals``, ``prior-op-only``: the prior recipe with one more change.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 import numpy as np
 from nas.predictors.bench import Bench
 from nas.predictors.corpus import join
-from nas.predictors.fit import TrainConfig, evaluate_all, train
+from nas.predictors.fit import TrainConfig, evaluate_all, train, train_ensemble
 from nas.predictors.model import ModelConfig
 
 from nas.exceptions import ConfigurationError
@@ -57,7 +60,10 @@ ABLATIONS: dict[str, Callable[[ModelConfig, TrainConfig], Recipe]] = {
     "prior-half": _model(**PRIOR, correction=0.5),
     "prior-short": lambda mc, tc: (replace(mc, **PRIOR), replace(tc, steps=tc.steps // 3)),
     "prior-listnet": lambda mc, tc: (replace(mc, **PRIOR), replace(tc, loss="listnet")),
+    "prior-ensemble": _model(**PRIOR, members=3),
+    "prior-op-only": _model(**PRIOR),
 }
+OP_ONLY = {"op-only text", "prior-op-only"}  # variants trained on op-type-only embeddings
 
 
 def op_only_embeddings(bench: Bench, embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
@@ -95,8 +101,11 @@ def loso(
         table: dict[str, dict[str, Any]] = {}
         for v in variants:
             mc, tc = ABLATIONS[v](replace(model_config), replace(config))
-            e = embs.get(v, emb)
-            res = train(corpus, tr, e, tc, mc, strata=space)
+            e = embs.get("op-only text", emb) if v in OP_ONLY else emb
+            if mc.members > 1:
+                res = train_ensemble(corpus, tr, e, mc.members, tc, mc, strata=space)
+            else:
+                res = train(corpus, tr, e, tc, mc, strata=space)
             rows = evaluate_all(res.model, corpus, e, te)
             name = "ranker" if v == "full" else f"ranker {v}"
             for k, m in rows.items():  # predictor@zc: the ranker on the proxies' rows

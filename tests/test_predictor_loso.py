@@ -210,3 +210,25 @@ def test_unknown_loso_variant_is_a_configuration_error(two_spaces) -> None:
 
     with pytest.raises(ConfigurationError, match="unknown LOSO variant 'fulll'"):
         loso(two_spaces, lambda b: None, TrainConfig(), ModelConfig(), ("fulll",))
+
+
+def test_loso_variants_change_the_recipe_they_name() -> None:
+    """Each recipe variant of the LOSO registry sets what its name says on top of the
+    command line's recipe (and leaves the rest alone)."""
+    from nas.predictors.fit import TrainConfig
+    from nas.predictors.loso import ABLATIONS, OP_ONLY
+    from nas.predictors.model import ModelConfig
+
+    base = ModelConfig(hidden=48), TrainConfig(steps=300, lr=1e-3)
+    got = {name: fn(*base) for name, fn in ABLATIONS.items()}
+    for name, (mc, tc) in got.items():
+        assert mc.hidden == 48 and tc.lr == 1e-3, name
+        prior = name.startswith("prior") or name == "params-prior"
+        assert (mc.prior == "params" and mc.globals_norm == "set") == prior, name
+    assert got["prior-short"][1].steps == 100 and got["params-prior"][1].steps == 300
+    assert got["prior-listnet"][1].loss == "listnet"
+    assert got["prior-ensemble"][0].members == 3
+    assert got["prior-no-graph"][0].layers == 0
+    assert got["prior-half"][0].correction == 0.5
+    assert got["no-signals"][0].globals_mode == "none" and got["set-signals"][0].prior == "none"
+    assert {"op-only text", "prior-op-only"} == OP_ONLY
