@@ -20,7 +20,9 @@ Variants that change the recipe rather than remove a part (see
   correction (``prior='params'``): a residual on the best-transferring baseline;
 * ``prior-short`` (a third of the steps), ``prior-half`` (correction bound 0.5),
   ``prior-listnet`` (ListNet loss), ``prior-ensemble`` (3 seeds averaged), ``prior-no-graph``,
-  ``prior-no-signals``, ``prior-op-only``: the prior recipe with one more change.
+  ``prior-no-signals``, ``prior-op-only``: the prior recipe with one more change;
+* ``prior-listnet-wide``: ListNet, correction bound 2 (half the prior's range), a third of
+  the steps: the best of these by LOSO (README), still short of the issue's target.
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ ABLATIONS: dict[str, Callable[[ModelConfig, TrainConfig], Recipe]] = {
     "prior-listnet": lambda mc, tc: (replace(mc, **PRIOR), replace(tc, loss="listnet")),
     "prior-ensemble": _model(**PRIOR, members=3),
     "prior-op-only": _model(**PRIOR),
+    "prior-listnet-wide": lambda mc, tc: (
+        replace(mc, **PRIOR, correction=2.0),
+        replace(tc, loss="listnet", steps=tc.steps // 3),
+    ),
 }
 OP_ONLY = {"op-only text", "prior-op-only"}  # variants trained on op-type-only embeddings
 

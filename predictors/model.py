@@ -87,14 +87,17 @@ PRIORS = {"params": 0, "flops": 1}  # prior name -> its column in ``ranks``
 
 def set_ranks(params: Sequence[int], flops: Sequence[int]) -> np.ndarray:
     """(n, 2) percentile ranks in [0, 1] of params and FLOPs within one scored set (ties
-    share their mean rank; 0.5 for a set of one)."""
-    from scipy import stats
-
+    share their mean rank; 0.5 for a set of one). Plain numpy: ``nas rank`` needs no scipy."""
     cols = [np.asarray(params, np.float64), np.asarray(flops, np.float64)]
     n = len(cols[0])
     if n < 2:
         return np.full((n, 2), 0.5)
-    return np.stack([(stats.rankdata(c) - 1) / (n - 1) for c in cols], 1)
+    out = np.empty((n, 2))
+    for j, x in enumerate(cols):
+        order = np.argsort(x, kind="stable")
+        _, first, count = np.unique(x[order], return_index=True, return_counts=True)
+        out[order, j] = np.repeat(first + (count - 1) / 2, count) / (n - 1)
+    return out
 
 
 def make_batch(

@@ -230,5 +230,20 @@ def test_loso_variants_change_the_recipe_they_name() -> None:
     assert got["prior-ensemble"][0].members == 3
     assert got["prior-no-graph"][0].layers == 0
     assert got["prior-half"][0].correction == 0.5
+    wide_mc, wide_tc = got["prior-listnet-wide"]
+    assert (wide_mc.correction, wide_tc.loss, wide_tc.steps) == (2.0, "listnet", 100)
     assert got["no-signals"][0].globals_mode == "none" and got["set-signals"][0].prior == "none"
     assert {"op-only text", "prior-op-only"} == OP_ONLY
+
+
+def test_set_ranks_are_percentile_ranks_with_tied_means() -> None:
+    from nas.predictors.model import set_ranks
+    from scipy import stats
+
+    params = np.array([5, 1, 5, 3, 9, 1])
+    flops = np.array([2.0, 7.0, 1.0, 4.0, 3.0, 8.0])
+    r = set_ranks(params, flops)
+    assert np.allclose(r[:, 0], (stats.rankdata(params) - 1) / 5)
+    assert np.allclose(r[:, 1], (stats.rankdata(flops) - 1) / 5)
+    assert r[1, 0] == r[5, 0] == 0.1 and r[4, 0] == 1.0
+    assert np.array_equal(set_ranks([7], [3]), [[0.5, 0.5]])
