@@ -18,8 +18,9 @@ Usage (from the repository root)::
   and CPU seconds; the bench is kept in ``--full-build DIR`` (reused if present).
 * ``--loso SPACE=DIR ...``: the leave-one-space-out table (predictors.loso) over benches
   of several spaces, with ``--variants full,no-signals,no-graph,op-only text`` ablations
-  and the recipe variants ``set-signals``, ``params-prior`` (or the recipe itself chosen by
-  ``--globals-norm``, ``--prior``, ``--prior-weight``, ``--correction``).
+  and the recipe variants of its registry (``set-signals``, ``params-prior``,
+  ``prior-listnet-wide``, ...), or the recipe itself chosen by ``--globals-norm``,
+  ``--prior``, ``--prior-weight``, ``--correction``, ``--loss``.
 * zero-shot: build the 500-cell NB101 bench in ``--nb101 DIR`` (reused if present) and score
   it with predictors trained on NB201 only: the bundled one, and one trained on every cell
   of the full NB201 bench; next to params, FLOPs and the zero-cost proxies.
