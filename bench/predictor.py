@@ -17,7 +17,10 @@ Usage (from the repository root)::
 * full build: time building the bench of all 15,625 NB201 cells (2 worker processes), wall
   and CPU seconds; the bench is kept in ``--full-build DIR`` (reused if present).
 * ``--loso SPACE=DIR ...``: the leave-one-space-out table (predictors.loso) over benches
-  of several spaces, with ``--variants full,no-signals,no-graph,op-only text`` ablations.
+  of several spaces, with ``--variants full,no-signals,no-graph,op-only text`` ablations
+  and the recipe variants of its registry (``set-signals``, ``params-prior``,
+  ``prior-listnet-wide``, ...), or the recipe itself chosen by ``--globals-norm``,
+  ``--prior``, ``--prior-weight``, ``--correction``, ``--loss``.
 * zero-shot: build the 500-cell NB101 bench in ``--nb101 DIR`` (reused if present) and score
   it with predictors trained on NB201 only: the bundled one, and one trained on every cell
   of the full NB201 bench; next to params, FLOPs and the zero-cost proxies.
@@ -88,14 +91,23 @@ def quality(args: argparse.Namespace) -> None:
 def _model_config(args: argparse.Namespace):
     from nas.predictors.model import ModelConfig
 
-    return ModelConfig(globals_mode=args.globals_mode, dropout=args.dropout)
+    return ModelConfig(
+        globals_mode=args.globals_mode,
+        dropout=args.dropout,
+        globals_norm=args.globals_norm,
+        prior=args.prior,
+        prior_weight=args.prior_weight,
+        correction=args.correction,
+    )
 
 
 def _recipe(args: argparse.Namespace) -> str:
     return (
-        f"{args.steps} steps, batch {args.batch}, weight decay {args.weight_decay}, "
-        f"globals {args.globals_mode}, dropout {args.dropout}, {args.members} member(s), "
-        f"seed {args.seed}"
+        f"{args.steps} steps, {args.loss} loss, batch {args.batch}, "
+        f"weight decay {args.weight_decay}, "
+        f"globals {args.globals_mode} ({args.globals_norm}), prior {args.prior} "
+        f"(weight {args.prior_weight}, correction {args.correction}), dropout {args.dropout}, "
+        f"{args.members} member(s), seed {args.seed}"
     )
 
 
@@ -104,7 +116,11 @@ def _train(args: argparse.Namespace, bench, rows, emb):
     from nas.predictors.fit import TrainConfig, train_ensemble
 
     cfg = TrainConfig(
-        steps=args.steps, batch_size=args.batch, seed=args.seed, weight_decay=args.weight_decay
+        steps=args.steps,
+        batch_size=args.batch,
+        seed=args.seed,
+        weight_decay=args.weight_decay,
+        loss=args.loss,
     )
     return train_ensemble(bench, rows, emb, args.members, cfg, _model_config(args))
 
@@ -282,7 +298,11 @@ def loso_cmd(args: argparse.Namespace) -> None:
         benches[name] = Bench.load(folder)
     embedder = Embedder()
     cfg = TrainConfig(
-        steps=args.steps, batch_size=args.batch, seed=args.seed, weight_decay=args.weight_decay
+        steps=args.steps,
+        batch_size=args.batch,
+        seed=args.seed,
+        weight_decay=args.weight_decay,
+        loss=args.loss,
     )
     variants = tuple(args.variants.split(","))
     t0 = time.perf_counter()
@@ -307,6 +327,11 @@ def main() -> None:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--globals-mode", default="mlp", choices=("mlp", "linear", "none"))
     p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--globals-norm", default="train", choices=("train", "set"))
+    p.add_argument("--prior", default="none", choices=("none", "params", "flops"))
+    p.add_argument("--prior-weight", type=float, default=4.0)
+    p.add_argument("--correction", type=float, default=1.0)
+    p.add_argument("--loss", default="pairwise", choices=("pairwise", "listnet"))
     p.add_argument("--members", type=int, default=1, help="ensemble of seeds seed..")
     p.add_argument("--save", default=None)
     p.add_argument("--speed", type=int, default=0)

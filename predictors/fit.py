@@ -1,9 +1,10 @@
 """Training and evaluation of the graph ranker on a bench.
 
-Training minimises a pairwise logistic ranking loss over all pairs in a random batch
-(optionally plus MSE on the standardised label) with AdamW. Evaluation reports Kendall
-tau, Spearman and precision at the top 5% for the predictor and for the parameter-count
-and FLOPs baselines on the same rows. Splits go by group (NB201: isomorphism class).
+Training minimises a ranking loss over a random batch (``TrainConfig.loss``: pairwise
+logistic over all pairs, or listwise ListNet; optionally plus MSE on the standardised
+label) with AdamW. Evaluation reports Kendall tau, Spearman and precision at the top 5%
+for the predictor and for the parameter-count and FLOPs baselines on the same rows.
+Splits go by group (NB201: isomorphism class).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from nas.predictors.bench import Bench
-from nas.predictors.model import GraphRanker, ModelConfig, make_batch
+from nas.predictors.model import GraphRanker, ModelConfig, make_batch, set_ranks
 from scipy import stats
 
 from nas.exceptions import ConfigurationError
@@ -32,6 +33,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     mse_weight: float = 0.0
+    loss: str = "pairwise"  # a name in LOSSES: "pairwise" (logistic) or "listnet"
     label: str | None = None  # the bench's first label when None
     seed: int = 0
 
@@ -93,8 +95,35 @@ def pairwise_loss(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.softplus(-ds[better]).mean()
 
 
-def _batch(bench: Bench, emb: np.ndarray, rows: Sequence[int]):
-    return make_batch(emb, [bench.graph(i) for i in rows], bench.params[rows], bench.flops[rows])
+def listnet_loss(scores: torch.Tensor, y: torch.Tensor, temperature: float = 0.25) -> torch.Tensor:
+    """ListNet (Cao et al., 2007): cross-entropy between the softmax of the standardised
+    labels (``temperature`` sharpens it towards the top) and the softmax of the scores, a
+    listwise loss that weighs the order near the top more than pairs far below it."""
+    target = torch.softmax(y / temperature, 0)
+    return -(target * torch.log_softmax(scores, 0)).sum()
+
+
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "pairwise": pairwise_loss,
+    "listnet": listnet_loss,
+}
+
+
+def _batch(bench: Bench, emb: np.ndarray, rows: Sequence[int], ranks: np.ndarray | None = None):
+    """A GraphBatch of ``rows``; ``ranks``: their params/FLOPs ranks in the scored set."""
+    p, f = bench.params[rows], bench.flops[rows]
+    return make_batch(emb, [bench.graph(i) for i in rows], p, f, ranks)
+
+
+def row_ranks(bench: Bench, rows: np.ndarray, strata: Sequence[str] | None = None) -> np.ndarray:
+    """(len(rows), 2) params/FLOPs percentile ranks of ``rows``, within each stratum (a
+    space) when given, else within ``rows``: the set a ranker with set globals sees."""
+    out = np.zeros((len(rows), 2))
+    keys = [strata[int(r)] for r in rows] if strata is not None else [""] * len(rows)
+    for k in set(keys):
+        m = np.array([x == k for x in keys])
+        out[m] = set_ranks(bench.params[rows[m]], bench.flops[rows[m]])
+    return out
 
 
 def train(
@@ -114,6 +143,9 @@ def train(
     rows = np.asarray(rows)
     if len(rows) < 2:
         raise ConfigurationError("training needs at least 2 rows.")
+    if cfg.loss not in LOSSES:
+        raise ConfigurationError(f"unknown loss {cfg.loss!r}; choose {', '.join(LOSSES)}.")
+    loss_fn = LOSSES[cfg.loss]
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     y_all = bench.label(cfg.label)
@@ -129,6 +161,7 @@ def train(
     losses: list[float] = []
     t0 = time.perf_counter()
     model.train()
+    ranks = dict(zip(rows.tolist(), row_ranks(bench, rows, strata), strict=True))
     pools = [rows]
     if strata is not None:
         by = {}
@@ -139,8 +172,8 @@ def train(
         pool = pools[step % len(pools)]
         pick = rng.choice(pool, size=min(cfg.batch_size, len(pool)), replace=False)
         y = torch.as_tensor((y_all[pick] - y_mu) / y_sd, dtype=torch.float32)
-        s = model(_batch(bench, emb, pick))
-        loss = pairwise_loss(s, y)
+        s = model(_batch(bench, emb, pick, np.array([ranks[int(r)] for r in pick])))
+        loss = loss_fn(s, y)
         total = loss + cfg.mse_weight * torch.mean((s - y) ** 2) if cfg.mse_weight else loss
         opt.zero_grad()
         total.backward()
@@ -160,16 +193,19 @@ def train_ensemble(
     members: int,
     config: TrainConfig | None = None,
     model_config: ModelConfig | None = None,
+    strata: Sequence[str] | None = None,
 ) -> TrainResult:
-    """Train ``members`` rankers with seeds ``seed, seed+1, ...`` and join them into one
-    GraphRanker that averages their scores, each divided by its standard deviation on
-    the training rows (so no member dominates by scale)."""
+    """Train ``members`` rankers with seeds ``seed, seed+1, ...`` (``strata`` as in
+    :func:`train`) and join them into one GraphRanker that averages their scores, each
+    divided by its standard deviation on the training rows (so no member dominates by
+    scale)."""
     cfg = config or TrainConfig()
     mc = model_config or ModelConfig()
     if members <= 1:
-        return train(bench, rows, emb, cfg, replace(mc, members=1))
+        return train(bench, rows, emb, cfg, replace(mc, members=1), strata=strata)
+    one = replace(mc, members=1)
     results = [
-        train(bench, rows, emb, replace(cfg, seed=cfg.seed + k), replace(mc, members=1))
+        train(bench, rows, emb, replace(cfg, seed=cfg.seed + k), replace(one), strata=strata)
         for k in range(members)
     ]
     first = results[0].model.config
@@ -185,12 +221,14 @@ def train_ensemble(
 
 
 def predict(model: GraphRanker, bench: Bench, emb: np.ndarray, rows: Sequence[int]) -> np.ndarray:
-    """Scores of ``rows``."""
+    """Scores of ``rows`` (one scored set: set ranks are taken over all of them)."""
     rows = np.asarray(rows)
+    ranks = row_ranks(bench, rows)
     out = []
     with torch.no_grad():
         for i in range(0, len(rows), 256):
-            out.append(model(_batch(bench, emb, rows[i : i + 256])).numpy())
+            b = _batch(bench, emb, rows[i : i + 256], ranks[i : i + 256])
+            out.append(model(b).numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
 

@@ -8,7 +8,13 @@ residual, LayerNorm). Mean and max pooling per graph, joined with two global fea
 higher means better. Options (defaults give the v1 model, so old configs load): the
 globals as a separate linear term or left out (``globals_mode``), dropout on the pooled
 features, and an ensemble of ``members`` rankers whose scaled scores are averaged.
-Many graphs are batched by concatenating their nodes with offsets.
+Two options make a ranker transfer to spaces of other sizes: ``globals_norm='set'`` gives
+the head each graph's percentile rank of params and FLOPs within the set being scored
+(one space, one folder) instead of the training scale, and ``prior='params'`` (or
+``'flops'``) makes the score that rank times ``prior_weight`` plus a learned correction
+bounded by ``correction`` (a residual on the signal, so the ranking cannot drift far from
+it). Many graphs are batched by concatenating their nodes with offsets; ``ranks`` carries
+the set ranks (the batch's own when the caller gives none).
 
 Weights are saved as ``model.safetensors`` plus ``config.json`` (never pickle).
 """
@@ -52,6 +58,14 @@ class ModelConfig:
     globals_mode: str = "mlp"
     dropout: float = 0.0  # on the pooled features, training only
     members: int = 1  # > 1: an ensemble of that many rankers, their scaled scores averaged
+    # "train": globals standardised with the training rows' mean/std (v1); "set": each
+    # graph's percentile rank within the scored set, minus 0.5 (scale-free across spaces)
+    globals_norm: str = "train"
+    # "none" (v1), "params" or "flops": score = prior_weight * (set rank - 0.5) of that
+    # signal + correction * tanh(head), a bounded correction on top of the signal's ranking
+    prior: str = "none"
+    prior_weight: float = 4.0
+    correction: float = 1.0
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -65,6 +79,25 @@ class GraphBatch:
     graph: torch.Tensor  # (N,) long
     globals: torch.Tensor  # (G, n_globals) float, raw (log10 params, log10 FLOPs)
     num_graphs: int
+    ranks: torch.Tensor | None = None  # (G, 2): percentile ranks of params, FLOPs in the set
+
+
+PRIORS = {"params": 0, "flops": 1}  # prior name -> its column in ``ranks``
+
+
+def set_ranks(params: Sequence[int], flops: Sequence[int]) -> np.ndarray:
+    """(n, 2) percentile ranks in [0, 1] of params and FLOPs within one scored set (ties
+    share their mean rank; 0.5 for a set of one). Plain numpy: ``nas rank`` needs no scipy."""
+    cols = [np.asarray(params, np.float64), np.asarray(flops, np.float64)]
+    n = len(cols[0])
+    if n < 2:
+        return np.full((n, 2), 0.5)
+    out = np.empty((n, 2))
+    for j, x in enumerate(cols):
+        order = np.argsort(x, kind="stable")
+        _, first, count = np.unique(x[order], return_index=True, return_counts=True)
+        out[order, j] = np.repeat(first + (count - 1) / 2, count) / (n - 1)
+    return out
 
 
 def make_batch(
@@ -72,8 +105,10 @@ def make_batch(
     graphs: Sequence[tuple[np.ndarray, np.ndarray]],
     params: Sequence[int],
     flops: Sequence[int],
+    ranks: np.ndarray | None = None,
 ) -> GraphBatch:
-    """Batch graphs given as (text indices into ``vocab_emb``, local edges)."""
+    """Batch graphs given as (text indices into ``vocab_emb``, local edges); ``ranks``:
+    their params/FLOPs ranks within the whole scored set (default: within this batch)."""
     idx, edges, member = [], [], []
     offset = 0
     for k, (ti, ed) in enumerate(graphs):
@@ -94,6 +129,9 @@ def make_batch(
         graph=torch.from_numpy(cat(member) if member else np.zeros(0, np.int64)),
         globals=torch.as_tensor(g, dtype=torch.float32).reshape(len(graphs), 2),
         num_graphs=len(graphs),
+        ranks=torch.as_tensor(
+            set_ranks(params, flops) if ranks is None else ranks, dtype=torch.float32
+        ).reshape(len(graphs), 2),
     )
 
 
@@ -138,6 +176,10 @@ class GraphRanker(nn.Module):
         self.rounds = nn.ModuleList(MessagePassing(c.hidden) for _ in range(c.layers))
         if c.globals_mode not in ("mlp", "linear", "none"):
             raise PredictorError(f"unknown globals_mode {c.globals_mode!r}.")
+        if c.globals_norm not in ("train", "set"):
+            raise PredictorError(f"unknown globals_norm {c.globals_norm!r}.")
+        if c.prior != "none" and c.prior not in PRIORS:
+            raise PredictorError(f"unknown prior {c.prior!r}; choose none, params or flops.")
         in_head = 2 * c.hidden + (c.n_globals if c.globals_mode == "mlp" else 0)
         self.drop = nn.Dropout(c.dropout)  # no weights: old state dicts still load
         self.head = nn.Sequential(
@@ -163,14 +205,22 @@ class GraphRanker(nn.Module):
         mean = torch.zeros(g, h.shape[1]).index_add_(0, b.graph, h) / count.clamp(min=1)
         idx = b.graph.unsqueeze(1).expand_as(h)
         mx = torch.full((g, h.shape[1]), -1e4).scatter_reduce(0, idx, h, "amax")
-        glob = (b.globals - self.g_mean) / self.g_std
-        mode = self.config.globals_mode
-        if mode == "mlp":
-            return self.head(self.drop(torch.cat([mean, mx, glob], 1))).squeeze(1)
-        score = self.head(self.drop(torch.cat([mean, mx], 1))).squeeze(1)
-        if mode == "linear":
-            score = score + self.glob_lin(glob).squeeze(1)
-        return score
+        c = self.config
+        ranks = b.ranks
+        if ranks is None:  # a batch built by hand: it is its own set
+            ranks = torch.as_tensor(set_ranks(*b.globals.numpy().T), dtype=torch.float32)
+        norm = c.globals_norm == "set"
+        glob = ranks - 0.5 if norm else (b.globals - self.g_mean) / self.g_std
+        if c.globals_mode == "mlp":
+            score = self.head(self.drop(torch.cat([mean, mx, glob], 1))).squeeze(1)
+        else:
+            score = self.head(self.drop(torch.cat([mean, mx], 1))).squeeze(1)
+            if c.globals_mode == "linear":
+                score = score + self.glob_lin(glob).squeeze(1)
+        if c.prior == "none":
+            return score
+        prior = ranks[:, PRIORS[c.prior]] - 0.5
+        return c.prior_weight * prior + c.correction * torch.tanh(score)
 
     def save(self, folder: str | Path) -> Path:
         """Write ``model.safetensors`` and ``config.json`` into ``folder``."""
@@ -241,20 +291,22 @@ class Predictor:
         return self._embedder
 
     def score_records(self, records: Sequence[Any], batch_size: int = 64) -> np.ndarray:
-        """Scores of GraphRecords (texts, edges, params, flops); higher is better."""
+        """Scores of GraphRecords (texts, edges, params, flops); higher is better. The
+        records are one scored set (a model with set globals ranks their sizes among them)."""
         vocab: dict[str, int] = {}
         graphs = []
         for r in records:
             ti = np.array([vocab.setdefault(t, len(vocab)) for t in r.texts], np.int64)
             graphs.append((ti, np.asarray(r.edges, np.int64).reshape(-1, 2)))
         emb = self.embedder.embed(list(vocab)) if vocab else np.zeros((0, 384), np.float32)
+        ranks = set_ranks([r.params for r in records], [r.flops for r in records])
         out = []
         with torch.no_grad():
             for i in range(0, len(records), batch_size):
                 part = records[i : i + batch_size]
                 b = make_batch(
                     emb, graphs[i : i + batch_size], [r.params for r in part],
-                    [r.flops for r in part],
+                    [r.flops for r in part], ranks[i : i + batch_size],
                 )  # fmt: skip
                 out.append(self.model(b).numpy())
         return np.concatenate(out) if out else np.zeros(0, np.float32)

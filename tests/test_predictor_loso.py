@@ -61,7 +61,7 @@ def test_loso_table_has_the_ranker_every_baseline_and_ablation(two_spaces, tmp_p
         lambda b: vocab_embeddings(b, embedder),
         TrainConfig(steps=20, batch_size=16),
         ModelConfig(),
-        ("full", "no-signals", "op-only text", "no-graph"),
+        ("full", "no-signals", "op-only text", "no-graph", "params-prior"),
         embedder.embed,
         log=lambda _: None,
     )
@@ -69,9 +69,181 @@ def test_loso_table_has_the_ranker_every_baseline_and_ablation(two_spaces, tmp_p
     for held, table in result.items():
         names = set(table)
         assert {"ranker", "ranker no-signals", "ranker op-only text", "ranker no-graph"} <= names
+        assert "ranker params-prior" in names
         assert {"params", "flops", "depth", "nodes"} <= names
         n = 80 if held == "a" else 70
         assert all(m["rows"] == n for k, m in table.items() if not k.startswith("nwot"))
         assert all(-1 <= table[k]["spearman"] <= 1 for k in ("ranker", "params"))
     text = format_loso(result)
     assert "held out: a" in text and "ranker - best baseline" in text
+    assert "ranker params-prior - best baseline" in text
+
+
+@pytest.fixture(scope="module")
+def fixture_emb(tmp_path_factory):
+    """The 150-cell fixture bench and its vocabulary embeddings."""
+    from nas.predictors.bench import Bench
+    from nas.predictors.embed import Embedder
+    from nas.predictors.fit import vocab_embeddings
+
+    bench = Bench.load(FIXTURE)
+    cache = tmp_path_factory.mktemp("emb")
+    return bench, vocab_embeddings(bench, Embedder(cache_dir=cache))
+
+
+def _scaled(bench, factor: float):
+    """A copy of ``bench`` whose networks are all ``factor`` times larger (another space's
+    size range, same order within it)."""
+    out = bench.subset(range(len(bench)))
+    out.params = (bench.params * factor).astype(bench.params.dtype)
+    out.flops = (bench.flops * factor).astype(bench.flops.dtype)
+    return out
+
+
+def _train_small(bench, emb, **mc):
+    from nas.predictors.fit import TrainConfig, train
+    from nas.predictors.model import ModelConfig
+
+    cfg = TrainConfig(steps=15, batch_size=16, seed=0)
+    return train(bench, np.arange(100), emb, cfg, ModelConfig(hidden=16, layers=1, **mc)).model
+
+
+def test_set_globals_ignore_a_space_s_size_scale(fixture_emb) -> None:
+    """With set globals, a space of networks 1,000 times larger (NB101 against NB201) is
+    scored as its sizes rank within it; the v1 globals see sizes outside training."""
+    from nas.predictors.fit import predict
+
+    bench, emb = fixture_emb
+    big = _scaled(bench, 1000)
+    rows = np.arange(100, 150)
+    for norm, same in (("set", True), ("train", False)):
+        model = _train_small(bench, emb, globals_norm=norm)
+        a, b = predict(model, bench, emb, rows), predict(model, big, emb, rows)
+        assert np.allclose(a, b, atol=1e-5) == same, norm
+
+
+def test_set_ranks_cover_the_whole_scored_set(fixture_emb) -> None:
+    """predict and Predictor.score_records rank sizes over every scored row, not per batch:
+    scores do not depend on the batch size."""
+    from nas.predictors.bench import GraphRecord
+    from nas.predictors.fit import predict
+    from nas.predictors.model import Predictor
+
+    bench, emb = fixture_emb
+    model = _train_small(bench, emb, globals_norm="set", prior="params")
+    rows = np.arange(150)
+    records = []
+    for i in rows:
+        ti, ed = bench.graph(int(i))
+        texts = [bench.vocab[t] for t in ti]
+        records.append(GraphRecord(texts, [tuple(e) for e in ed.tolist()], int(bench.params[i]),
+                                   int(bench.flops[i])))  # fmt: skip
+
+    class Table:  # the bench's own embeddings, looked up by text
+        def embed(self, texts):
+            return emb[[bench.vocab.index(t) for t in texts]]
+
+    pred = Predictor(model, Table())
+    whole, tiny = pred.score_records(records, 256), pred.score_records(records, 3)
+    assert np.allclose(whole, tiny, atol=1e-5)
+    assert np.allclose(whole, predict(model, bench, emb, rows), atol=1e-5)
+
+
+def test_params_prior_keeps_the_ranking_near_params(fixture_emb, tmp_path) -> None:
+    """The residual variant: score = prior_weight * (params rank - 0.5) + a correction
+    bounded by ``correction``; with no correction it ranks exactly as params."""
+    from nas.predictors.fit import predict
+    from nas.predictors.model import GraphRanker, set_ranks
+    from scipy import stats
+
+    bench, emb = fixture_emb
+    rows = np.arange(100, 150)
+    prior = 4.0 * (set_ranks(bench.params[rows], bench.flops[rows])[:, 0] - 0.5)
+    model = _train_small(bench, emb, globals_norm="set", prior="params", correction=0.5)
+    s = predict(model, bench, emb, rows)
+    assert np.abs(s - prior).max() <= 0.5 + 1e-6
+    assert np.abs(s - prior).max() > 1e-3  # the correction is used
+    assert stats.spearmanr(s, bench.params[rows])[0] > 0.9
+    same = GraphRanker.load(model.save(tmp_path / "m"))
+    assert same.config.prior == "params" and same.config.globals_norm == "set"
+    assert np.allclose(predict(same, bench, emb, rows), s, atol=1e-6)
+    flat = _train_small(bench, emb, globals_norm="set", prior="params", correction=0.0)
+    s0 = predict(flat, bench, emb, rows)
+    assert stats.spearmanr(s0, bench.params[rows])[0] == pytest.approx(1.0)
+
+
+def test_unknown_prior_or_norm_is_a_predictor_error() -> None:
+    from nas.predictors.model import GraphRanker, ModelConfig, PredictorError
+
+    with pytest.raises(PredictorError, match="prior"):
+        GraphRanker(ModelConfig(prior="nwot"))
+    with pytest.raises(PredictorError, match="globals_norm"):
+        GraphRanker(ModelConfig(globals_norm="global"))
+
+
+def test_listnet_loss_prefers_the_true_order_and_names_are_checked(fixture_emb) -> None:
+    import torch
+    from nas.predictors.fit import TrainConfig, listnet_loss, train
+
+    from nas.exceptions import ConfigurationError
+
+    y = torch.tensor([2.0, 1.0, 0.0, -1.0])
+    right, wrong = listnet_loss(y.clone(), y), listnet_loss(-y, y)
+    assert right < wrong
+    # the top matters more than the bottom: swapping the two best costs more than the two worst
+    top = listnet_loss(torch.tensor([1.0, 2.0, 0.0, -1.0]), y)
+    bottom = listnet_loss(torch.tensor([2.0, 1.0, -1.0, 0.0]), y)
+    assert top > bottom > right
+    bench, emb = fixture_emb
+    res = train(bench, np.arange(100), emb, TrainConfig(steps=30, batch_size=16, loss="listnet"))
+    assert np.mean(res.losses[-10:]) < np.mean(res.losses[:10])
+    with pytest.raises(ConfigurationError, match="unknown loss"):
+        train(bench, np.arange(100), emb, TrainConfig(steps=1, loss="hinge"))
+
+
+def test_unknown_loso_variant_is_a_configuration_error(two_spaces) -> None:
+    from nas.predictors.fit import TrainConfig
+    from nas.predictors.loso import loso
+    from nas.predictors.model import ModelConfig
+
+    from nas.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="unknown LOSO variant 'fulll'"):
+        loso(two_spaces, lambda b: None, TrainConfig(), ModelConfig(), ("fulll",))
+
+
+def test_loso_variants_change_the_recipe_they_name() -> None:
+    """Each recipe variant of the LOSO registry sets what its name says on top of the
+    command line's recipe (and leaves the rest alone)."""
+    from nas.predictors.fit import TrainConfig
+    from nas.predictors.loso import ABLATIONS, OP_ONLY
+    from nas.predictors.model import ModelConfig
+
+    base = ModelConfig(hidden=48), TrainConfig(steps=300, lr=1e-3)
+    got = {name: fn(*base) for name, fn in ABLATIONS.items()}
+    for name, (mc, tc) in got.items():
+        assert mc.hidden == 48 and tc.lr == 1e-3, name
+        prior = name.startswith("prior") or name == "params-prior"
+        assert (mc.prior == "params" and mc.globals_norm == "set") == prior, name
+    assert got["prior-short"][1].steps == 100 and got["params-prior"][1].steps == 300
+    assert got["prior-listnet"][1].loss == "listnet"
+    assert got["prior-ensemble"][0].members == 3
+    assert got["prior-no-graph"][0].layers == 0
+    assert got["prior-half"][0].correction == 0.5
+    wide_mc, wide_tc = got["prior-listnet-wide"]
+    assert (wide_mc.correction, wide_tc.loss, wide_tc.steps) == (2.0, "listnet", 100)
+    assert got["no-signals"][0].globals_mode == "none" and got["set-signals"][0].prior == "none"
+    assert {"op-only text", "prior-op-only"} == OP_ONLY
+
+
+def test_set_ranks_are_percentile_ranks_with_tied_means() -> None:
+    from nas.predictors.model import set_ranks
+    from scipy import stats
+
+    params = np.array([5, 1, 5, 3, 9, 1])
+    flops = np.array([2.0, 7.0, 1.0, 4.0, 3.0, 8.0])
+    r = set_ranks(params, flops)
+    assert np.allclose(r[:, 0], (stats.rankdata(params) - 1) / 5)
+    assert np.allclose(r[:, 1], (stats.rankdata(flops) - 1) / 5)
+    assert r[1, 0] == r[5, 0] == 0.1 and r[4, 0] == 1.0
+    assert np.array_equal(set_ranks([7], [3]), [[0.5, 0.5]])
