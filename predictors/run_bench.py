@@ -10,7 +10,7 @@ their reason.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,124 @@ def arch_record(node: Any, space: Any, folder: str) -> GraphRecord:
         path.unlink()
 
 
+# run.json fields that decide what a trial's accuracy means: runs that differ in any of
+# them cannot share a bench (their labels are not comparable)
+PROTOCOL = ("space", "dataset", "epochs", "preset", "size")
+
+
+def protocol(info: dict[str, Any]) -> dict[str, Any]:
+    """The labelling protocol of a run (its run.json as ``info``): space, dataset, epochs,
+    preset, data size and evaluator."""
+    opts = info["options"]
+    return {**{k: opts.get(k) for k in PROTOCOL}, "evaluator": info.get("evaluator")}
+
+
+def check_protocols(runs: Sequence[tuple[str | Path, dict[str, Any]]]) -> dict[str, Any]:
+    """The runs' shared protocol; a ConfigurationError naming the first field and run that
+    differ from the first run's."""
+    first, base = runs[0][0], protocol(runs[0][1])
+    for run, info in runs[1:]:
+        p = protocol(info)
+        for k, v in base.items():
+            if p[k] != v:
+                raise ConfigurationError(
+                    f"{run} has {k} {p[k]!r} but {first} has {v!r}; one bench takes runs "
+                    "of one protocol (space, dataset, epochs, preset, size, evaluator)."
+                )
+    return base
+
+
+def merge_trials(trials: Iterable[Any]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(architectures in first-seen order, mean accuracy, number of trials) of the
+    successful ``trials``: an architecture trained several times keeps its mean label."""
+    seen: dict[str, list[float]] = {}
+    for t in trials:
+        if t.ok and LABEL in t.values:
+            seen.setdefault(t.arch, []).append(float(t.values[LABEL]))
+    archs = list(seen)
+    return (
+        archs,
+        np.array([np.mean(seen[a]) for a in archs]),
+        np.array([len(seen[a]) for a in archs], int),
+    )
+
+
+def repeat_sd(trials: Iterable[Any]) -> float | None:
+    """Pooled standard deviation of the accuracy of architectures trained more than once
+    (the label noise of the protocol), or None when none was."""
+    seen: dict[str, list[float]] = {}
+    for t in trials:
+        if t.ok and LABEL in t.values:
+            seen.setdefault(t.arch, []).append(float(t.values[LABEL]))
+    reps = [np.asarray(v) for v in seen.values() if len(v) > 1]
+    if not reps:
+        return None
+    ss = sum(float(((v - v.mean()) ** 2).sum()) for v in reps)
+    return float(np.sqrt(ss / sum(len(v) - 1 for v in reps)))
+
+
+def build_runs_bench(
+    runs: Sequence[tuple[str | Path, dict[str, Any], Sequence[Any]]],
+    out: str | Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Bench, list[str]]:
+    """A bench of the successful trials of several search runs of one protocol (each
+    ``(run folder, run.json, trial records)``), identical architectures merged with their
+    mean accuracy, and the reasons of skipped ones."""
+    from nas.dsl import parse_arch
+    from nas.space import load_space
+
+    if not runs:
+        raise ConfigurationError("give at least one search run.")
+    proto = check_protocols([(r, i) for r, i, _ in runs])
+    trials = [t for _, _, ts in runs for t in ts]
+    archs, labels, counts = merge_trials(trials)
+    if not archs:
+        who = f"{runs[0][0]} has" if len(runs) == 1 else f"none of the {len(runs)} runs has"
+        raise ConfigurationError(f"{who} no successful trial with an accuracy yet.")
+    opts = runs[0][1]["options"]
+    if str(opts["space"]).startswith("zoo:"):
+        raise ConfigurationError("bench from-run handles grammar spaces, not zoo families.")
+    shape, classes = _input(opts)
+    space = load_space(opts["space"]).with_input(shape, classes)
+    records, keep, skipped = [], [], []
+    number = {}
+    for t in trials:
+        number.setdefault(t.arch, t.number)
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, arch in enumerate(archs):
+            try:
+                records.append(arch_record(parse_arch(arch), space, tmp))
+            except NasError as e:
+                skipped.append(f"trial {number[arch]}: {e}".splitlines()[0])
+            else:
+                keep.append(k)
+            if progress:
+                progress(k + 1)
+    if not records:
+        who = runs[0][0] if len(runs) == 1 else f"the {len(runs)} runs"
+        raise ConfigurationError(f"no trial of {who} could be exported.")
+    sources = [str(Path(r).resolve()) for r, _, _ in runs]
+    meta = {
+        "space": opts["space"],
+        "dataset": opts["dataset"],
+        "source": f"search run {sources[0]}" if len(runs) == 1 else "search runs",
+        "runs": sources,
+        "protocol": proto,
+        "label": f"trial accuracy on {opts['dataset']} after {opts.get('epochs')} epochs"
+        + (", mean over repeats" if counts.max() > 1 else ""),
+        "trials": int(counts.sum()),
+        "repeats": [int(counts[k]) for k in keep],
+        "repeat_sd": repeat_sd(trials),
+        "groups": "graph-hash",
+    }
+    names = [archs[k] for k in keep]
+    bench = Bench.from_records(records, names, labels[keep][:, None], [LABEL], None, meta)
+    if out is not None:
+        bench.save(out)
+    return bench, skipped
+
+
 def build_run_bench(
     run: str | Path,
     info: dict[str, Any],
@@ -66,39 +184,4 @@ def build_run_bench(
 ) -> tuple[Bench, list[str]]:
     """A bench of the successful ``trials`` of the search run in ``run`` (its run.json as
     ``info``; records with ``arch`` and ``values``) and the reasons of skipped ones."""
-    from nas.dsl import parse_arch
-    from nas.space import load_space
-
-    trials = [t for t in trials if t.ok and LABEL in t.values]
-    if not trials:
-        raise ConfigurationError(f"{run} has no successful trial with an accuracy yet.")
-    opts = info["options"]
-    if str(opts["space"]).startswith("zoo:"):
-        raise ConfigurationError("bench from-run handles grammar spaces, not zoo families.")
-    shape, classes = _input(opts)
-    space = load_space(opts["space"]).with_input(shape, classes)
-    records, names, labels, skipped = [], [], [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        for k, t in enumerate(trials):
-            try:
-                records.append(arch_record(parse_arch(t.arch), space, tmp))
-            except NasError as e:
-                skipped.append(f"trial {t.number}: {e}".splitlines()[0])
-            else:
-                names.append(t.arch)
-                labels.append(t.values[LABEL])
-            if progress:
-                progress(k + 1)
-    if not records:
-        raise ConfigurationError(f"no trial of {run} could be exported.")
-    meta = {
-        "space": opts["space"],
-        "dataset": opts["dataset"],
-        "source": f"search run {Path(run).resolve()}",
-        "label": f"trial accuracy on {opts['dataset']}",
-        "groups": "graph-hash",
-    }
-    bench = Bench.from_records(records, names, np.array(labels)[:, None], [LABEL], None, meta)
-    if out is not None:
-        bench.save(out)
-    return bench, skipped
+    return build_runs_bench([(run, info, trials)], out, progress)

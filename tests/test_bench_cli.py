@@ -134,3 +134,58 @@ def test_predictor_train_and_eval(nas_cli, tmp_path, cache) -> None:
 
     code, _, err = nas_cli("predictor", "eval", "--bench", str(bench), "--label", "nope")
     assert code == 2 and "has no label 'nope'" in err
+
+
+def test_bench_from_several_runs(nas_cli, tmp_path) -> None:
+    import json
+
+    from nas.predictors.bench import Bench
+    from nas.searches.store import RunStore
+
+    for seed in ("0", "1"):
+        code, _, err = nas_cli(
+            "search", "--space", "nb201", "--dataset", "nb201:cifar10", "--strategy", "rs",
+            "--trials", "3", "--seed", seed, "--run-dir", str(tmp_path / f"run{seed}"),
+        )  # fmt: skip
+        assert code == 0, err
+    shutil.copytree(tmp_path / "run0", tmp_path / "again")  # every architecture twice
+    runs = [str(tmp_path / r) for r in ("run0", "run1", "again")]
+    code, out, err = nas_cli("bench", "from-run", *runs, "-o", str(tmp_path / "b"))
+    assert code == 0, err
+    b = Bench.load(tmp_path / "b")
+    labels: dict[str, list[float]] = {}
+    for r in ("run0", "run1", "again"):
+        for t in RunStore(tmp_path / r, create=False).records():
+            labels.setdefault(t.arch, []).append(t.values["accuracy"])
+    assert b.names == list(labels)
+    assert np.allclose(b.label(), [np.mean(v) for v in labels.values()])
+    assert b.meta["trials"] == 9 and len(b.meta["runs"]) == 3
+    assert b.meta["protocol"]["dataset"] == "nb201:cifar10"
+    assert f"{len(b)} records from 3 runs (9 trials)" in out
+
+    info = json.loads((tmp_path / "again" / "run.json").read_text())
+    info["options"]["epochs"] = 99
+    (tmp_path / "again" / "run.json").write_text(json.dumps(info))
+    code, _, err = nas_cli("bench", "from-run", *runs, "-o", str(tmp_path / "c"))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "has epochs 99 but" in err and "one protocol" in err
+    assert not (tmp_path / "c").exists()
+
+
+def test_merge_trials_keeps_mean_label_and_measures_repeat_noise() -> None:
+    from nas.predictors.run_bench import merge_trials, repeat_sd
+    from nas.searches.store import TrialRecord
+
+    def rec(n: int, arch: str, acc: float | None, status: str = "ok") -> TrialRecord:
+        return TrialRecord(n, arch, status, values={} if acc is None else {"accuracy": acc})
+
+    trials = [
+        rec(0, "a", 0.5), rec(1, "b", 0.2), rec(2, "a", 0.7), rec(3, "c", None),
+        rec(4, "d", 0.9, "timeout"), rec(5, "b", 0.2),
+    ]  # fmt: skip
+    archs, labels, counts = merge_trials(trials)
+    assert archs == ["a", "b"]
+    assert np.allclose(labels, [0.6, 0.2]) and counts.tolist() == [2, 2]
+    # pooled over a (0.5, 0.7: squares 0.02) and b (no spread), 2 degrees of freedom
+    assert repeat_sd(trials) == pytest.approx(0.1)
+    assert repeat_sd(trials[:2]) is None

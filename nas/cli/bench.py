@@ -130,21 +130,36 @@ def bench_build(
 
 @bench_app.command("from-run")
 def bench_from_run(
-    run: Annotated[Path, typer.Argument(help="A finished search run directory.")],
+    runs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Finished search run directories of one protocol (space, dataset, epochs).",
+            show_default=False,
+        ),
+    ],
     output: OutOpt,
 ) -> None:
-    """Turn a search run's successful trials into a bench (label: their accuracy)."""
-    from nas.predictors.run_bench import build_run_bench
+    """Turn search runs' successful trials into one bench (label: their accuracy, the mean
+    where an architecture was trained more than once)."""
+    from nas.predictors.run_bench import build_runs_bench, merge_trials
     from nas.searches.store import open_run
 
     _output(output)
-    if not run.is_dir():
-        raise ConfigurationError(f"{run} is not a directory (give a search run's folder).")
-    info, store = open_run(run)
-    trials = [r for r in store.records() if r.ok]
-    with _progress(len(trials), "trials") as update:
-        bench, skipped = build_run_bench(run, info, trials, out=output, progress=update)
-    out.print(f"wrote {output}: {len(bench)} records from {run}, label {bench.label_names[0]}")
+    loaded = []
+    for run in runs:
+        if not run.is_dir():
+            raise ConfigurationError(f"{run} is not a directory (give a search run's folder).")
+        info, store = open_run(run)
+        loaded.append((run, info, [r for r in store.records() if r.ok]))
+    total = len(merge_trials(t for _, _, ts in loaded for t in ts)[0])
+    with _progress(total, "architectures") as update:
+        bench, skipped = build_runs_bench(loaded, out=output, progress=update)
+    source = str(runs[0]) if len(runs) == 1 else f"{len(runs)} runs"
+    trials = bench.meta["trials"]
+    merged = f" ({trials} trials)" if trials != len(bench) + len(skipped) else ""
+    out.print(
+        f"wrote {output}: {len(bench)} records from {source}{merged}, label {bench.label_names[0]}"
+    )
     for reason in skipped:
         out.print(f"skipped {reason}", markup=False)
 
