@@ -99,9 +99,9 @@ class SearchConfig:
             self.final_epochs is not None and self.final_epochs < 0
         ):
             raise ConfigurationError("--epochs must be at least 1 and --final-epochs at least 0.")
-        if self.trial_time is not None and self.trial_time <= 0:
+        if self.trial_time is not None and not self.trial_time > 0:  # nan too
             raise ConfigurationError(f"--trial-time must be positive, but got {self.trial_time}.")
-        if self.time_budget is not None and self.time_budget <= 0:
+        if self.time_budget is not None and not self.time_budget > 0:
             raise ConfigurationError(
                 f"--time-budget must be positive, but got {self.time_budget}."
             )

@@ -90,6 +90,9 @@ def test_a_resume_keeps_what_defines_the_run(tmp_path) -> None:
         ({"strategy": "bo"}, "unknown strategy 'bo'"),
         ({"space": "einspace"}, "needs --space nb201"),
         ({"trial_time": -1.0}, "--trial-time must be positive"),
+        ({"trial_time": float("nan")}, "--trial-time must be positive, but got nan"),
+        ({"time_budget": float("nan")}, "--time-budget must be positive, but got nan"),
+        ({"epochs": 0}, "--epochs must be at least 1"),
     ],
 )
 def test_bad_configurations_are_one_line_errors(tmp_path, change, message) -> None:
