@@ -21,7 +21,7 @@ from scipy import stats
 SPACE_LABEL = "rank_in_space"
 # default training weight of a bench built from search runs (`nas bench from-run`): its
 # labels are a few short trainings, noisier than a table's; chosen by LOSO (README)
-RUN_BENCH_WEIGHT = 1.0
+RUN_BENCH_WEIGHT = 0.5
 
 
 def from_runs(bench: Bench) -> bool:
