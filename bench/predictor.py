@@ -16,8 +16,9 @@ Usage (from the repository root)::
 * ``--save DIR`` writes the model trained on ``--train`` cells (the bundled weights).
 * full build: time building the bench of all 15,625 NB201 cells (2 worker processes), wall
   and CPU seconds; the bench is kept in ``--full-build DIR`` (reused if present).
-* ``--loso SPACE=DIR ...``: the leave-one-space-out table (predictors.loso) over benches
-  of several spaces, with ``--variants full,no-signals,no-graph,op-only text`` ablations
+* ``--loso SPACE=DIR[:WEIGHT] ...``: the leave-one-space-out table (predictors.loso) over
+  benches of several spaces (``WEIGHT``: the space's share of the training batches, default
+  ``corpus.default_weight``), with ``--variants full,no-signals,no-graph,op-only text`` ablations
   and the recipe variants of its registry (``set-signals``, ``params-prior``,
   ``prior-listnet-wide``, ...), or the recipe itself chosen by ``--globals-norm``,
   ``--prior``, ``--prior-weight``, ``--correction``, ``--loss``.
@@ -285,6 +286,23 @@ def zero_shot(args: argparse.Namespace, nb201) -> None:
         print(f"predictor - params Spearman: {gap:+.3f}")
 
 
+def parse_loso_item(item: str) -> tuple[str, str, float | None]:
+    """``SPACE=DIR`` or ``SPACE=DIR:WEIGHT`` -> (space, folder, weight or None)."""
+    from nas.exceptions import ConfigurationError
+
+    name, _, folder = item.partition("=")
+    head, sep, tail = folder.rpartition(":")
+    if not sep:
+        return name, folder, None
+    try:
+        weight = float(tail)
+    except ValueError:
+        raise ConfigurationError(f"weight of {name!r} must be a number, not {tail!r}.") from None
+    if not np.isfinite(weight) or weight < 0:
+        raise ConfigurationError(f"weight of {name!r} must be a finite number >= 0, not {tail}.")
+    return name, head, weight
+
+
 def loso_cmd(args: argparse.Namespace) -> None:
     """Leave-one-space-out table over ``--loso NAME=BENCH_DIR ...`` (see predictors.loso)."""
     from nas.predictors.bench import Bench
@@ -292,10 +310,12 @@ def loso_cmd(args: argparse.Namespace) -> None:
     from nas.predictors.fit import TrainConfig, vocab_embeddings
     from nas.predictors.loso import format_loso, loso
 
-    benches = {}
+    benches, weights = {}, {}
     for item in args.loso:
-        name, _, folder = item.partition("=")
+        name, folder, weight = parse_loso_item(item)
         benches[name] = Bench.load(folder)
+        if weight is not None:
+            weights[name] = weight
     embedder = Embedder()
     cfg = TrainConfig(
         steps=args.steps,
@@ -308,7 +328,7 @@ def loso_cmd(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     result = loso(
         benches, lambda b: vocab_embeddings(b, embedder), cfg, _model_config(args), variants,
-        embedder.embed,
+        embedder.embed, weights=weights,
     )  # fmt: skip
     print(format_loso(result))
     print(f"\nLOSO over {', '.join(benches)}: {time.perf_counter() - t0:.0f} s")
@@ -340,7 +360,9 @@ def main() -> None:
     p.add_argument("--zc-bench", default="/tmp/pb/nb201-zc725")
     p.add_argument("--full-build", default=None, help="folder of the full NB201 bench")
     p.add_argument("--nb101", default=None, help="folder of the NB101 bench (zero-shot)")
-    p.add_argument("--loso", nargs="*", default=None, help="SPACE=BENCH_DIR ... (LOSO table)")
+    p.add_argument(
+        "--loso", nargs="*", default=None, help="SPACE=BENCH_DIR[:WEIGHT] ... (LOSO table)"
+    )
     p.add_argument("--variants", default="full", help="LOSO ablations, e.g. full,no-signals")
     args = p.parse_args()
     torch.set_num_threads(1)

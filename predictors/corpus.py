@@ -4,7 +4,9 @@ Accuracies of different spaces and tasks are not comparable (NB101's 108-epoch v
 accuracy is not NB201's 200-epoch test accuracy), so the joined bench's label is each
 row's percentile rank within its own space (0 = worst, 1 = best) and training draws each
 batch from one space (:func:`nas.predictors.fit.train` with ``strata``): pairs are only
-ever formed within a space.
+ever formed within a space. Each space has a training weight, its share of the batches
+(:func:`default_weight`: 1 for table benches, :data:`RUN_BENCH_WEIGHT` for benches built
+from the project's own search runs, whose labels are noisier).
 """
 
 from __future__ import annotations
@@ -17,6 +19,20 @@ from nas.predictors.signals import depth
 from scipy import stats
 
 SPACE_LABEL = "rank_in_space"
+# default training weight of a bench built from search runs (`nas bench from-run`): its
+# labels are a few short trainings, noisier than a table's; chosen by LOSO (README)
+RUN_BENCH_WEIGHT = 0.5
+
+
+def from_runs(bench: Bench) -> bool:
+    """Whether ``bench`` was built from search runs (``nas bench from-run``), not a table."""
+    return str(bench.meta.get("source", "")).startswith("search run")
+
+
+def default_weight(bench: Bench) -> float:
+    """A space's default share of the training batches: :data:`RUN_BENCH_WEIGHT` for a
+    bench from search runs, 1 for a table bench."""
+    return RUN_BENCH_WEIGHT if from_runs(bench) else 1.0
 
 
 def within_space_rank(y: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -126,6 +126,33 @@ def row_ranks(bench: Bench, rows: np.ndarray, strata: Sequence[str] | None = Non
     return out
 
 
+def _weighted_rows(
+    rows: np.ndarray, strata: Sequence[str] | None, weights: Mapping[str, float]
+) -> np.ndarray:
+    """``rows`` without those of weight-0 strata; checks the weights."""
+    if strata is None:
+        raise ConfigurationError("stratum weights need strata (one name per bench row).")
+    for k, w in weights.items():
+        if not np.isfinite(w) or w < 0:
+            raise ConfigurationError(f"weight of {k!r} must be a finite number >= 0, not {w}.")
+    return rows[[float(weights.get(strata[int(r)], 1.0)) > 0 for r in rows]]
+
+
+def stratum_schedule(weights: Sequence[float], steps: int) -> np.ndarray:
+    """Which pool each of ``steps`` steps draws from: deterministic weighted round-robin
+    (each step the pool furthest behind its share ``w / sum(w)`` of the steps so far; ties
+    to the first), so equal weights give plain turns 0, 1, 2, 0, ... and weight 0 never."""
+    w = np.asarray(weights, float)
+    share = w / w.sum()
+    count = np.zeros(len(w))
+    out = np.zeros(steps, np.int64)
+    for t in range(steps):
+        k = int(np.argmax((t + 1) * share - count))
+        out[t] = k
+        count[k] += 1
+    return out
+
+
 def train(
     bench: Bench,
     rows: Sequence[int] | np.ndarray,
@@ -134,13 +161,18 @@ def train(
     model_config: ModelConfig | None = None,
     on_step: Callable[[int, float], None] | None = None,
     strata: Sequence[str] | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> TrainResult:
     """Train a GraphRanker on ``rows`` of ``bench`` (``emb``: vocabulary embeddings);
     ``on_step(step, loss)`` is called after every step. With ``strata`` (one name per
-    bench row, e.g. its search space) every batch is drawn from one stratum, taken in turn,
-    so ranking pairs never mix them."""
+    bench row, e.g. its search space) every batch is drawn from one stratum, so ranking
+    pairs never mix them: in turn, or with ``weights`` (stratum -> weight >= 0, 1 where
+    not named) in proportion to the weights (:func:`stratum_schedule`); the rows of a
+    weight-0 stratum are dropped, as if they were not in ``rows``."""
     cfg = config or TrainConfig()
     rows = np.asarray(rows)
+    if weights is not None:
+        rows = _weighted_rows(rows, strata, weights)
     if len(rows) < 2:
         raise ConfigurationError("training needs at least 2 rows.")
     if cfg.loss not in LOSSES:
@@ -162,14 +194,17 @@ def train(
     t0 = time.perf_counter()
     model.train()
     ranks = dict(zip(rows.tolist(), row_ranks(bench, rows, strata), strict=True))
-    pools = [rows]
+    pools, shares = [rows], [1.0]
     if strata is not None:
         by = {}
         for r in rows:
             by.setdefault(strata[int(r)], []).append(int(r))
-        pools = [np.asarray(v) for _, v in sorted(by.items()) if len(v) >= 2]
+        keep = [k for k in sorted(by) if len(by[k]) >= 2]
+        pools = [np.asarray(by[k]) for k in keep]
+        shares = [float((weights or {}).get(k, 1.0)) for k in keep]
+    schedule = stratum_schedule(shares, cfg.steps)
     for step in range(cfg.steps):
-        pool = pools[step % len(pools)]
+        pool = pools[schedule[step]]
         pick = rng.choice(pool, size=min(cfg.batch_size, len(pool)), replace=False)
         y = torch.as_tensor((y_all[pick] - y_mu) / y_sd, dtype=torch.float32)
         s = model(_batch(bench, emb, pick, np.array([ranks[int(r)] for r in pick])))
@@ -194,18 +229,27 @@ def train_ensemble(
     config: TrainConfig | None = None,
     model_config: ModelConfig | None = None,
     strata: Sequence[str] | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> TrainResult:
-    """Train ``members`` rankers with seeds ``seed, seed+1, ...`` (``strata`` as in
+    """Train ``members`` rankers with seeds ``seed, seed+1, ...`` (``strata``, ``weights`` as in
     :func:`train`) and join them into one GraphRanker that averages their scores, each
     divided by its standard deviation on the training rows (so no member dominates by
     scale)."""
     cfg = config or TrainConfig()
     mc = model_config or ModelConfig()
     if members <= 1:
-        return train(bench, rows, emb, cfg, replace(mc, members=1), strata=strata)
+        return train(bench, rows, emb, cfg, replace(mc, members=1), strata=strata, weights=weights)
     one = replace(mc, members=1)
     results = [
-        train(bench, rows, emb, replace(cfg, seed=cfg.seed + k), replace(one), strata=strata)
+        train(
+            bench,
+            rows,
+            emb,
+            replace(cfg, seed=cfg.seed + k),
+            replace(one),
+            strata=strata,
+            weights=weights,
+        )
         for k in range(members)
     ]
     first = results[0].model.config

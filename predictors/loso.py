@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 from nas.predictors.bench import Bench
-from nas.predictors.corpus import join
+from nas.predictors.corpus import default_weight, join
 from nas.predictors.fit import TrainConfig, evaluate_all, train, train_ensemble
 from nas.predictors.model import ModelConfig
 
@@ -88,14 +88,17 @@ def loso(
     variants: tuple[str, ...] = ("full",),
     embed: Callable[[list[str]], np.ndarray] | None = None,
     log: Callable[[str], None] = print,
+    weights: Mapping[str, float] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """{held-out space: {scorer: metrics}}; scorer names are the variants (``ranker`` for
-    ``full``), the baselines and the proxies."""
+    ``full``), the baselines and the proxies. ``weights`` (space -> share of the training
+    batches, >= 0) override :func:`~nas.predictors.corpus.default_weight`."""
     unknown = [v for v in variants if v not in ABLATIONS]
     if unknown:
         raise ConfigurationError(
             f"unknown LOSO variant {unknown[0]!r}; choose from {', '.join(ABLATIONS)}."
         )
+    w = {k: float((weights or {}).get(k, default_weight(b))) for k, b in benches.items()}
     corpus = join(benches)
     space = list(corpus.meta["space"])
     emb = emb_of(corpus)
@@ -109,9 +112,9 @@ def loso(
             mc, tc = ABLATIONS[v](replace(model_config), replace(config))
             e = embs.get("op-only text", emb) if v in OP_ONLY else emb
             if mc.members > 1:
-                res = train_ensemble(corpus, tr, e, mc.members, tc, mc, strata=space)
+                res = train_ensemble(corpus, tr, e, mc.members, tc, mc, strata=space, weights=w)
             else:
-                res = train(corpus, tr, e, tc, mc, strata=space)
+                res = train(corpus, tr, e, tc, mc, strata=space, weights=w)
             rows = evaluate_all(res.model, corpus, e, te)
             name = "ranker" if v == "full" else f"ranker {v}"
             for k, m in rows.items():  # predictor@zc: the ranker on the proxies' rows
