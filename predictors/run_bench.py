@@ -2,9 +2,11 @@
 accuracy, so each finished search adds training data for the predictor.
 
 NB201 architectures are built straight from the cell (:mod:`nas.predictors.nb201_graph`);
-any other architecture is compiled for the run's input, exported with the pinned exporter
-and read back like a user's ONNX file. Trials that cannot be exported are skipped with
-their reason.
+any other grammar architecture is compiled for the run's input, exported with the pinned
+exporter and read back like a user's ONNX file. A zoo run's config (``fam(hp(...),...)``)
+is exported, untrained, by its family's own exporter for the run's task and read back the
+same way; its label is the trial's ``accuracy`` (the task metric, negated when lower is
+better). Trials that cannot be exported are skipped with their reason.
 """
 
 from __future__ import annotations
@@ -55,6 +57,42 @@ def arch_record(node: Any, space: Any, folder: str) -> GraphRecord:
         return file_record(path)
     finally:
         path.unlink()
+
+
+def zoo_record(arch: str, task: str | None, folder: str) -> GraphRecord:
+    """The record of one zoo config ``arch`` (``fam(hp(...),...)``): the family's own ONNX
+    export of it, untrained (seed 0), for ``task``, read back like a user's file."""
+    from nas.zoo import config_from_arch, export_config
+
+    family, config = config_from_arch(arch)
+    path, _ = export_config(family, Path(folder) / "trial.onnx", config, task=task, seed=0)
+    try:
+        return file_record(path)
+    finally:
+        path.unlink()
+
+
+def _recorder(opts: dict[str, Any]) -> Callable[[str, str], GraphRecord]:
+    """How to turn one architecture string of a run (its run.json options ``opts``) and a
+    scratch folder into a record: zoo families export their config, grammars compile."""
+    if str(opts["space"]).startswith("zoo:"):
+        return lambda arch, folder: zoo_record(arch, opts["dataset"], folder)
+    from nas.dsl import parse_arch
+    from nas.space import load_space
+
+    shape, classes = _input(opts)
+    space = load_space(opts["space"]).with_input(shape, classes)
+    return lambda arch, folder: arch_record(parse_arch(arch), space, folder)
+
+
+def _label_text(opts: dict[str, Any]) -> str:
+    """What a run's ``accuracy`` label means, for the bench's meta."""
+    if str(opts["space"]).startswith("zoo:"):
+        from nas.searches.zoo_evaluator import ZooEvaluator
+
+        metric = ZooEvaluator.fitness_label(opts["space"], opts["dataset"])
+        return f"trial {metric} on zoo task {opts['dataset']} after each config's own epochs"
+    return f"trial accuracy on {opts['dataset']} after {opts.get('epochs')} epochs"
 
 
 # run.json fields that decide what a trial's accuracy means: runs that differ in any of
@@ -121,9 +159,6 @@ def build_runs_bench(
     """A bench of the successful trials of several search runs of one protocol (each
     ``(run folder, run.json, trial records)``), identical architectures merged with their
     mean accuracy, and the reasons of skipped ones."""
-    from nas.dsl import parse_arch
-    from nas.space import load_space
-
     if not runs:
         raise ConfigurationError("give at least one search run.")
     proto = check_protocols([(r, i) for r, i, _ in runs])
@@ -133,10 +168,7 @@ def build_runs_bench(
         who = f"{runs[0][0]} has" if len(runs) == 1 else f"none of the {len(runs)} runs has"
         raise ConfigurationError(f"{who} no successful trial with an accuracy yet.")
     opts = runs[0][1]["options"]
-    if str(opts["space"]).startswith("zoo:"):
-        raise ConfigurationError("bench from-run handles grammar spaces, not zoo families.")
-    shape, classes = _input(opts)
-    space = load_space(opts["space"]).with_input(shape, classes)
+    record = _recorder(opts)
     records, keep, skipped = [], [], []
     number = {}
     for t in trials:
@@ -144,7 +176,7 @@ def build_runs_bench(
     with tempfile.TemporaryDirectory() as tmp:
         for k, arch in enumerate(archs):
             try:
-                records.append(arch_record(parse_arch(arch), space, tmp))
+                records.append(record(arch, tmp))
             except NasError as e:
                 skipped.append(f"trial {number[arch]}: {e}".splitlines()[0])
             else:
@@ -161,8 +193,7 @@ def build_runs_bench(
         "source": f"search run {sources[0]}" if len(runs) == 1 else "search runs",
         "runs": sources,
         "protocol": proto,
-        "label": f"trial accuracy on {opts['dataset']} after {opts.get('epochs')} epochs"
-        + (", mean over repeats" if counts.max() > 1 else ""),
+        "label": _label_text(opts) + (", mean over repeats" if counts.max() > 1 else ""),
         "trials": int(counts.sum()),
         "repeats": [int(counts[k]) for k in keep],
         "repeat_sd": repeat_sd(trials),

@@ -112,6 +112,52 @@ def test_run_bench_exports_other_spaces(tmp_path) -> None:
     assert rec == file_record(export_onnx(model, (3, 16, 16), tmp_path / "ref.onnx"))
 
 
+def test_bench_from_a_zoo_run(nas_cli, tmp_path) -> None:
+    """A zoo search's bench: one record per distinct config, the family's own export of it,
+    labelled with the mean accuracy of its trials; another family's run is refused."""
+    import json
+
+    import zoo_toy  # noqa: F401  (registers zoo:toyzoo)
+    from nas.predictors.bench import Bench, file_record
+    from nas.searches.store import RunStore
+    from nas.zoo import config_from_arch, export_config
+
+    run = tmp_path / "run"
+    code, _, err = nas_cli(
+        "search", "--space", "zoo:toyzoo", "--strategy", "rs", "--trials", "6", "--epochs", "2",
+        "--final-epochs", "0", "--run-dir", str(run),
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, err = nas_cli("bench", "from-run", str(run), "-o", str(tmp_path / "b"))
+    assert code == 0, err
+    b = Bench.load(tmp_path / "b")
+    labels: dict[str, list[float]] = {}
+    for t in RunStore(run, create=False).records():
+        if t.ok:
+            labels.setdefault(t.arch, []).append(t.values["accuracy"])
+    assert len(labels) >= 2 and b.names == list(labels)
+    assert np.allclose(b.label(), [np.mean(v) for v in labels.values()])
+    assert f"wrote {tmp_path / 'b'}: {len(labels)} records" in " ".join(out.split())
+    assert b.meta["space"] == "zoo:toyzoo" and "r2 on zoo task wave" in b.meta["label"]
+    family, config = config_from_arch(b.names[0])
+    path, _ = export_config(family, tmp_path / "ref.onnx", config, seed=0)
+    ref = file_record(path)
+    assert (b.params[0], b.flops[0]) == (ref.params, ref.flops)
+    assert b.params[0] == sum(
+        p.numel() for p in family.build(config, family.make_data("wave")).parameters()
+    )
+
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
+    info = json.loads((other / "run.json").read_text())
+    info["options"]["space"] = "zoo:moe"
+    (other / "run.json").write_text(json.dumps(info))
+    code, _, err = nas_cli("bench", "from-run", str(run), str(other), "-o", str(tmp_path / "c"))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "has space 'zoo:moe' but" in err and "one protocol" in err
+    assert not (tmp_path / "c").exists()
+
+
 def test_predictor_train_and_eval(nas_cli, tmp_path, cache) -> None:
     import json
 
