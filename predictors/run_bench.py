@@ -59,40 +59,19 @@ def arch_record(node: Any, space: Any, folder: str) -> GraphRecord:
         path.unlink()
 
 
-def zoo_record(arch: str, task: str | None, folder: str) -> GraphRecord:
-    """The record of one zoo config ``arch`` (``fam(hp(...),...)``): the family's own ONNX
-    export of it, untrained (seed 0), for ``task``, read back like a user's file."""
-    from nas.zoo import config_from_arch, export_config
-
-    family, config = config_from_arch(arch)
-    path, _ = export_config(family, Path(folder) / "trial.onnx", config, task=task, seed=0)
-    try:
-        return file_record(path)
-    finally:
-        path.unlink()
+#: Turns one architecture string and a scratch folder into a record.
+Recorder = Callable[[str, str], GraphRecord]
 
 
-def _recorder(opts: dict[str, Any]) -> Callable[[str, str], GraphRecord]:
-    """How to turn one architecture string of a run (its run.json options ``opts``) and a
-    scratch folder into a record: zoo families export their config, grammars compile."""
-    if str(opts["space"]).startswith("zoo:"):
-        return lambda arch, folder: zoo_record(arch, opts["dataset"], folder)
+def grammar_recorder(opts: dict[str, Any]) -> Recorder:
+    """The recorder of a grammar space's run (its run.json options ``opts``): compile the
+    architecture for the run's input and export it."""
     from nas.dsl import parse_arch
     from nas.space import load_space
 
     shape, classes = _input(opts)
     space = load_space(opts["space"]).with_input(shape, classes)
     return lambda arch, folder: arch_record(parse_arch(arch), space, folder)
-
-
-def _label_text(opts: dict[str, Any]) -> str:
-    """What a run's ``accuracy`` label means, for the bench's meta."""
-    if str(opts["space"]).startswith("zoo:"):
-        from nas.searches.zoo_evaluator import ZooEvaluator
-
-        metric = ZooEvaluator.fitness_label(opts["space"], opts["dataset"])
-        return f"trial {metric} on zoo task {opts['dataset']} after each config's own epochs"
-    return f"trial accuracy on {opts['dataset']} after {opts.get('epochs')} epochs"
 
 
 # run.json fields that decide what a trial's accuracy means: runs that differ in any of
@@ -155,10 +134,16 @@ def build_runs_bench(
     runs: Sequence[tuple[str | Path, dict[str, Any], Sequence[Any]]],
     out: str | Path | None = None,
     progress: Callable[[int], None] | None = None,
+    recorder: Recorder | None = None,
+    label: str | None = None,
 ) -> tuple[Bench, list[str]]:
     """A bench of the successful trials of several search runs of one protocol (each
     ``(run folder, run.json, trial records)``), identical architectures merged with their
-    mean accuracy, and the reasons of skipped ones."""
+    mean accuracy, and the reasons of skipped ones.
+
+    ``recorder`` and ``label`` describe spaces the predictor does not know (a zoo family's
+    exporter and metric, supplied by ``nas bench from-run``); grammar spaces need neither.
+    """
     if not runs:
         raise ConfigurationError("give at least one search run.")
     proto = check_protocols([(r, i) for r, i, _ in runs])
@@ -168,7 +153,12 @@ def build_runs_bench(
         who = f"{runs[0][0]} has" if len(runs) == 1 else f"none of the {len(runs)} runs has"
         raise ConfigurationError(f"{who} no successful trial with an accuracy yet.")
     opts = runs[0][1]["options"]
-    record = _recorder(opts)
+    if recorder is None and str(opts["space"]).startswith("zoo:"):
+        raise ConfigurationError(
+            "a zoo run's bench needs its family's exporter (nas bench from-run)."
+        )
+    record = recorder or grammar_recorder(opts)
+    label = label or f"trial accuracy on {opts['dataset']} after {opts.get('epochs')} epochs"
     records, keep, skipped = [], [], []
     number = {}
     for t in trials:
@@ -193,7 +183,7 @@ def build_runs_bench(
         "source": f"search run {sources[0]}" if len(runs) == 1 else "search runs",
         "runs": sources,
         "protocol": proto,
-        "label": _label_text(opts) + (", mean over repeats" if counts.max() > 1 else ""),
+        "label": label + (", mean over repeats" if counts.max() > 1 else ""),
         "trials": int(counts.sum()),
         "repeats": [int(counts[k]) for k in keep],
         "repeat_sd": repeat_sd(trials),

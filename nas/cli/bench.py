@@ -152,8 +152,11 @@ def bench_from_run(
         info, store = open_run(run)
         loaded.append((run, info, [r for r in store.records() if r.ok]))
     total = len(merge_trials(t for _, _, ts in loaded for t in ts)[0])
+    opts = loaded[0][1]["options"]
+    zoo = str(opts["space"]).startswith("zoo:")
+    hooks = {"recorder": _zoo_recorder(opts), "label": _zoo_label(opts)} if zoo else {}
     with _progress(total, "architectures") as update:
-        bench, skipped = build_runs_bench(loaded, out=output, progress=update)
+        bench, skipped = build_runs_bench(loaded, out=output, progress=update, **hooks)
     source = str(runs[0]) if len(runs) == 1 else f"{len(runs)} runs"
     trials = bench.meta["trials"]
     merged = f" ({trials} trials)" if trials != len(bench) + len(skipped) else ""
@@ -271,3 +274,31 @@ def predictor_eval(
     if not seen and not include_train:
         out.print("note: the model records no training groups; none were left out.")
     out.print(_metrics_table(evaluate_all(ranker, b, emb, rows, label)))
+
+
+def _zoo_recorder(opts: dict[str, Any]) -> Any:
+    """Records of a zoo run's configs: the family's own ONNX export, untrained (seed 0), for
+    the run's task, read back like a user's file (the predictor knows nothing of the zoo)."""
+    from nas.predictors.bench import file_record
+    from nas.zoo import config_from_arch, export_config
+
+    def record(arch: str, folder: str) -> Any:
+        family, config = config_from_arch(arch)
+        path, _ = export_config(
+            family, Path(folder) / "trial.onnx", config, task=opts["dataset"], seed=0
+        )
+        try:
+            return file_record(path)
+        finally:
+            path.unlink()
+
+    return record
+
+
+def _zoo_label(opts: dict[str, Any]) -> str:
+    """What a zoo run's ``accuracy`` label means (the family's metric, negated if lower is
+    better)."""
+    from nas.searches.zoo_evaluator import ZooEvaluator
+
+    metric = ZooEvaluator.fitness_label(opts["space"], opts["dataset"])
+    return f"trial {metric} on zoo task {opts['dataset']} after each config's own epochs"
