@@ -201,8 +201,7 @@ class Search:
         _resume_info: dict[str, Any] | None = None,
     ) -> None:
         from nas.searches._registry import create_strategy, get_strategy
-        from nas.searches.evaluators import EVALUATORS, evaluator_for
-        from nas.searches.evaluators import claimant as claimant_of
+        from nas.searches.evaluators import claimant, evaluator_for
 
         from nas.space import load_space
 
@@ -211,12 +210,8 @@ class Search:
         config = dataclasses.replace(config, strategy_options=dict(config.strategy_options))
         config.validate()
         if config.dataset is None:
-            claimant = max(
-                (c for _, c in EVALUATORS.items() if c.claims(config.space, None)),
-                key=lambda c: c.priority,
-            )
-            config.dataset = claimant.default_dataset(config.space)
-        for key, value in claimant_of(config.space, config.dataset).protocol(config.space).items():
+            config.dataset = claimant(config.space, None).default_dataset(config.space)
+        for key, value in claimant(config.space, config.dataset).protocol(config.space).items():
             if getattr(config, key) is None:  # the evaluator's protocol for this space
                 setattr(config, key, value)
         cls = get_strategy(config.strategy)
