@@ -101,13 +101,19 @@ def check_protocols(runs: Sequence[tuple[str | Path, dict[str, Any]]]) -> dict[s
     return base
 
 
-def merge_trials(trials: Iterable[Any]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(architectures in first-seen order, mean accuracy, number of trials) of the
-    successful ``trials``: an architecture trained several times keeps its mean label."""
+def labels_by_arch(trials: Iterable[Any]) -> dict[str, list[float]]:
+    """The accuracies of the successful ``trials`` per architecture, in first-seen order."""
     seen: dict[str, list[float]] = {}
     for t in trials:
         if t.ok and LABEL in t.values:
             seen.setdefault(t.arch, []).append(float(t.values[LABEL]))
+    return seen
+
+
+def merge_trials(trials: Iterable[Any]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(architectures in first-seen order, mean accuracy, number of trials) of the
+    successful ``trials``: an architecture trained several times keeps its mean label."""
+    seen = labels_by_arch(trials)
     archs = list(seen)
     return (
         archs,
@@ -119,11 +125,7 @@ def merge_trials(trials: Iterable[Any]) -> tuple[list[str], np.ndarray, np.ndarr
 def repeat_sd(trials: Iterable[Any]) -> float | None:
     """Pooled standard deviation of the accuracy of architectures trained more than once
     (the label noise of the protocol), or None when none was."""
-    seen: dict[str, list[float]] = {}
-    for t in trials:
-        if t.ok and LABEL in t.values:
-            seen.setdefault(t.arch, []).append(float(t.values[LABEL]))
-    reps = [np.asarray(v) for v in seen.values() if len(v) > 1]
+    reps = [np.asarray(v) for v in labels_by_arch(trials).values() if len(v) > 1]
     if not reps:
         return None
     ss = sum(float(((v - v.mean()) ** 2).sum()) for v in reps)
