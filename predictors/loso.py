@@ -9,7 +9,9 @@ benches carry. Ablations train the same recipe without a part:
 * ``no-signals``: the head does not see log params / log FLOPs (``globals_mode='none'``);
 * ``op-only text``: each node's text embedding is replaced by that of its op type alone
   (no attributes, shapes or weights);
-* ``no-graph``: no message passing (0 rounds), a bag of node texts.
+* ``no-graph``: no message passing (0 rounds), a bag of node texts;
+* ``shape-free text``: node texts without sizes (:func:`shape_free`: no weight shapes, the
+  output's rank only), so a conv reads the same in every space whatever its widths.
 
 Variants that change the recipe rather than remove a part (see
 :class:`~nas.predictors.model.ModelConfig`):
@@ -22,7 +24,8 @@ Variants that change the recipe rather than remove a part (see
   ``prior-listnet`` (ListNet loss), ``prior-ensemble`` (3 seeds averaged), ``prior-no-graph``,
   ``prior-no-signals``, ``prior-op-only``: the prior recipe with one more change;
 * ``prior-listnet-wide``: ListNet, correction bound 2 (half the prior's range), a third of
-  the steps: the best of these by LOSO (README), still short of the issue's target.
+  the steps: the best of these by LOSO (README), still short of the issue's target;
+* ``prior-shape-free``: ``prior-listnet-wide`` on shape-free texts.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ def _model(**kw: Any) -> Callable[[ModelConfig, TrainConfig], Recipe]:
 PRIOR = {"globals_norm": "set", "prior": "params"}
 
 # variant name -> how it changes the command line's recipe (model and training config);
-# ``op-only text`` keeps the recipe and swaps the node embeddings
+# the TEXT_VIEWS variants keep a recipe and swap the node embeddings
 ABLATIONS: dict[str, Callable[[ModelConfig, TrainConfig], Recipe]] = {
     "full": lambda mc, tc: (mc, tc),
     "op-only text": lambda mc, tc: (mc, tc),
@@ -69,15 +72,44 @@ ABLATIONS: dict[str, Callable[[ModelConfig, TrainConfig], Recipe]] = {
         replace(tc, loss="listnet", steps=tc.steps // 3),
     ),
 }
-OP_ONLY = {"op-only text", "prior-op-only"}  # variants trained on op-type-only embeddings
+ABLATIONS["shape-free text"] = ABLATIONS["full"]  # same recipe, other texts (TEXT_VIEWS)
+ABLATIONS["prior-shape-free"] = ABLATIONS["prior-listnet-wide"]
+def op_only(text: str) -> str:
+    """A node text reduced to its op type."""
+    return text.split(" ", 1)[0]
+
+
+def shape_free(text: str) -> str:
+    """A node text without sizes: op and attributes (kernel, stride, groups...) kept,
+    weight and constant tensors dropped, the output shape reduced to its rank. Channel
+    widths and resolutions differ from space to space; kernels and wiring are shared."""
+    head, arrow, out = text.partition(" -> ")
+    kept = [t for t in head.split(" ") if not t.startswith(("W[", "C["))]
+    return " ".join(kept) + (f" -> {len(out.split('x'))}d" if arrow else "")
+
+
+# variant -> the view of node texts it trains and scores on (others: the full text)
+TEXT_VIEWS: dict[str, Callable[[str], str]] = {
+    "op-only text": op_only,
+    "prior-op-only": op_only,
+    "shape-free text": shape_free,
+    "prior-shape-free": shape_free,
+}
+
+
+def view_embeddings(
+    bench: Bench, embed: Callable[[list[str]], np.ndarray], view: Callable[[str], str]
+) -> np.ndarray:
+    """Embeddings of each vocabulary text seen through ``view`` (one per distinct view)."""
+    seen = [view(t) for t in bench.vocab]
+    uniq = sorted(set(seen))
+    table = dict(zip(uniq, embed(uniq), strict=True))
+    return np.stack([table[o] for o in seen])
 
 
 def op_only_embeddings(bench: Bench, embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
     """Embeddings of each vocabulary text's op type alone (the ``op-only text`` ablation)."""
-    ops = [t.split(" ", 1)[0] for t in bench.vocab]
-    uniq = sorted(set(ops))
-    table = dict(zip(uniq, embed(uniq), strict=True))
-    return np.stack([table[o] for o in ops])
+    return view_embeddings(bench, embed, op_only)
 
 
 def loso(
@@ -102,7 +134,10 @@ def loso(
     corpus = join(benches)
     space = list(corpus.meta["space"])
     emb = emb_of(corpus)
-    embs = {"op-only text": op_only_embeddings(corpus, embed)} if embed else {}
+    views = {TEXT_VIEWS[v] for v in variants if v in TEXT_VIEWS}
+    if views and embed is None:
+        raise ConfigurationError("text-view variants need an embed function.")
+    embs = {f: view_embeddings(corpus, embed, f) for f in views}
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for held in benches:
         tr = np.array([i for i, s in enumerate(space) if s != held])
@@ -110,7 +145,7 @@ def loso(
         table: dict[str, dict[str, Any]] = {}
         for v in variants:
             mc, tc = ABLATIONS[v](replace(model_config), replace(config))
-            e = embs.get("op-only text", emb) if v in OP_ONLY else emb
+            e = embs[TEXT_VIEWS[v]] if v in TEXT_VIEWS else emb
             if mc.members > 1:
                 res = train_ensemble(corpus, tr, e, mc.members, tc, mc, strata=space, weights=w)
             else:

@@ -216,7 +216,7 @@ def test_loso_variants_change_the_recipe_they_name() -> None:
     """Each recipe variant of the LOSO registry sets what its name says on top of the
     command line's recipe (and leaves the rest alone)."""
     from nas.predictors.fit import TrainConfig
-    from nas.predictors.loso import ABLATIONS, OP_ONLY
+    from nas.predictors.loso import ABLATIONS, TEXT_VIEWS, op_only, shape_free
     from nas.predictors.model import ModelConfig
 
     base = ModelConfig(hidden=48), TrainConfig(steps=300, lr=1e-3)
@@ -233,7 +233,24 @@ def test_loso_variants_change_the_recipe_they_name() -> None:
     wide_mc, wide_tc = got["prior-listnet-wide"]
     assert (wide_mc.correction, wide_tc.loss, wide_tc.steps) == (2.0, "listnet", 100)
     assert got["no-signals"][0].globals_mode == "none" and got["set-signals"][0].prior == "none"
-    assert {"op-only text", "prior-op-only"} == OP_ONLY
+    assert TEXT_VIEWS == {
+        "op-only text": op_only,
+        "prior-op-only": op_only,
+        "shape-free text": shape_free,
+        "prior-shape-free": shape_free,
+    }
+    assert got["prior-shape-free"] == got["prior-listnet-wide"]
+
+
+def test_shape_free_text_keeps_ops_and_attributes_and_drops_sizes() -> None:
+    from nas.predictors.loso import shape_free
+
+    a = "Conv auto_pad=NOTSET d=1 group=1 k=3 p=1 s=1 W[16,3,3,3] W[16] -> Nx16x32x32"
+    b = "Conv auto_pad=NOTSET d=1 group=1 k=3 p=1 s=1 W[128,128,3,3] W[128] -> Nx128x8x8"
+    assert shape_free(a) == shape_free(b) == "Conv auto_pad=NOTSET d=1 group=1 k=3 p=1 s=1 -> 4d"
+    assert shape_free("Slice C[1](0) C[1](86) -> Nx86x16x16") == "Slice -> 4d"
+    assert shape_free("Input") == "Input"  # no output shape: nothing to reduce
+    assert shape_free(a.replace("k=3", "k=5")) != shape_free(a)  # kernels still tell apart
 
 
 def test_set_ranks_are_percentile_ranks_with_tied_means() -> None:
