@@ -225,3 +225,19 @@ def test_old_config_without_new_fields_loads(small, trained, tmp_path: Path) -> 
     assert again.config.globals_mode == "mlp" and again.config.members == 1
     a = predict(trained.model, bench, emb, test_rows)
     assert np.array_equal(a, predict(again, bench, emb, test_rows))
+
+
+def test_precision_at_top_treats_ties_fairly() -> None:
+    """A constant scorer earns what a random pick earns, never a perfect score from row
+    order; rows tied with the true k-th best all count as top."""
+    from nas.predictors.fit import precision_at_top
+
+    y = np.array([1.0] * 3 + [0.5] * 17)  # 20 rows, 10%: k = 2, three tie at the top
+    assert precision_at_top(np.zeros(20), y, 0.10) == pytest.approx(3 / 20)
+    assert precision_at_top(y, y, 0.10) == 1.0  # any two of the three best are right
+    assert precision_at_top(-y, y, 0.10) == 0.0
+    scores = np.arange(20.0)[::-1]  # rows 0, 1 predicted best: both truly top
+    assert precision_at_top(scores, y, 0.10) == 1.0
+    # predictions tied at the cut: rows 0 and 3 tie for the last of the two places
+    pred = np.array([5.0, 9.0, 0, 5.0] + [0] * 16)
+    assert precision_at_top(pred, y, 0.10) == pytest.approx((1 + 0.5) / 2)
