@@ -74,6 +74,8 @@ ABLATIONS: dict[str, Callable[[ModelConfig, TrainConfig], Recipe]] = {
 }
 ABLATIONS["shape-free text"] = ABLATIONS["full"]  # same recipe, other texts (TEXT_VIEWS)
 ABLATIONS["prior-shape-free"] = ABLATIONS["prior-listnet-wide"]
+
+
 def op_only(text: str) -> str:
     """A node text reduced to its op type."""
     return text.split(" ", 1)[0]

@@ -233,12 +233,12 @@ def test_loso_variants_change_the_recipe_they_name() -> None:
     wide_mc, wide_tc = got["prior-listnet-wide"]
     assert (wide_mc.correction, wide_tc.loss, wide_tc.steps) == (2.0, "listnet", 100)
     assert got["no-signals"][0].globals_mode == "none" and got["set-signals"][0].prior == "none"
-    assert TEXT_VIEWS == {
+    assert {
         "op-only text": op_only,
         "prior-op-only": op_only,
         "shape-free text": shape_free,
         "prior-shape-free": shape_free,
-    }
+    } == TEXT_VIEWS
     assert got["prior-shape-free"] == got["prior-listnet-wide"]
 
 
