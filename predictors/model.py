@@ -264,7 +264,12 @@ class GraphRanker(nn.Module):
         return model.eval()
 
 
-def bundled_dir(name: str = "nb201-v1") -> Path:
+#: The bundled default (NB201) and the bundled multi-space model ``nas rank`` switches to
+#: for a set of files mostly outside the default's training domain.
+DEFAULT_MODEL, TRANSFER_MODEL = "nb201-v1", "transfer-v1"
+
+
+def bundled_dir(name: str = DEFAULT_MODEL) -> Path:
     """Folder of a predictor shipped with the package."""
     return Path(__file__).resolve().parent / "weights" / name
 
@@ -272,14 +277,16 @@ def bundled_dir(name: str = "nb201-v1") -> Path:
 class Predictor:
     """A trained GraphRanker plus the node embedder: scores records or ONNX files."""
 
-    def __init__(self, model: GraphRanker, embedder: Any = None) -> None:
+    def __init__(self, model: GraphRanker, embedder: Any = None, name: str = "") -> None:
         self.model = model.eval()
         self._embedder = embedder
+        self.name = name
 
     @classmethod
     def load(cls, folder: str | Path | None = None, embedder: Any = None) -> Predictor:
-        """The predictor in ``folder`` (the bundled one when None)."""
-        return cls(GraphRanker.load(folder or bundled_dir()), embedder)
+        """The predictor in ``folder`` (the bundled one when None), named by its folder."""
+        path = Path(folder or bundled_dir())
+        return cls(GraphRanker.load(path), embedder, path.name)
 
     @property
     def embedder(self) -> Any:

@@ -47,9 +47,7 @@ def test_an_exported_bench_stores_the_nwot_nas_rank_computes(
     path = export_onnx(
         compile_arch(from_nb201(CELLS[1]), (3, 32, 32), 10), (3, 32, 32), tmp_path / "c.onnx"
     )
-    # random weights differ, but NASWOT reads only activation signs of one fixed input batch
-    # through the same network: the score is a property of the file, close across weights
-    assert bench.signal("nwot")[1] == pytest.approx(nwot_file(path), rel=0.02)
+    assert bench.signal("nwot")[1] == nwot_file(path)  # the same seed: the same file
     assert np.all(bench.signal("nwot") > 0)
     sub = bench.subset([2, 0])
     assert sub.signal_names == ["nwot"]
