@@ -4,25 +4,10 @@ This is the protocol that chooses the bundled model (never test cells): for each
 the corpus, a ranker trained on the other spaces (batches drawn within one space, labels
 as within-space ranks, see :mod:`nas.predictors.corpus`) scores the held-out space, next to
 every data-free baseline (params, FLOPs, depth, nodes) and every zero-cost proxy the
-benches carry. Ablations train the same recipe without a part:
-
-* ``no-signals``: the head does not see log params / log FLOPs (``globals_mode='none'``);
-* ``op-only text``: each node's text embedding is replaced by that of its op type alone
-  (no attributes, shapes or weights);
-* ``no-graph``: no message passing (0 rounds), a bag of node texts.
-
-Variants that change the recipe rather than remove a part (see
-:class:`~nas.predictors.model.ModelConfig`):
-
-* ``set-signals``: the head sees params/FLOPs as percentile ranks within the scored space
-  (``globals_norm='set'``), not on the training spaces' scale;
-* ``params-prior``: set signals, and the score is the rank of params plus a bounded learned
-  correction (``prior='params'``): a residual on the best-transferring baseline;
-* ``prior-short`` (a third of the steps), ``prior-half`` (correction bound 0.5),
-  ``prior-listnet`` (ListNet loss), ``prior-ensemble`` (3 seeds averaged), ``prior-no-graph``,
-  ``prior-no-signals``, ``prior-op-only``: the prior recipe with one more change;
-* ``prior-listnet-wide``: ListNet, correction bound 2 (half the prior's range), a third of
-  the steps: the best of these by LOSO (README), still short of the issue's target.
+benches carry. The variants are the training recipes of
+:data:`nas.predictors.recipes.RECIPES` (ablations such as ``no-signals``, ``op-only text``,
+``no-graph``, and recipe changes such as ``params-prior``, ``prior-listnet-wide``), the
+registry that ``nas predictor train --recipe`` reads too.
 """
 
 from __future__ import annotations
@@ -36,40 +21,11 @@ from nas.predictors.bench import Bench
 from nas.predictors.corpus import default_weight, join
 from nas.predictors.fit import TrainConfig, evaluate_all, train, train_ensemble
 from nas.predictors.model import ModelConfig
+from nas.predictors.recipes import OP_ONLY, RECIPES
 
 from nas.exceptions import ConfigurationError
 
-Recipe = tuple[ModelConfig, TrainConfig]
-
-
-def _model(**kw: Any) -> Callable[[ModelConfig, TrainConfig], Recipe]:
-    return lambda mc, tc: (replace(mc, **kw), tc)
-
-
-PRIOR = {"globals_norm": "set", "prior": "params"}
-
-# variant name -> how it changes the command line's recipe (model and training config);
-# ``op-only text`` keeps the recipe and swaps the node embeddings
-ABLATIONS: dict[str, Callable[[ModelConfig, TrainConfig], Recipe]] = {
-    "full": lambda mc, tc: (mc, tc),
-    "op-only text": lambda mc, tc: (mc, tc),
-    "no-signals": _model(globals_mode="none"),
-    "no-graph": _model(layers=0),
-    "set-signals": _model(globals_norm="set"),
-    "params-prior": _model(**PRIOR),
-    "prior-no-graph": _model(**PRIOR, layers=0),
-    "prior-no-signals": _model(**PRIOR, globals_mode="none"),
-    "prior-half": _model(**PRIOR, correction=0.5),
-    "prior-short": lambda mc, tc: (replace(mc, **PRIOR), replace(tc, steps=tc.steps // 3)),
-    "prior-listnet": lambda mc, tc: (replace(mc, **PRIOR), replace(tc, loss="listnet")),
-    "prior-ensemble": _model(**PRIOR, members=3),
-    "prior-op-only": _model(**PRIOR),
-    "prior-listnet-wide": lambda mc, tc: (
-        replace(mc, **PRIOR, correction=2.0),
-        replace(tc, loss="listnet", steps=tc.steps // 3),
-    ),
-}
-OP_ONLY = {"op-only text", "prior-op-only"}  # variants trained on op-type-only embeddings
+ABLATIONS = RECIPES  # the LOSO variants: every training recipe
 
 
 def op_only_embeddings(bench: Bench, embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
