@@ -9,7 +9,10 @@ a group (the isomorphism class, for splits). A bench is two files in one folder:
 * ``bench.json``: the text vocabulary, names, groups and label names.
 
 Optionally a bench carries zero-cost proxy scores (``proxies``, one column per name in
-``proxy_names``, NaN where a row has none), so evaluation can put them in its table.
+``proxy_names``, NaN where a row has none), so evaluation can put them in its table, and
+data-free signals the project computed from each row's ONNX file (``signals`` /
+``signal_names``, e.g. ``nwot`` from :mod:`nas.predictors.signals`, the same numbers
+``nas rank`` shows): published proxies and our own signals are kept apart.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ class GraphRecord:
     params: int
     flops: int
     notes: list[str] = field(default_factory=list, compare=False)  # not stored in benches
+    # data-free signals computed from the ONNX file (name -> value), see file_record
+    signals: dict[str, float] = field(default_factory=dict, compare=False)
 
 
 def graph_record(g: CanonicalGraph) -> GraphRecord:
@@ -62,13 +67,21 @@ def file_record(
     dims: Mapping[str, int] | None = None,
     time_limit_s: float | None = None,
     probe_bytes: int = DEFAULT_PROBE_BYTES,
+    signals: bool = False,
 ) -> GraphRecord:
     """The record of one ONNX file; any failure, a time over ``time_limit_s`` included, is
-    one OnnxFileError naming the file."""
+    one OnnxFileError naming the file. ``signals`` adds the data-free signals that need an
+    onnxruntime run (:func:`nas.predictors.signals.file_signals`; NaN where one fails)."""
+    from nas.predictors.signals import file_signals
+
+    def read() -> GraphRecord:
+        r = graph_record(load_graph(path, max_bytes, dims, None, probe_bytes))
+        if signals:
+            r.signals = file_signals(path, max_bytes)
+        return r
+
     with time_limit(time_limit_s, path):
-        return as_file_error(
-            path, lambda: graph_record(load_graph(path, max_bytes, dims, None, probe_bytes))
-        )
+        return as_file_error(path, read)
 
 
 @dataclass
@@ -89,6 +102,8 @@ class Bench:
     meta: dict[str, Any] = field(default_factory=dict)
     proxy_names: list[str] = field(default_factory=list)
     proxies: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (n, k) float64
+    signal_names: list[str] = field(default_factory=list)
+    signals: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (n, s) float64
 
     def __len__(self) -> int:
         return len(self.names)
@@ -105,7 +120,8 @@ class Bench:
         proxies: np.ndarray | None = None,
         proxy_names: Sequence[str] = (),
     ) -> Bench:
-        """Pack records; ``groups`` default to a hash of each canonical graph."""
+        """Pack records; ``groups`` default to a hash of each canonical graph; signal columns
+        are the union of the records' ``signals`` (NaN where a record lacks one)."""
         index: dict[str, int] = {}
         idx: list[int] = []
         node_ptr = [0]
@@ -138,7 +154,17 @@ class Bench:
             meta=dict(meta or {}),
             proxy_names=list(proxy_names),
             proxies=_proxies(proxies, len(records), len(proxy_names)),
+            signal_names=(sig := sorted({k for r in records for k in r.signals})),
+            signals=np.array(
+                [[r.signals.get(k, np.nan) for k in sig] for r in records], np.float64
+            ).reshape(len(records), len(sig)),
         )
+
+    def signal(self, name: str) -> np.ndarray:
+        """One signal column (all NaN when the bench lacks it)."""
+        if name not in self.signal_names:
+            return np.full(len(self), np.nan)
+        return self.signals[:, self.signal_names.index(name)]
 
     def graph(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """(text indices, edges) of record ``i``."""
@@ -177,6 +203,12 @@ class Bench:
             meta=dict(self.meta),
             proxy_names=self.proxy_names,
             proxies=self.proxies[rows] if self.proxy_names else _proxies(None, len(rows), 0),
+            signal_names=self.signal_names,
+            signals=_proxies(
+                self.signals[rows] if self.signal_names else None,
+                len(rows),
+                len(self.signal_names),
+            ),
         )
 
     def save(self, folder: str | Path) -> Path:
@@ -193,6 +225,7 @@ class Bench:
             flops=self.flops,
             labels=self.labels,
             **({"proxies": self.proxies} if self.proxy_names else {}),
+            **({"signals": self.signals} if self.signal_names else {}),
         )
         info = {
             "format": FORMAT,
@@ -202,6 +235,7 @@ class Bench:
             "groups": self.groups,
             "label_names": self.label_names,
             "proxy_names": self.proxy_names,
+            "signal_names": self.signal_names,
             "meta": self.meta,
         }
         (folder / "bench.json").write_text(json.dumps(info))
@@ -234,18 +268,22 @@ class Bench:
                 proxies=_proxies(
                     arrays.get("proxies"), len(info["names"]), len(info.get("proxy_names", []))
                 ),
+                signal_names=info.get("signal_names", []),
+                signals=_proxies(
+                    arrays.get("signals"), len(info["names"]), len(info.get("signal_names", []))
+                ),
             )
         except KeyError as e:
             raise BenchError(f"{folder}: the bench lacks {e.args[0]!r}.") from None
 
 
 def _proxies(values: Any, n: int, k: int) -> np.ndarray:
-    """Proxy scores as an (n, k) float array (NaN-filled when absent)."""
+    """Proxy or signal scores as an (n, k) float array (NaN-filled when absent)."""
     if values is None:
         return np.full((n, k), np.nan)
     arr = np.asarray(values, np.float64)
     if arr.shape != (n, k):
-        raise BenchError(f"proxy scores have shape {arr.shape}, expected {(n, k)}.")
+        raise BenchError(f"scores have shape {arr.shape}, expected {(n, k)}.")
     return arr
 
 

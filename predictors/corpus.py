@@ -44,13 +44,16 @@ def within_space_rank(y: np.ndarray) -> np.ndarray:
 
 def join(benches: Mapping[str, Bench], labels: Mapping[str, str] | None = None) -> Bench:
     """One bench of ``benches`` (space name -> bench), labelled by within-space rank of the
-    label ``labels[space]`` (each bench's first label when not given). Proxy columns are
-    the union of the benches' (NaN where a space has none); ``meta['space']`` names each
-    row's space and groups are prefixed with it."""
+    label ``labels[space]`` (each bench's first label when not given). Proxy and signal
+    columns are the union of the benches' (NaN where a space has none); ``meta['space']``
+    names each row's space and groups are prefixed with it."""
     labels = labels or {}
     proxy_names = sorted({p for b in benches.values() for p in b.proxy_names})
+    signal_names = sorted({p for b in benches.values() for p in b.signal_names})
     vocab: dict[str, int] = {}
-    parts: dict[str, list] = {k: [] for k in ("idx", "edges", "params", "flops", "y", "prox")}
+    parts: dict[str, list] = {
+        k: [] for k in ("idx", "edges", "params", "flops", "y", "prox", "sig")
+    }
     names, groups, space = [], [], []
     node_ptr, edge_ptr = [0], [0]
     for name, b in benches.items():
@@ -69,6 +72,8 @@ def join(benches: Mapping[str, Bench], labels: Mapping[str, str] | None = None) 
             if p in b.proxy_names:
                 prox[:, j] = b.proxies[:, b.proxy_names.index(p)]
         parts["prox"].append(prox)
+        sig = [b.signal(k) for k in signal_names]
+        parts["sig"].append(np.stack(sig, 1) if sig else np.zeros((len(b), 0)))
         names += [f"{name}/{n}" for n in b.names]
         groups += [f"{name}/{g}" for g in b.groups]
         space += [name] * len(b)
@@ -87,6 +92,8 @@ def join(benches: Mapping[str, Bench], labels: Mapping[str, str] | None = None) 
         meta={"space": space, "spaces": list(benches)},
         proxy_names=proxy_names,
         proxies=np.concatenate(parts["prox"]),
+        signal_names=signal_names,
+        signals=np.concatenate(parts["sig"]),
     )
 
 

@@ -333,6 +333,12 @@ def unseen_rows(bench: Bench, train_groups: Sequence[str]) -> np.ndarray:
     return np.array([i for i, g in enumerate(bench.groups) if group_key(g) not in seen], int)
 
 
+def signal_row(name: str) -> str:
+    """The table row of a signal computed from the ONNX files (``nwot (onnx)``), apart
+    from a published proxy of the same name."""
+    return f"{name} (onnx)"
+
+
 def evaluate_all(
     model: GraphRanker,
     bench: Bench,
@@ -340,13 +346,19 @@ def evaluate_all(
     rows: Sequence[int],
     label: str | None = None,
 ) -> dict[str, dict[str, float]]:
-    """:func:`evaluate` plus a ``rows`` count per scorer and, where the bench has
-    zero-cost proxy scores, each proxy; when only some rows have them, the predictor and
+    """:func:`evaluate` plus a ``rows`` count per scorer, each signal the bench computed
+    from its ONNX files (:func:`signal_row`) and, where it has zero-cost proxy scores, each
+    proxy; when only some rows have them, the predictor and
     the baselines are scored again on those rows (names ending in ``@zc``)."""
     rows = np.asarray(rows)
     y_all = bench.label(label)
     scorers = _scorers(model, bench, emb, rows)
     table = {k: {**metrics(v, y_all[rows]), "rows": len(rows)} for k, v in scorers.items()}
+    for j, name in enumerate(bench.signal_names):  # our own signals, from the ONNX files
+        v = bench.signals[rows, j]
+        ok = ~np.isnan(v)
+        if ok.sum() >= 2:
+            table[signal_row(name)] = {**metrics(v[ok], y_all[rows][ok]), "rows": int(ok.sum())}
     if not bench.proxy_names:
         return table
     prox = bench.proxies[rows]

@@ -33,7 +33,7 @@ def export_records(keys: Sequence[str]) -> list[GraphRecord]:
             torch.manual_seed(0)
             path = Path(tmp) / f"{k}.onnx"
             export_onnx(NB101Network(parse_key(key)), (3, 32, 32), path)
-            out.append(file_record(path))
+            out.append(file_record(path, signals=True))
             path.unlink()
     return out
 

@@ -52,7 +52,7 @@ def export_records(archs: Sequence[str]) -> list[GraphRecord]:
         for k, arch in enumerate(archs):
             path = Path(tmp) / f"{k}.onnx"
             export_onnx(compile_arch(from_nb201(arch), (3, 32, 32), 10), (3, 32, 32), path)
-            out.append(file_record(path))
+            out.append(file_record(path, signals=True))
             path.unlink()
     return out
 

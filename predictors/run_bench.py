@@ -32,9 +32,10 @@ def _input(opts: dict[str, Any]) -> tuple[tuple[int, ...], int]:
     return tuple(info.input_shape), info.num_classes
 
 
-def arch_record(node: Any, space: Any, folder: str) -> GraphRecord:
+def arch_record(node: Any, space: Any, folder: str, signals: bool = False) -> GraphRecord:
     """The record of one architecture of ``space`` (direct for square-input NB201, else by
-    export into ``folder``); the search's ``predictor`` strategy scores candidates with it."""
+    export into ``folder``); the search's ``predictor`` strategy scores candidates with it.
+    ``signals`` adds the file's data-free signals (exported records only)."""
     import torch
 
     from nas.compile import compile_arch
@@ -54,7 +55,7 @@ def arch_record(node: Any, space: Any, folder: str) -> GraphRecord:
     model = compile_arch(node, shape, space.num_classes, space.mode)
     path = export_onnx(model, shape, Path(folder) / "trial.onnx")
     try:
-        return file_record(path)
+        return file_record(path, signals=signals)
     finally:
         path.unlink()
 
@@ -65,13 +66,13 @@ Recorder = Callable[[str, str], GraphRecord]
 
 def grammar_recorder(opts: dict[str, Any]) -> Recorder:
     """The recorder of a grammar space's run (its run.json options ``opts``): compile the
-    architecture for the run's input and export it."""
+    architecture for the run's input and export it, with its data-free signals."""
     from nas.dsl import parse_arch
     from nas.space import load_space
 
     shape, classes = _input(opts)
     space = load_space(opts["space"]).with_input(shape, classes)
-    return lambda arch, folder: arch_record(parse_arch(arch), space, folder)
+    return lambda arch, folder: arch_record(parse_arch(arch), space, folder, signals=True)
 
 
 # run.json fields that decide what a trial's accuracy means: runs that differ in any of

@@ -26,7 +26,9 @@ from nas.predictors.probe import DEFAULT_PROBE_BYTES
 
 ACTIVATIONS = {"Relu", "LeakyRelu", "PRelu", "Gelu", "Elu", "Selu", "Celu", "HardSwish"}
 FALLBACK = {"Conv", "MatMul", "Gemm", "ConvTranspose"}
-NWOT_BATCH = 32
+# 8 random inputs: on 150 random NB201 files the scores of batch 8 and 32 rank the files
+# alike (Spearman 0.996) at a third of the cost (0.032 against 0.096 s of CPU a file)
+NWOT_BATCH = 8
 MAX_TENSORS = 64  # activation tensors read (evenly spaced) per network
 MAX_UNITS = 4 * 2**20  # per-sample units over all read tensors; more gives NaN
 
@@ -119,3 +121,9 @@ def nwot_file(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> float:
     from nas.predictors.graph import read_model
 
     return nwot_model(read_model(path, max_bytes))
+
+
+def file_signals(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, float]:
+    """The signals a bench stores beside params and FLOPs, computed from the file as
+    ``nas rank`` computes them (name -> value; NaN where one cannot be computed)."""
+    return {"nwot": nwot_file(path, max_bytes)}

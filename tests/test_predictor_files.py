@@ -179,15 +179,15 @@ def test_a_5000_node_relu_chain_ranks_in_seconds_within_its_time_limit(tmp_path:
     from nas.predictors.rank import rank_files
 
     path = tmp_path / "relu.onnx"
-    onnx.save(relu_chain(5000), str(path))
+    onnx.save(relu_chain(5000, width=2), str(path))
     predictor = Predictor.load(None)
     start = time.process_time()  # CPU time: a shared machine's load does not count
     rows, errors = rank_files([path], predictor, proxy=True, time_limit_s=60)
     took = time.process_time() - start
     assert took < 10, took
     assert errors == [] and rows[0]["depth"] == 5002  # Input, 5,000 Relu, Output
-    # every input gets the same codes from each layer on: K is singular, the floor 0
-    # (rounding once made it -634)
+    # 2 units have 4 codes, so of NWOT_BATCH (8) inputs two share their code in every layer:
+    # K is singular, the floor 0 (rounding once made it -634)
     assert rows[0]["nwot"] == 0.0
     rows, errors = rank_files([path], predictor, proxy=True, time_limit_s=0.05)
     assert rows == [] and "time limit of 0.05 s" in errors[0]["error"]

@@ -128,7 +128,7 @@ def test_nas_rank_folder_with_broken_files(nas_cli, cache_home, tmp_path, monkey
     _external_outside(d / "external.onnx")
     (d / "notes.txt").write_text("ignored: not *.onnx")
 
-    code, out, _ = nas_cli("rank", str(d), "--json", "--proxy")
+    code, out, _ = nas_cli("rank", str(d), "--json")  # the proxy is on by default
     assert code == 1
     res = json.loads(out)
     assert sorted(Path(r["file"]).name for r in res["ranked"]) == ["n0.onnx", "n1.onnx", "n2.onnx"]
@@ -152,7 +152,7 @@ def test_nas_rank_folder_with_broken_files(nas_cli, cache_home, tmp_path, monkey
     code, out, _ = nas_cli("rank", str(d / "n0.onnx"))
     assert code == 0
     assert "rank" in out and "FLOPs" in out and "nwot" in out
-    code, out, _ = nas_cli("rank", str(d / "n0.onnx"), "--json")  # the proxy is opt-in
+    code, out, _ = nas_cli("rank", str(d / "n0.onnx"), "--json", "--no-proxy")
     assert code == 0 and json.loads(out)["ranked"][0]["nwot"] is None
     assert json.loads(out)["ranked"][0]["notes"] == []
 

@@ -65,7 +65,9 @@ def bench_build(
     export: Annotated[
         bool,
         typer.Option(
-            "--export", help="nb201: export every network to ONNX (slow reference path)."
+            "--export",
+            help="nb201: export every network to ONNX and compute its data-free signals "
+            "(nwot), like the nb101/nb301 builds (slow reference path).",
         ),
     ] = False,
 ) -> None:
@@ -91,6 +93,7 @@ def bench_build(
         f"wrote {output}: {len(bench)} records, {len(set(bench.groups))} groups, "
         f"{len(bench.vocab)} distinct node texts, labels {', '.join(bench.label_names)}"
         + (f", {len(bench.proxy_names)} zero-cost proxies" if bench.proxy_names else "")
+        + (f", signals {', '.join(bench.signal_names)}" if bench.signal_names else "")
         + f" ({bench.meta.get('build_seconds', 0):.0f} s)"
     )
 
@@ -146,7 +149,7 @@ def _zoo_recorder(opts: dict[str, Any]) -> Any:
             family, Path(folder) / "trial.onnx", config, task=opts["dataset"], seed=0
         )
         try:
-            return file_record(path)
+            return file_record(path, signals=True)
         finally:
             path.unlink()
 
