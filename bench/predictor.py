@@ -19,9 +19,10 @@ Usage (from the repository root)::
 * ``--loso SPACE=DIR[:WEIGHT] ...``: the leave-one-space-out table (predictors.loso) over
   benches of several spaces (``WEIGHT``: the space's share of the training batches, default
   ``corpus.default_weight``), with ``--variants full,no-signals,no-graph,op-only text`` ablations
-  and the recipe variants of its registry (``set-signals``, ``params-prior``,
-  ``prior-listnet-wide``, ...), or the recipe itself chosen by ``--globals-norm``,
-  ``--prior``, ``--prior-weight``, ``--correction``, ``--loss``.
+  and the recipe variants of ``predictors.recipes.RECIPES`` (``set-signals``, ``params-prior``,
+  ``prior-listnet-wide``, ...; the registry ``nas predictor train --recipe`` reads), or
+  the recipe itself chosen by ``--globals-norm``, ``--prior``, ``--prior-weight``,
+  ``--correction``, ``--loss``.
 * zero-shot: build the 500-cell NB101 bench in ``--nb101 DIR`` (reused if present) and score
   it with predictors trained on NB201 only: the bundled one, and one trained on every cell
   of the full NB201 bench; next to params, FLOPs and the zero-cost proxies.

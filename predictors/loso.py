@@ -4,28 +4,10 @@ This is the protocol that chooses the bundled model (never test cells): for each
 the corpus, a ranker trained on the other spaces (batches drawn within one space, labels
 as within-space ranks, see :mod:`nas.predictors.corpus`) scores the held-out space, next to
 every data-free baseline (params, FLOPs, depth, nodes) and every zero-cost proxy the
-benches carry. Ablations train the same recipe without a part:
-
-* ``no-signals``: the head does not see log params / log FLOPs (``globals_mode='none'``);
-* ``op-only text``: each node's text embedding is replaced by that of its op type alone
-  (no attributes, shapes or weights);
-* ``no-graph``: no message passing (0 rounds), a bag of node texts;
-* ``shape-free text``: node texts without sizes (:func:`shape_free`: no weight shapes, the
-  output's rank only), so a conv reads the same in every space whatever its widths.
-
-Variants that change the recipe rather than remove a part (see
-:class:`~nas.predictors.model.ModelConfig`):
-
-* ``set-signals``: the head sees params/FLOPs as percentile ranks within the scored space
-  (``globals_norm='set'``), not on the training spaces' scale;
-* ``params-prior``: set signals, and the score is the rank of params plus a bounded learned
-  correction (``prior='params'``): a residual on the best-transferring baseline;
-* ``prior-short`` (a third of the steps), ``prior-half`` (correction bound 0.5),
-  ``prior-listnet`` (ListNet loss), ``prior-ensemble`` (3 seeds averaged), ``prior-no-graph``,
-  ``prior-no-signals``, ``prior-op-only``: the prior recipe with one more change;
-* ``prior-listnet-wide``: ListNet, correction bound 2 (half the prior's range), a third of
-  the steps: the best of these by LOSO (README), still short of the issue's target;
-* ``prior-shape-free``: ``prior-listnet-wide`` on shape-free texts.
+benches carry. The variants are the training recipes of
+:data:`nas.predictors.recipes.RECIPES` (ablations such as ``no-signals``, ``op-only text``,
+``no-graph``, and recipe changes such as ``params-prior``, ``prior-listnet-wide``), the
+registry that ``nas predictor train --recipe`` reads too.
 """
 
 from __future__ import annotations
@@ -39,64 +21,11 @@ from nas.predictors.bench import Bench
 from nas.predictors.corpus import default_weight, join
 from nas.predictors.fit import TrainConfig, evaluate_all, train, train_ensemble
 from nas.predictors.model import ModelConfig
+from nas.predictors.recipes import RECIPES, TEXT_VIEWS, op_only
 
 from nas.exceptions import ConfigurationError
 
-Recipe = tuple[ModelConfig, TrainConfig]
-
-
-def _model(**kw: Any) -> Callable[[ModelConfig, TrainConfig], Recipe]:
-    return lambda mc, tc: (replace(mc, **kw), tc)
-
-
-PRIOR = {"globals_norm": "set", "prior": "params"}
-
-# variant name -> how it changes the command line's recipe (model and training config);
-# the TEXT_VIEWS variants keep a recipe and swap the node embeddings
-ABLATIONS: dict[str, Callable[[ModelConfig, TrainConfig], Recipe]] = {
-    "full": lambda mc, tc: (mc, tc),
-    "op-only text": lambda mc, tc: (mc, tc),
-    "no-signals": _model(globals_mode="none"),
-    "no-graph": _model(layers=0),
-    "set-signals": _model(globals_norm="set"),
-    "params-prior": _model(**PRIOR),
-    "prior-no-graph": _model(**PRIOR, layers=0),
-    "prior-no-signals": _model(**PRIOR, globals_mode="none"),
-    "prior-half": _model(**PRIOR, correction=0.5),
-    "prior-short": lambda mc, tc: (replace(mc, **PRIOR), replace(tc, steps=tc.steps // 3)),
-    "prior-listnet": lambda mc, tc: (replace(mc, **PRIOR), replace(tc, loss="listnet")),
-    "prior-ensemble": _model(**PRIOR, members=3),
-    "prior-op-only": _model(**PRIOR),
-    "prior-listnet-wide": lambda mc, tc: (
-        replace(mc, **PRIOR, correction=2.0),
-        replace(tc, loss="listnet", steps=tc.steps // 3),
-    ),
-}
-ABLATIONS["shape-free text"] = ABLATIONS["full"]  # same recipe, other texts (TEXT_VIEWS)
-ABLATIONS["prior-shape-free"] = ABLATIONS["prior-listnet-wide"]
-
-
-def op_only(text: str) -> str:
-    """A node text reduced to its op type."""
-    return text.split(" ", 1)[0]
-
-
-def shape_free(text: str) -> str:
-    """A node text without sizes: op and attributes (kernel, stride, groups...) kept,
-    weight and constant tensors dropped, the output shape reduced to its rank. Channel
-    widths and resolutions differ from space to space; kernels and wiring are shared."""
-    head, arrow, out = text.partition(" -> ")
-    kept = [t for t in head.split(" ") if not t.startswith(("W[", "C["))]
-    return " ".join(kept) + (f" -> {len(out.split('x'))}d" if arrow else "")
-
-
-# variant -> the view of node texts it trains and scores on (others: the full text)
-TEXT_VIEWS: dict[str, Callable[[str], str]] = {
-    "op-only text": op_only,
-    "prior-op-only": op_only,
-    "shape-free text": shape_free,
-    "prior-shape-free": shape_free,
-}
+ABLATIONS = RECIPES  # the LOSO variants: every training recipe
 
 
 def view_embeddings(

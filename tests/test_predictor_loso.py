@@ -216,8 +216,9 @@ def test_loso_variants_change_the_recipe_they_name() -> None:
     """Each recipe variant of the LOSO registry sets what its name says on top of the
     command line's recipe (and leaves the rest alone)."""
     from nas.predictors.fit import TrainConfig
-    from nas.predictors.loso import ABLATIONS, TEXT_VIEWS, op_only, shape_free
+    from nas.predictors.loso import ABLATIONS
     from nas.predictors.model import ModelConfig
+    from nas.predictors.recipes import TEXT_VIEWS, op_only, shape_free
 
     base = ModelConfig(hidden=48), TrainConfig(steps=300, lr=1e-3)
     got = {name: fn(*base) for name, fn in ABLATIONS.items()}
@@ -243,7 +244,7 @@ def test_loso_variants_change_the_recipe_they_name() -> None:
 
 
 def test_shape_free_text_keeps_ops_and_attributes_and_drops_sizes() -> None:
-    from nas.predictors.loso import shape_free
+    from nas.predictors.recipes import shape_free
 
     a = "Conv auto_pad=NOTSET d=1 group=1 k=3 p=1 s=1 W[16,3,3,3] W[16] -> Nx16x32x32"
     b = "Conv auto_pad=NOTSET d=1 group=1 k=3 p=1 s=1 W[128,128,3,3] W[128] -> Nx128x8x8"

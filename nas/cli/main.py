@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from nas.cli import arch, bench, predict, search, train, zoo  # noqa: F401  (register commands)
+from nas.cli import (  # noqa: F401  (register commands)
+    arch,
+    bench,
+    predict,
+    predictor_cmds,
+    search,
+    train,
+    zoo,
+)
 from nas.cli._app import app
 from nas.exceptions import NasError
 

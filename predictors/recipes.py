@@ -1,0 +1,138 @@
+"""Training recipes: named changes of the model and training configuration, one registry.
+
+``nas predictor train --recipe NAME`` and the leave-one-space-out table
+(:mod:`nas.predictors.loso`, where they are its variants) read the same :data:`RECIPES`.
+Each entry takes the command line's (``ModelConfig``, ``TrainConfig``) and returns them
+changed. ``full`` is the v1 recipe itself. Ablations train the same recipe without a part:
+
+* ``no-signals``: the head does not see log params / log FLOPs (``globals_mode='none'``);
+* ``op-only text``: each node's text embedding is replaced by that of its op type alone
+  (no attributes, shapes or weights); it keeps the configuration and swaps the embeddings;
+* ``no-graph``: no message passing (0 rounds), a bag of node texts;
+* ``shape-free text``: node texts without sizes (:func:`shape_free`: no weight shapes, the
+  output's rank only), so a conv reads the same in every space whatever its widths.
+
+Variants that change the recipe rather than remove a part (see
+:class:`~nas.predictors.model.ModelConfig`):
+
+* ``set-signals``: the head sees params/FLOPs as percentile ranks within the scored space
+  (``globals_norm='set'``), not on the training spaces' scale;
+* ``params-prior``: set signals, and the score is the rank of params plus a bounded learned
+  correction (``prior='params'``): a residual on the best-transferring baseline;
+* ``prior-short`` (a third of the steps), ``prior-half`` (correction bound 0.5),
+  ``prior-listnet`` (ListNet loss), ``prior-ensemble`` (3 seeds averaged), ``prior-no-graph``,
+  ``prior-no-signals``, ``prior-op-only``: the prior recipe with one more change;
+* ``prior-listnet-wide``: ListNet, correction bound 2 (half the prior's range), a third of
+  the steps: the best of these by LOSO (README);
+* ``prior-shape-free``: ``prior-listnet-wide`` on shape-free texts.
+
+The :data:`TEXT_VIEWS` variants need the same view of node texts when scoring, which a
+saved model cannot ask for, so :func:`apply_recipe` (the recipes a saved model may be
+trained with) refuses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields, replace
+from typing import TYPE_CHECKING, Any
+
+from nas.exceptions import ConfigurationError
+
+if TYPE_CHECKING:  # the registry only copies dataclasses: importing it loads no torch
+    from nas.predictors.fit import TrainConfig
+    from nas.predictors.model import ModelConfig
+
+    Recipe = tuple[ModelConfig, TrainConfig]
+
+
+def _model(**kw: Any) -> Callable[[ModelConfig, TrainConfig], Recipe]:
+    return lambda mc, tc: (replace(mc, **kw), tc)
+
+
+PRIOR = {"globals_norm": "set", "prior": "params"}
+DEFAULT = "full"
+
+# recipe name -> how it changes the command line's recipe (model and training config);
+# the TEXT_VIEWS variants keep a recipe and swap the node embeddings
+RECIPES: dict[str, Callable[[ModelConfig, TrainConfig], Recipe]] = {
+    "full": lambda mc, tc: (mc, tc),
+    "op-only text": lambda mc, tc: (mc, tc),
+    "no-signals": _model(globals_mode="none"),
+    "no-graph": _model(layers=0),
+    "set-signals": _model(globals_norm="set"),
+    "params-prior": _model(**PRIOR),
+    "prior-no-graph": _model(**PRIOR, layers=0),
+    "prior-no-signals": _model(**PRIOR, globals_mode="none"),
+    "prior-half": _model(**PRIOR, correction=0.5),
+    "prior-short": lambda mc, tc: (replace(mc, **PRIOR), replace(tc, steps=tc.steps // 3)),
+    "prior-listnet": lambda mc, tc: (replace(mc, **PRIOR), replace(tc, loss="listnet")),
+    "prior-ensemble": _model(**PRIOR, members=3),
+    "prior-op-only": _model(**PRIOR),
+    "prior-listnet-wide": lambda mc, tc: (
+        replace(mc, **PRIOR, correction=2.0),
+        replace(tc, loss="listnet", steps=tc.steps // 3),
+    ),
+}
+RECIPES["shape-free text"] = RECIPES["full"]  # same recipes, other texts (TEXT_VIEWS)
+RECIPES["prior-shape-free"] = RECIPES["prior-listnet-wide"]
+
+
+def op_only(text: str) -> str:
+    """A node text reduced to its op type."""
+    return text.split(" ", 1)[0]
+
+
+def shape_free(text: str) -> str:
+    """A node text without sizes: op and attributes (kernel, stride, groups...) kept,
+    weight and constant tensors dropped, the output shape reduced to its rank. Channel
+    widths and resolutions differ from space to space; kernels and wiring are shared."""
+    head, arrow, out = text.partition(" -> ")
+    kept = [t for t in head.split(" ") if not t.startswith(("W[", "C["))]
+    return " ".join(kept) + (f" -> {len(out.split('x'))}d" if arrow else "")
+
+
+# variant -> the view of node texts it trains and scores on (others: the full text)
+TEXT_VIEWS: dict[str, Callable[[str], str]] = {
+    "op-only text": op_only,
+    "prior-op-only": op_only,
+    "shape-free text": shape_free,
+    "prior-shape-free": shape_free,
+}
+
+
+def trainable() -> list[str]:
+    """The recipes a saved model can be trained with (every one but :data:`TEXT_VIEWS`)."""
+    return [k for k in RECIPES if k not in TEXT_VIEWS]
+
+
+def apply_recipe(name: str, model_config: ModelConfig, config: TrainConfig) -> Recipe:
+    """The configurations ``name`` makes of the given ones (copies; the inputs stay as they
+    are). An unknown or LOSO-only name, or a recipe that leaves no step, is a
+    ConfigurationError."""
+    choices = ", ".join(trainable())
+    if name in TEXT_VIEWS:
+        raise ConfigurationError(
+            f"recipe {name!r} is a LOSO-only ablation (it trains on another view of the node "
+            f"texts, which scoring cannot do); choose from {choices}."
+        )
+    if name not in RECIPES:
+        raise ConfigurationError(f"unknown recipe {name!r}; choose from {choices}.")
+    mc, tc = RECIPES[name](replace(model_config), replace(config))
+    if tc.steps < 1:
+        raise ConfigurationError(
+            f"recipe {name!r} leaves {tc.steps} of {config.steps} steps; give more steps."
+        )
+    return mc, tc
+
+
+def changes(before: Recipe, after: Recipe) -> list[str]:
+    """``field old -> new`` for every setting a recipe changed (for the user and the model's
+    meta, so a changed step count is said)."""
+    out = []
+    for a, b in zip(before, after, strict=True):
+        for f in fields(a):
+            old, new = getattr(a, f.name), getattr(b, f.name)
+            if f.name != "meta" and old != new:
+                out.append(f"{f.name} {old} -> {new}")
+    return out
