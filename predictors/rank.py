@@ -1,7 +1,8 @@
 """``nas rank``'s work as a library call: score ONNX files, explain each score, one error each.
 
-Every file gives either a row (score, params, FLOPs, depth, the NASWOT proxy when asked
-for, an out-of-distribution flag and notes on what could not be computed) or one error row;
+Every file gives either a row (score, params, FLOPs, depth, the NASWOT proxy, an
+out-of-distribution flag, the model that scored it and notes on what could not be
+computed) or one error row;
 nothing a file does stops the others. The onnxruntime runs (unknown shapes, the proxy) are
 capped in memory and stopped at the file's time limit (:mod:`nas.predictors.probe`); a run
 that is skipped leaves a note in the row instead.
@@ -10,18 +11,24 @@ Out of distribution: a file is flagged when more than :data:`OOD_UNSEEN_SHARE` o
 have op types the predictor was not trained on, or its parameters lie more than a factor
 10 outside the training range (``domain.json`` beside the weights). Unseen ops are still
 scored, through the embedding of their normalised node text.
+
+Which model: ``nas rank`` scores with the bundled NB201 model, unless more than
+:data:`ROUTE_SHARE` of the files lie outside its domain; such a set is scored by the
+bundled transfer model, trained on several spaces and chosen by the leave-one-space-out
+table (README). One model scores a whole set, so scores stay comparable within it.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
-from nas.predictors.bench import GraphRecord, graph_record
+from nas.predictors.bench import Bench, GraphRecord, graph_record
 from nas.predictors.graph import model_graph, read_model
 from nas.predictors.onnxfile import DEFAULT_MAX_BYTES, as_file_error, time_limit
 from nas.predictors.probe import DEFAULT_PROBE_BYTES
@@ -30,6 +37,34 @@ from nas.predictors.signals import depth, nwot_probe
 from nas.exceptions import NasError
 
 OOD_UNSEEN_SHARE = 0.05
+# a set with more than this share of its files outside the default model's domain is
+# scored by the bundled transfer model (trained on several spaces) instead
+ROUTE_SHARE = 0.5
+
+
+def training_domain(
+    bench: Bench, rows: Sequence[int] | np.ndarray | None = None, source: str = ""
+) -> dict[str, Any]:
+    """The op types and parameter range of a model's training rows, written as
+    ``domain.json`` beside its weights so ``nas rank`` can flag files outside them."""
+    rows = range(len(bench)) if rows is None else rows
+    ops: set[str] = set()
+    for i in rows:
+        ti, _ = bench.graph(int(i))
+        ops.update(bench.vocab[t].split(" ", 1)[0] for t in set(ti.tolist()))
+    params = [int(bench.params[int(i)]) for i in rows]
+    return {
+        "source": source or "op types and parameter range of the model's training rows",
+        "ops": sorted(ops),
+        "params": [min(params, default=0), max(params, default=0)],
+    }
+
+
+def save_domain(folder: str | Path, domain: Mapping[str, Any]) -> Path:
+    """Write ``domain.json`` into a model folder."""
+    path = Path(folder) / "domain.json"
+    path.write_text(json.dumps(domain, indent=1) + "\n")
+    return path
 
 
 def load_domain(folder: str | Path | None) -> dict[str, Any] | None:
@@ -84,6 +119,18 @@ def rank_record(
     return record, nwot
 
 
+Transfer = Callable[[], tuple[Any, Mapping[str, Any] | None]]
+
+
+def use_transfer(records: Sequence[GraphRecord], domain: Mapping[str, Any] | None) -> bool:
+    """Whether a scored set lies mostly outside ``domain``: more than
+    :data:`ROUTE_SHARE` of its files flagged out of distribution."""
+    if not domain or not records:
+        return False
+    outside = sum(bool(ood_reason(r, domain)) for r in records)
+    return outside > ROUTE_SHARE * len(records)
+
+
 def rank_files(
     files: Sequence[Path],
     predictor: Any,
@@ -93,9 +140,12 @@ def rank_files(
     time_limit_s: float | None = None,
     proxy: bool = False,
     probe_bytes: int = DEFAULT_PROBE_BYTES,
+    transfer: Transfer | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """(ranked rows, best first; error rows) for ONNX ``files``; ``proxy`` adds the NASWOT
-    score (an onnxruntime run per file), ``probe_bytes`` caps each onnxruntime run."""
+    score (an onnxruntime run per file), ``probe_bytes`` caps each onnxruntime run.
+    ``transfer`` loads (predictor, domain) of a model for sets mostly outside ``domain``
+    (:func:`use_transfer`): one model scores the whole set, and each row names it."""
     good: list[tuple[Path, GraphRecord, float]] = []
     errors: list[dict[str, str]] = []
     for f in files:
@@ -107,7 +157,10 @@ def rank_files(
             good.append((f, record, nwot))
         except NasError as e:
             errors.append({"file": str(f), "error": str(e).removeprefix(f"{f}: ")})
-    scores = predictor.score_records([r for _, r, _ in good]) if good else []
+    records = [r for _, r, _ in good]
+    if transfer is not None and use_transfer(records, domain):
+        predictor, domain = transfer()
+    scores = predictor.score_records(records) if good else []
     rows = []
     for (f, r, nwot), s in zip(good, scores, strict=True):
         reason = ood_reason(r, domain)
@@ -121,6 +174,7 @@ def rank_files(
                 "nwot": None if math.isnan(nwot) else round(nwot, 3),
                 "ood": bool(reason),
                 "ood_reason": reason,
+                "model": getattr(predictor, "name", ""),
                 "notes": list(r.notes),
             }
         )

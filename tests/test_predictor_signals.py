@@ -77,3 +77,69 @@ def test_ood_flag_names_unseen_ops_and_params(tmp_path: Path) -> None:
     assert "unseen ops (Linear" not in reason  # MatMul by a constant is normalised to Linear
     assert "params, trained on 73,098-1,527,978" in reason  # 72 params: far below NB201
     assert json.dumps(domain)  # the bundled domain is plain JSON
+
+
+def _nb201_file(folder: Path, cell: str, name: str) -> Path:
+    from nas.compile import compile_arch
+    from nas.export import export_onnx
+    from nas.nb201 import from_nb201
+
+    return export_onnx(compile_arch(from_nb201(cell), (3, 32, 32), 10), (3, 32, 32), folder / name)
+
+
+def test_a_set_mostly_outside_the_domain_is_scored_by_the_transfer_model(tmp_path: Path) -> None:
+    """One model scores a whole set: the default one when most files lie in its domain,
+    the transfer model when most do not; each row names the model."""
+    from nas.predictors.model import GraphRanker, ModelConfig, Predictor
+    from nas.predictors.rank import load_domain, rank_files, use_transfer
+
+    default = Predictor.load(None)
+    domain = load_domain(None)
+    transfer = Predictor(GraphRanker(ModelConfig()), default.embedder, "transfer-test")
+    t_domain = {"ops": ["Input", "Linear", "Relu", "Output"], "params": [10, 1000]}
+    loads = []
+
+    def load() -> tuple[Predictor, dict]:
+        loads.append(1)
+        return transfer, t_domain
+
+    nb = _nb201_file(tmp_path, "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|", "a.onnx")
+    mlps = []
+    for k, width in enumerate((8, 16, 32)):
+        mlps.append(tmp_path / f"mlp{k}.onnx")
+        onnx.save(_mlp(width, k), str(mlps[-1]))
+    rows, _ = rank_files([nb, mlps[0]], default, domain, transfer=load)  # half outside: stay
+    assert {r["model"] for r in rows} == {"nb201-v1"} and loads == []
+    rows, errors = rank_files([nb, *mlps], default, domain, transfer=load)  # 3 of 4 outside
+    assert errors == [] and {r["model"] for r in rows} == {"transfer-test"} and loads == [1]
+    # OOD flags are against the model that scored: the MLPs lie in the transfer domain
+    flagged = {Path(r["file"]).name for r in rows if r["ood"]}
+    assert flagged == {"a.onnx"}
+    assert not use_transfer([], domain) and not use_transfer([1], None)  # nothing to judge
+
+
+def test_nas_predictor_train_writes_the_training_domain(tmp_path: Path) -> None:
+    from nas.predictors.bench import Bench
+    from nas.predictors.nb201_bench import build_nb201_bench
+    from nas.predictors.rank import load_domain, training_domain
+
+    bench = build_nb201_bench(indices=[0, 1, 2, 3, 4, 5], labels=["cifar10"])
+    dom = training_domain(bench, [0, 2])
+    assert dom["params"] == [int(min(bench.params[[0, 2]])), int(max(bench.params[[0, 2]]))]
+    ops = {bench.vocab[t].split(" ", 1)[0] for i in (0, 2) for t in bench.graph(i)[0]}
+    assert dom["ops"] == sorted(ops) and "Conv" in ops
+    folder = tmp_path / "b"
+    bench.save(folder)
+    from typer.testing import CliRunner
+
+    from nas.cli.main import app
+
+    res = CliRunner().invoke(
+        app, ["predictor", "train", "--bench", str(folder), "-o", str(tmp_path / "m"),
+              "--steps", "2"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    saved = load_domain(tmp_path / "m")
+    assert saved["ops"] == training_domain(Bench.load(folder))["ops"]
+    assert saved["params"] == [int(bench.params.min()), int(bench.params.max())]
+    assert "6 training rows" in saved["source"]

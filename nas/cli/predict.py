@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -51,6 +52,16 @@ def _dims(items: list[str]) -> dict[str, int]:
     return dims
 
 
+RankModelOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--model",
+        help="Predictor folder (default: the bundled NB201 model, or the bundled "
+        "multi-space model when most files lie outside NB201's domain).",
+    ),
+]
+
+
 @app.command()
 def rank(
     paths: Annotated[list[Path], typer.Argument(help="ONNX files or folders of *.onnx files.")],
@@ -61,9 +72,7 @@ def rank(
     max_size: Annotated[
         float, typer.Option("--max-size", help="Largest file accepted, in MB.")
     ] = 512,
-    model: Annotated[
-        Path | None, typer.Option("--model", help="Predictor folder (default: bundled).")
-    ] = None,
+    model: RankModelOpt = None,
     dim: Annotated[
         list[str] | None,
         typer.Option("--dim", help="Size of a symbolic input dim for FLOPs, NAME=SIZE."),
@@ -105,7 +114,7 @@ def rank(
     predictor = Predictor.load(model)
     rows, errors = rank_files(
         files, predictor, load_domain(model), int(max_size * 2**20), dims, time_limit or None,
-        proxy, int(probe_memory * 2**20),
+        proxy, int(probe_memory * 2**20), None if model else _bundled_transfer(),
     )  # fmt: skip
     shown = rows[:top] if top else rows
     if as_json:
@@ -114,6 +123,29 @@ def rank(
         _print_ranking(shown, errors)
     if errors:
         raise typer.Exit(1)
+
+
+def _model_line(name: str) -> str:
+    """Which model scored the set, and why when it is the transfer model."""
+    from nas.predictors.model import DEFAULT_MODEL, TRANSFER_MODEL
+
+    if name == TRANSFER_MODEL:
+        return (
+            f"{name}: most files lie outside {DEFAULT_MODEL}'s NB201 domain, so the model "
+            "trained on several spaces ranks them"
+        )
+    return name
+
+
+def _bundled_transfer() -> Callable[[], tuple[Any, Any]] | None:
+    """A loader of the bundled transfer model and its domain (None when not shipped)."""
+    from nas.predictors.model import TRANSFER_MODEL, Predictor, bundled_dir
+    from nas.predictors.rank import load_domain
+
+    folder = bundled_dir(TRANSFER_MODEL)
+    if not (folder / "config.json").exists():
+        return None
+    return lambda: (Predictor.load(folder), load_domain(folder))
 
 
 def _print_ranking(shown: list[dict], errors: list[dict[str, str]]) -> None:
@@ -130,6 +162,8 @@ def _print_ranking(shown: list[dict], errors: list[dict[str, str]]) -> None:
     for e in errors:
         table.add_row("-", e["file"], "", "", "", "", "", e["error"])
     out.print(table)
+    if shown:
+        out.print(f"scored by {_model_line(shown[0]['model'])}", markup=False)
     for row in shown:
         if row["ood"]:
             out.print(f"OOD {row['file']}: {row['ood_reason']}", markup=False)

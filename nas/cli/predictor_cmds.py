@@ -139,6 +139,7 @@ def predictor_train(
 
     from nas.predictors.fit import TrainConfig, evaluate_all, vocab_embeddings
     from nas.predictors.model import ModelConfig
+    from nas.predictors.rank import save_domain, training_domain
     from nas.predictors.recipes import apply_recipe, changes
     from nas.predictors.training import fit, training_set
 
@@ -162,6 +163,13 @@ def predictor_train(
             res = fit(data, emb, tc, mc, on_step=lambda step, _loss: update(step))
     res.model.config.meta.update(data.meta(recipe, tc))
     res.model.save(output)
+    spaces = ", ".join(data.spaces)
+    domain = training_domain(
+        data.bench,
+        data.train,
+        f"op types and parameter range of the {len(data.train)} training rows ({spaces})",
+    )
+    save_domain(output, domain)
     rows = sum(s["rows"] for s in data.spaces.values())
     of = f" of {len(data.spaces)} spaces" if len(data.spaces) > 1 else ""
     out.print(f"wrote {output}: trained on {rows} rows{of} in {res.seconds:.0f} s")
