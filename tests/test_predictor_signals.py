@@ -143,3 +143,29 @@ def test_nas_predictor_train_writes_the_training_domain(tmp_path: Path) -> None:
     assert saved["ops"] == training_domain(Bench.load(folder))["ops"]
     assert saved["params"] == [int(bench.params.min()), int(bench.params.max())]
     assert "6 training rows" in saved["source"]
+
+
+def test_nas_rank_picks_the_bundled_model_by_the_files_domain(nas_cli, tmp_path: Path) -> None:
+    """NB201 files are ranked by nb201-v1; a folder of MLPs (unseen sizes and ops for it) by
+    the bundled transfer model, which the table and the JSON name."""
+    from nas.predictors.model import TRANSFER_MODEL, bundled_dir
+
+    assert (bundled_dir(TRANSFER_MODEL) / "domain.json").exists()
+    nb = tmp_path / "nb"
+    nb.mkdir()
+    _nb201_file(nb, "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|", "a.onnx")
+    _nb201_file(nb, "|nor_conv_1x1~0|+|skip_connect~0|none~1|+|none~0|none~1|none~2|", "b.onnx")
+    code, out, _ = nas_cli("rank", str(nb), "--json", "--no-proxy")
+    assert code == 0 and {r["model"] for r in json.loads(out)["ranked"]} == {"nb201-v1"}
+    mlp = tmp_path / "mlp"
+    mlp.mkdir()
+    for k, width in enumerate((8, 16, 32)):
+        onnx.save(_mlp(width, k), str(mlp / f"m{k}.onnx"))
+    code, out, _ = nas_cli("rank", str(mlp), "--json")
+    rows = json.loads(out)["ranked"]
+    assert code == 0 and {r["model"] for r in rows} == {TRANSFER_MODEL} and len(rows) == 3
+    code, out, _ = nas_cli("rank", str(mlp))
+    assert code == 0 and f"scored by {TRANSFER_MODEL}: most files lie outside" in out
+    # --model names one model: no switching
+    code, out, _ = nas_cli("rank", str(mlp), "--json", "--model", str(bundled_dir()))
+    assert {r["model"] for r in json.loads(out)["ranked"]} == {"nb201-v1"}
