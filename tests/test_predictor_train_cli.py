@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +198,27 @@ def test_apply_recipe_copies_and_says_what_it_changed() -> None:
     assert changes(base, apply_recipe("full", *base)) == []
     assert loso.ABLATIONS is RECIPES  # one registry for LOSO and the CLI
     assert set(RECIPES) - set(trainable()) == set(TEXT_VIEWS)
+
+
+def test_an_output_that_is_not_a_model_folder_is_refused_before_training(
+    nas_cli, tmp_path, spaces
+) -> None:
+    """-o naming a file, or a folder of other files, fails at once and leaves them as they
+    were; a model folder is replaced (training again into it is the usual loop)."""
+    afile = tmp_path / "notes.txt"
+    afile.write_text("keep me")
+    other = tmp_path / "results"
+    other.mkdir()
+    (other / "table.csv").write_text("a,b")
+    for target, message in ((afile, "is a file"), (other, "a folder of other files")):
+        code, out, err = nas_cli("predictor", "train", "--bench", str(spaces["c"]), "-o",
+                                 str(target), *FAST)  # fmt: skip
+        assert code == 2 and message in err and "steps" not in out
+        assert len(err.strip().splitlines()) == 1
+    assert afile.read_text() == "keep me" and os.listdir(other) == ["table.csv"]
+    model = tmp_path / "m"
+    for _ in range(2):
+        code, _, err = nas_cli("predictor", "train", "--bench", str(spaces["c"]), "-o",
+                               str(model), *FAST)  # fmt: skip
+        assert code == 0, err
+    assert sorted(os.listdir(model)) == ["config.json", "domain.json", "model.safetensors"]

@@ -118,6 +118,17 @@ WeightOpt = Annotated[
 ]
 
 
+def _model_output(path: Path) -> None:
+    """Refuse, before training, an output that is a file or a folder of other things (a
+    model folder is replaced: training again into it is the usual loop)."""
+    if path.exists() and not path.is_dir():
+        raise ConfigurationError(f"{path} is a file; -o needs a folder for the model.")
+    if path.is_dir() and any(path.iterdir()) and not (path / "config.json").exists():
+        raise ConfigurationError(
+            f"{path} is a folder of other files, not a model; give a new or empty folder."
+        )
+
+
 @predictor_app.command("train")
 def predictor_train(
     bench: BenchesOpt,
@@ -147,6 +158,7 @@ def predictor_train(
         ModelConfig(hidden=hidden, layers=layers),
         TrainConfig(steps=steps, batch_size=batch_size, lr=lr, label=label, seed=seed),
     )
+    _model_output(output)
     mc, tc = apply_recipe(recipe, *base)  # an unknown recipe fails before any work
     weights = _parse_weights(weight or [])
     benches, sources = _benches(bench)
