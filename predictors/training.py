@@ -47,6 +47,12 @@ class TrainingSet:
     weights: dict[str, float] | None = None
     groups: list[str] = field(default_factory=list)  # the groups of the rows trained on
 
+    def used(self) -> np.ndarray:
+        """The training rows the model learns from (a weight-0 space's rows are dropped)."""
+        if not self.weights or self.strata is None:
+            return self.train
+        return np.array([i for i in self.train if self.weights[self.strata[i]] > 0], int)
+
     def meta(self, recipe: str, config: TrainConfig) -> dict[str, Any]:
         """What the saved model records about its training: spaces with their rows and
         weights, the recipe and its training settings, the labels, the split, the groups."""

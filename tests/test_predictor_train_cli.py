@@ -222,3 +222,17 @@ def test_an_output_that_is_not_a_model_folder_is_refused_before_training(
                                str(model), *FAST)  # fmt: skip
         assert code == 0, err
     assert sorted(os.listdir(model)) == ["config.json", "domain.json", "model.safetensors"]
+
+
+def test_domain_json_covers_the_rows_trained_on(nas_cli, tmp_path, spaces) -> None:
+    """A weight-0 space is not trained on, so it is not in the model's domain either."""
+    from nas.predictors.bench import Bench
+
+    model = tmp_path / "m"
+    args = ["--bench", str(spaces["a"]), "--bench", str(spaces["b"]), "--weight", "a=0"]
+    code, _, err = nas_cli("predictor", "train", *args, "-o", str(model), *FAST)
+    assert code == 0, err
+    domain = json.loads((model / "domain.json").read_text())
+    b = Bench.load(spaces["b"])
+    assert domain["params"] == [int(b.params.min()), int(b.params.max())]
+    assert domain["source"].endswith(f"the {len(b)} training rows (b)")

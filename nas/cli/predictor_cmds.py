@@ -175,12 +175,12 @@ def predictor_train(
             res = fit(data, emb, tc, mc, on_step=lambda step, _loss: update(step))
     res.model.config.meta.update(data.meta(recipe, tc))
     res.model.save(output)
-    spaces = ", ".join(data.spaces)
+    used = data.used()
+    spaces = ", ".join(k for k, v in data.spaces.items() if v["rows"])
     domain = training_domain(
-        data.bench,
-        data.train,
-        f"op types and parameter range of the {len(data.train)} training rows ({spaces})",
-    )
+        data.bench, used, f"op types and parameter range of the {len(used)} training rows "
+        f"({spaces})"
+    )  # fmt: skip
     save_domain(output, domain)
     rows = sum(s["rows"] for s in data.spaces.values())
     of = f" of {len(data.spaces)} spaces" if len(data.spaces) > 1 else ""
