@@ -24,7 +24,8 @@ Variants that change the recipe rather than remove a part (see
   ``prior-no-signals``, ``prior-op-only``: the prior recipe with one more change;
 * ``prior-listnet-wide``: ListNet, correction bound 2 (half the prior's range), a third of
   the steps: the best of these by LOSO (README);
-* ``prior-shape-free``: ``prior-listnet-wide`` on shape-free texts.
+* ``prior-shape-free``: ``prior-listnet-wide`` on shape-free texts;
+* ``prior-listnet-wide-ens``: ``prior-listnet-wide`` as an ensemble of 3 seeds.
 
 The :data:`TEXT_VIEWS` variants need the same view of node texts when scoring, which a
 saved model cannot ask for, so :func:`apply_recipe` (the recipes a saved model may be
@@ -74,6 +75,10 @@ RECIPES: dict[str, Callable[[ModelConfig, TrainConfig], Recipe]] = {
         replace(tc, loss="listnet", steps=tc.steps // 3),
     ),
 }
+RECIPES["prior-listnet-wide-ens"] = lambda mc, tc: (
+    replace(mc, **PRIOR, correction=2.0, members=3),
+    replace(tc, loss="listnet", steps=tc.steps // 3),
+)
 RECIPES["shape-free text"] = RECIPES["full"]  # same recipes, other texts (TEXT_VIEWS)
 RECIPES["prior-shape-free"] = RECIPES["prior-listnet-wide"]
 
