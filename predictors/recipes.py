@@ -23,9 +23,10 @@ Variants that change the recipe rather than remove a part (see
   ``prior-listnet`` (ListNet loss), ``prior-ensemble`` (3 seeds averaged), ``prior-no-graph``,
   ``prior-no-signals``, ``prior-op-only``: the prior recipe with one more change;
 * ``prior-listnet-wide``: ListNet, correction bound 2 (half the prior's range), a third of
-  the steps: the best of these by LOSO (README);
+  the steps: the best single model of these by LOSO (README);
 * ``prior-shape-free``: ``prior-listnet-wide`` on shape-free texts;
-* ``prior-listnet-wide-ens``: ``prior-listnet-wide`` as an ensemble of 3 seeds.
+* ``prior-listnet-wide-ens``: ``prior-listnet-wide`` as an ensemble of 3 seeds, the best
+  by LOSO and the recipe of the bundled transfer-v1.
 
 The :data:`TEXT_VIEWS` variants need the same view of node texts when scoring, which a
 saved model cannot ask for, so :func:`apply_recipe` (the recipes a saved model may be
