@@ -87,7 +87,7 @@ def try_onnx(item: tuple[str, bytes], state: dict) -> str:
     from nas.predictors.encode import graph_text
     from nas.predictors.onnxfile import DEFAULT_MAX_BYTES, as_file_error
     from nas.predictors.probe import DEFAULT_PROBE_BYTES
-    from nas.predictors.rank import rank_record
+    from nas.predictors.rank_read import rank_record
 
     kind, data, _ = item
     path = state["specials"] / f"{kind}.onnx" if kind != "bytes" else state["dir"] / "m.onnx"

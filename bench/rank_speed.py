@@ -9,14 +9,16 @@ Usage (from the repository root)::
 * NB201: ``--distinct`` random NB201 cells compiled and exported (``nas export``'s
   exporter, no parity run), copied with fresh random weights up to ``--n`` files, then
   ``nas rank DIR --json`` three times in fresh processes: an empty embedding cache (cold),
-  warm (both with the NASWOT proxy, the default), and warm with ``--no-proxy``.
+  warm (both with the NASWOT proxy and two reader processes, the defaults), warm with
+  ``--no-proxy``, and warm with ``--workers 1``.
 * big graph: a stack of ``--layers`` torch ``TransformerEncoderLayer`` (d=64, 4 heads, GELU,
   real random weights; 168 nodes a layer, about 20,000 in all at 120) exported with a
   dynamic batch, then ranked cold, warm and warm with ``--proxy``. Its reshapes leave dims
   unknown, so the shape probe (an onnxruntime run) is part of the time.
 
-Each line gives wall and CPU seconds and the peak RSS of that ``nas rank`` process
-(``wait4``); on a shared machine the CPU seconds are the figure its load does not inflate.
+Each line gives wall and CPU seconds (reader processes included) and the peak RSS of the
+largest process (``wait4``) and of all of them together (sampled from /proc every 0.25 s);
+on a shared machine the CPU seconds are the figure its load does not inflate.
 ``--keep DIR`` keeps the exported files there and reuses them on the next run.
 """
 
@@ -28,6 +30,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -104,6 +107,41 @@ def export_transformer(path: Path, layers: int) -> Path:
     return path
 
 
+TREE_PEAK = [0.0]  # MB: the last timed run's peak of summed RSS over its process tree
+
+
+def _tree_rss_mb(root: int) -> float:
+    """Summed RSS (MB) of ``root`` and its descendants, from /proc (reader workers too)."""
+    parent: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    tree, todo = set(), [root]
+    while todo:
+        p = todo.pop()
+        tree.add(p)
+        todo += [c for c, pp in parent.items() if pp == p and c not in tree]
+    kb = 0
+    for p in tree:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    kb += int(line.split()[1])
+        except OSError:
+            continue
+    return kb / 1024
+
+
+def _sample_tree(root: int, peak: list[float]) -> None:
+    """Keep the largest summed RSS of ``root``'s tree in ``peak[0]`` until it exits."""
+    while Path(f"/proc/{root}").exists():
+        peak[0] = max(peak[0], _tree_rss_mb(root))  # files gone mid-read count as 0
+        time.sleep(0.25)
+
+
 def timed_rank(target: Path, cache: Path, *extra: str) -> tuple[float, float, float, dict]:
     """(wall seconds, CPU seconds, peak RSS in MB, parsed --json output) of one ``nas rank``
     process (CPU seconds are what a shared machine's load does not inflate)."""
@@ -112,8 +150,13 @@ def timed_rank(target: Path, cache: Path, *extra: str) -> tuple[float, float, fl
     t0 = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.DEVNULL)
+        peak = [0.0]
+        sampler = threading.Thread(target=_sample_tree, args=(proc.pid, peak), daemon=True)
+        sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
         took = time.perf_counter() - t0
+        sampler.join()
+        TREE_PEAK[0] = peak[0]
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read()
@@ -127,7 +170,8 @@ def report(label: str, took: float, cpu: float, rss: float, result: dict) -> Non
     nwot = sum(r.get("nwot") is not None for r in ranked)
     notes = sorted({n for r in ranked for n in r.get("notes", [])})
     print(
-        f"{label:40s} {took:7.1f} s (CPU {cpu:6.1f} s)  peak RSS {rss:5.0f} MB  "
+        f"{label:40s} {took:7.1f} s (CPU {cpu:6.1f} s)  peak RSS {rss:5.0f} MB "
+        f"(all processes {TREE_PEAK[0]:5.0f} MB)  "
         f"ranked {len(ranked)}, "
         f"errors {len(errors)}, with nwot {nwot}" + (f"  notes: {notes[:2]}" if notes else ""),
         flush=True,

@@ -27,14 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
-from nas.predictors.bench import Bench, GraphRecord, graph_record
-from nas.predictors.graph import model_graph, read_model
-from nas.predictors.onnxfile import DEFAULT_MAX_BYTES, as_file_error, time_limit
+from nas.predictors.bench import Bench, GraphRecord
+from nas.predictors.onnxfile import DEFAULT_MAX_BYTES
 from nas.predictors.probe import DEFAULT_PROBE_BYTES
-from nas.predictors.signals import depth, nwot_probe
-
-from nas.exceptions import NasError
+from nas.predictors.rank_read import read_files
+from nas.predictors.signals import depth
 
 OOD_UNSEEN_SHARE = 0.05
 # a set with more than this share of its files outside the default model's domain is
@@ -95,30 +92,6 @@ def ood_reason(record: GraphRecord, domain: Mapping[str, Any] | None) -> str:
     return "; ".join(reasons)
 
 
-def rank_record(
-    f: Path,
-    max_bytes: int,
-    dims: Mapping[str, int] | None,
-    proxy: bool,
-    probe_bytes: int,
-) -> tuple[GraphRecord, float]:
-    """The record and NASWOT score (NaN without ``proxy``) of one file, read once, as
-    ``nas rank`` computes them; notes about what could not be computed end up in
-    ``record.notes``."""
-    model = read_model(f, max_bytes)
-    unbound = model
-    if proxy and dims:  # the proxy runs with the batch symbolic, whatever ``dims`` bind
-        unbound = onnx.ModelProto()
-        unbound.CopyFrom(model)
-    record = graph_record(model_graph(model, f, dims, probe_bytes))
-    if not proxy:
-        return record, float("nan")
-    nwot, note = nwot_probe(unbound, max_bytes=probe_bytes)
-    if note:
-        record.notes.append(note)
-    return record, nwot
-
-
 Transfer = Callable[[], tuple[Any, Mapping[str, Any] | None]]
 
 
@@ -141,22 +114,24 @@ def rank_files(
     proxy: bool = False,
     probe_bytes: int = DEFAULT_PROBE_BYTES,
     transfer: Transfer | None = None,
+    workers: int = 1,
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """(ranked rows, best first; error rows) for ONNX ``files``; ``proxy`` adds the NASWOT
     score (an onnxruntime run per file), ``probe_bytes`` caps each onnxruntime run.
     ``transfer`` loads (predictor, domain) of a model for sets mostly outside ``domain``
-    (:func:`use_transfer`): one model scores the whole set, and each row names it."""
+    (:func:`use_transfer`): one model scores the whole set, and each row names it.
+    ``workers`` > 1 reads many files in that many processes (:mod:`rank_read`)."""
     good: list[tuple[Path, GraphRecord, float]] = []
     errors: list[dict[str, str]] = []
-    for f in files:
-        try:
-            with time_limit(time_limit_s, f):
-                record, nwot = as_file_error(
-                    f, lambda f=f: rank_record(f, max_bytes, dims, proxy, probe_bytes)
-                )
+    read = read_files(
+        files, workers, max_bytes=max_bytes, dims=dims, time_limit_s=time_limit_s,
+        proxy=proxy, probe_bytes=probe_bytes,
+    )  # fmt: skip
+    for f, (record, nwot, error) in zip(files, read, strict=True):
+        if record is None:
+            errors.append({"file": str(f), "error": error})
+        else:
             good.append((f, record, nwot))
-        except NasError as e:
-            errors.append({"file": str(f), "error": str(e).removeprefix(f"{f}: ")})
     records = [r for _, r, _ in good]
     if transfer is not None and use_transfer(records, domain):
         predictor, domain = transfer()

@@ -62,6 +62,33 @@ RankModelOpt = Annotated[
 ]
 
 
+RankWorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        show_default=False,
+        help="Processes reading the files (used from 64 files on; default: up to 2, the "
+        "CPUs there are).",
+    ),
+]
+
+
+def _default_workers() -> int:
+    """Up to two reader processes, never more than the CPUs this process may use."""
+    import os
+
+    return max(
+        1,
+        min(
+            2,
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1,
+        ),
+    )
+
+
 @app.command()
 def rank(
     paths: Annotated[list[Path], typer.Argument(help="ONNX files or folders of *.onnx files.")],
@@ -73,6 +100,7 @@ def rank(
         float, typer.Option("--max-size", help="Largest file accepted, in MB.")
     ] = 512,
     model: RankModelOpt = None,
+    workers: RankWorkersOpt = None,
     dim: Annotated[
         list[str] | None,
         typer.Option("--dim", help="Size of a symbolic input dim for FLOPs, NAME=SIZE."),
@@ -115,6 +143,7 @@ def rank(
     rows, errors = rank_files(
         files, predictor, load_domain(model), int(max_size * 2**20), dims, time_limit or None,
         proxy, int(probe_memory * 2**20), None if model else _bundled_transfer(),
+        workers or _default_workers(),
     )  # fmt: skip
     shown = rows[:top] if top else rows
     if as_json:
