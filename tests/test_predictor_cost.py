@@ -52,15 +52,17 @@ def _flat(out: Any) -> list[torch.Tensor]:
 def torch_counts(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[int, int]:
     """(parameters as the exported file holds them, MACs at batch 1) of ``module``."""
     module.eval()
-    convs: dict[int, nn.Module] = {}
+    # conv output id -> (conv, the output itself): keeping the output alive keeps its id
+    # from being reused by a later tensor (which made a BN look folded at random)
+    convs: dict[int, tuple[nn.Module, torch.Tensor]] = {}
     folded = 0
 
     def conv_hook(m: nn.Module, _: Any, out: torch.Tensor) -> None:
-        convs[id(out)] = m
+        convs[id(out)] = (m, out)
 
     def bn_hook(m: nn.Module, args: Any, _: Any) -> None:
         nonlocal folded
-        conv = convs.get(id(args[0]))
+        conv, _out = convs.get(id(args[0]), (None, None))
         if conv is not None:  # folded: the conv's bias holds C numbers
             c = m.num_features
             had = c if conv.bias is not None else 0
