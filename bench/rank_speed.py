@@ -198,6 +198,8 @@ def main() -> None:
             report(
                 f"{args.n} NB201 files, warm, --no-proxy", *timed_rank(folder, cache, "--no-proxy")
             )
+            one = timed_rank(folder, cache, "--workers", "1")
+            report(f"{args.n} NB201 files, warm, --workers 1", *one)
         if not args.skip_big:
             import onnx
 
