@@ -81,7 +81,15 @@ def nwot_probe(
         return float("nan"), f"nwot skipped: {e}"
     except Exception:  # a model onnxruntime cannot run has no activation signal
         return float("nan"), "nwot skipped: onnxruntime cannot run the model"
-    return _nwot_score(list(outs.values()), batch), ""
+    codes = [a for a in map(np.asarray, outs.values()) if _is_code(a, batch)]
+    if sum(a.size // batch for a in codes) > MAX_UNITS:
+        return float("nan"), f"nwot skipped: over {MAX_UNITS:,} activation units per input"
+    return _nwot_score(codes, batch), ""
+
+
+def _is_code(a: np.ndarray, batch: int) -> bool:
+    """Whether ``a`` is an activation with one row per input of the batch."""
+    return a.ndim > 0 and a.shape[0] == batch and np.issubdtype(a.dtype, np.floating)
 
 
 def _nwot_score(outs: list[np.ndarray], batch: int) -> float:
@@ -92,7 +100,7 @@ def _nwot_score(outs: list[np.ndarray], batch: int) -> float:
     units = 0
     for v in outs:
         a = np.asarray(v)
-        if a.ndim == 0 or a.shape[0] != batch or not np.issubdtype(a.dtype, np.floating):
+        if not _is_code(a, batch):
             continue
         a = a.reshape(batch, -1)
         units += a.shape[1]

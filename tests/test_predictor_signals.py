@@ -169,3 +169,15 @@ def test_nas_rank_picks_the_bundled_model_by_the_files_domain(nas_cli, tmp_path:
     # --model names one model: no switching
     code, out, _ = nas_cli("rank", str(mlp), "--json", "--model", str(bundled_dir()))
     assert {r["model"] for r in json.loads(out)["ranked"]} == {"nb201-v1"}
+
+
+def test_nwot_over_the_unit_cap_is_a_note_not_a_silent_gap(monkeypatch) -> None:
+    """A network with more activation units than the cap gets no score and a row note
+    saying why (it used to be a bare '-')."""
+    import nas.predictors.signals as sig
+
+    model = _mlp(64)
+    assert sig.nwot_probe(model)[1] == ""
+    monkeypatch.setattr(sig, "MAX_UNITS", 32)  # 64 + 3 units per input are over it
+    score, note = sig.nwot_probe(model)
+    assert np.isnan(score) and note == "nwot skipped: over 32 activation units per input"
