@@ -97,11 +97,24 @@ def join(benches: Mapping[str, Bench], labels: Mapping[str, str] | None = None) 
     )
 
 
+def node_width(text: str) -> int:
+    """The channel count of a node's output (its second dim), 0 when the text has none."""
+    dims = text.rpartition(" -> ")[2].split("x")
+    return int(dims[1]) if len(dims) > 1 and dims[1].isdigit() else 0
+
+
 def structure_signals(bench: Bench, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """Data-free structural signals of ``rows``: depth (longest path) and node count."""
-    d, n = [], []
+    """Data-free structural signals of ``rows``: depth (longest path), node count and width
+    (the widest node output's channels)."""
+    widths = np.array([node_width(t) for t in bench.vocab] or [0])
+    d, n, w = [], [], []
     for i in rows:
         ti, ed = bench.graph(int(i))
         d.append(depth(len(ti), [tuple(e) for e in ed.tolist()]))
         n.append(len(ti))
-    return {"depth": np.asarray(d, float), "nodes": np.asarray(n, float)}
+        w.append(int(widths[ti].max()) if len(ti) else 0)
+    return {
+        "depth": np.asarray(d, float),
+        "nodes": np.asarray(n, float),
+        "width": np.asarray(w, float),
+    }

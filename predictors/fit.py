@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -292,10 +293,15 @@ def precision_at_top(pred: np.ndarray, y: np.ndarray, frac: float = 0.05) -> flo
 
 
 def metrics(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """Kendall tau, Spearman and precision at the top 5% of ``pred`` against ``y``."""
+    """Kendall tau, Spearman and precision at the top 5% of ``pred`` against ``y`` (a
+    constant scorer, e.g. a width every network shares, has NaN correlations, silently)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        kendall = float(stats.kendalltau(pred, y)[0])
+        spearman = float(stats.spearmanr(pred, y)[0])
     return {
-        "kendall": float(stats.kendalltau(pred, y)[0]),
-        "spearman": float(stats.spearmanr(pred, y)[0]),
+        "kendall": kendall,
+        "spearman": spearman,
         "p@5%": precision_at_top(np.asarray(pred, float), np.asarray(y, float)),
         "p@10%": precision_at_top(np.asarray(pred, float), np.asarray(y, float), 0.10),
     }
@@ -318,7 +324,7 @@ def _scorers(
     model: GraphRanker, bench: Bench, emb: np.ndarray, rows: np.ndarray
 ) -> dict[str, np.ndarray]:
     """The predictor's scores of ``rows`` and the data-free baselines beside them: params,
-    FLOPs, depth and node count."""
+    FLOPs, depth, node count and width."""
     from nas.predictors.corpus import structure_signals
 
     return {

@@ -3,8 +3,8 @@
 This is the protocol that chooses the bundled model (never test cells): for each space of
 the corpus, a ranker trained on the other spaces (batches drawn within one space, labels
 as within-space ranks, see :mod:`nas.predictors.corpus`) scores the held-out space, next to
-every data-free baseline (params, FLOPs, depth, nodes) and every zero-cost proxy the
-benches carry. The variants are the training recipes of
+every data-free baseline (params, FLOPs, depth, nodes, width, the ONNX signals) and every
+zero-cost proxy the benches carry. The variants are the training recipes of
 :data:`nas.predictors.recipes.RECIPES` (ablations such as ``no-signals``, ``op-only text``,
 ``no-graph``, and recipe changes such as ``params-prior``, ``prior-listnet-wide``), the
 registry that ``nas predictor train --recipe`` reads too.

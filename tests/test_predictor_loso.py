@@ -70,7 +70,7 @@ def test_loso_table_has_the_ranker_every_baseline_and_ablation(two_spaces, tmp_p
         names = set(table)
         assert {"ranker", "ranker no-signals", "ranker op-only text", "ranker no-graph"} <= names
         assert "ranker params-prior" in names
-        assert {"params", "flops", "depth", "nodes"} <= names
+        assert {"params", "flops", "depth", "nodes", "width"} <= names
         n = 80 if held == "a" else 70
         assert all(m["rows"] == n for k, m in table.items() if not k.startswith("nwot"))
         assert all(-1 <= table[k]["spearman"] <= 1 for k in ("ranker", "params"))
@@ -265,3 +265,21 @@ def test_set_ranks_are_percentile_ranks_with_tied_means() -> None:
     assert np.allclose(r[:, 1], (stats.rankdata(flops) - 1) / 5)
     assert r[1, 0] == r[5, 0] == 0.1 and r[4, 0] == 1.0
     assert np.array_equal(set_ranks([7], [3]), [[0.5, 0.5]])
+
+
+def test_width_is_the_widest_node_output() -> None:
+    from nas.predictors.corpus import node_width
+
+    assert node_width("Conv k=3 W[16,3,3,3] -> Nx16x32x32") == 16
+    assert node_width("Linear W[10,512] W[10] -> Nx10") == 10
+    assert node_width("Mul -> 7x?x64") == 0  # an unknown second dim says nothing
+    assert node_width("Input") == 0
+
+
+def test_an_nb201_network_is_64_channels_wide() -> None:
+    import numpy as np
+    from nas.predictors.corpus import structure_signals
+    from nas.predictors.nb201_bench import build_nb201_bench
+
+    bench = build_nb201_bench(indices=[0, 1], labels=["cifar10"])
+    assert list(structure_signals(bench, np.arange(2))["width"]) == [64.0, 64.0]  # 16/32/64

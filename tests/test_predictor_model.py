@@ -58,7 +58,7 @@ def test_training_reduces_loss_and_beats_chance(small, trained) -> None:
     assert np.mean(losses[-20:]) < 0.8 * np.mean(losses[:10])
     table = evaluate(trained.model, bench, emb, test_rows)
     assert table["predictor"]["spearman"] > 0.5  # 0.77 with this seed
-    assert set(table) == {"predictor", "params", "flops", "depth", "nodes"}
+    assert set(table) == {"predictor", "params", "flops", "depth", "nodes", "width"}
 
 
 def test_save_load_round_trip(small, trained, tmp_path: Path) -> None:
