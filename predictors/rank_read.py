@@ -1,12 +1,12 @@
 """Reading many ONNX files for ``nas rank``: in worker processes when there are many.
 
 Each file is read, normalised, costed and probed (:func:`rank_record`) under its own time
-limit, and whatever goes wrong with it is its own error. With ``workers`` > 1 and at least
-:data:`PARALLEL_MIN` files the reading is spread over spawned processes (one thread each,
-each with its own capped onnxruntime arena), which about halves the wall time on two
-cores; results keep the files' order. If a worker process dies (a file that crashes
-onnxruntime itself), the files not read yet are read again in this process, as without
-workers.
+limit, and whatever goes wrong with it is its own error. With ``workers`` > 1, at least
+:data:`PARALLEL_MIN` files and :data:`PARALLEL_MIN_BYTES` in all, the reading is spread
+over spawned processes (one thread each, each with its own capped onnxruntime arena),
+which about halves the wall time on two cores; results keep the files' order. If a worker
+process dies (a file that crashes onnxruntime itself), the files not read yet are read
+again in this process, as without workers.
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ from nas.predictors.signals import nwot_probe
 
 from nas.exceptions import NasError
 
-PARALLEL_MIN = 64  # fewer files: spawning workers (about 1.5 s each) does not pay
+# fewer files, or fewer bytes in all: spawning workers (about 1.5 s) costs more than it saves
+# (71 files of a few KB took 5.8 s with two workers, 3.0 s without)
+PARALLEL_MIN = 64
+PARALLEL_MIN_BYTES = 32 * 2**20
 CHUNK = 8  # files a worker takes at a time
 # one thread per worker: two processes each spinning two BLAS threads lose on two cores
 _ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
@@ -77,6 +80,16 @@ def read_one(
         return None, math.nan, str(e).removeprefix(f"{f}: ")
 
 
+def _bytes(files: Sequence[Path]) -> int:
+    """The files' total size (a file that cannot be stat'ed counts 0: reading it will say
+    what is wrong)."""
+    total = 0
+    for f in files:
+        with contextlib.suppress(OSError):
+            total += Path(f).stat().st_size
+    return total
+
+
 @contextlib.contextmanager
 def _one_thread_env() -> Iterator[None]:
     """Spawned workers inherit one-thread BLAS settings; this process's are restored."""
@@ -99,9 +112,9 @@ def read_files(
     **kw: object,
 ) -> list[Read]:
     """``reader`` (:func:`read_one`) of every file, in order; in ``workers`` processes when
-    there are at least :data:`PARALLEL_MIN` files."""
+    there are at least :data:`PARALLEL_MIN` files of :data:`PARALLEL_MIN_BYTES` in all."""
     read = functools.partial(reader, **kw)
-    if workers <= 1 or len(files) < PARALLEL_MIN:
+    if workers <= 1 or len(files) < PARALLEL_MIN or _bytes(files) < PARALLEL_MIN_BYTES:
         return [read(f) for f in files]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor

@@ -41,6 +41,14 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return sorted(d.glob("*.onnx"))
 
 
+@pytest.fixture(autouse=True)
+def small_files_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These files are tiny; let them take the worker path anyway."""
+    import nas.predictors.rank_read as rr
+
+    monkeypatch.setattr(rr, "PARALLEL_MIN_BYTES", 0)
+
+
 def test_workers_give_the_rows_and_errors_of_one_process(folder: list[Path]) -> None:
     from nas.predictors.model import Predictor
     from nas.predictors.rank import rank_files
@@ -87,3 +95,13 @@ def test_a_dead_worker_leaves_the_rest_to_this_process(folder: list[Path]) -> No
     assert [err.split(" in ")[0] for _, _, err in read] == [f"read {f.name}" for f in folder]
     where = {f.name: err.split(" in ")[1] for f, (_, _, err) in zip(folder, read, strict=True)}
     assert where["m33.onnx"] == "main"  # read again here after its worker died
+
+
+def test_few_bytes_stay_in_this_process(folder: list[Path], monkeypatch) -> None:
+    """Under PARALLEL_MIN_BYTES in all, no worker is spawned (the dying reader would
+    otherwise have run in one and been read again here)."""
+    import nas.predictors.rank_read as rr
+
+    monkeypatch.setattr(rr, "PARALLEL_MIN_BYTES", 32 * 2**20)
+    read = rr.read_files(folder, 2, reader=dies_in_a_worker)
+    assert all(err.endswith(" in main") for _, _, err in read)

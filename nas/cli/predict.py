@@ -68,8 +68,8 @@ RankWorkersOpt = Annotated[
         "--workers",
         min=1,
         show_default=False,
-        help="Processes reading the files (used from 64 files on; default: up to 2, the "
-        "CPUs there are).",
+        help="Processes reading the files (used from 64 files and 32 MB on; default: up "
+        "to 2, the CPUs there are).",
     ),
 ]
 
