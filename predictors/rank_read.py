@@ -5,8 +5,8 @@ limit, and whatever goes wrong with it is its own error. With ``workers`` > 1, a
 :data:`PARALLEL_MIN` files and :data:`PARALLEL_MIN_BYTES` in all, the reading is spread
 over spawned processes (one thread each, each with its own capped onnxruntime arena),
 which about halves the wall time on two cores; results keep the files' order. If a worker
-process dies (a file that crashes onnxruntime itself), the files not read yet are read
-again in this process, as without workers.
+process dies (a file that crashes onnxruntime itself) or none can be started, the files
+not read yet are read in this process, as without workers.
 """
 
 from __future__ import annotations
@@ -125,6 +125,6 @@ def read_files(
     try:
         with _one_thread_env(), ProcessPoolExecutor(workers, mp_context=ctx) as pool:
             out.extend(pool.map(read, files, chunksize=CHUNK))
-    except BrokenProcessPool:  # a worker died: read the rest here, as without workers
-        pass
+    except (BrokenProcessPool, OSError):
+        pass  # a worker died, or none could start: the rest is read here, as without workers
     return out + [read(f) for f in files[len(out) :]]

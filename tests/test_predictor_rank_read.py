@@ -105,3 +105,16 @@ def test_few_bytes_stay_in_this_process(folder: list[Path], monkeypatch) -> None
     monkeypatch.setattr(rr, "PARALLEL_MIN_BYTES", 32 * 2**20)
     read = rr.read_files(folder, 2, reader=dies_in_a_worker)
     assert all(err.endswith(" in main") for _, _, err in read)
+
+
+def test_workers_that_cannot_start_leave_the_reading_here(folder: list[Path], monkeypatch) -> None:
+    import concurrent.futures
+
+    from nas.predictors.rank_read import read_files
+
+    def no_processes(*_: object, **__: object) -> None:
+        raise OSError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", no_processes)
+    read = read_files(folder, 2, reader=dies_in_a_worker)
+    assert len(read) == len(folder) and all(err.endswith(" in main") for _, _, err in read)
