@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 from nas.predictors.cost import graph_cost
 from nas.predictors.encode import node_texts
-from nas.predictors.graph import DEFAULT_MAX_BYTES, CanonicalGraph, load_graph
+from nas.predictors.graph import DEFAULT_MAX_BYTES, CanonicalGraph, model_graph, read_model
 from nas.predictors.onnxfile import as_file_error, time_limit
 from nas.predictors.probe import DEFAULT_PROBE_BYTES
+from nas.predictors.signals import nwot_probe
 
 from nas.exceptions import ConfigurationError, NasError
 
@@ -61,6 +63,30 @@ def graph_record(g: CanonicalGraph) -> GraphRecord:
     return GraphRecord(node_texts(g), edges, params, flops, list(g.notes))
 
 
+def read_record(
+    path: str | Path,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    dims: Mapping[str, int] | None = None,
+    probe_bytes: int = DEFAULT_PROBE_BYTES,
+    signals: bool = False,
+) -> GraphRecord:
+    """The record of one ONNX file, read once; ``signals`` adds the data-free signals that
+    need an onnxruntime run (``nwot``, NaN with a note in ``notes`` when skipped), as
+    ``nas rank`` computes them. Errors are raised as they come (see :func:`file_record`)."""
+    model = read_model(path, max_bytes)
+    unbound = model
+    if signals and dims:  # the proxy runs with the batch symbolic, whatever ``dims`` bind
+        unbound = onnx.ModelProto()
+        unbound.CopyFrom(model)
+    record = graph_record(model_graph(model, path, dims, probe_bytes))
+    if signals:
+        nwot, note = nwot_probe(unbound, max_bytes=probe_bytes)
+        record.signals = {"nwot": nwot}
+        if note:
+            record.notes.append(note)
+    return record
+
+
 def file_record(
     path: str | Path,
     max_bytes: int = DEFAULT_MAX_BYTES,
@@ -69,19 +95,12 @@ def file_record(
     probe_bytes: int = DEFAULT_PROBE_BYTES,
     signals: bool = False,
 ) -> GraphRecord:
-    """The record of one ONNX file; any failure, a time over ``time_limit_s`` included, is
-    one OnnxFileError naming the file. ``signals`` adds the data-free signals that need an
-    onnxruntime run (:func:`nas.predictors.signals.file_signals`; NaN where one fails)."""
-    from nas.predictors.signals import file_signals
-
-    def read() -> GraphRecord:
-        r = graph_record(load_graph(path, max_bytes, dims, None, probe_bytes))
-        if signals:
-            r.signals = file_signals(path, max_bytes)
-        return r
-
+    """The record of one ONNX file (:func:`read_record`); any failure, a time over
+    ``time_limit_s`` included, is one OnnxFileError naming the file."""
     with time_limit(time_limit_s, path):
-        return as_file_error(path, read)
+        return as_file_error(
+            path, lambda: read_record(path, max_bytes, dims, probe_bytes, signals)
+        )
 
 
 @dataclass
@@ -153,7 +172,7 @@ class Bench:
             label_names=list(label_names),
             meta=dict(meta or {}),
             proxy_names=list(proxy_names),
-            proxies=_proxies(proxies, len(records), len(proxy_names)),
+            proxies=_columns(proxies, len(records), len(proxy_names)),
             signal_names=(sig := sorted({k for r in records for k in r.signals})),
             signals=np.array(
                 [[r.signals.get(k, np.nan) for k in sig] for r in records], np.float64
@@ -202,9 +221,9 @@ class Bench:
             label_names=self.label_names,
             meta=dict(self.meta),
             proxy_names=self.proxy_names,
-            proxies=self.proxies[rows] if self.proxy_names else _proxies(None, len(rows), 0),
+            proxies=self.proxies[rows] if self.proxy_names else _columns(None, len(rows), 0),
             signal_names=self.signal_names,
-            signals=_proxies(
+            signals=_columns(
                 self.signals[rows] if self.signal_names else None,
                 len(rows),
                 len(self.signal_names),
@@ -265,11 +284,11 @@ class Bench:
                 flops=arrays["flops"],
                 labels=arrays["labels"],
                 proxy_names=info.get("proxy_names", []),
-                proxies=_proxies(
+                proxies=_columns(
                     arrays.get("proxies"), len(info["names"]), len(info.get("proxy_names", []))
                 ),
                 signal_names=info.get("signal_names", []),
-                signals=_proxies(
+                signals=_columns(
                     arrays.get("signals"), len(info["names"]), len(info.get("signal_names", []))
                 ),
             )
@@ -277,8 +296,8 @@ class Bench:
             raise BenchError(f"{folder}: the bench lacks {e.args[0]!r}.") from None
 
 
-def _proxies(values: Any, n: int, k: int) -> np.ndarray:
-    """Proxy or signal scores as an (n, k) float array (NaN-filled when absent)."""
+def _columns(values: Any, n: int, k: int) -> np.ndarray:
+    """Proxy or signal columns as an (n, k) float array (NaN-filled when absent)."""
     if values is None:
         return np.full((n, k), np.nan)
     arr = np.asarray(values, np.float64)

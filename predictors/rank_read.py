@@ -18,11 +18,8 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-import onnx
-from nas.predictors.bench import GraphRecord, graph_record
-from nas.predictors.graph import model_graph, read_model
+from nas.predictors.bench import GraphRecord, read_record
 from nas.predictors.onnxfile import as_file_error, time_limit
-from nas.predictors.signals import nwot_probe
 
 from nas.exceptions import NasError
 
@@ -44,21 +41,11 @@ def rank_record(
     proxy: bool,
     probe_bytes: int,
 ) -> tuple[GraphRecord, float]:
-    """The record and NASWOT score (NaN without ``proxy``) of one file, read once, as
-    ``nas rank`` computes them; notes about what could not be computed end up in
-    ``record.notes``."""
-    model = read_model(f, max_bytes)
-    unbound = model
-    if proxy and dims:  # the proxy runs with the batch symbolic, whatever ``dims`` bind
-        unbound = onnx.ModelProto()
-        unbound.CopyFrom(model)
-    record = graph_record(model_graph(model, f, dims, probe_bytes))
-    if not proxy:
-        return record, float("nan")
-    nwot, note = nwot_probe(unbound, max_bytes=probe_bytes)
-    if note:
-        record.notes.append(note)
-    return record, nwot
+    """The record and NASWOT score (NaN without ``proxy``) of one file, read once
+    (:func:`~nas.predictors.bench.read_record`, as a bench's records are); notes about what
+    could not be computed end up in ``record.notes``."""
+    record = read_record(f, max_bytes, dims, probe_bytes, signals=proxy)
+    return record, record.signals.get("nwot", math.nan)
 
 
 def read_one(

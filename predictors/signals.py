@@ -30,7 +30,7 @@ FALLBACK = {"Conv", "MatMul", "Gemm", "ConvTranspose"}
 # alike (Spearman 0.996) at a third of the cost (0.032 against 0.096 s of CPU a file)
 NWOT_BATCH = 8
 MAX_TENSORS = 64  # activation tensors read (evenly spaced) per network
-MAX_UNITS = 4 * 2**20  # per-sample units over all read tensors; more gives NaN
+MAX_UNITS = 4 * 2**20  # per-sample units over all read tensors; more: NaN and a note
 
 
 def depth(n_nodes: int, edges: Sequence[tuple[int, int]]) -> int:
@@ -92,20 +92,16 @@ def _is_code(a: np.ndarray, batch: int) -> bool:
     return a.ndim > 0 and a.shape[0] == batch and np.issubdtype(a.dtype, np.floating)
 
 
-def _nwot_score(outs: list[np.ndarray], batch: int) -> float:
-    """log|det K| of the activation codes, K[i, j] = units on which inputs i and j agree
-    (= U - r_i - r_j + 2 (C C^T)_ij for codes C with row sums r, in column chunks)."""
+def _nwot_score(codes: list[np.ndarray], batch: int) -> float:
+    """log|det K| of the activation codes (each :func:`_is_code`, within the unit cap),
+    K[i, j] = units on which inputs i and j agree (= U - r_i - r_j + 2 (C C^T)_ij for codes
+    C with row sums r, in column chunks)."""
     gram = np.zeros((batch, batch))
     ones = np.zeros(batch)
     units = 0
-    for v in outs:
-        a = np.asarray(v)
-        if not _is_code(a, batch):
-            continue
-        a = a.reshape(batch, -1)
+    for v in codes:
+        a = v.reshape(batch, -1)
         units += a.shape[1]
-        if units > MAX_UNITS:
-            return float("nan")
         for s in range(0, a.shape[1], 1 << 16):
             c = (a[:, s : s + (1 << 16)] > 0).astype(np.float32)
             gram += c @ c.T
@@ -129,9 +125,3 @@ def nwot_file(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> float:
     from nas.predictors.graph import read_model
 
     return nwot_model(read_model(path, max_bytes))
-
-
-def file_signals(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, float]:
-    """The signals a bench stores beside params and FLOPs, computed from the file as
-    ``nas rank`` computes them (name -> value; NaN where one cannot be computed)."""
-    return {"nwot": nwot_file(path, max_bytes)}
