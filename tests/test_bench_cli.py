@@ -65,6 +65,17 @@ def test_user_mistakes_give_one_line(nas_cli, tmp_path, monkeypatch, args, messa
     assert not (tmp_path / "X").exists()
 
 
+def _search_then_bench(nas_cli, tmp_path: Path, *search: str) -> tuple[Path, str]:
+    """A random search with ``search``'s options into tmp_path/run, then ``nas bench
+    from-run`` of it into tmp_path/b: (the run folder, the bench command's output)."""
+    run = tmp_path / "run"
+    code, _, err = nas_cli("search", "--strategy", "rs", *search, "--run-dir", str(run))
+    assert code == 0, err
+    code, out, err = nas_cli("bench", "from-run", str(run), "-o", str(tmp_path / "b"))
+    assert code == 0, err
+    return run, out
+
+
 def test_bench_from_run(nas_cli, tmp_path) -> None:
     from nas.predictors.bench import Bench
     from nas.predictors.nb201_bench import direct_records
@@ -73,14 +84,9 @@ def test_bench_from_run(nas_cli, tmp_path) -> None:
     from nas.dsl import parse_arch
     from nas.nb201 import to_nb201
 
-    run = tmp_path / "run"
-    code, _, err = nas_cli(
-        "search", "--space", "nb201", "--dataset", "nb201:cifar10", "--strategy", "rs",
-        "--trials", "4", "--run-dir", str(run),
-    )  # fmt: skip
-    assert code == 0, err
-    code, _, err = nas_cli("bench", "from-run", str(run), "-o", str(tmp_path / "b"))
-    assert code == 0, err
+    run, _ = _search_then_bench(
+        nas_cli, tmp_path, "--space", "nb201", "--dataset", "nb201:cifar10", "--trials", "4"
+    )
     b = Bench.load(tmp_path / "b")
     recs = RunStore(run, create=False).records()
     assert b.names == [r.arch for r in recs]
@@ -122,14 +128,10 @@ def test_bench_from_a_zoo_run(nas_cli, tmp_path) -> None:
     from nas.searches.store import RunStore
     from nas.zoo import config_from_arch, export_config
 
-    run = tmp_path / "run"
-    code, _, err = nas_cli(
-        "search", "--space", "zoo:toyzoo", "--strategy", "rs", "--trials", "6", "--epochs", "2",
-        "--final-epochs", "0", "--run-dir", str(run),
+    run, out = _search_then_bench(
+        nas_cli, tmp_path, "--space", "zoo:toyzoo", "--trials", "6", "--epochs", "2",
+        "--final-epochs", "0",
     )  # fmt: skip
-    assert code == 0, err
-    code, out, err = nas_cli("bench", "from-run", str(run), "-o", str(tmp_path / "b"))
-    assert code == 0, err
     b = Bench.load(tmp_path / "b")
     labels: dict[str, list[float]] = {}
     for t in RunStore(run, create=False).records():
