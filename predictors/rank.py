@@ -31,6 +31,7 @@ from nas.predictors.bench import Bench, GraphRecord
 from nas.predictors.onnxfile import DEFAULT_MAX_BYTES
 from nas.predictors.probe import DEFAULT_PROBE_BYTES
 from nas.predictors.rank_read import read_files
+from nas.predictors.recipes import op_only
 from nas.predictors.signals import depth
 
 OOD_UNSEEN_SHARE = 0.05
@@ -48,7 +49,7 @@ def training_domain(
     ops: set[str] = set()
     for i in rows:
         ti, _ = bench.graph(int(i))
-        ops.update(bench.vocab[t].split(" ", 1)[0] for t in set(ti.tolist()))
+        ops.update(op_only(bench.vocab[t]) for t in set(ti.tolist()))
     params = [int(bench.params[int(i)]) for i in rows]
     return {
         "source": source or "op types and parameter range of the model's training rows",
@@ -80,7 +81,7 @@ def ood_reason(record: GraphRecord, domain: Mapping[str, Any] | None) -> str:
     if not domain:
         return ""
     reasons = []
-    ops = [t.split(" ", 1)[0] for t in record.texts]
+    ops = [op_only(t) for t in record.texts]
     seen = set(domain.get("ops", ()))
     unseen = sorted({o for o in ops if o not in seen})
     share = sum(o not in seen for o in ops) / max(1, len(ops))
