@@ -46,12 +46,8 @@ class TrainingSet:
     strata: list[str] | None = None  # each row's space, several benches only
     weights: dict[str, float] | None = None
     groups: list[str] = field(default_factory=list)  # the groups of the rows trained on
-
-    def used(self) -> np.ndarray:
-        """The training rows the model learns from (a weight-0 space's rows are dropped)."""
-        if not self.weights or self.strata is None:
-            return self.train
-        return np.array([i for i in self.train if self.weights[self.strata[i]] > 0], int)
+    # the training rows the model learns from (a weight-0 space's rows left out)
+    used: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
 
     def meta(self, recipe: str, config: TrainConfig) -> dict[str, Any]:
         """What the saved model records about its training: spaces with their rows and
@@ -122,6 +118,7 @@ def _one(
         split=f"by group, seed {seed}" if len(te) else "every row",
         label=label,
         groups=[b.groups[i] for i in tr],
+        used=tr,
     )
 
 
@@ -141,7 +138,7 @@ def _several(
         tr, te = _split_within_spaces(corpus, n_train, seed)
     else:
         tr, te = np.arange(len(corpus)), np.zeros(0, int)
-    used = [int(i) for i in tr if w[space[i]] > 0]  # train() drops weight-0 spaces
+    used = np.array([i for i in tr if w[space[i]] > 0], int)  # train() drops weight-0 spaces
     spaces = {
         k: {
             "bench": sources[k],
@@ -167,6 +164,7 @@ def _several(
         strata=space,
         weights=w,
         groups=[corpus.groups[i][len(space[i]) + 1 :] for i in used],
+        used=used,
     )
 
 

@@ -176,7 +176,7 @@ def predictor_train(
             res = fit(data, emb, tc, mc, on_step=lambda step, _loss: update(step))
     res.model.config.meta.update(data.meta(recipe, tc))
     res.model.save(output)
-    used = data.used()
+    used = data.used
     spaces = ", ".join(k for k, v in data.spaces.items() if v["rows"])
     domain = training_domain(
         data.bench, used, f"op types and parameter range of the {len(used)} training rows "
