@@ -11,12 +11,14 @@ from the project's own search runs, whose labels are noisier).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from nas.predictors.bench import Bench
-from nas.predictors.signals import depth
+from nas.predictors.signals import HEAD_SIGNALS, depth, node_width
 from scipy import stats
+
+from nas.exceptions import ConfigurationError
 
 SPACE_LABEL = "rank_in_space"
 # default training weight of a bench built from search runs (`nas bench from-run`): its
@@ -97,12 +99,6 @@ def join(benches: Mapping[str, Bench], labels: Mapping[str, str] | None = None) 
     )
 
 
-def node_width(text: str) -> int:
-    """The channel count of a node's output (its second dim), 0 when the text has none."""
-    dims = text.rpartition(" -> ")[2].split("x")
-    return int(dims[1]) if len(dims) > 1 and dims[1].isdigit() else 0
-
-
 def structure_signals(bench: Bench, rows: np.ndarray) -> dict[str, np.ndarray]:
     """Data-free structural signals of ``rows``: depth (longest path), node count and width
     (the widest node output's channels)."""
@@ -118,3 +114,21 @@ def structure_signals(bench: Bench, rows: np.ndarray) -> dict[str, np.ndarray]:
         "nodes": np.asarray(n, float),
         "width": np.asarray(w, float),
     }
+
+
+def signal_columns(bench: Bench, rows: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """(len(rows), len(names)) values of the named head signals
+    (:data:`~nas.predictors.signals.HEAD_SIGNALS`) for bench rows: structure from the
+    graphs, the rest from the bench's stored signals (NaN where it has none)."""
+    out = np.full((len(rows), len(names)), np.nan)
+    structure = structure_signals(bench, rows) if names else {}
+    for j, name in enumerate(names):
+        if name not in HEAD_SIGNALS:
+            raise ConfigurationError(
+                f"unknown signal {name!r}; choose from {', '.join(HEAD_SIGNALS)}."
+            )
+        if name in structure:
+            out[:, j] = structure[name]
+        else:
+            out[:, j] = bench.signal(name)[rows]
+    return out

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 from nas.predictors.bench import Bench
 from nas.predictors.model import GraphRanker, ModelConfig, make_batch, set_ranks
-from scipy import stats
+from nas.predictors.rankmetrics import metrics
 
 from nas.exceptions import ConfigurationError
 
@@ -116,14 +115,24 @@ def _batch(bench: Bench, emb: np.ndarray, rows: Sequence[int], ranks: np.ndarray
     return make_batch(emb, [bench.graph(i) for i in rows], p, f, ranks)
 
 
-def row_ranks(bench: Bench, rows: np.ndarray, strata: Sequence[str] | None = None) -> np.ndarray:
-    """(len(rows), 2) params/FLOPs percentile ranks of ``rows``, within each stratum (a
-    space) when given, else within ``rows``: the set a ranker with set globals sees."""
-    out = np.zeros((len(rows), 2))
+def row_ranks(
+    bench: Bench,
+    rows: np.ndarray,
+    strata: Sequence[str] | None = None,
+    signals: Sequence[str] = (),
+) -> np.ndarray:
+    """(len(rows), 2 + len(signals)) percentile ranks of ``rows``' params, FLOPs and the
+    named head signals, within each stratum (a space) when given, else within ``rows``: the
+    set a ranker with set globals sees."""
+    from nas.predictors.corpus import signal_columns
+
+    rows = np.asarray(rows)
+    extra = signal_columns(bench, rows, signals)
+    out = np.zeros((len(rows), 2 + len(signals)))
     keys = [strata[int(r)] for r in rows] if strata is not None else [""] * len(rows)
     for k in set(keys):
         m = np.array([x == k for x in keys])
-        out[m] = set_ranks(bench.params[rows[m]], bench.flops[rows[m]])
+        out[m] = set_ranks(bench.params[rows[m]], bench.flops[rows[m]], extra[m])
     return out
 
 
@@ -194,7 +203,8 @@ def train(
     losses: list[float] = []
     t0 = time.perf_counter()
     model.train()
-    ranks = dict(zip(rows.tolist(), row_ranks(bench, rows, strata), strict=True))
+    ranks = row_ranks(bench, rows, strata, mc.signals)
+    ranks = dict(zip(rows.tolist(), ranks, strict=True))
     pools, shares = [rows], [1.0]
     if strata is not None:
         by = {}
@@ -268,43 +278,13 @@ def train_ensemble(
 def predict(model: GraphRanker, bench: Bench, emb: np.ndarray, rows: Sequence[int]) -> np.ndarray:
     """Scores of ``rows`` (one scored set: set ranks are taken over all of them)."""
     rows = np.asarray(rows)
-    ranks = row_ranks(bench, rows)
+    ranks = row_ranks(bench, rows, signals=model.config.signals)
     out = []
     with torch.no_grad():
         for i in range(0, len(rows), 256):
             b = _batch(bench, emb, rows[i : i + 256], ranks[i : i + 256])
             out.append(model(b).numpy())
     return np.concatenate(out) if out else np.zeros(0)
-
-
-def precision_at_top(pred: np.ndarray, y: np.ndarray, frac: float = 0.05) -> float:
-    """Share of the predicted top ``frac`` that lies in the true top ``frac``, ties fairly:
-    rows tied with the true k-th best all count as top, and predictions tied at the cut
-    are picked at random (the expected share). Breaking ties by row order instead gave a
-    constant scorer a perfect 1.0 whenever the labels tied at the top too."""
-    pred, y = np.asarray(pred, float), np.asarray(y, float)
-    k = max(1, round(len(y) * frac))
-    true_top = y >= np.sort(y)[-k]
-    cut = np.sort(pred)[-k]
-    above, tied = pred > cut, pred == cut
-    picked = above.astype(float)
-    picked[tied] = (k - above.sum()) / tied.sum()  # each tied row's chance to be picked
-    return float((picked * true_top).sum() / k)
-
-
-def metrics(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """Kendall tau, Spearman and precision at the top 5% of ``pred`` against ``y`` (a
-    constant scorer, e.g. a width every network shares, has NaN correlations, silently)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        kendall = float(stats.kendalltau(pred, y)[0])
-        spearman = float(stats.spearmanr(pred, y)[0])
-    return {
-        "kendall": kendall,
-        "spearman": spearman,
-        "p@5%": precision_at_top(np.asarray(pred, float), np.asarray(y, float)),
-        "p@10%": precision_at_top(np.asarray(pred, float), np.asarray(y, float), 0.10),
-    }
 
 
 def evaluate(
@@ -325,14 +305,25 @@ def _scorers(
 ) -> dict[str, np.ndarray]:
     """The predictor's scores of ``rows`` and the data-free baselines beside them: params,
     FLOPs, depth, node count and width."""
+    return {"predictor": predict(model, bench, emb, rows), **baseline_scores(bench, rows)}
+
+
+def baseline_scores(bench: Bench, rows: np.ndarray, every: bool = False) -> dict[str, np.ndarray]:
+    """The data-free baselines' scores of ``rows``: params, FLOPs, depth, node count and
+    width; with ``every``, also each signal from the ONNX files (:func:`signal_row`) and
+    each published proxy, NaN where a row has none."""
     from nas.predictors.corpus import structure_signals
 
-    return {
-        "predictor": predict(model, bench, emb, rows),
+    rows = np.asarray(rows)
+    out = {
         "params": bench.params[rows].astype(float),
         "flops": bench.flops[rows].astype(float),
         **structure_signals(bench, rows),
     }
+    if every:
+        out.update({signal_row(k): bench.signal(k)[rows] for k in bench.signal_names})
+        out.update({k: bench.proxies[rows, j] for j, k in enumerate(bench.proxy_names)})
+    return out
 
 
 def group_key(group: str) -> str:

@@ -13,7 +13,10 @@ the head each graph's percentile rank of params and FLOPs within the set being s
 (one space, one folder) instead of the training scale, and ``prior='params'`` (or
 ``'flops'``) makes the score that rank times ``prior_weight`` plus a learned correction
 bounded by ``correction`` (a residual on the signal, so the ranking cannot drift far from
-it). Many graphs are batched by concatenating their nodes with offsets; ``ranks`` carries
+it). ``signals`` names more data-free signals (depth, node count, width, the NASWOT
+proxy: :data:`~nas.predictors.signals.HEAD_SIGNALS`) the head sees beside params and FLOPs,
+as set ranks too (a graph without the signal, e.g. NASWOT skipped, sits at the middle).
+Many graphs are batched by concatenating their nodes with offsets; ``ranks`` carries
 the set ranks (the batch's own when the caller gives none).
 
 Weights are saved as ``model.safetensors`` plus ``config.json`` (never pickle).
@@ -66,6 +69,8 @@ class ModelConfig:
     prior: str = "none"
     prior_weight: float = 4.0
     correction: float = 1.0
+    # more set-ranked head inputs (names in signals.HEAD_SIGNALS); needs globals_norm="set"
+    signals: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -79,24 +84,31 @@ class GraphBatch:
     graph: torch.Tensor  # (N,) long
     globals: torch.Tensor  # (G, n_globals) float, raw (log10 params, log10 FLOPs)
     num_graphs: int
-    ranks: torch.Tensor | None = None  # (G, 2): percentile ranks of params, FLOPs in the set
+    # (G, 2 + s): percentile ranks in the set of params, FLOPs and the model's signals
+    ranks: torch.Tensor | None = None
 
 
 PRIORS = {"params": 0, "flops": 1}  # prior name -> its column in ``ranks``
 
 
-def set_ranks(params: Sequence[int], flops: Sequence[int]) -> np.ndarray:
-    """(n, 2) percentile ranks in [0, 1] of params and FLOPs within one scored set (ties
-    share their mean rank; 0.5 for a set of one). Plain numpy: ``nas rank`` needs no scipy."""
+def set_ranks(
+    params: Sequence[int], flops: Sequence[int], extra: np.ndarray | None = None
+) -> np.ndarray:
+    """(n, 2 + s) percentile ranks in [0, 1] within one scored set of params, FLOPs and the
+    ``extra`` (n, s) signal columns (ties share their mean rank; NaN values and a set of
+    one sit at 0.5). Plain numpy: ``nas rank`` needs no scipy."""
     cols = [np.asarray(params, np.float64), np.asarray(flops, np.float64)]
+    if extra is not None:
+        cols += list(np.asarray(extra, np.float64).reshape(len(cols[0]), -1).T)
     n = len(cols[0])
-    if n < 2:
-        return np.full((n, 2), 0.5)
-    out = np.empty((n, 2))
+    out = np.full((n, len(cols)), 0.5)
     for j, x in enumerate(cols):
-        order = np.argsort(x, kind="stable")
+        ok = np.flatnonzero(~np.isnan(x))
+        if len(ok) < 2:
+            continue
+        order = ok[np.argsort(x[ok], kind="stable")]
         _, first, count = np.unique(x[order], return_index=True, return_counts=True)
-        out[order, j] = np.repeat(first + (count - 1) / 2, count) / (n - 1)
+        out[order, j] = np.repeat(first + (count - 1) / 2, count) / (len(ok) - 1)
     return out
 
 
@@ -131,7 +143,7 @@ def make_batch(
         num_graphs=len(graphs),
         ranks=torch.as_tensor(
             set_ranks(params, flops) if ranks is None else ranks, dtype=torch.float32
-        ).reshape(len(graphs), 2),
+        ).reshape(len(graphs), -1),
     )
 
 
@@ -180,7 +192,9 @@ class GraphRanker(nn.Module):
             raise PredictorError(f"unknown globals_norm {c.globals_norm!r}.")
         if c.prior != "none" and c.prior not in PRIORS:
             raise PredictorError(f"unknown prior {c.prior!r}; choose none, params or flops.")
-        in_head = 2 * c.hidden + (c.n_globals if c.globals_mode == "mlp" else 0)
+        _check_signals(c)
+        n_glob = c.n_globals + len(c.signals)
+        in_head = 2 * c.hidden + (n_glob if c.globals_mode == "mlp" else 0)
         self.drop = nn.Dropout(c.dropout)  # no weights: old state dicts still load
         self.head = nn.Sequential(
             nn.Linear(in_head, c.head_hidden),
@@ -188,7 +202,7 @@ class GraphRanker(nn.Module):
             nn.Linear(c.head_hidden, 1),
         )
         if c.globals_mode == "linear":
-            self.glob_lin = nn.Linear(c.n_globals, 1, bias=False)
+            self.glob_lin = nn.Linear(n_glob, 1, bias=False)
         self.register_buffer("g_mean", torch.tensor(c.global_mean, dtype=torch.float32))
         self.register_buffer("g_std", torch.tensor(c.global_std, dtype=torch.float32))
 
@@ -209,6 +223,9 @@ class GraphRanker(nn.Module):
         ranks = b.ranks
         if ranks is None:  # a batch built by hand: it is its own set
             ranks = torch.as_tensor(set_ranks(*b.globals.numpy().T), dtype=torch.float32)
+        want = c.n_globals + len(c.signals)
+        if ranks.shape[1] < want:  # signals not given: every graph at the middle
+            ranks = torch.cat([ranks, torch.full((g, want - ranks.shape[1]), 0.5)], 1)
         norm = c.globals_norm == "set"
         glob = ranks - 0.5 if norm else (b.globals - self.g_mean) / self.g_std
         if c.globals_mode == "mlp":
@@ -264,6 +281,17 @@ class GraphRanker(nn.Module):
         return model.eval()
 
 
+def _check_signals(c: ModelConfig) -> None:
+    """Raise PredictorError for unknown head signals, or signals without set globals."""
+    from nas.predictors.signals import HEAD_SIGNALS
+
+    bad = [x for x in c.signals if x not in HEAD_SIGNALS]
+    if bad:
+        raise PredictorError(f"unknown signal {bad[0]!r}; choose from {', '.join(HEAD_SIGNALS)}.")
+    if c.signals and c.globals_norm != "set":
+        raise PredictorError("head signals are set ranks: they need globals_norm 'set'.")
+
+
 #: The bundled default (NB201) and the bundled multi-space model ``nas rank`` switches to
 #: for a set of files mostly outside the default's training domain.
 DEFAULT_MODEL, TRANSFER_MODEL = "nb201-v1", "transfer-v1"
@@ -306,7 +334,10 @@ class Predictor:
             ti = np.array([vocab.setdefault(t, len(vocab)) for t in r.texts], np.int64)
             graphs.append((ti, np.asarray(r.edges, np.int64).reshape(-1, 2)))
         emb = self.embedder.embed(list(vocab)) if vocab else np.zeros((0, 384), np.float32)
-        ranks = set_ranks([r.params for r in records], [r.flops for r in records])
+        from nas.predictors.signals import record_signals
+
+        extra = record_signals(records, self.model.config.signals)
+        ranks = set_ranks([r.params for r in records], [r.flops for r in records], extra)
         out = []
         with torch.no_grad():
             for i in range(0, len(records), batch_size):

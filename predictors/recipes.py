@@ -25,6 +25,9 @@ Variants that change the recipe rather than remove a part (see
 * ``prior-listnet-wide``: ListNet, correction bound 2 (half the prior's range), a third of
   the steps: the best single model of these by LOSO (README);
 * ``prior-shape-free``: ``prior-listnet-wide`` on shape-free texts;
+* ``prior-signals``: ``prior-listnet-wide`` whose head also sees the set ranks of depth,
+  node count, width and the NASWOT proxy (:data:`SIGNALS`), so its correction can lean on
+  them; ``prior-signals-ens``: as an ensemble of 3 seeds;
 * ``prior-listnet-wide-ens``: ``prior-listnet-wide`` as an ensemble of 3 seeds, the best
   by LOSO and the recipe of the bundled transfer-v1.
 
@@ -78,6 +81,15 @@ RECIPES: dict[str, Callable[[ModelConfig, TrainConfig], Recipe]] = {
 }
 RECIPES["prior-listnet-wide-ens"] = lambda mc, tc: (
     replace(mc, **PRIOR, correction=2.0, members=3),
+    replace(tc, loss="listnet", steps=tc.steps // 3),
+)
+SIGNALS = ["depth", "nodes", "width", "nwot"]  # the head signals of the prior-signals recipes
+RECIPES["prior-signals"] = lambda mc, tc: (
+    replace(mc, **PRIOR, correction=2.0, signals=list(SIGNALS)),
+    replace(tc, loss="listnet", steps=tc.steps // 3),
+)
+RECIPES["prior-signals-ens"] = lambda mc, tc: (
+    replace(mc, **PRIOR, correction=2.0, signals=list(SIGNALS), members=3),
     replace(tc, loss="listnet", steps=tc.steps // 3),
 )
 RECIPES["shape-free text"] = RECIPES["full"]  # same recipes, other texts (TEXT_VIEWS)

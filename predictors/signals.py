@@ -4,7 +4,8 @@ Each is a baseline the ranker must beat and an explanation ``nas rank`` shows ne
 score:
 
 * ``params`` and ``flops`` (see :mod:`nas.predictors.cost`);
-* ``depth`` (nodes on the longest input-output path of the canonical graph) and ``nodes``;
+* ``depth`` (nodes on the longest input-output path of the canonical graph), ``nodes``
+  and ``width`` (the most output channels of any node);
 * ``nwot``: the NASWOT score (Mellor et al., 2021) from the file run by onnxruntime on a
   random normal batch: each input gets a binary code (which units of every ReLU-like
   activation are positive) and the score is log|det K| with K[i, j] the number of units on
@@ -16,8 +17,9 @@ score:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -39,6 +41,31 @@ def depth(n_nodes: int, edges: Sequence[tuple[int, int]]) -> int:
     for s, t in sorted(edges, key=lambda e: e[1]):
         d[t] = max(d[t], d[s] + 1)
     return max(d, default=0)
+
+
+def node_width(text: str) -> int:
+    """The channel count of a node's output (its second dim), 0 when the text has none."""
+    dims = text.rpartition(" -> ")[2].split("x")
+    return int(dims[1]) if len(dims) > 1 and dims[1].isdigit() else 0
+
+
+# signals a ranker's head may see (ModelConfig.signals): name -> its value for a graph
+# record (node texts, edges, and the signals computed from the file such as nwot)
+HEAD_SIGNALS: dict[str, Callable[[Any], float]] = {
+    "depth": lambda r: float(depth(len(r.texts), r.edges)),
+    "nodes": lambda r: float(len(r.texts)),
+    "width": lambda r: float(max(map(node_width, r.texts), default=0)),
+    "nwot": lambda r: float(r.signals.get("nwot", float("nan"))),
+}
+
+
+def record_signals(records: Sequence[Any], names: Sequence[str]) -> np.ndarray:
+    """(len(records), len(names)) values of the named :data:`HEAD_SIGNALS` (NaN: not
+    computed for that record, e.g. ``nas rank --no-proxy``)."""
+    out = np.full((len(records), len(names)), np.nan)
+    for j, name in enumerate(names):
+        out[:, j] = [HEAD_SIGNALS[name](r) for r in records]
+    return out
 
 
 def _pick(names: list[str]) -> list[str]:

@@ -230,7 +230,7 @@ def test_old_config_without_new_fields_loads(small, trained, tmp_path: Path) -> 
 def test_precision_at_top_treats_ties_fairly() -> None:
     """A constant scorer earns what a random pick earns, never a perfect score from row
     order; rows tied with the true k-th best all count as top."""
-    from nas.predictors.fit import precision_at_top
+    from nas.predictors.rankmetrics import precision_at_top
 
     y = np.array([1.0] * 3 + [0.5] * 17)  # 20 rows, 10%: k = 2, three tie at the top
     assert precision_at_top(np.zeros(20), y, 0.10) == pytest.approx(3 / 20)
