@@ -76,6 +76,9 @@ class SearchSpace:
     description: str = ""
     # Other string forms this space's architectures print as (e.g. "nb201"): nas.formats.
     formats: tuple[str, ...] = ()
+    # The space's own default training protocol for trained searches (keys of PROTOCOL_KEYS),
+    # over the CPU protocol: a space of heavy networks needs fewer epochs and longer trials.
+    protocol: dict[str, float] = field(default_factory=dict)
 
     @property
     def input(self) -> Signal:
@@ -292,6 +295,7 @@ def _toml_space(name: str) -> SearchSpace:
                 except NasError as e:
                     raise ConfigurationError(f"seed {f.name}: {e}") from None
     formats = _field(cfg, "formats", list, fname, [])
+    protocol = _protocol(_field(cfg, "protocol", dict, fname, {}), fname)
     return SearchSpace(
         name=str(_field(cfg, "name", str, fname, Path(fname).stem)),
         grammar=grammar,
@@ -302,4 +306,34 @@ def _toml_space(name: str) -> SearchSpace:
         seeds=seeds,
         description=str(_field(cfg, "description", str, fname, "")),
         formats=tuple(str(f) for f in formats),
+        protocol=protocol,
     )
+
+
+#: ``[protocol]`` keys of a space file -> (least value, whether it is a whole number)
+PROTOCOL_KEYS = {
+    "epochs": (1, True),
+    "final_epochs": (0, True),
+    "trial_time": (1e-9, False),
+    "time_budget": (1e-9, False),
+}
+
+
+def _protocol(table: dict, fname: str) -> dict[str, float]:
+    """A space file's ``[protocol]``: epochs, final_epochs, trial_time and time_budget
+    (seconds, ``inf`` for none), each checked."""
+    out: dict[str, float] = {}
+    for key, value in table.items():
+        if key not in PROTOCOL_KEYS:
+            raise ConfigurationError(
+                f"{fname}: unknown protocol key {key!r}; choose from {', '.join(PROTOCOL_KEYS)}."
+            )
+        least, whole = PROTOCOL_KEYS[key]
+        ok = isinstance(value, int) if whole else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok or value != value or value < least:
+            kind = "a whole number" if whole else "a positive number of seconds (or inf)"
+            raise ConfigurationError(
+                f"{fname}: protocol.{key} must be {kind} >= {least:g}, got {value!r}."
+            )
+        out[key] = int(value) if whole else float(value)
+    return out

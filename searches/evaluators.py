@@ -139,8 +139,15 @@ class _Base:
     @classmethod
     def protocol(cls, space: str) -> dict[str, Any]:
         """Default epochs, per-trial seconds, search seconds and final epochs for ``space``:
-        sized so that a default search on a 2-core CPU ends within minutes and trains."""
-        return dict(CPU_PROTOCOL)
+        sized so that a default search on a 2-core CPU ends within minutes and trains; a
+        space file's ``[protocol]`` overrides the CPU protocol (nb201: heavier networks)."""
+        from nas.space import load_space
+
+        try:
+            own = load_space(space).protocol
+        except NasError:  # the search reports a space it cannot load itself, in one line
+            own = {}
+        return {**CPU_PROTOCOL, **own}
 
     @classmethod
     def default_dataset(cls, space: str) -> str:

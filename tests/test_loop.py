@@ -242,6 +242,46 @@ def test_a_zoo_search_takes_its_family_protocol_not_the_einspace_one(tmp_path) -
     assert (kept.epochs, kept.trial_time, kept.time_budget) == (2, 5.0, math.inf)
 
 
+def test_a_space_file_sets_its_own_training_protocol(tmp_path) -> None:
+    """NB201 networks train at 13-30 s an epoch on 2 cores: under the CPU protocol (6 epochs
+    in 20 s) every trial of `nas search --space nb201` timed out. Its space file gives it
+    2 epochs in 90 s; given values still win, and a user's space file may do the same."""
+    from nas.searches import Search, SearchConfig
+    from nas.searches.evaluators import CPU_PROTOCOL
+
+    nb = Search(SearchConfig(space="nb201", trials=1), tmp_path / "nb").config
+    assert (nb.epochs, nb.trial_time, nb.time_budget, nb.final_epochs) == (2, 90.0, 900.0, 12)
+    assert nb.epochs * 30 < nb.trial_time  # the heaviest cell's 2 epochs fit, with room
+    given = Search(SearchConfig(space="nb201", trials=1, epochs=4), tmp_path / "g").config
+    assert (given.epochs, given.trial_time) == (4, 90.0)
+    mine = tmp_path / "mine.toml"
+    mine.write_text('grammar = "nb201.pcfg"\n[protocol]\nepochs = 3\ntime_budget = inf\n')
+    own = Search(SearchConfig(space=str(mine), trials=1), tmp_path / "own").config
+    assert (own.epochs, own.time_budget) == (3, math.inf)
+    assert own.trial_time == CPU_PROTOCOL["trial_time"]  # what the file does not say
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("epochs = 0", "protocol.epochs must be a whole number >= 1, got 0"),
+        ("epochs = 2.5", "protocol.epochs must be a whole number"),
+        ("trial_time = -1", "protocol.trial_time must be a positive number of seconds"),
+        ("time_budget = nan", "protocol.time_budget must be"),
+        ('trial_time = "fast"', "protocol.trial_time must be"),
+        ("final_epochs = true", "protocol.final_epochs must be a whole number"),
+        ("epoch = 3", "unknown protocol key 'epoch'; choose from epochs, final_epochs"),
+    ],
+)
+def test_a_bad_space_protocol_is_one_line(tmp_path, nas_cli, line, says) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'grammar = "nb201.pcfg"\n[protocol]\n{line}\n')
+    code, out, err = nas_cli("search", "--space", str(bad), "--trials", "1", "--run-dir",
+                             str(tmp_path / "run"))  # fmt: skip
+    assert code == 2 and says in err and "Traceback" not in err + out
+    assert not (tmp_path / "run" / "study.db").exists()
+
+
 def test_a_default_zoo_search_trains_each_config_for_its_own_epochs(tmp_path) -> None:
     from nas.searches import Search, SearchConfig
     from nas.searches.store import open_run

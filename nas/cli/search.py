@@ -57,19 +57,23 @@ Trials = Annotated[int | None, _opt(f"Trials to finish, counting a resumed run's
 TimeBudget = Annotated[
     float | None,
     _opt(
-        f"Seconds; no new trial starts after [{_p('time_budget')}; zoo:FAMILY: 10x its "
-        "training time; inf for none]."
+        f"Seconds; no new trial starts after [{_p('time_budget')}; a space file's [protocol] "
+        "(nb201: 900); zoo:FAMILY: 10x its training time; inf for none]."
     ),
 ]
 Epochs = Annotated[
-    int | None, _opt(f"Training epochs per trial [{_p('epochs')}; zoo:FAMILY: each config's own].")
+    int | None,
+    _opt(
+        f"Training epochs per trial [{_p('epochs')}; a space file's [protocol] (nb201: 2); "
+        "zoo:FAMILY: each config's own]."
+    ),
 ]
 TrialTime = Annotated[
     float | None,
     _opt(
-        f"Seconds of training per trial before it stops early [{_p('trial_time')}; "
-        "zoo:FAMILY: 4x its training time; inf for none]; the final retraining gets the same "
-        "allowance per epoch."
+        f"Seconds of training per trial before it stops early [{_p('trial_time')}; a space "
+        "file's [protocol] (nb201: 90); zoo:FAMILY: 4x its training time; inf for none]; the "
+        "final retraining gets the same allowance per epoch."
     ),
 ]
 FinalEpochs = Annotated[
