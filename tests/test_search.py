@@ -202,6 +202,37 @@ def test_killed_search_resumes_to_exactly_the_requested_trials(tmp_path) -> None
     assert [r.arch for r in done[: len(before)]] == [r.arch for r in before]
 
 
+def test_sigterm_stops_a_search_with_the_line_that_resumes_it(tmp_path) -> None:
+    """A scheduler's or `timeout`'s SIGTERM used to end `nas search` silently, mid-trial;
+    it now stops as Ctrl-C does (exit 130), says how to go on, and the run resumes."""
+    d = tmp_path / "t"
+    base = [sys.executable, "-m", "nas", "search"]
+    cmd = [*base, "--space", "nb201", "--dataset", "nb201:cifar10", "--strategy", "rs"]
+    cmd += ["--trials", "100000", "--time-budget", "inf", "--run-dir", str(d)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            time.sleep(0.3)
+            try:
+                if len(RunStore(d, create=False).completed()) >= 5:
+                    break
+            except Exception:
+                continue
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert f"to go on: nas search --resume {d}" in out and "Traceback" not in err
+    n = len(RunStore(d, create=False).completed())
+    assert n >= 5
+    res = subprocess.run([*base, "--resume", str(d), "--trials", str(n + 3)],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert len(RunStore(d, create=False).completed()) == n + 3
+
+
 def test_bad_options_are_one_line_errors(nas_cli, tmp_path) -> None:
     code, _, err = nas_cli(
         "search",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
+import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -297,7 +300,37 @@ def search(
         job = Search(config, run_dir, say=out.print, command=shlex.join(["nas", *sys.argv[1:]]))
     out.print(f"{'resuming' if job.resuming else 'search'}: {job.describe()}", markup=False)
     out.print(f"run directory: {job.run_dir}", markup=False)
-    _print_result(job, _live_run(job))
+    try:
+        with _term_as_interrupt():
+            result = _live_run(job)
+    except KeyboardInterrupt:
+        out.print()
+        out.print(
+            f"interrupted: the finished trials are saved; to go on: nas search --resume "
+            f"{job.run_dir}",
+            markup=False,
+        )
+        raise typer.Exit(130) from None
+    _print_result(job, result)
+
+
+@contextlib.contextmanager
+def _term_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, ``timeout``, a cluster's scheduler) stops the search as Ctrl-C does,
+    with the line that says how to resume, instead of ending the process unannounced."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (an embedding app): leave SIGTERM alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _why_none(job: Any, records: list[Any]) -> str:
