@@ -23,9 +23,11 @@ import logging
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -305,6 +307,14 @@ def run_search_ray(
     return done
 
 
+def _restore_sigterm(handler: Any) -> None:
+    """Put back the driver's Python SIGTERM handler: ``ray.init`` installs its own native
+    one, which prints a stack dump and exits, so ``nas search`` could not stop cleanly and
+    say how to resume (its handler is still what Python reports, so it is set again)."""
+    if callable(handler) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
 def _start_reaper() -> subprocess.Popen:
     """The watchdog that kills what this driver's Ray leaves behind if the driver dies."""
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_reaper.py")
@@ -355,6 +365,7 @@ def _tune(
     if not ray.is_initialized():
         if address is None:
             reaper = _start_reaper()
+        term = signal.getsignal(signal.SIGTERM)
         ray.init(
             address=address,
             num_cpus=None if address else (local_cpus or os.cpu_count()),
@@ -362,6 +373,7 @@ def _tune(
             logging_level=logging.WARNING,
             log_to_driver=False,
         )
+        _restore_sigterm(term)
         started = True
     tmp = tempfile.mkdtemp(prefix="nas-ray-")
     try:

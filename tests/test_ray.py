@@ -234,3 +234,37 @@ def test_cli_backend_ray(nas_cli, tmp_path, monkeypatch) -> None:
     assert code != 0 and "epochs" in err and not (tmp_path / "c").exists()
     code, _, err = nas_cli(*args, "--scheduler", "asha", "--run-dir", c)
     assert code != 0 and "--backend ray" in err
+
+
+RAY_TERM = """
+import os, signal, ray
+from nas.searches.ray_runner import _restore_sigterm
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+signal.signal(signal.SIGTERM, interrupt)
+old = signal.getsignal(signal.SIGTERM)
+ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+if {restore}:
+    _restore_sigterm(old)
+try:
+    os.kill(os.getpid(), signal.SIGTERM)
+    print("not interrupted")
+except KeyboardInterrupt:
+    print("interrupted")
+finally:
+    ray.shutdown()
+"""
+
+
+def test_ray_init_leaves_the_drivers_sigterm_handler_in_place(tmp_path) -> None:
+    """ray.init installs a native SIGTERM handler that dumps a stack and exits (code 15), so
+    `nas search --backend ray` could not stop cleanly on SIGTERM; the runner puts the
+    driver's handler back."""
+    script = tmp_path / "term.py"
+    script.write_text(RAY_TERM.format(restore=True))
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert res.returncode == 0 and res.stdout.strip() == "interrupted", res.stderr[-1000:]
+    assert "SIGTERM received" not in res.stderr
