@@ -22,7 +22,8 @@ Usage (from the repository root)::
   and the recipe variants of ``predictors.recipes.RECIPES`` (``set-signals``, ``params-prior``,
   ``prior-listnet-wide``, ...; the registry ``nas predictor train --recipe`` reads), or
   the recipe itself chosen by ``--globals-norm``, ``--prior``, ``--prior-weight``,
-  ``--correction``, ``--loss``.
+  ``--correction``, ``--loss``. ``--seeds 0,1,2,3,4`` runs it once per seed and ends with
+  the mean table (``loso.format_loso_seeds``): the one the README quotes.
 * zero-shot: build the 500-cell NB101 bench in ``--nb101 DIR`` (reused if present) and score
   it with predictors trained on NB201 only: the bundled one, and one trained on every cell
   of the full NB201 bench; next to params, FLOPs and the zero-cost proxies.
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -309,7 +311,7 @@ def loso_cmd(args: argparse.Namespace) -> None:
     from nas.predictors.bench import Bench
     from nas.predictors.embed import Embedder
     from nas.predictors.fit import TrainConfig, vocab_embeddings
-    from nas.predictors.loso import format_loso, loso
+    from nas.predictors.loso import format_loso, format_loso_seeds, loso
 
     benches, weights = {}, {}
     for item in args.loso:
@@ -326,13 +328,19 @@ def loso_cmd(args: argparse.Namespace) -> None:
         loss=args.loss,
     )
     variants = tuple(args.variants.split(","))
-    t0 = time.perf_counter()
-    result = loso(
-        benches, lambda b: vocab_embeddings(b, embedder), cfg, _model_config(args), variants,
-        embedder.embed, weights=weights,
-    )  # fmt: skip
-    print(format_loso(result))
-    print(f"\nLOSO over {', '.join(benches)}: {time.perf_counter() - t0:.0f} s")
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    results = []
+    for seed in seeds:
+        t0 = time.perf_counter()
+        result = loso(
+            benches, lambda b: vocab_embeddings(b, embedder), replace(cfg, seed=seed),
+            _model_config(args), variants, embedder.embed, weights=weights,
+        )  # fmt: skip
+        print(f"\n== seed {seed}" if len(seeds) > 1 else "", format_loso(result))
+        print(f"\nLOSO over {', '.join(benches)}: {time.perf_counter() - t0:.0f} s")
+        results.append(result)
+    if len(seeds) > 1:
+        print("\n" + format_loso_seeds(results))
 
 
 def main() -> None:
@@ -365,6 +373,9 @@ def main() -> None:
         "--loso", nargs="*", default=None, help="SPACE=BENCH_DIR[:WEIGHT] ... (LOSO table)"
     )
     p.add_argument("--variants", default="full", help="LOSO ablations, e.g. full,no-signals")
+    p.add_argument(
+        "--seeds", default=None, help="LOSO seeds, e.g. 0,1,2,3,4: a table each, then the mean"
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
     if args.loso:

@@ -124,24 +124,40 @@ def test_margin_interval_is_narrow_on_many_rows_and_wide_on_few() -> None:
     assert np.isnan(margin_interval(good, {"x": np.full(12, np.nan)}, y)[1])
 
 
-def test_loso_prints_each_margin_with_its_interval(bench_emb) -> None:
+def test_loso_prints_each_margin_with_its_interval_and_the_mean_of_seeds(bench_emb) -> None:
     from nas.predictors.fit import TrainConfig
-    from nas.predictors.loso import format_loso, loso
+    from nas.predictors.loso import format_loso, format_loso_seeds, loso
     from nas.predictors.model import ModelConfig
 
     bench, emb_all = bench_emb
     spaces = {"a": bench.subset(range(0, 80)), "b": bench.subset(range(80, 150))}
     vocab = {t: k for k, t in enumerate(bench.vocab)}
-    result = loso(
-        spaces,
-        lambda b: emb_all[[vocab[t] for t in b.vocab]],
-        TrainConfig(steps=10, batch_size=16),
-        ModelConfig(hidden=16, layers=1),
-        ("prior-signals",),
-        log=lambda _: None,
-    )
-    text = format_loso(result)
+    results = [
+        loso(
+            spaces,
+            lambda b: emb_all[[vocab[t] for t in b.vocab]],
+            TrainConfig(steps=10, batch_size=16, seed=seed),
+            ModelConfig(hidden=16, layers=1),
+            ("prior-signals",),
+            log=lambda _: None,
+        )
+        for seed in (0, 1)
+    ]
+    text = format_loso(results[0])
     for held in ("a", "b"):
-        best, gap, lo, hi = result[held]["ranker prior-signals"]["margin"]
-        assert best in result[held] and lo <= gap <= hi
+        best, gap, lo, hi = results[0][held]["ranker prior-signals"]["margin"]
+        assert best in results[0][held] and lo <= gap <= hi
         assert f"{gap:+.3f}, 90% bootstrap interval [{lo:+.3f}, {hi:+.3f}]" in text
+    summary = format_loso_seeds(results)
+    assert summary.startswith("LOSO over 2 seeds")
+    rho = [r["b"]["ranker prior-signals"]["spearman"] for r in results]
+    row = next(
+        line
+        for line in summary.split("held out: b")[1].splitlines()
+        if line.startswith("ranker prior-signals ")
+    )
+    assert f"{np.mean(rho):9.3f}" in row and f"{min(rho):.3f}..{max(rho):.3f}" in row
+    gaps = [r["b"]["ranker prior-signals"]["margin"][1] for r in results]
+    verdict = "meets" if np.mean(gaps) >= 0.05 else "misses"
+    assert f"{np.mean(gaps):+.3f} (90% interval" in summary.split("held out: b")[1]
+    assert f"{verdict} the +0.05 target" in summary
