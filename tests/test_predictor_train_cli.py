@@ -236,3 +236,35 @@ def test_domain_json_covers_the_rows_trained_on(nas_cli, tmp_path, spaces) -> No
     b = Bench.load(spaces["b"])
     assert domain["params"] == [int(b.params.min()), int(b.params.max())]
     assert domain["source"].endswith(f"the {len(b)} training rows (b)")
+
+
+def test_a_prior_signals_model_ranks_files_and_says_when_its_proxy_is_off(
+    nas_cli, tmp_path, cache, spaces
+) -> None:
+    """A model trained with ``--recipe prior-signals`` reads depth, nodes, width and NASWOT:
+    `nas rank` feeds it the files' proxies, and with --no-proxy says the proxy was missing."""
+    import onnx
+    from test_predictor_files import small_model
+
+    model = tmp_path / "model"
+    code, out, err = nas_cli(
+        "predictor", "train", "--bench", str(spaces["a"]), "--bench", str(spaces["b"]),
+        "--recipe", "prior-signals", "-o", str(model), *FAST,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "signals [] -> ['depth', 'nodes', 'width', 'nwot']" in out
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for w in (2, 4, 8):
+        onnx.save(small_model(w), str(folder / f"w{w}.onnx"))
+    code, out, err = nas_cli("rank", str(folder), "--model", str(model), "--json")
+    assert code == 0, err
+    rows = json.loads(out)["ranked"]
+    assert len(rows) == 3 and all(r["nwot"] is not None for r in rows)
+    code, out, err = nas_cli("rank", str(folder), "--model", str(model))
+    assert code == 0 and "reads the NASWOT proxy" not in out
+    code, out, err = nas_cli("rank", str(folder), "--model", str(model), "--no-proxy")
+    assert code == 0, err
+    assert "note: model reads the NASWOT proxy, which --no-proxy skips" in " ".join(out.split())
+    code, out, err = nas_cli("rank", str(folder), "--no-proxy")
+    assert code == 0 and "reads the NASWOT proxy" not in out  # the bundled models do not

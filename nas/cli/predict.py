@@ -150,6 +150,8 @@ def rank(
         out.print(json.dumps({"ranked": shown, "errors": errors}, indent=1), markup=False)
     else:
         _print_ranking(shown, errors)
+        if not proxy and rows:
+            _proxy_note(predictor, rows[0]["model"])
     if errors:
         raise typer.Exit(1)
 
@@ -164,6 +166,19 @@ def _model_line(name: str) -> str:
             "trained on several spaces ranks them"
         )
     return name
+
+
+def _proxy_note(predictor: Any, name: str) -> None:
+    """Say so when the model that scored reads the NASWOT proxy that --no-proxy skipped."""
+    from nas.predictors.model import Predictor, bundled_dir
+
+    used = predictor if name == predictor.name else Predictor.load(bundled_dir(name))
+    if "nwot" in used.model.config.signals:
+        out.print(
+            f"note: {name} reads the NASWOT proxy, which --no-proxy skips: each file was "
+            "scored as if its proxy were the set's median",
+            markup=False,
+        )
 
 
 def _bundled_transfer() -> Callable[[], tuple[Any, Any]] | None:
