@@ -96,6 +96,16 @@ def ood_reason(record: GraphRecord, domain: Mapping[str, Any] | None) -> str:
 Transfer = Callable[[], tuple[Any, Mapping[str, Any] | None]]
 
 
+def bundled_transfer() -> Transfer | None:
+    """A loader of the bundled transfer model and its domain (None when not shipped)."""
+    from nas.predictors.model import TRANSFER_MODEL, Predictor, bundled_dir
+
+    folder = bundled_dir(TRANSFER_MODEL)
+    if not (folder / "config.json").exists():
+        return None
+    return lambda: (Predictor.load(folder), load_domain(folder))
+
+
 def use_transfer(records: Sequence[GraphRecord], domain: Mapping[str, Any] | None) -> bool:
     """Whether a scored set lies mostly outside ``domain``: more than
     :data:`ROUTE_SHARE` of its files flagged out of distribution."""

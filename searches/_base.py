@@ -120,7 +120,7 @@ class Strategy(ABC):
     option_help: ClassVar[dict[str, str]] = {}
     #: ``__init__`` keywords that are wiring, set by the search itself, not user options.
     internal_options: ClassVar[frozenset[str]] = frozenset(
-        {"objectives", "directions", "max_retries", "scorer"}
+        {"objectives", "directions", "max_retries", "scorer", "recorder"}
     )
     #: Most objectives the strategy can optimise (None: any number).
     max_objectives: ClassVar[int | None] = None

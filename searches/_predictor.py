@@ -2,9 +2,10 @@
 
 Each round draws a pool of candidates (half fresh grammar draws, half mutations of the best
 trained architectures once there are results), scores them with the ONNX predictor
-(``nas.predictors``) and proposes the top few for training. Training is the expensive
-query; scoring a candidate costs an export (or, for NB201, a direct graph build) and a
-forward pass of the small ranker.
+(``nas.predictors``; off NB201 the bundled transfer model, as ``nas rank`` picks) and
+proposes the top few for training. Training is the expensive query; scoring a candidate
+costs an export (or, for NB201, a direct graph build; for a zoo family, its own export) and
+a forward pass of the small ranker.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from nas.searches._base import Strategy
@@ -28,9 +29,13 @@ from nas.exceptions import ConfigurationError, NasError
 from nas.sampling import Sampler
 from nas.space import SearchSpace
 
+if TYPE_CHECKING:
+    from nas.predictors.bench import GraphRecord
+
 __all__ = ["PredictorGuided", "predictor_scorer"]
 
 Scorer = Callable[[Sequence[Node]], np.ndarray]
+Recorder = Callable[[Node, str], "GraphRecord"]
 
 
 @functools.lru_cache(maxsize=4)
@@ -40,10 +45,18 @@ def _load_predictor(folder: str | None):
     return Predictor.load(folder)
 
 
-def predictor_scorer(space: SearchSpace, model: str | None = None) -> Scorer:
-    """Score architectures of ``space`` with the predictor in ``model`` (bundled if None).
+def predictor_scorer(
+    space: SearchSpace, model: str | None = None, recorder: Recorder | None = None
+) -> Scorer:
+    """Score architectures of ``space`` with the predictor in ``model``; each call's
+    architectures are scored together as one set (a model with set-ranked sizes ranks them
+    among each other). With ``model`` None, the model is picked as ``nas rank`` picks it, on
+    the first pool and for the whole search: the bundled NB201 ranker, or the bundled
+    transfer model when most candidates lie outside NB201's domain (einspace, the zoo).
 
-    Scores are cached per architecture; one that cannot be built or exported scores -inf.
+    ``recorder(arch, folder)`` turns an architecture into a graph record (default: build or
+    export it from ``space``; a zoo search passes its family's export). Records are cached
+    per architecture; one that cannot be built or exported scores -inf.
 
     Raises:
         ConfigurationError: ``model`` is given but holds no predictor.
@@ -53,23 +66,38 @@ def predictor_scorer(space: SearchSpace, model: str | None = None) -> Scorer:
         raise ConfigurationError(f"no predictor in {model} (config.json not found).")
     from nas.predictors.run_bench import arch_record
 
-    predictor = _load_predictor(model)
-    cache: dict[str, float] = {}
+    default = _load_predictor(model)
+    record = recorder or (lambda arch, folder: arch_record(arch, space, folder))
+    records: dict[str, GraphRecord | None] = {}
+    chosen: list[Any] = []
+
+    def pick(recs: list[GraphRecord]) -> Any:
+        if not chosen:
+            chosen.append(default)
+            if model is None:
+                from nas.predictors.rank import bundled_transfer, load_domain, use_transfer
+
+                transfer = bundled_transfer()
+                if transfer is not None and use_transfer(recs, load_domain(None)):
+                    chosen[0] = transfer()[0]
+        return chosen[0]
 
     def score(archs: Sequence[Node]) -> np.ndarray:
-        todo = [a for a in dict.fromkeys(archs, None) if str(a) not in cache]
-        records, keys = [], []
+        keys = list(dict.fromkeys(str(a) for a in archs))
         with tempfile.TemporaryDirectory() as tmp:
-            for a in todo:
-                try:
-                    records.append(arch_record(a, space, tmp))
-                    keys.append(str(a))
-                except (NasError, RuntimeError, ValueError):
-                    cache[str(a)] = -math.inf
-        if records:
-            for k, s in zip(keys, predictor.score_records(records), strict=True):
-                cache[k] = float(s)
-        return np.array([cache[str(a)] for a in archs], dtype=np.float64)
+            for a in dict.fromkeys(archs, None):
+                if str(a) not in records:
+                    try:
+                        records[str(a)] = record(a, tmp)
+                    except (NasError, RuntimeError, ValueError):
+                        records[str(a)] = None
+        good = [k for k in keys if records[k] is not None]
+        scores: dict[str, float] = {}
+        if good:
+            recs = [records[k] for k in good]
+            scores = dict(zip(good, map(float, pick(recs).score_records(recs)), strict=True))
+        score.model = chosen[0].name if chosen else ""  # type: ignore[attr-defined]
+        return np.array([scores.get(str(a), -math.inf) for a in archs], dtype=np.float64)
 
     return score
 
@@ -94,9 +122,12 @@ class PredictorGuided(Strategy):
         batch: candidates proposed (trained) per round.
         parents: best trained architectures mutated for the pool.
         mutate_frac: share of the pool drawn as mutations once there are results.
-        model: predictor folder (the bundled NB201-trained ranker when None).
+        model: predictor folder (None: the bundled ranker ``nas rank`` would pick for the
+            space's candidates: NB201's own, or the transfer model off NB201).
         scorer: a function scoring a list of architectures (overrides ``model``; used by
             benchmarks that precompute scores).
+        recorder: turns a candidate into a graph record (set by the search: a zoo family's
+            export; default: built or exported from the space).
         **base: objectives (one), directions, max_retries (see ``Strategy``).
     """
 
@@ -107,7 +138,7 @@ class PredictorGuided(Strategy):
         "batch": "top-scored candidates trained per round",
         "parents": "best trained architectures whose mutations enter the pool",
         "mutate_frac": "share of the pool drawn as mutations once there are results",
-        "model": "predictor folder [the bundled ranker]",
+        "model": "predictor folder [the bundled ranker nas rank picks for the space]",
     }
 
     def __init__(
@@ -120,6 +151,7 @@ class PredictorGuided(Strategy):
         mutate_frac: float = 0.5,
         model: str | None = None,
         scorer: Scorer | None = None,
+        recorder: Recorder | None = None,
         objectives: Sequence[str] | None = None,
         directions: Mapping[str, str] | None = None,
         max_retries: int = 20,
@@ -135,7 +167,7 @@ class PredictorGuided(Strategy):
         self.unavailable = ""
         if scorer is None:
             try:
-                scorer = predictor_scorer(space, model)
+                scorer = predictor_scorer(space, model, recorder)
             except ConfigurationError:
                 raise
             except (NasError, ImportError, OSError) as e:

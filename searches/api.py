@@ -240,6 +240,9 @@ class Search:
         if self.evaluator.kind == "train":  # draw for the dataset's input, not the space's
             self.space = self.space.with_input(*_input_of(self.evaluator.kind, config))
         kw = {**config.strategy_options, "objectives": config.objectives}
+        recorder = claimant(config.space, config.dataset).recorder(config.space, config.dataset)
+        if recorder is not None and "recorder" in _init_params(cls):
+            kw["recorder"] = recorder  # e.g. the predictor strategy scoring zoo configs
         self.strategy = create_strategy(config.strategy, self.space, seed=config.seed, **kw)
         self._screen_degenerate()
         self.run_dir = Path(run_dir) if run_dir is not None else self._default_dir()
@@ -448,3 +451,11 @@ def search(config: SearchConfig | None = None, **options: Any) -> SearchResult:
     """Run a search and return its result: ``nas.search(space="nb201", trials=50)``."""
     config = config or SearchConfig()
     return Search(dataclasses.replace(config, **options)).run()
+
+
+def _init_params(cls: type) -> set[str]:
+    """Keyword names of ``cls.__init__`` (wiring a search passes only to strategies that
+    take it)."""
+    import inspect
+
+    return set(inspect.signature(cls.__init__).parameters)

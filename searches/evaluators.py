@@ -150,6 +150,12 @@ class _Base:
         return {**CPU_PROTOCOL, **own}
 
     @classmethod
+    def recorder(cls, space: str, dataset: str | None) -> Callable[[Any, str], Any] | None:
+        """How the ``predictor`` strategy turns a candidate into an ONNX graph record, when
+        the space's own build cannot (None: build or export it from the grammar space)."""
+        return None
+
+    @classmethod
     def default_dataset(cls, space: str) -> str:
         return "unseen"
 

@@ -18,7 +18,28 @@ from nas.searches.runner import Outcome, limit
 from nas.dsl import Node
 from nas.exceptions import NasError
 
-__all__ = ["ZooEvaluator", "zoo_evaluator"]
+__all__ = ["ZooEvaluator", "zoo_evaluator", "zoo_recorder"]
+
+
+def zoo_recorder(task: str | None) -> Callable[[Any, str], Any]:
+    """Graph records of a family's configs (``fam(hp(...),...)`` strings or their parsed
+    form) for ``task``: the family's own ONNX export, untrained (seed 0), read back like a
+    user's file with its signals. ``nas bench from-run`` labels zoo runs with it, and the
+    ``predictor`` strategy scores zoo candidates with it (the predictor imports no zoo)."""
+    from pathlib import Path
+
+    from nas.predictors.bench import file_record
+    from nas.zoo import config_from_arch, export_config
+
+    def record(arch: Any, folder: str) -> Any:
+        family, config = config_from_arch(str(arch))
+        path, _ = export_config(family, Path(folder) / "trial.onnx", config, task=task, seed=0)
+        try:
+            return file_record(path, signals=True)
+        finally:
+            path.unlink()
+
+    return record
 
 
 class ZooEvaluator(_Base):
@@ -52,6 +73,11 @@ class ZooEvaluator(_Base):
     @classmethod
     def claims(cls, space: str, dataset: str | None) -> bool:
         return str(space).partition(":")[0] == "zoo"
+
+    @classmethod
+    def recorder(cls, space: str, dataset: str | None) -> Callable[[Any, str], Any]:
+        """A config's record is its family's own untrained export (:func:`zoo_recorder`)."""
+        return zoo_recorder(dataset)
 
     @classmethod
     def protocol(cls, space: str) -> dict[str, Any]:

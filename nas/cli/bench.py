@@ -113,6 +113,7 @@ def bench_from_run(
     where an architecture was trained more than once)."""
     from nas.predictors.run_bench import build_runs_bench, merge_trials
     from nas.searches.store import open_run
+    from nas.searches.zoo_evaluator import zoo_recorder
 
     _output(output)
     loaded = []
@@ -124,7 +125,7 @@ def bench_from_run(
     total = len(merge_trials(t for _, _, ts in loaded for t in ts)[0])
     opts = loaded[0][1]["options"]
     zoo = str(opts["space"]).startswith("zoo:")
-    hooks = {"recorder": _zoo_recorder(opts), "label": _zoo_label(opts)} if zoo else {}
+    hooks = {"recorder": zoo_recorder(opts["dataset"]), "label": _zoo_label(opts)} if zoo else {}
     with progress(total, "architectures") as update:
         bench, skipped = build_runs_bench(loaded, out=output, progress=update, **hooks)
     source = str(runs[0]) if len(runs) == 1 else f"{len(runs)} runs"
@@ -135,25 +136,6 @@ def bench_from_run(
     )
     for reason in skipped:
         out.print(f"skipped {reason}", markup=False)
-
-
-def _zoo_recorder(opts: dict[str, Any]) -> Any:
-    """Records of a zoo run's configs: the family's own ONNX export, untrained (seed 0), for
-    the run's task, read back like a user's file (the predictor knows nothing of the zoo)."""
-    from nas.predictors.bench import file_record
-    from nas.zoo import config_from_arch, export_config
-
-    def record(arch: str, folder: str) -> Any:
-        family, config = config_from_arch(arch)
-        path, _ = export_config(
-            family, Path(folder) / "trial.onnx", config, task=opts["dataset"], seed=0
-        )
-        try:
-            return file_record(path, signals=True)
-        finally:
-            path.unlink()
-
-    return record
 
 
 def _zoo_label(opts: dict[str, Any]) -> str:

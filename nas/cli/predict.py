@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -133,7 +132,7 @@ def rank(
 
     from nas.exceptions import ConfigurationError
     from nas.predictors.model import Predictor
-    from nas.predictors.rank import load_domain, rank_files
+    from nas.predictors.rank import bundled_transfer, load_domain, rank_files
 
     dims = _dims(dim or [])
     files = _onnx_files(paths)
@@ -142,7 +141,7 @@ def rank(
     predictor = Predictor.load(model)
     rows, errors = rank_files(
         files, predictor, load_domain(model), int(max_size * 2**20), dims, time_limit or None,
-        proxy, int(probe_memory * 2**20), None if model else _bundled_transfer(),
+        proxy, int(probe_memory * 2**20), None if model else bundled_transfer(),
         workers or _default_workers(),
     )  # fmt: skip
     shown = rows[:top] if top else rows
@@ -179,17 +178,6 @@ def _proxy_note(predictor: Any, name: str) -> None:
             "scored as if its proxy were the set's median",
             markup=False,
         )
-
-
-def _bundled_transfer() -> Callable[[], tuple[Any, Any]] | None:
-    """A loader of the bundled transfer model and its domain (None when not shipped)."""
-    from nas.predictors.model import TRANSFER_MODEL, Predictor, bundled_dir
-    from nas.predictors.rank import load_domain
-
-    folder = bundled_dir(TRANSFER_MODEL)
-    if not (folder / "config.json").exists():
-        return None
-    return lambda: (Predictor.load(folder), load_domain(folder))
 
 
 def _print_ranking(shown: list[dict], errors: list[dict[str, str]]) -> None:
