@@ -324,16 +324,23 @@ class Search:
     def describe(self) -> str:
         """One line: the options that matter, and the strategy's resolved options."""
         c = self.config
+        from nas.searches.evaluators import EVALUATORS
+
+        trains = EVALUATORS.get(self.evaluator.kind).trains  # table mode looks results up
         keys = ("space", "dataset", "strategy", "trials", "epochs", "preset", "size", "seed")
         keys += ("workers", "objective", "backend")
-        shown = {k: getattr(c, k) for k in keys} | ({"epochs": "own"} if c.epochs is None else {})
+        keys = keys if trains else tuple(k for k in keys if k not in ("epochs", "preset", "size"))
+        shown = {k: getattr(c, k) for k in keys}
+        if trains and c.epochs is None:
+            shown["epochs"] = "own"
         text = ", ".join(f"{k}={v}" for k, v in shown.items())
         epochs = "its own" if c.final_epochs is None else c.final_epochs
-        final = (
-            f"then the best is retrained for {epochs} epochs and exported"
-            if c.final_epochs != 0
-            else "no final retrain"
-        )
+        if not trains:
+            final = "table mode trains nothing: the best is exported untrained"
+        elif c.final_epochs != 0:
+            final = f"then the best is retrained for {epochs} epochs and exported"
+        else:
+            final = "no final retrain"
         return f"{text}; {c.strategy_options}; {final}"
 
     def run(

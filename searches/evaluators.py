@@ -118,6 +118,7 @@ class _Base:
 
     name: ClassVar[str] = ""
     priority: ClassVar[int] = 0
+    trains: ClassVar[bool] = True  # False: looks results up (table mode), trains nothing
 
     def final(
         self, arch: Node, epochs: int, time_budget_s: float | None, run_dir: Path, say: Say
@@ -357,6 +358,7 @@ class TableEvaluator(_Base):
 
     name = "table"
     priority = 10
+    trains = False
 
     def __init__(self, dataset: str = "cifar10") -> None:
         from nas.benchmarks import TABLE_INPUT_SHAPE, TABLE_NUM_CLASSES, NB201Table

@@ -145,3 +145,12 @@ def test_search_help_shows_every_default(nas_cli) -> None:
     shown += [f"[{p['trial_time']:g};", f"[{p['final_epochs']};", f"[{p['time_budget']:g};"]
     for text in shown:
         assert text in " ".join(out.split()), text
+
+
+def test_the_search_line_says_what_a_table_search_does(tmp_path) -> None:
+    """Table mode looks accuracies up: its line used to promise epochs and a retraining."""
+    table = Search(SearchConfig(space="nb201", dataset="nb201:cifar10", trials=2), tmp_path / "t")
+    line = table.describe()
+    assert "epochs" not in line and "table mode trains nothing" in line
+    trained = Search(SearchConfig(trials=2, final_epochs=3), tmp_path / "e").describe()
+    assert "epochs=6" in trained and "retrained for 3 epochs" in trained
