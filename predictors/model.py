@@ -99,7 +99,10 @@ def set_ranks(
     one sit at 0.5). Plain numpy: ``nas rank`` needs no scipy."""
     cols = [np.asarray(params, np.float64), np.asarray(flops, np.float64)]
     if extra is not None:
-        cols += list(np.asarray(extra, np.float64).reshape(len(cols[0]), -1).T)
+        extra = np.asarray(extra, np.float64)
+        if extra.ndim != 2:  # one column given flat
+            extra = extra.reshape(len(cols[0]), -1)
+        cols += list(extra.T)
     n = len(cols[0])
     out = np.full((n, len(cols)), 0.5)
     for j, x in enumerate(cols):

@@ -36,6 +36,7 @@ def test_set_ranks_of_extra_columns_leave_missing_values_in_the_middle() -> None
     assert np.allclose(r[:, 2], [1.0, 0.0, 0.5, 0.5])  # three values ranked, NaN at 0.5
     assert np.allclose(r[:, 3], 0.5)  # one value: nothing to rank
     assert np.allclose(r[:, :2], set_ranks([1, 2, 3, 4], [4, 3, 2, 1]))
+    assert set_ranks([], [], np.zeros((0, 2))).shape == (0, 4)  # an empty set keeps its columns
 
 
 def test_row_ranks_rank_each_signal_within_its_space(bench_emb) -> None:
