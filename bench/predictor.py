@@ -328,7 +328,7 @@ def loso_cmd(args: argparse.Namespace) -> None:
         loss=args.loss,
     )
     variants = tuple(args.variants.split(","))
-    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    seeds = args.seeds or [args.seed]
     results = []
     for seed in seeds:
         t0 = time.perf_counter()
@@ -341,6 +341,15 @@ def loso_cmd(args: argparse.Namespace) -> None:
         results.append(result)
     if len(seeds) > 1:
         print("\n" + format_loso_seeds(results))
+
+
+def _seed_list(text: str) -> list[int]:
+    """``0,1,2`` -> [0, 1, 2] (argparse reports anything else as a usage error)."""
+    try:
+        seeds = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are whole numbers: {text!r}") from None
+    return seeds
 
 
 def main() -> None:
@@ -374,7 +383,10 @@ def main() -> None:
     )
     p.add_argument("--variants", default="full", help="LOSO ablations, e.g. full,no-signals")
     p.add_argument(
-        "--seeds", default=None, help="LOSO seeds, e.g. 0,1,2,3,4: a table each, then the mean"
+        "--seeds",
+        type=_seed_list,
+        default=None,
+        help="LOSO seeds, e.g. 0,1,2,3,4: a table each, then the mean",
     )
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -393,4 +405,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from nas.exceptions import NasError
+
+    try:
+        main()
+    except NasError as e:  # a wrong folder, weight or variant: one line, not a traceback
+        sys.exit(f"error: {e}")
