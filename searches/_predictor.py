@@ -79,7 +79,11 @@ def predictor_scorer(
 
                 transfer = bundled_transfer()
                 if transfer is not None and use_transfer(recs, load_domain(None)):
-                    chosen[0] = transfer()[0]
+                    try:
+                        chosen[0] = transfer()[0]
+                    except NasError as e:  # a damaged install: the default still ranks
+                        msg = f"predictor strategy: {e}; ranking with {default.name}."
+                        warnings.warn(msg, stacklevel=2)
         return chosen[0]
 
     def score(archs: Sequence[Node]) -> np.ndarray:

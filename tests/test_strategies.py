@@ -440,3 +440,25 @@ def test_predictor_strategy_scores_zoo_configs_through_their_export(tmp_path) ->
     scores = job.strategy.scorer(cands)
     assert np.isfinite(scores).all() and len(set(scores.tolist())) > 1
     assert job.strategy.scorer.model == "transfer-v1"
+
+
+def test_predictor_keeps_its_default_ranker_when_the_transfer_model_is_damaged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nas.predictors import rank
+    from nas.predictors.model import PredictorError
+    from nas.searches._predictor import predictor_scorer
+
+    from nas.sampling import Sampler
+    from nas.space import load_space
+
+    def damaged():
+        raise PredictorError("transfer-v1: cannot load the weights: truncated file")
+
+    monkeypatch.setattr(rank, "bundled_transfer", lambda: damaged)
+    ein = load_space("einspace")
+    draw = Sampler(ein, seed=4)
+    score = predictor_scorer(ein)
+    with pytest.warns(UserWarning, match="truncated file; ranking with nb201-v1"):
+        out = score([draw.sample() for _ in range(3)])
+    assert np.isfinite(out).all() and score.model == "nb201-v1"
