@@ -148,9 +148,7 @@ def rank(
     if as_json:
         out.print(json.dumps({"ranked": shown, "errors": errors}, indent=1), markup=False)
     else:
-        _print_ranking(shown, errors)
-        if not proxy and rows:
-            _proxy_note(predictor, rows[0]["model"])
+        _print_ranking(shown, errors, "" if proxy else _proxy_note(predictor, rows))
     if errors:
         raise typer.Exit(1)
 
@@ -167,21 +165,24 @@ def _model_line(name: str) -> str:
     return name
 
 
-def _proxy_note(predictor: Any, name: str) -> None:
-    """Say so when the model that scored reads the NASWOT proxy that --no-proxy skipped."""
+def _proxy_note(predictor: Any, rows: list[dict]) -> str:
+    """The line that says so when the model that scored reads the NASWOT proxy that
+    --no-proxy skipped ("" otherwise)."""
     from nas.predictors.model import Predictor, bundled_dir
 
+    name = rows[0]["model"] if rows else predictor.name
     used = predictor if name == predictor.name else Predictor.load(bundled_dir(name))
-    if "nwot" in used.model.config.signals:
-        out.print(
-            f"note: {name} reads the NASWOT proxy, which --no-proxy skips: each file was "
-            "scored as if its proxy were the set's median",
-            markup=False,
-        )
+    if "nwot" not in used.model.config.signals:
+        return ""
+    return (
+        f"note: {name} reads the NASWOT proxy, which --no-proxy skips: each file was "
+        "scored as if its proxy were the set's median"
+    )
 
 
-def _print_ranking(shown: list[dict], errors: list[dict[str, str]]) -> None:
-    """The rank table, then a line per out-of-distribution flag and per note."""
+def _print_ranking(shown: list[dict], errors: list[dict[str, str]], note: str = "") -> None:
+    """The rank table, then a line per out-of-distribution flag and per note, and ``note``
+    about the whole set."""
     from rich.table import Table
 
     table = Table("rank", "file", "score", "params", "FLOPs", "nwot", "OOD", "error")
@@ -199,5 +200,7 @@ def _print_ranking(shown: list[dict], errors: list[dict[str, str]]) -> None:
     for row in shown:
         if row["ood"]:
             out.print(f"OOD {row['file']}: {row['ood_reason']}", markup=False)
-        for note in row["notes"]:
-            out.print(f"note {row['file']}: {note}", markup=False)
+        for line in row["notes"]:
+            out.print(f"note {row['file']}: {line}", markup=False)
+    if note:
+        out.print(note, markup=False)
