@@ -27,9 +27,10 @@ Variants that change the recipe rather than remove a part (see
 * ``prior-shape-free``: ``prior-listnet-wide`` on shape-free texts;
 * ``prior-signals``: ``prior-listnet-wide`` whose head also sees the set ranks of depth,
   node count, width and the NASWOT proxy (:data:`SIGNALS`), so its correction can lean on
-  them; ``prior-signals-ens``: as an ensemble of 3 seeds;
-* ``prior-listnet-wide-ens``: ``prior-listnet-wide`` as an ensemble of 3 seeds, the best
-  by LOSO and the recipe of the bundled transfer-v1.
+  them; ``prior-signals-ens``: as an ensemble of 3 seeds, the best by LOSO (5 seeds, six
+  spaces; README) and the recipe of the bundled transfer-v2;
+* ``prior-listnet-wide-ens``: ``prior-listnet-wide`` as an ensemble of 3 seeds (the
+  recipe of the earlier transfer-v1).
 
 The :data:`TEXT_VIEWS` variants need the same view of node texts when scoring, which a
 saved model cannot ask for, so :func:`apply_recipe` (the recipes a saved model may be

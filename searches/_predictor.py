@@ -67,7 +67,8 @@ def predictor_scorer(
     from nas.predictors.run_bench import arch_record
 
     default = _load_predictor(model)
-    record = recorder or (lambda arch, folder: arch_record(arch, space, folder))
+    # exported candidates carry their signals (NASWOT: the transfer model's head reads it)
+    record = recorder or (lambda arch, folder: arch_record(arch, space, folder, signals=True))
     records: dict[str, GraphRecord | None] = {}
     chosen: list[Any] = []
 

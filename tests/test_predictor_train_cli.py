@@ -266,5 +266,7 @@ def test_a_prior_signals_model_ranks_files_and_says_when_its_proxy_is_off(
     code, out, err = nas_cli("rank", str(folder), "--model", str(model), "--no-proxy")
     assert code == 0, err
     assert "note: model reads the NASWOT proxy, which --no-proxy skips" in " ".join(out.split())
-    code, out, err = nas_cli("rank", str(folder), "--no-proxy")
-    assert code == 0 and "reads the NASWOT proxy" not in out  # the bundled models do not
+    from nas.predictors.model import TRANSFER_MODEL
+
+    code, out, err = nas_cli("rank", str(folder), "--no-proxy")  # routed to the transfer model
+    assert code == 0 and f"note: {TRANSFER_MODEL} reads the NASWOT proxy" in " ".join(out.split())
