@@ -24,10 +24,7 @@ import math
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -35,6 +32,13 @@ from dataclasses import asdict
 from typing import Any
 
 from nas.searches.lock import owning
+from nas.searches.ray_local import (
+    SCRATCH,
+    restore_sigterm,
+    start_reaper,
+    stop_reaper,
+    sweep_scratch,
+)
 from nas.searches.runner import Evaluator, Outcome, one_line, replay_into
 from nas.searches.store import RunStore, TrialRecord
 
@@ -307,37 +311,6 @@ def run_search_ray(
     return done
 
 
-def _restore_sigterm(handler: Any) -> None:
-    """Put back the driver's Python SIGTERM handler: ``ray.init`` installs its own native
-    one, which prints a stack dump and exits, so ``nas search`` could not stop cleanly and
-    say how to resume (its handler is still what Python reports, so it is set again)."""
-    if callable(handler) and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handler)
-
-
-def _start_reaper() -> subprocess.Popen:
-    """The watchdog that kills what this driver's Ray leaves behind if the driver dies."""
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_reaper.py")
-    return subprocess.Popen(
-        [sys.executable, script, str(os.getpid())],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def _stop_reaper(reaper: subprocess.Popen | None) -> None:
-    if reaper is None:
-        return
-    try:
-        reaper.stdin.write(b"done\n")  # type: ignore[union-attr]
-        reaper.stdin.close()  # type: ignore[union-attr]
-        reaper.wait(5)
-    except (OSError, subprocess.TimeoutExpired):
-        reaper.kill()
-
-
 def _tune(
     searcher: Any,
     evaluator_factory: Callable[[], Evaluator],
@@ -364,7 +337,7 @@ def _tune(
     started, reaper = False, None
     if not ray.is_initialized():
         if address is None:
-            reaper = _start_reaper()
+            reaper = start_reaper()
         term = signal.getsignal(signal.SIGTERM)
         ray.init(
             address=address,
@@ -373,9 +346,10 @@ def _tune(
             logging_level=logging.WARNING,
             log_to_driver=False,
         )
-        _restore_sigterm(term)
+        restore_sigterm(term)
         started = True
-    tmp = tempfile.mkdtemp(prefix="nas-ray-")
+    sweep_scratch()
+    tmp = tempfile.mkdtemp(prefix=f"{SCRATCH}{os.getpid()}-")
     try:
         settings = {
             "token": uuid.uuid4().hex,
@@ -424,4 +398,4 @@ def _tune(
         shutil.rmtree(tmp, ignore_errors=True)
         if started:
             ray.shutdown()
-        _stop_reaper(reaper)
+        stop_reaper(reaper)

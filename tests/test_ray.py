@@ -238,7 +238,7 @@ def test_cli_backend_ray(nas_cli, tmp_path, monkeypatch) -> None:
 
 RAY_TERM = """
 import os, signal, ray
-from nas.searches.ray_runner import _restore_sigterm
+from nas.searches.ray_local import restore_sigterm
 
 def interrupt(signum, frame):
     raise KeyboardInterrupt
@@ -247,7 +247,7 @@ signal.signal(signal.SIGTERM, interrupt)
 old = signal.getsignal(signal.SIGTERM)
 ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
 if {restore}:
-    _restore_sigterm(old)
+    restore_sigterm(old)
 try:
     os.kill(os.getpid(), signal.SIGTERM)
     print("not interrupted")
@@ -268,3 +268,21 @@ def test_ray_init_leaves_the_drivers_sigterm_handler_in_place(tmp_path) -> None:
                          timeout=120)  # fmt: skip
     assert res.returncode == 0 and res.stdout.strip() == "interrupted", res.stderr[-1000:]
     assert "SIGTERM received" not in res.stderr
+
+
+def test_scratch_of_a_killed_driver_is_swept_and_a_live_ones_kept(tmp_path) -> None:
+    """Tune's scratch folder lives in the driver's ``finally``; a SIGKILLed driver left it in
+    /tmp (29 of them after a day of kill tests). The next Ray search removes those of drivers
+    that are gone, by the pid in the name."""
+    from nas.searches.ray_local import SCRATCH, sweep_scratch
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = tmp_path / f"{SCRATCH}{gone.pid}-abc"
+    (dead / "tune").mkdir(parents=True)
+    live = tmp_path / f"{SCRATCH}{os.getpid()}-def"
+    live.mkdir()
+    other = tmp_path / f"{SCRATCH}oldstyle"  # no pid in the name: not ours to judge
+    other.mkdir()
+    assert sweep_scratch(str(tmp_path)) == [dead.name]
+    assert not dead.exists() and live.exists() and other.exists()
