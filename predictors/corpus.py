@@ -15,10 +15,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from nas.predictors.bench import Bench
-from nas.predictors.signals import HEAD_SIGNALS, depth, node_width
+from nas.predictors.signals import depth, node_width
 from scipy import stats
-
-from nas.exceptions import ConfigurationError
 
 SPACE_LABEL = "rank_in_space"
 # default training weight of a bench built from search runs (`nas bench from-run`): its
@@ -117,16 +115,13 @@ def structure_signals(bench: Bench, rows: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def signal_columns(bench: Bench, rows: np.ndarray, names: Sequence[str]) -> np.ndarray:
-    """(len(rows), len(names)) values of the named head signals
-    (:data:`~nas.predictors.signals.HEAD_SIGNALS`) for bench rows: structure from the
-    graphs, the rest from the bench's stored signals (NaN where it has none)."""
+    """(len(rows), len(names)) values of the named head signals for bench rows (names of
+    :data:`~nas.predictors.signals.HEAD_SIGNALS`, as a model's config holds them, checked
+    when the model is built): structure from the graphs, the rest from the bench's stored
+    signals (NaN where it has none)."""
     out = np.full((len(rows), len(names)), np.nan)
     structure = structure_signals(bench, rows) if names else {}
     for j, name in enumerate(names):
-        if name not in HEAD_SIGNALS:
-            raise ConfigurationError(
-                f"unknown signal {name!r}; choose from {', '.join(HEAD_SIGNALS)}."
-            )
         if name in structure:
             out[:, j] = structure[name]
         else:

@@ -301,11 +301,16 @@ def evaluate(
 
 
 def _scorers(
-    model: GraphRanker, bench: Bench, emb: np.ndarray, rows: np.ndarray
+    model: GraphRanker,
+    bench: Bench,
+    emb: np.ndarray,
+    rows: np.ndarray,
+    scores: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The predictor's scores of ``rows`` and the data-free baselines beside them: params,
-    FLOPs, depth, node count and width."""
-    return {"predictor": predict(model, bench, emb, rows), **baseline_scores(bench, rows)}
+    """The predictor's scores of ``rows`` (``scores`` when the caller has them) and the
+    data-free baselines beside them: params, FLOPs, depth, node count and width."""
+    pred = predict(model, bench, emb, rows) if scores is None else scores
+    return {"predictor": pred, **baseline_scores(bench, rows)}
 
 
 def baseline_scores(bench: Bench, rows: np.ndarray, every: bool = False) -> dict[str, np.ndarray]:
@@ -349,6 +354,7 @@ def evaluate_all(
     emb: np.ndarray,
     rows: Sequence[int],
     label: str | None = None,
+    scores: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
     """:func:`evaluate` plus a ``rows`` count per scorer, each signal the bench computed
     from its ONNX files (:func:`signal_row`) and, where it has zero-cost proxy scores, each
@@ -356,7 +362,7 @@ def evaluate_all(
     the baselines are scored again on those rows (names ending in ``@zc``)."""
     rows = np.asarray(rows)
     y_all = bench.label(label)
-    scorers = _scorers(model, bench, emb, rows)
+    scorers = _scorers(model, bench, emb, rows, scores)
     table = {k: {**metrics(v, y_all[rows]), "rows": len(rows)} for k, v in scorers.items()}
     for j, name in enumerate(bench.signal_names):  # our own signals, from the ONNX files
         v = bench.signals[rows, j]

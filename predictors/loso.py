@@ -94,11 +94,12 @@ def loso(
                 res = train_ensemble(corpus, tr, e, mc.members, tc, mc, strata=space, weights=w)
             else:
                 res = train(corpus, tr, e, tc, mc, strata=space, weights=w)
-            rows = evaluate_all(res.model, corpus, e, te)
+            pred = predict(res.model, corpus, e, te)
+            rows = evaluate_all(res.model, corpus, e, te, scores=pred)
             name = "ranker" if v == "full" else f"ranker {v}"
             for k, m in rows.items():  # predictor@zc: the ranker on the proxies' rows
                 table.setdefault(k.replace("predictor", name, 1), m)
-            table[name]["margin"] = margin_interval(predict(res.model, corpus, e, te), base, y)
+            table[name]["margin"] = margin_interval(pred, base, y)
             log(f"held out {held}: {v} trained on {len(tr)} rows in {res.seconds:.0f} s")
         out[held] = table
     return out

@@ -71,7 +71,7 @@ def create_strategy(
         ConfigurationError: an option the strategy does not take, or an invalid value.
     """
     cls = get_strategy(name)
-    accepted = _options(cls)
+    accepted = strategy_options_of(cls)
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise ConfigurationError(
@@ -85,7 +85,7 @@ def create_strategy(
     return cls(space, seed=seed, **options)
 
 
-def _options(cls: type) -> set[str]:
+def strategy_options_of(cls: type) -> set[str]:
     """Keyword options of ``cls`` and its bases (their ``__init__`` minus space and seed)."""
     names: set[str] = set()
     for klass in cls.__mro__:

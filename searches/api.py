@@ -200,7 +200,7 @@ class Search:
         command: str | None = None,
         _resume_info: dict[str, Any] | None = None,
     ) -> None:
-        from nas.searches._registry import create_strategy, get_strategy
+        from nas.searches._registry import create_strategy, get_strategy, strategy_options_of
         from nas.searches.evaluators import claimant, evaluator_for
 
         from nas.space import load_space
@@ -241,7 +241,7 @@ class Search:
             self.space = self.space.with_input(*_input_of(self.evaluator.kind, config))
         kw = {**config.strategy_options, "objectives": config.objectives}
         recorder = claimant(config.space, config.dataset).recorder(config.space, config.dataset)
-        if recorder is not None and "recorder" in _init_params(cls):
+        if recorder is not None and "recorder" in strategy_options_of(cls):
             kw["recorder"] = recorder  # e.g. the predictor strategy scoring zoo configs
         self.strategy = create_strategy(config.strategy, self.space, seed=config.seed, **kw)
         self._screen_degenerate()
@@ -458,11 +458,3 @@ def search(config: SearchConfig | None = None, **options: Any) -> SearchResult:
     """Run a search and return its result: ``nas.search(space="nb201", trials=50)``."""
     config = config or SearchConfig()
     return Search(dataclasses.replace(config, **options)).run()
-
-
-def _init_params(cls: type) -> set[str]:
-    """Keyword names of ``cls.__init__`` (wiring a search passes only to strategies that
-    take it)."""
-    import inspect
-
-    return set(inspect.signature(cls.__init__).parameters)
