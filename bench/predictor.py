@@ -290,17 +290,26 @@ def zero_shot(args: argparse.Namespace, nb201) -> None:
 
 
 def parse_loso_item(item: str) -> tuple[str, str, float | None]:
-    """``SPACE=DIR`` or ``SPACE=DIR:WEIGHT`` -> (space, folder, weight or None)."""
+    """``SPACE=DIR`` or ``SPACE=DIR:WEIGHT`` -> (space, folder, weight or None).
+
+    A folder that exists is taken whole, so a path with a ':' in it is never read as a weight.
+    """
+    from pathlib import Path
+
     from nas.exceptions import ConfigurationError
 
-    name, _, folder = item.partition("=")
+    name, eq, folder = item.partition("=")
+    if not eq or not name or not folder:
+        raise ConfigurationError(f"--loso item {item!r} must read SPACE=BENCH_DIR[:WEIGHT].")
     head, sep, tail = folder.rpartition(":")
-    if not sep:
+    if not sep or Path(folder).exists():
         return name, folder, None
     try:
         weight = float(tail)
     except ValueError:
-        raise ConfigurationError(f"weight of {name!r} must be a number, not {tail!r}.") from None
+        raise ConfigurationError(
+            f"{name!r}: no bench folder {folder!r}, and {tail!r} is not a weight."
+        ) from None
     if not np.isfinite(weight) or weight < 0:
         raise ConfigurationError(f"weight of {name!r} must be a finite number >= 0, not {tail}.")
     return name, head, weight

@@ -153,6 +153,19 @@ def test_loso_items_take_an_optional_weight() -> None:
     assert parse("nb201=/b/nb201") == ("nb201", "/b/nb201", None)
     assert parse("einspace=/b/ein:0.25") == ("einspace", "/b/ein", 0.25)
     assert parse("x=rel/dir:0") == ("x", "rel/dir", 0.0)
-    for bad in ("x=/d:abc", "x=/d:-1", "x=/d:nan"):
+    for bad in ("x=/d:-1", "x=/d:nan"):
         with pytest.raises(ConfigurationError, match="weight of 'x'"):
             parse(bad)
+    with pytest.raises(ConfigurationError, match="no bench folder '/d:abc'"):
+        parse("x=/d:abc")
+    for bad in ("nb201", "=/b", "x="):
+        with pytest.raises(ConfigurationError, match="SPACE=BENCH_DIR"):
+            parse(bad)
+
+
+def test_loso_item_folder_with_a_colon_is_taken_whole(tmp_path: Path) -> None:
+    folder = tmp_path / "run:2"
+    folder.mkdir()
+    parse = _bench_script().parse_loso_item
+    assert parse(f"x={folder}") == ("x", str(folder), None)
+    assert parse(f"x={folder}:0.5") == ("x", str(folder), 0.5)
