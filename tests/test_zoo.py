@@ -266,3 +266,29 @@ def test_nas_spaces_lists_the_zoo(nas_cli):
     for family in ("moe", "slimmable", "deeponet", "mgno", "rrn", "ptrnet", "ait"):
         assert f"zoo:{family}" in out
     assert "8 hyperparameters, tasks synthetic, digits" in out
+
+
+def test_train_flags_reach_the_config_or_are_refused(nas_cli):
+    """--lr sets the config's lr; bad epochs, budgets and arch-only flags are one-line errors."""
+    code, out, _ = nas_cli("train", "zoo:toyzoo", "--epochs", "1", "--lr", "0.05", "--json")
+    assert code == 0, out
+    assert json.loads(out)["config"]["lr"] == 0.05
+    cases = {
+        ("--epochs", "0"): "epochs must be at least 1, got 0",
+        ("--epochs", "-3"): "epochs must be at least 1, got -3",
+        ("--time-budget", "-5"): "time budget must be positive",
+        ("--time-budget", "nan"): "time budget must be positive",
+        ("--batch-size", "8"): "no hyperparameter 'batch_size'",
+        ("--preset", "einspace"): "--preset: for a space's architectures only",
+        ("--device", "cpu", "--space", "nb201"): "--space, --device: for a space's",
+    }
+    for flags, message in cases.items():
+        code, _, err = nas_cli("train", "zoo:toyzoo", *flags)
+        assert code == 2 and err.startswith("error:") and message in err, (flags, err)
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_train_config_checks_epochs_and_budget():
+    for kwargs in ({"epochs": 0}, {"time_budget_s": 0.0}, {"time_budget_s": float("nan")}):
+        with pytest.raises(ConfigurationError, match="must be"):
+            train_config("toyzoo", **kwargs)

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from nas.zoo._registry import Family, ZooResult, get_family
 
+from nas.exceptions import ConfigurationError
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -21,9 +23,17 @@ def train_config(
     size: str = "small",
     on_epoch: Any = None,
 ) -> tuple[nn.Module, Any, ZooResult]:
-    """Build ``config`` (default when None) for ``task``, train it and score it."""
+    """Build ``config`` (default when None) for ``task``, train it and score it.
+
+    Raises:
+        ConfigurationError: ``epochs`` below 1 or a time budget that is not positive.
+    """
     import torch
 
+    if epochs is not None and epochs < 1:
+        raise ConfigurationError(f"epochs must be at least 1, got {epochs}.")
+    if time_budget_s is not None and not time_budget_s > 0:
+        raise ConfigurationError(f"the time budget must be positive, got {time_budget_s}.")
     fam = get_family(family) if isinstance(family, str) else family
     cfg = fam.config(config)
     info = fam.task(task)

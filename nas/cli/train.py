@@ -71,8 +71,12 @@ def train_cmd(
             help="Dataset name [unseen = unseen:language], or a zoo family's task [its first]."
         ),
     ] = None,
-    space: Annotated[str, typer.Option(help="Space whose budgets apply.")] = "einspace",
-    preset: Annotated[str, typer.Option(help="Training protocol: quick, einspace, ...")] = "quick",
+    space: Annotated[
+        str | None, typer.Option(help="Space whose budgets apply [einspace].")
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="Training protocol: quick, einspace, ... [quick].")
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (overrides the preset).")] = None,
     time_budget: Annotated[float | None, typer.Option(help="Seconds of training.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
@@ -101,12 +105,15 @@ def train_cmd(
 
 @dataclass(frozen=True)
 class TrainRequest:
-    """The flags of one ``nas train`` call, handed to the trainer of what it names."""
+    """The flags of one ``nas train`` call, handed to the trainer of what it names.
+
+    None is a flag left out, so a trainer can refuse flags it has no use for.
+    """
 
     arch: str
     dataset: str | None
-    space: str
-    preset: str
+    space: str | None
+    preset: str | None
     epochs: int | None
     time_budget: float | None
     batch_size: int | None
@@ -129,9 +136,10 @@ def _train_arch(req: TrainRequest) -> None:
 
     if req.config is not None or req.output is not None:
         raise ConfigurationError("--config and --output apply to zoo:FAMILY only.")
-    node = resolve_arch(req.arch, req.space)
+    space = req.space or "einspace"
+    node = resolve_arch(req.arch, space)
     ds = load_dataset(req.dataset or "unseen", data_dir=req.data_dir, size=req.size)
-    load_space(req.space).with_input(ds.input_shape, ds.num_classes).check(node)
+    load_space(space).with_input(ds.input_shape, ds.num_classes).check(node)
     over = {
         "epochs": req.epochs,
         "time_budget_s": req.time_budget,
@@ -139,7 +147,7 @@ def _train_arch(req: TrainRequest) -> None:
         "lr": req.lr,
     }
     over = {k: v for k, v in over.items() if v is not None}
-    cfg = TrainConfig.preset(req.preset, seed=req.seed, device=req.device, **over)
+    cfg = TrainConfig.preset(req.preset or "quick", seed=req.seed, device=req.device, **over)
     if not req.as_json:
         out.print(f"data: {ds.source}", markup=False)
     with _epoch_bar(cfg.epochs, req.as_json) as on_epoch:
@@ -153,11 +161,29 @@ def _train_arch(req: TrainRequest) -> None:
 
 
 def _train_zoo(req: TrainRequest) -> None:
-    """``nas train zoo:FAMILY``: one config of a zoo family (nas/cli/zoo.py)."""
-    from nas.cli.zoo import train_zoo
+    """``nas train zoo:FAMILY``: one config of a zoo family (nas/cli/zoo.py).
 
+    ``--lr`` and ``--batch-size`` set the config's hyperparameters of those names, so they are
+    checked like the config; the flags that only mean something for a space's architectures
+    are refused rather than silently ignored.
+    """
+    from nas.cli.zoo import train_zoo
+    from nas.zoo import parse_config
+
+    arch_only = {"--space": req.space, "--preset": req.preset, "--data-dir": req.data_dir}
+    given = [flag for flag, value in arch_only.items() if value is not None]
+    given += ["--device"] if req.device != "auto" else []
+    if given:
+        raise ConfigurationError(
+            f"{', '.join(given)}: for a space's architectures only; zoo:FAMILY trains on the "
+            "CPU with its own protocol (--epochs, --lr, --batch-size or --config set it)."
+        )
+    config = parse_config(req.config)
+    config.update(
+        {k: v for k, v in (("lr", req.lr), ("batch_size", req.batch_size)) if v is not None}
+    )
     train_zoo(
-        req.arch, req.dataset, req.config, req.epochs, req.time_budget, req.seed, req.size,
+        req.arch, req.dataset, config, req.epochs, req.time_budget, req.seed, req.size,
         req.output, req.as_json,
     )  # fmt: skip
 

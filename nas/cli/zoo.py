@@ -145,7 +145,7 @@ def zoo_configure(
 def train_zoo(
     name: str,
     task: str | None,
-    config: str | None,
+    config: dict[str, Any],
     epochs: int | None,
     time_budget: float | None,
     seed: int,
@@ -154,10 +154,12 @@ def train_zoo(
     as_json: bool,
 ) -> None:
     """``nas train zoo:FAMILY``: train one config on its task, print metrics and baseline."""
-    from nas.zoo import count_params, export_config, get_family, parse_config, train_config
+    from nas.zoo import count_params, export_config, get_family, train_config
 
     fam = get_family(name)
-    cfg = fam.config(parse_config(config))
+    if epochs is not None and "epochs" in fam.hyperparams:  # the config shown is the one trained
+        config = {**config, "epochs": epochs}
+    cfg = fam.config(config)
     info = fam.task(task)
     with Progress(
         TextColumn("epoch {task.completed:.0f}"),
