@@ -319,3 +319,25 @@ def test_processes_opening_a_new_database_at_once_all_get_it(tmp_path) -> None:
         for p in procs:
             p.join(60)
         assert [results.get(timeout=5) for _ in procs] == ["ok"] * 4
+
+
+def test_runs_list_skips_a_damaged_run_and_lists_the_rest(nas_cli, tmp_path) -> None:
+    root = tmp_path / "runs"
+    code, _, err = nas_cli("search", *NB201, "--trials", "2", "--run-dir", str(root / "good"))
+    assert code == 0, err
+    (root / "bad-json").mkdir()
+    (root / "bad-json" / "run.json").write_text("{oops")
+    (root / "bad-db").mkdir()
+    (root / "bad-db" / "run.json").write_text((root / "good" / "run.json").read_text())
+    (root / "bad-db" / "study.db").write_text("not sqlite")
+    code, out, err = nas_cli("runs", "list", str(root))
+    assert code == 1 and "│ good " in out and "nb201" in out
+    assert "bad-json" not in out and "bad-db" not in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("warning: skipped") for line in lines)
+    assert "Traceback" not in err
+    code, _, err = nas_cli("runs", "list", str(tmp_path / "nowhere"))
+    assert code == 2 and err.startswith("error:") and "not a folder of runs" in err
+    (tmp_path / "empty").mkdir()
+    code, out, _ = nas_cli("runs", "list", str(tmp_path / "empty"))
+    assert code == 0 and "no runs in" in out

@@ -17,7 +17,7 @@ from rich.live import Live
 from rich.table import Table
 
 from nas.cli._app import app, out, sub_app
-from nas.exceptions import ConfigurationError
+from nas.exceptions import ConfigurationError, NasError
 
 runs_app = sub_app("runs", "Look at search runs.")
 
@@ -370,25 +370,35 @@ def runs_list(
         str | None, typer.Option(help="List the runs in this Optuna storage URL instead.")
     ] = None,
 ) -> None:
-    """Every run under ROOT (or in --storage): trials, best value, strategy."""
+    """Every run under ROOT (or in --storage): trials, best value, strategy.
+
+    A damaged run is skipped with a warning (exit 1) instead of hiding the others.
+    """
     from nas.searches.store import open_run
 
     if storage is not None:
         return _runs_in_storage(storage)
+    if not root.is_dir():
+        raise ConfigurationError(f"{root} is not a folder of runs (searches write them in runs/).")
     table = Table("run", "space", "dataset", "strategy", "trials", "best")
+    skipped = []
     for info_path in sorted(root.glob("*/run.json")):
-        info, store = open_run(info_path.parent)
-        o = info["options"]
-        best = store.best(1)
-        table.add_row(
-            info_path.parent.name,
-            o["space"],
-            o["dataset"],
-            o["strategy"],
-            str(len(store.completed())),
-            f"{best[0].values['accuracy']:.4g}" if best else "-",
-        )
-    out.print(table)
+        try:
+            info, store = open_run(info_path.parent)
+            o, best = info["options"], store.best(1)
+            value = f"{best[0].values[store.objectives[0]]:.4g}" if best else "-"
+            row = (o["space"], o["dataset"], o["strategy"], str(len(store.completed())), value)
+        except NasError as e:
+            skipped.append(f"warning: skipped {info_path.parent}: {e}")
+            continue
+        table.add_row(info_path.parent.name, *row)
+    if table.row_count:
+        out.print(table)
+    else:
+        out.print(f"no runs in {root}/")
+    if skipped:
+        print("\n".join(skipped), file=sys.stderr)
+        raise typer.Exit(1)
 
 
 def _runs_in_storage(storage: str) -> None:
