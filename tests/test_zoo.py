@@ -186,6 +186,16 @@ def test_search_over_a_family(nas_cli, tmp_path):
     final = json.loads((run / "final.json").read_text())
     assert "r2" in final["test"] and (run / "best.onnx").is_file()
     assert final["onnx_max_abs_diff"] < 1e-5
+    # any trial of a zoo run exports through its family (it has no space to compile in)
+    ranked = store.best(3)
+    for rank in (2, 3):
+        onnx = tmp_path / f"r{rank}.onnx"
+        code, out, err = nas_cli("export", "--run", str(run), "--rank", str(rank), "-o", str(onnx))
+        assert code == 0, err
+        assert ranked[rank - 1].arch in out and "zoo:toyzoo" in out and onnx.is_file()
+    for rank in ("0", "4"):
+        code, _, err = nas_cli("export", "--run", str(run), "--rank", rank, "-o", str(onnx))
+        assert code == 2 and "--rank must be between 1 and 3" in err
 
 
 def _quiet_task_r2(weighting: str, loud: float) -> float:

@@ -112,19 +112,40 @@ def check(
     )
 
 
-def _from_run(run: Path, rank: int) -> tuple[str, str, tuple[int, ...], int]:
-    """(arch, space, input shape, classes) of the rank-th best trial of a search run."""
+def _from_run(run: Path, rank: int) -> tuple[str, dict[str, Any]]:
+    """(architecture, run options) of the rank-th best trial of a search run."""
     from nas.searches.store import open_run
 
     info, store = open_run(run)
-    opts = info["options"]
-    best = store.best(rank)
-    if rank < 1 or len(best) < rank:
-        raise ConfigurationError(f"--rank must be between 1 and {len(best)} for {run}.")
-    from nas.data import resolve_dataset
+    ranked = store.best(len(store.records()))
+    if not 1 <= rank <= len(ranked):
+        if not ranked:
+            raise ConfigurationError(f"{run} has no successful trial to export.")
+        raise ConfigurationError(f"--rank must be between 1 and {len(ranked)} for {run}.")
+    return ranked[rank - 1].arch, info["options"]
 
-    data = resolve_dataset(opts["dataset"])
-    return best[-1].arch, opts["space"], tuple(data.input_shape), data.num_classes
+
+def _export_whole(arch: str, opts: dict[str, Any], run: Path, rank: int, output: Path) -> bool:
+    """Export a run's trial that needs no space: its retrained best.onnx, or a zoo config.
+
+    Returns False when the trial is an architecture of a space (the caller compiles it).
+    """
+    import shutil
+
+    from nas.space import space_scheme
+
+    if rank == 1 and (run / "best.onnx").is_file():
+        output.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run / "best.onnx", output)
+        out.print(f"wrote {output}: the retrained best model of {run} ({arch})")
+        return True
+    out.print(f"rank {rank} of {run}: {arch} (freshly initialised weights)")
+    if space_scheme(opts["space"]) != "zoo":
+        return False
+    from nas.cli.zoo import export_zoo_arch
+
+    export_zoo_arch(arch, opts["dataset"], output)
+    return True
 
 
 @app.command()
@@ -154,8 +175,6 @@ def export(
     With --run, rank 1 is the run's retrained best model (best.onnx, trained weights);
     other ranks are exported with freshly initialised weights.
     """
-    import shutil
-
     import torch
 
     from nas.compile import compile_arch
@@ -166,14 +185,14 @@ def export(
     if not tolerance >= 0:  # NaN too
         raise ConfigurationError(f"--tolerance must be at least 0, but got {tolerance}.")
     if run is not None:
-        arch, space, shape, classes = _from_run(run, rank)
-        if rank == 1 and (run / "best.onnx").is_file():
-            output.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(run / "best.onnx", output)
-            out.print(f"wrote {output}: the retrained best model of {run} ({arch})")
+        from nas.data import resolve_dataset
+
+        arch, opts = _from_run(run, rank)
+        if _export_whole(arch, opts, run, rank, output):
             return
-        input_shape, num_classes = "x".join(map(str, shape)), classes
-        out.print(f"rank {rank} of {run}: {arch} (freshly initialised weights)")
+        data = resolve_dataset(opts["dataset"])
+        space, num_classes = opts["space"], data.num_classes
+        input_shape = "x".join(map(str, data.input_shape))
     assert arch is not None
     sp = space_for(space, input_shape, num_classes)
     node = resolve_arch(arch, sp)

@@ -90,15 +90,29 @@ def zoo_export(
     ] = None,
 ) -> None:
     """Export a configuration (default or given) to ONNX, with the onnxruntime parity check."""
-    import torch
-
-    from nas.zoo import count_params, export_config, get_family, parse_config
+    from nas.zoo import get_family, parse_config
 
     fam = get_family(family)
     overrides = parse_config(config)
     if extra is not None:
         overrides = {**overrides, **fam.configure(widths=extra)}
-    cfg = fam.config(overrides)
+    _export_checked(fam, fam.config(overrides), task, seed, output)
+
+
+def export_zoo_arch(arch: str, task: str | None, output: Path, seed: int = 0) -> None:
+    """Export a zoo architecture string (a search trial's) for ``task``, parity-checked."""
+    from nas.zoo import config_from_arch
+
+    fam, cfg = config_from_arch(arch)
+    _export_checked(fam, cfg, task, seed, output)
+
+
+def _export_checked(fam: Any, cfg: dict[str, Any], task: str | None, seed: int, output: Path):
+    """Build ``cfg`` with seeded weights, export it, print the parity; exit 1 past 1e-3."""
+    import torch
+
+    from nas.zoo import count_params, export_config
+
     data = fam.make_data(fam.task(task).name, size="small", seed=seed)
     torch.manual_seed(seed)
     model = fam.build(cfg, data)
