@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,11 +232,15 @@ class Bench:
         )
 
     def save(self, folder: str | Path) -> Path:
-        """Write ``bench.npz`` and ``bench.json`` into ``folder``."""
+        """Write ``bench.npz`` and ``bench.json`` into ``folder``.
+
+        Both are written to temporary files first, so a kill mid-write leaves the folder's
+        previous bench (or none), never a torn one.
+        """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(
-            folder / "bench.npz",
+            folder / "bench.npz.tmp.npz",
             text_idx=self.text_idx,
             node_ptr=self.node_ptr,
             edges=self.edges,
@@ -257,7 +262,9 @@ class Bench:
             "signal_names": self.signal_names,
             "meta": self.meta,
         }
-        (folder / "bench.json").write_text(json.dumps(info))
+        (folder / "bench.json.tmp").write_text(json.dumps(info))
+        os.replace(folder / "bench.npz.tmp.npz", folder / "bench.npz")
+        os.replace(folder / "bench.json.tmp", folder / "bench.json")
         return folder
 
     @classmethod

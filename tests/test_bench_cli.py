@@ -98,6 +98,35 @@ def test_bench_from_run(nas_cli, tmp_path) -> None:
     assert code == 2 and "not a search run" in err
 
 
+def test_a_bench_is_never_replaced_unasked(nas_cli, tmp_path) -> None:
+    """-o naming a bench needs --overwrite; a folder of other files is refused; no temp left."""
+    from nas.predictors.bench import Bench
+
+    _search_then_bench(
+        nas_cli, tmp_path, "--space", "nb201", "--dataset", "nb201:cifar10", "--trials", "3"
+    )
+    bench = tmp_path / "b"
+    before = {f.name: f.read_bytes() for f in bench.iterdir()}
+    assert sorted(before) == ["bench.json", "bench.npz"]
+    for cmd in (
+        ("bench", "from-run", str(tmp_path / "run"), "-o", str(bench)),
+        ("bench", "build", "--space", "nb201", "--n", "5", "-o", str(bench)),
+    ):
+        code, _, err = nas_cli(*cmd)
+        assert code == 2 and "already holds a bench" in err and "--overwrite" in err
+        assert {f.name: f.read_bytes() for f in bench.iterdir()} == before
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    code, _, err = nas_cli("bench", "build", "--n", "5", "-o", str(other), "--overwrite")
+    assert code == 2 and "folder of other files" in err
+    assert [f.name for f in other.iterdir()] == ["keep.txt"]
+    code, _, err = nas_cli("bench", "build", "--n", "5", "-o", str(bench), "--overwrite")
+    assert code == 0, err
+    assert sorted(f.name for f in bench.iterdir()) == ["bench.json", "bench.npz"]
+    assert len(Bench.load(bench)) == 5
+
+
 def test_run_bench_exports_other_spaces(tmp_path) -> None:
     import torch
     from nas.predictors.bench import file_record

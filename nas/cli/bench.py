@@ -37,9 +37,25 @@ def _spaces() -> dict[str, tuple[Callable[..., Any], Callable[[list[str]], Any],
     }
 
 
-def _output(path: Path) -> Path:
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Replace the bench already in the -o folder.")
+]
+
+
+def _output(path: Path, overwrite: bool) -> Path:
+    """Refuse, before any work, an -o that is a file, a folder of other files, or a bench
+    (a bench can take hours to build, so it is replaced only with --overwrite)."""
     if path.exists() and not path.is_dir():
         raise ConfigurationError(f"{path} is a file; -o needs a folder for the bench.")
+    if path.is_dir() and any(path.iterdir()):
+        if not (path / "bench.json").exists():
+            raise ConfigurationError(
+                f"{path} is a folder of other files, not a bench; give a new or empty folder."
+            )
+        if not overwrite:
+            raise ConfigurationError(
+                f"{path} already holds a bench; give a new folder, or --overwrite to replace it."
+            )
     return path
 
 
@@ -70,6 +86,7 @@ def bench_build(
             "(nwot), like the nb101/nb301 builds (slow reference path).",
         ),
     ] = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Build a bench of a tabular benchmark's cells: graphs, params, FLOPs, labels, proxies."""
     spaces = _spaces()
@@ -84,7 +101,7 @@ def bench_build(
         check_labels(names)
     if n is not None and not 0 < n <= size:
         raise ConfigurationError(f"--n must lie in 1..{size} for {space}, got {n}.")
-    _output(output)
+    _output(output, overwrite)
     kw: dict[str, Any] = {"method": "export" if export else "direct"} if space == "nb201" else {}
     with progress(n or size, f"{space} cells") as update:
         kw.update(seed=seed, out=output, workers=workers, labels=names, progress=update)
@@ -108,6 +125,7 @@ def bench_from_run(
         ),
     ],
     output: OutOpt,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Turn search runs' successful trials into one bench (label: their accuracy, the mean
     where an architecture was trained more than once)."""
@@ -115,7 +133,7 @@ def bench_from_run(
     from nas.searches.store import open_run
     from nas.searches.zoo_evaluator import zoo_recorder
 
-    _output(output)
+    _output(output, overwrite)
     loaded = []
     for run in runs:
         if not run.is_dir():
