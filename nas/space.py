@@ -7,6 +7,7 @@ own ``.toml`` or ``.pcfg`` file.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -216,6 +217,22 @@ def _field(cfg: dict, key: str, kind: type, fname: str, default=None):
     return value
 
 
+#: The top-level fields and tables of a space file; any other key is a typo, refused.
+SPACE_FILE_KEYS = ("name", "grammar", "description", "formats", "input", "budget", "seeds",
+                   "protocol")  # fmt: skip
+
+
+def _known_keys(cfg: dict, known: tuple[str, ...], what: str, fname: str) -> None:
+    """Refuse a key outside ``known`` (a misspelt budget or input would be silently unused)."""
+    unknown = sorted(set(cfg) - set(known))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigurationError(
+            f"{fname}: unknown {what} {unknown[0]!r}{hint}; choose from {', '.join(known)}."
+        )
+
+
 def _positive_int(value: object, what: str, fname: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigurationError(f"{fname}: {what} must be a positive integer, got {value!r}.")
@@ -265,9 +282,11 @@ def _toml_space(name: str) -> SearchSpace:
         raise ConfigurationError(f"{fname}: {e}") from None
     if "grammar" not in cfg:
         raise ConfigurationError(f"{fname}: missing field 'grammar'.")
+    _known_keys(cfg, SPACE_FILE_KEYS, "field", fname)
     gpath, gtext = _grammar_path(_field(cfg, "grammar", str, fname), fname)
     grammar = load_grammar(gpath, gtext) if gtext is not None else load_grammar(gpath)
     inp = _field(cfg, "input", dict, fname, {})
+    _known_keys(inp, ("shape", "mode", "num_classes"), "input key", fname)
     shape = _field(inp, "shape", list, fname, list(DEFAULT_INPUT))
     shape = tuple(_positive_int(d, "input.shape entries", fname) for d in shape)
     mode = _field(inp, "mode", str, fname, "im")

@@ -158,6 +158,10 @@ def test_at_file_with_invalid_utf8_is_one_line_exit_2(nas_cli, tmp_path: Path) -
         ("grammar = 5\n", ["'grammar' must be a str"]),
         ('name = "x"\n', ["missing field 'grammar'"]),
         ('grammar = "einspace.pcfg"\nseeds = "../../etc"\n', ["seed folder"]),
+        # a misspelt table or key would leave its budget or input silently unused
+        ('grammar = "einspace.pcfg"\n[budgets]\nmax_ops = 3\n', ["did you mean 'budget'"]),
+        ('grammar = "einspace.pcfg"\nbogus = 3\n', ["unknown field 'bogus'"]),
+        ('grammar = "einspace.pcfg"\n[input]\nshap = [3, 8, 8]\n', ["did you mean 'shape'"]),
     ],
 )
 def test_bad_space_toml_is_a_configuration_error(
