@@ -125,7 +125,9 @@ def _from_run(run: Path, rank: int) -> tuple[str, dict[str, Any]]:
     return ranked[rank - 1].arch, info["options"]
 
 
-def _export_whole(arch: str, opts: dict[str, Any], run: Path, rank: int, output: Path) -> bool:
+def _export_whole(
+    arch: str, opts: dict[str, Any], run: Path, rank: int, output: Path, seed: int
+) -> bool:
     """Export a run's trial that needs no space: its retrained best.onnx, or a zoo config.
 
     Returns False when the trial is an architecture of a space (the caller compiles it).
@@ -144,7 +146,7 @@ def _export_whole(arch: str, opts: dict[str, Any], run: Path, rank: int, output:
         return False
     from nas.cli.zoo import export_zoo_arch
 
-    export_zoo_arch(arch, opts["dataset"], output)
+    export_zoo_arch(arch, opts["dataset"], output, seed)
     return True
 
 
@@ -188,7 +190,7 @@ def export(
         from nas.data import resolve_dataset
 
         arch, opts = _from_run(run, rank)
-        if _export_whole(arch, opts, run, rank, output):
+        if _export_whole(arch, opts, run, rank, output, seed):
             return
         data = resolve_dataset(opts["dataset"])
         space, num_classes = opts["space"], data.num_classes
