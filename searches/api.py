@@ -289,8 +289,8 @@ class Search:
     def _default_dir(self) -> Path:
         c = self.config
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        name = f"{c.space}-{c.dataset.replace(':', '_')}-{c.strategy}-{stamp}"
-        return Path("runs") / name.replace(os.sep, "_")
+        name = f"{c.space}-{c.dataset}-{c.strategy}-{stamp}"  # ':' breaks scp and SPACE=DIR:W
+        return Path("runs") / name.replace(":", "_").replace(os.sep, "_")
 
     def _new_info(self, command: str | None) -> dict[str, Any]:
         from nas._version import __version__

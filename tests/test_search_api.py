@@ -55,6 +55,8 @@ def test_nas_search_is_the_short_form(tmp_path, monkeypatch) -> None:
     result = nas.search(space="nb201", dataset="nb201:cifar100", trials=5, final_epochs=0)
     assert len(result.records) == 5
     assert result.run_dir.parent.name == "runs" and result.final is None
+    assert result.run_dir.name.startswith("nb201-nb201_cifar100-")
+    assert ":" not in result.run_dir.name
 
 
 @pytest.mark.parametrize("strategy", list_strategies())

@@ -302,3 +302,15 @@ def test_train_config_checks_epochs_and_budget():
     for kwargs in ({"epochs": 0}, {"time_budget_s": 0.0}, {"time_budget_s": float("nan")}):
         with pytest.raises(ConfigurationError, match="must be"):
             train_config("toyzoo", **kwargs)
+
+
+def test_a_zoo_run_folder_name_has_no_colon(nas_cli, tmp_path, monkeypatch):
+    """The default run folder of zoo:FAMILY reads zoo_FAMILY (':' breaks scp and SPACE=DIR:W)."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = nas_cli(
+        "search", "--space", "zoo:toyzoo", "--strategy", "rs", "--trials", "1",
+        "--epochs", "1", "--final-epochs", "0",
+    )  # fmt: skip
+    assert code == 0, err
+    (run,) = (tmp_path / "runs").iterdir()
+    assert run.name.startswith("zoo_toyzoo-") and ":" not in run.name
