@@ -150,7 +150,8 @@ def bench_from_run(
     trials = bench.meta["trials"]
     merged = f" ({trials} trials)" if trials != len(bench) + len(skipped) else ""
     out.print(
-        f"wrote {output}: {len(bench)} records from {source}{merged}, label {bench.label_names[0]}"
+        f"wrote {output}: {len(bench)} records from {source}{merged}, "
+        f"label {bench.meta.get('label') or bench.label_names[0]}"
     )
     for reason in skipped:
         out.print(f"skipped {reason}", markup=False)
