@@ -221,6 +221,8 @@ def predictor_eval(
         )
     emb = vocab_embeddings(b)
     lab = label or b.label_names[0]
+    if lab == b.label_names[0] and b.meta.get("label"):  # what a search-run bench's column holds
+        lab += f" ({b.meta['label']})"
     left = len(b) - len(rows)
     note = f" ({left} rows of the model's training groups left out)" if left else ""
     out.print(f"{bench}: {len(rows)} rows, label {lab}{note}")
