@@ -162,6 +162,18 @@ def test_real_loader_falls_back_to_table_and_rejects_bad_data_dir(tmp_path: Path
     one_line_error(exc, "nowhere", "does not exist")
 
 
+def test_an_explicit_data_dir_without_the_files_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--data-dir asks for real files: a stand-in in their place is refused, in one line."""
+    with pytest.raises(ConfigurationError) as exc:
+        load_dataset("unseen:addnist", data_dir=tmp_path)
+    one_line_error(exc, f"no AddNIST folder under {tmp_path}", "standin:addnist")
+    monkeypatch.setenv("NAS_DATA_DIR", str(tmp_path))  # a shared default may lack a member
+    ds = load_dataset("unseen:addnist")
+    assert ds.meta["kind"] != "real" and "no AddNIST folder" in ds.source
+
+
 @pytest.mark.parametrize("key", REAL_ONLY)
 def test_real_only_members_without_files_raise_one_line(tmp_path: Path, key: str) -> None:
     info = get_dataset_info(f"unseen:{key}")

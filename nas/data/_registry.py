@@ -325,6 +325,11 @@ def _register_member(member: unseen.Member) -> None:
             return ds
         if standin is None:
             raise ConfigurationError(unseen.missing_message(member.key, root))
+        if origin == "--data-dir":  # asked for real files by name: a silent stand-in would lie
+            raise ConfigurationError(
+                f"no {title} folder under {root} (from --data-dir); point --data-dir at the "
+                f"folder holding {title}/, or drop it to train on {standin}."
+            )
         where = f"no {title} folder under {root}" if root else "no data directory given"
         reason = f", as no real {title} files were found ({where})"
         ds = _load_standin(standin, size, seed, reason)
