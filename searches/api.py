@@ -231,6 +231,8 @@ class Search:
                 config.strategy_options["seed_archs"] = list(CPU_SEEDED[config.space][:room])
         self.config = config
         self.evaluator = evaluator_for(config)
+        if not self.resuming:  # a dataset it cannot load is refused before a run folder exists
+            self.evaluator.prepare()
         if config.scheduler == "asha" and not self.evaluator.max_epochs:
             raise ConfigurationError(
                 f"--scheduler asha needs training epochs; the {self.evaluator.kind} "

@@ -156,3 +156,14 @@ def test_the_search_line_says_what_a_table_search_does(tmp_path) -> None:
     assert "epochs" not in line and "table mode trains nothing" in line
     trained = Search(SearchConfig(trials=2, final_epochs=3), tmp_path / "e").describe()
     assert "epochs=6" in trained and "retrained for 3 epochs" in trained
+
+
+def test_a_dataset_it_cannot_load_leaves_no_run_folder(nas_cli, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    code, _, err = nas_cli(
+        "search", "--dataset", "unseen:addnist", "--data-dir", str(tmp_path / "data"),
+        "--trials", "1",
+    )  # fmt: skip
+    assert code == 2 and err.startswith("error: no AddNIST folder under")
+    assert not (tmp_path / "runs").exists()
