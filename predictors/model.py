@@ -261,6 +261,12 @@ class GraphRanker(nn.Module):
         from safetensors.torch import load_file
 
         folder = Path(folder)
+        if not (folder / "config.json").is_file():
+            what = "no such folder" if not folder.exists() else "no config.json"
+            raise PredictorError(
+                f"{folder} is not a predictor model ({what}); give a folder written by "
+                "`nas predictor train`."
+            )
         try:
             info = json.loads((folder / "config.json").read_text())
         except (OSError, ValueError) as e:

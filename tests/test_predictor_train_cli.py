@@ -270,3 +270,16 @@ def test_a_prior_signals_model_ranks_files_and_says_when_its_proxy_is_off(
 
     code, out, err = nas_cli("rank", str(folder), "--no-proxy")  # routed to the transfer model
     assert code == 0 and f"note: {TRANSFER_MODEL} reads the NASWOT proxy" in " ".join(out.split())
+
+
+def test_a_model_flag_that_names_no_model_is_one_line(nas_cli, tmp_path) -> None:
+    """--model naming a bench, a file or nothing says what a model folder is."""
+    onnx = tmp_path / "a.onnx"
+    code, _, err = nas_cli("zoo", "export", "rrn", "-o", str(onnx))
+    assert code == 0, err
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "bench.json").write_text("{}")
+    for model, what in (("bench", "no config.json"), ("nowhere", "no such folder")):
+        code, _, err = nas_cli("rank", str(onnx), "--model", str(tmp_path / model))
+        assert code == 2 and f"is not a predictor model ({what})" in err
+        assert "nas predictor train" in err and len(err.strip().splitlines()) == 1
