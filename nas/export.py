@@ -7,7 +7,9 @@ inside the file and the batch axis is dynamic.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +67,7 @@ def export_inputs(
     """
     path = Path(path)
     model = model.eval()
+    tmp = path.with_name(f".{path.name}.partial")  # a failed or killed export leaves no torn file
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings(), torch.no_grad():
@@ -72,7 +75,7 @@ def export_inputs(
             torch.onnx.export(
                 model,
                 tuple(inputs),
-                str(path),
+                str(tmp),
                 dynamo=False,
                 opset_version=OPSET,
                 input_names=list(input_names),
@@ -80,10 +83,14 @@ def export_inputs(
                 dynamic_axes=dynamic_axes or {},
                 do_constant_folding=True,
             )
+        os.replace(tmp, path)
     except OSError as e:
         raise ExportError(f"cannot write {path}: {e.strerror}.") from None
     except Exception as e:  # the exporter raises many types; all mean "not exportable"
         raise ExportError(f"ONNX export failed: {type(e).__name__}: {e}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return path
 
 

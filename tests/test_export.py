@@ -47,3 +47,20 @@ def test_unwritable_path_is_an_export_error(tmp_path: Path) -> None:
     model = compile_arch(parse_arch("compute(norm)"), (3, 8, 8), 2)
     with pytest.raises(ExportError):
         export_onnx(model, (3, 8, 8), blocker / "sub" / "m.onnx")
+
+
+def test_a_failed_export_keeps_the_old_file_and_leaves_no_partial(tmp_path: Path) -> None:
+    class Unexportable(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.fft.fft(x).real  # no ONNX symbolic in the TorchScript exporter
+
+    old = tmp_path / "best.onnx"
+    old.write_bytes(b"the user's trained model")
+    with pytest.raises(ExportError, match="ONNX export failed"):
+        export_onnx(Unexportable(), (3, 8, 8), old)
+    assert old.read_bytes() == b"the user's trained model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.onnx"]
+    model = compile_arch(parse_arch("compute(norm)"), (3, 8, 8), 2)
+    export_onnx(model, (3, 8, 8), old)  # a good export replaces it
+    onnx.checker.check_model(onnx.load(str(old)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.onnx"]
