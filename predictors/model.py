@@ -303,7 +303,7 @@ def _check_signals(c: ModelConfig) -> None:
 
 #: The bundled default (NB201) and the bundled multi-space model ``nas rank`` switches to
 #: for a set of files mostly outside the default's training domain.
-DEFAULT_MODEL, TRANSFER_MODEL = "nb201-v1", "transfer-v2"
+DEFAULT_MODEL, TRANSFER_MODEL = "nb201-v1", "transfer-v3"
 
 
 def bundled_dir(name: str = DEFAULT_MODEL) -> Path:

@@ -28,7 +28,7 @@ Variants that change the recipe rather than remove a part (see
 * ``prior-signals``: ``prior-listnet-wide`` whose head also sees the set ranks of depth,
   node count, width and the NASWOT proxy (:data:`SIGNALS`), so its correction can lean on
   them; ``prior-signals-ens``: as an ensemble of 3 seeds, the best by LOSO (5 seeds, six
-  spaces; README) and the recipe of the bundled transfer-v2;
+  spaces) and the recipe of transfer-v2 and of the bundled transfer-v3 (eight spaces; README);
 * ``prior-listnet-wide-ens``: ``prior-listnet-wide`` as an ensemble of 3 seeds (the
   recipe of the earlier transfer-v1).
 

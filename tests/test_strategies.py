@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from nas.predictors.model import TRANSFER_MODEL
 from nas.searches import (
     RegularizedEvolution,
     ReplayError,
@@ -421,7 +422,7 @@ def test_predictor_scores_off_nb201_with_the_transfer_model_as_nas_rank_would(
 
     score = predictor_scorer(ein, recorder=recorder)
     first = score(archs)
-    assert score.model == "transfer-v2" and np.isfinite(first).all()
+    assert score.model == TRANSFER_MODEL and np.isfinite(first).all()
     assert np.array_equal(score(archs), first)  # the same set, the same scores
     assert sorted(built) == sorted({str(a) for a in archs})  # records cached
     draw = Sampler(nb201, seed=3)
@@ -439,7 +440,7 @@ def test_predictor_strategy_scores_zoo_configs_through_their_export(tmp_path) ->
     cands = job.strategy._candidates()[:4]
     scores = job.strategy.scorer(cands)
     assert np.isfinite(scores).all() and len(set(scores.tolist())) > 1
-    assert job.strategy.scorer.model == "transfer-v2"
+    assert job.strategy.scorer.model == TRANSFER_MODEL
 
 
 def test_predictor_keeps_its_default_ranker_when_the_transfer_model_is_damaged(
@@ -453,7 +454,7 @@ def test_predictor_keeps_its_default_ranker_when_the_transfer_model_is_damaged(
     from nas.space import load_space
 
     def damaged():
-        raise PredictorError("transfer-v2: cannot load the weights: truncated file")
+        raise PredictorError(f"{TRANSFER_MODEL}: cannot load the weights: truncated file")
 
     monkeypatch.setattr(rank, "bundled_transfer", lambda: damaged)
     ein = load_space("einspace")

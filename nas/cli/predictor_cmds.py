@@ -103,7 +103,7 @@ RecipeOpt = Annotated[
         "--recipe",
         help=f"Training recipe, by its LOSO name: {', '.join(trainable())}. '{DEFAULT}' is "
         "the v1 recipe (pairwise loss); prior-listnet-wide-ens (3 members) is the best by "
-        "LOSO and the bundled transfer-v2's. A recipe may change --steps (prior-short, "
+        "LOSO and the bundled transfer-v3's. A recipe may change --steps (prior-short, "
         "prior-listnet-wide[-ens]: a third).",
     ),
 ]
