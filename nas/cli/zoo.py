@@ -107,7 +107,9 @@ def export_zoo_arch(arch: str, task: str | None, output: Path, seed: int = 0) ->
     _export_checked(fam, cfg, task, seed, output)
 
 
-def _export_checked(fam: Any, cfg: dict[str, Any], task: str | None, seed: int, output: Path):
+def _export_checked(
+    fam: Any, cfg: dict[str, Any], task: str | None, seed: int, output: Path
+) -> None:
     """Build ``cfg`` with seeded weights, export it, print the parity; exit 1 past 1e-3."""
     import torch
 
