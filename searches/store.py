@@ -457,8 +457,9 @@ class RunStore:
         """Trials in flight (RUNNING) in the storage, whichever process runs them."""
         return len(self._trials(running=True))
 
-    def best(self, k: int = 1, objective: str | None = None) -> list[TrialRecord]:
-        """The ``k`` best successful trials by ``objective`` (default: the first)."""
+    def best(self, k: int | None = 1, objective: str | None = None) -> list[TrialRecord]:
+        """The ``k`` best successful trials by ``objective`` (default: the first); all of
+        them, best first, when ``k`` is None."""
         obj = objective or self.objectives[0]
         ok = [r for r in self.records() if r.ok and obj in r.values]
         sign = -1 if DIRECTIONS[obj] == "maximize" else 1

@@ -117,7 +117,7 @@ def _from_run(run: Path, rank: int) -> tuple[str, dict[str, Any]]:
     from nas.searches.store import open_run
 
     info, store = open_run(run)
-    ranked = store.best(len(store.records()))
+    ranked = store.best(None)  # every successful trial, read once
     if not 1 <= rank <= len(ranked):
         if not ranked:
             raise ConfigurationError(f"{run} has no successful trial to export.")

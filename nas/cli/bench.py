@@ -130,8 +130,8 @@ def bench_from_run(
     """Turn search runs' successful trials into one bench (label: their accuracy, the mean
     where an architecture was trained more than once)."""
     from nas.predictors.run_bench import build_runs_bench, merge_trials
+    from nas.searches.evaluators import claimant
     from nas.searches.store import open_run
-    from nas.searches.zoo_evaluator import zoo_recorder
 
     _output(output, overwrite)
     loaded = []
@@ -142,8 +142,9 @@ def bench_from_run(
         loaded.append((run, info, [r for r in store.records() if r.ok]))
     total = len(merge_trials(t for _, _, ts in loaded for t in ts)[0])
     opts = loaded[0][1]["options"]
-    zoo = str(opts["space"]).startswith("zoo:")
-    hooks = {"recorder": zoo_recorder(opts["dataset"]), "label": _zoo_label(opts)} if zoo else {}
+    evaluator = claimant(opts["space"], opts["dataset"])  # the one that ran the trials
+    recorder = evaluator.recorder(opts["space"], opts["dataset"])
+    hooks = {"recorder": recorder, "label": _zoo_label(evaluator, opts)} if recorder else {}
     with progress(total, "architectures") as update:
         bench, skipped = build_runs_bench(loaded, out=output, progress=update, **hooks)
     source = str(runs[0]) if len(runs) == 1 else f"{len(runs)} runs"
@@ -157,10 +158,8 @@ def bench_from_run(
         out.print(f"skipped {reason}", markup=False)
 
 
-def _zoo_label(opts: dict[str, Any]) -> str:
+def _zoo_label(evaluator: Any, opts: dict[str, Any]) -> str:
     """What a zoo run's ``accuracy`` label means (the family's metric, negated if lower is
     better)."""
-    from nas.searches.zoo_evaluator import ZooEvaluator
-
-    metric = ZooEvaluator.fitness_label(opts["space"], opts["dataset"])
+    metric = evaluator.fitness_label(opts["space"], opts["dataset"])
     return f"trial {metric} on zoo task {opts['dataset']} after each config's own epochs"

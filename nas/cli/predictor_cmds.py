@@ -102,9 +102,9 @@ RecipeOpt = Annotated[
     typer.Option(
         "--recipe",
         help=f"Training recipe, by its LOSO name: {', '.join(trainable())}. '{DEFAULT}' is "
-        "the v1 recipe (pairwise loss); prior-listnet-wide-ens (3 members) is the best by "
-        "LOSO and the bundled transfer-v3's. A recipe may change --steps (prior-short, "
-        "prior-listnet-wide[-ens]: a third).",
+        "the v1 recipe (pairwise loss); prior-signals-ens (3 members) is the best by LOSO "
+        "and the bundled transfer-v3's. A recipe may change --steps (prior-short, "
+        "prior-listnet-wide[-ens], prior-signals[-ens]: a third).",
     ),
 ]
 WeightOpt = Annotated[
