@@ -122,6 +122,13 @@ class ZooEvaluator(_Base):
         return options.get("epochs") or None
 
     @classmethod
+    def prepare_for(cls, options: dict[str, Any]) -> None:
+        """Refuse a task the family lacks before the search announces a run folder."""
+        from nas.zoo import get_family
+
+        get_family(options["family"]).task(options["task"])
+
+    @classmethod
     def input_of(cls, config: Any) -> tuple[tuple[int, ...], int]:
         return (1,), 2  # a zoo config is no network on a tensor input
 

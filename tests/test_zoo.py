@@ -314,3 +314,12 @@ def test_a_zoo_run_folder_name_has_no_colon(nas_cli, tmp_path, monkeypatch):
     assert code == 0, err
     (run,) = (tmp_path / "runs").iterdir()
     assert run.name.startswith("zoo_toyzoo-") and ":" not in run.name
+
+
+def test_search_on_a_task_the_family_lacks_is_refused_before_any_run_line(nas_cli, tmp_path):
+    run = tmp_path / "run"
+    code, out, err = nas_cli(
+        "search", "--space", "zoo:toyzoo", "--dataset", "nosuch", "--run-dir", str(run)
+    )
+    assert code == 2 and "has no task 'nosuch'" in err
+    assert "run directory" not in out and not run.exists()
