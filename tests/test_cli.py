@@ -170,3 +170,20 @@ def test_strict_check_knows_how_repeats_are_written(nas_cli, arch) -> None:
     assert code == 0, err
     code, _, err = nas_cli("check", arch, "--strict")
     assert code == 2 and "not derivable" in err and "repeated child" in err
+
+
+def test_ctrl_c_in_a_command_says_which_command_stopped(nas_cli, monkeypatch, tmp_path):
+    import nas.predictors.nb201_bench as nb
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nb, "build_nb201_bench", interrupted)
+    code, _, err = nas_cli(
+        "bench", "build", "--space", "nb201", "--n", "5", "-o", str(tmp_path / "b")
+    )
+    assert code == 130
+    assert (
+        err.strip().splitlines()[-1] == "interrupted: nas bench build stopped before it finished."
+    )
+    assert not (tmp_path / "b").exists()

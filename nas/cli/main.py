@@ -29,3 +29,28 @@ def main() -> None:
     except NasError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except SystemExit as e:
+        if e.code == 130 and _interrupted_silently(e):
+            print(f"interrupted: {_command_name()} stopped before it finished.", file=sys.stderr)
+        raise
+
+
+def _command_name() -> str:
+    """``nas`` and the (sub)command names that lead the command line, e.g. ``nas bench build``."""
+    import typer
+
+    words, group = ["nas"], typer.main.get_command(app)
+    for arg in sys.argv[1:]:
+        sub = getattr(group, "commands", {}).get(arg)
+        if sub is None:
+            break
+        words.append(arg)
+        group = sub
+    return " ".join(words)
+
+
+def _interrupted_silently(e: SystemExit) -> bool:
+    """Whether exit 130 is typer's silent conversion of Ctrl-C (a command that says what
+    an interruption keeps, such as ``nas search``, exits 130 itself, without the cause)."""
+    inner = e.__context__
+    return inner is not None and isinstance(inner.__cause__, KeyboardInterrupt)
