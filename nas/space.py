@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -301,6 +302,12 @@ def _toml_space(name: str) -> SearchSpace:
     if unknown:
         raise ConfigurationError(f"{fname}: unknown budget {unknown[0]!r}.")
     budget = Budget(**{k: _positive_int(v, f"budget.{k}", fname) for k, v in limits.items()})
+    n_in = math.prod(shape)
+    if n_in > budget.max_activation:  # the input is an activation: no network could fit
+        raise ConfigurationError(
+            f"{fname}: input.shape {list(shape)} has {n_in:,} elements per sample, over "
+            f"budget.max_activation={budget.max_activation:,}; lower the shape or raise it."
+        )
     seeds: dict[str, Node] = {}
     seed_dir = _field(cfg, "seeds", str, fname, "")
     if seed_dir:

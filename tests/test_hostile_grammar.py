@@ -162,6 +162,11 @@ def test_at_file_with_invalid_utf8_is_one_line_exit_2(nas_cli, tmp_path: Path) -
         ('grammar = "einspace.pcfg"\n[budgets]\nmax_ops = 3\n', ["did you mean 'budget'"]),
         ('grammar = "einspace.pcfg"\nbogus = 3\n', ["unknown field 'bogus'"]),
         ('grammar = "einspace.pcfg"\n[input]\nshap = [3, 8, 8]\n', ["did you mean 'shape'"]),
+        # an input no network could take is the file's mistake, named with the file
+        (
+            'grammar = "einspace.pcfg"\n[input]\nshape = [3, 1000000, 1000000]\n',
+            ["s.toml: input.shape", "3,000,000,000,000 elements", "budget.max_activation"],
+        ),
     ],
 )
 def test_bad_space_toml_is_a_configuration_error(
