@@ -156,7 +156,7 @@ def test_cli_zoo_list_train_export(nas_cli, tmp_path):
     assert code == 2 and "no configure step" in err
 
 
-def test_search_over_a_family(nas_cli, tmp_path):
+def test_search_over_a_family(nas_cli, tmp_path, monkeypatch):
     run = tmp_path / "run"
     code, _, err = nas_cli(
         "search",
@@ -196,6 +196,16 @@ def test_search_over_a_family(nas_cli, tmp_path):
     for rank in ("0", "4"):
         code, _, err = nas_cli("export", "--run", str(run), "--rank", rank, "-o", str(onnx))
         assert code == 2 and "--rank must be between 1 and 3" in err
+    # --tolerance reaches a zoo trial's parity check (absolute, default 1e-3)
+    import nas.zoo
+
+    real = nas.zoo.export_config
+    monkeypatch.setattr(nas.zoo, "export_config", lambda *a, **k: (real(*a, **k)[0], 5e-4))
+    code, out, err = nas_cli("export", "--run", str(run), "--rank", "2", "-o", str(onnx))
+    assert code == 0, err
+    args = ("export", "--run", str(run), "--rank", "2", "-o", str(onnx), "--tolerance", "1e-4")
+    code, out, _ = nas_cli(*args)
+    assert code == 1 and "parity check failed: max |torch - onnxruntime| 0.0005 > 0.0001" in out
 
 
 def _quiet_task_r2(weighting: str, loud: float) -> float:

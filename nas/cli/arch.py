@@ -126,7 +126,13 @@ def _from_run(run: Path, rank: int) -> tuple[str, dict[str, Any]]:
 
 
 def _export_whole(
-    arch: str, opts: dict[str, Any], run: Path, rank: int, output: Path, seed: int
+    arch: str,
+    opts: dict[str, Any],
+    run: Path,
+    rank: int,
+    output: Path,
+    seed: int,
+    tolerance: float | None,
 ) -> bool:
     """Export a run's trial that needs no space: its retrained best.onnx, or a zoo config.
 
@@ -146,7 +152,7 @@ def _export_whole(
         return False
     from nas.cli.zoo import export_zoo_arch
 
-    export_zoo_arch(arch, opts["dataset"], output, seed)
+    export_zoo_arch(arch, opts["dataset"], output, seed, tolerance)
     return True
 
 
@@ -165,12 +171,13 @@ def export(
     rank: Annotated[int, typer.Option(help="With --run: 1 = the best trial.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the weight initialisation.")] = 0,
     tolerance: Annotated[
-        float,
+        float | None,
         typer.Option(
             help="Largest allowed max|torch - onnxruntime| / max(1, max|torch output|): "
-            "relative to the outputs' scale, absolute for outputs below 1."
+            "relative to the outputs' scale, absolute for outputs below 1 [1e-4]. For a "
+            "zoo trial: max|torch - onnxruntime| itself [1e-3]."
         ),
-    ] = 1e-4,
+    ] = None,
 ) -> None:
     """Export to a self-contained ONNX file and check it against onnxruntime.
 
@@ -184,13 +191,13 @@ def export(
 
     if (arch is None) == (run is None):
         raise ConfigurationError("give either an architecture or --run RUN_DIR.")
-    if not tolerance >= 0:  # NaN too
+    if tolerance is not None and not tolerance >= 0:  # NaN too
         raise ConfigurationError(f"--tolerance must be at least 0, but got {tolerance}.")
     if run is not None:
         from nas.data import resolve_dataset
 
         arch, opts = _from_run(run, rank)
-        if _export_whole(arch, opts, run, rank, output, seed):
+        if _export_whole(arch, opts, run, rank, output, seed, tolerance):
             return
         data = resolve_dataset(opts["dataset"])
         space, num_classes = opts["space"], data.num_classes
@@ -207,6 +214,7 @@ def export(
         f"wrote {path} ({path.stat().st_size:,} bytes); outputs up to {p.scale:.3g}, "
         f"relative error {p.relative:.3g}; max |torch - onnxruntime| = {p.max_abs:.3g}"
     )
+    tolerance = 1e-4 if tolerance is None else tolerance
     if not p.ok(tolerance):
         out.print(f"parity check failed: relative {p.relative:.3g} > {tolerance:g}", style="red")
         raise typer.Exit(1)

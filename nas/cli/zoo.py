@@ -99,18 +99,30 @@ def zoo_export(
     _export_checked(fam, fam.config(overrides), task, seed, output)
 
 
-def export_zoo_arch(arch: str, task: str | None, output: Path, seed: int = 0) -> None:
-    """Export a zoo architecture string (a search trial's) for ``task``, parity-checked."""
+ZOO_TOLERANCE = 1e-3  # largest max |torch - onnxruntime| of a zoo export, absolute
+
+
+def export_zoo_arch(
+    arch: str, task: str | None, output: Path, seed: int = 0, tolerance: float | None = None
+) -> None:
+    """Export a zoo architecture string (a search trial's) for ``task``, parity-checked
+    against ``tolerance`` (absolute; default :data:`ZOO_TOLERANCE`)."""
     from nas.zoo import config_from_arch
 
     fam, cfg = config_from_arch(arch)
-    _export_checked(fam, cfg, task, seed, output)
+    _export_checked(fam, cfg, task, seed, output, tolerance)
 
 
 def _export_checked(
-    fam: Any, cfg: dict[str, Any], task: str | None, seed: int, output: Path
+    fam: Any,
+    cfg: dict[str, Any],
+    task: str | None,
+    seed: int,
+    output: Path,
+    tolerance: float | None = None,
 ) -> None:
-    """Build ``cfg`` with seeded weights, export it, print the parity; exit 1 past 1e-3."""
+    """Build ``cfg`` with seeded weights, export it, print the parity; exit 1 past the
+    tolerance (absolute, :data:`ZOO_TOLERANCE` unless given)."""
     import torch
 
     from nas.zoo import count_params, export_config
@@ -123,8 +135,9 @@ def _export_checked(
     out.print(
         f"wrote {path} (zoo:{fam.name}, {params:,} params); onnxruntime max |diff| {diff:.2e}"
     )
-    if diff > 1e-3:
-        out.print("warning: the onnxruntime output differs from torch by more than 1e-3.")
+    tol = ZOO_TOLERANCE if tolerance is None else tolerance
+    if not diff <= tol:
+        out.print(f"parity check failed: max |torch - onnxruntime| {diff:.3g} > {tol:g}")
         raise typer.Exit(1)
 
 
