@@ -57,6 +57,22 @@ def _model(**kw: Any) -> Callable[[ModelConfig, TrainConfig], Recipe]:
 
 
 PRIOR = {"globals_norm": "set", "prior": "params"}
+
+
+def _wide(**kw: Any) -> Callable[[ModelConfig, TrainConfig], Recipe]:
+    """``prior-listnet-wide`` (params prior, correction bound 2, ListNet loss, a third of the
+    steps) with more model changes ``kw`` (list values are copied per use)."""
+
+    def recipe(mc: ModelConfig, tc: TrainConfig) -> Recipe:
+        more = {k: list(v) if isinstance(v, list) else v for k, v in kw.items()}
+        return (
+            replace(mc, **PRIOR, correction=2.0, **more),
+            replace(tc, loss="listnet", steps=tc.steps // 3),
+        )
+
+    return recipe
+
+
 DEFAULT = "full"
 
 # recipe name -> how it changes the command line's recipe (model and training config);
@@ -75,24 +91,12 @@ RECIPES: dict[str, Callable[[ModelConfig, TrainConfig], Recipe]] = {
     "prior-listnet": lambda mc, tc: (replace(mc, **PRIOR), replace(tc, loss="listnet")),
     "prior-ensemble": _model(**PRIOR, members=3),
     "prior-op-only": _model(**PRIOR),
-    "prior-listnet-wide": lambda mc, tc: (
-        replace(mc, **PRIOR, correction=2.0),
-        replace(tc, loss="listnet", steps=tc.steps // 3),
-    ),
+    "prior-listnet-wide": _wide(),
 }
-RECIPES["prior-listnet-wide-ens"] = lambda mc, tc: (
-    replace(mc, **PRIOR, correction=2.0, members=3),
-    replace(tc, loss="listnet", steps=tc.steps // 3),
-)
 SIGNALS = ["depth", "nodes", "width", "nwot"]  # the head signals of the prior-signals recipes
-RECIPES["prior-signals"] = lambda mc, tc: (
-    replace(mc, **PRIOR, correction=2.0, signals=list(SIGNALS)),
-    replace(tc, loss="listnet", steps=tc.steps // 3),
-)
-RECIPES["prior-signals-ens"] = lambda mc, tc: (
-    replace(mc, **PRIOR, correction=2.0, signals=list(SIGNALS), members=3),
-    replace(tc, loss="listnet", steps=tc.steps // 3),
-)
+RECIPES["prior-listnet-wide-ens"] = _wide(members=3)
+RECIPES["prior-signals"] = _wide(signals=SIGNALS)
+RECIPES["prior-signals-ens"] = _wide(signals=SIGNALS, members=3)
 RECIPES["shape-free text"] = RECIPES["full"]  # same recipes, other texts (TEXT_VIEWS)
 RECIPES["prior-shape-free"] = RECIPES["prior-listnet-wide"]
 
