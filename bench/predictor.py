@@ -20,7 +20,9 @@ Usage (from the repository root)::
   benches of several spaces (``WEIGHT``: the space's share of the training batches, default
   ``corpus.default_weight``), with ``--variants full,no-signals,no-graph,op-only text`` ablations
   and the recipe variants of ``predictors.recipes.RECIPES`` (``set-signals``, ``params-prior``,
-  ``prior-listnet-wide``, ...; the registry ``nas predictor train --recipe`` reads), or
+  ``prior-listnet-wide``, ...; the registry ``nas predictor train --recipe`` reads), the
+  ``signal-blend`` row (``loso.SCORERS``: the signals mixed by weights fitted on the training
+  spaces, no graph model), or
   the recipe itself chosen by ``--globals-norm``, ``--prior``, ``--prior-weight``,
   ``--correction``, ``--loss``. ``--seeds 0,1,2,3,4`` runs it once per seed and ends with
   the mean table (``loso.format_loso_seeds``): the one the README quotes.

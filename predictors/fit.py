@@ -301,7 +301,7 @@ def evaluate(
 
 
 def _scorers(
-    model: GraphRanker,
+    model: GraphRanker | None,
     bench: Bench,
     emb: np.ndarray,
     rows: np.ndarray,
@@ -309,8 +309,11 @@ def _scorers(
 ) -> dict[str, np.ndarray]:
     """The predictor's scores of ``rows`` (``scores`` when the caller has them) and the
     data-free baselines beside them: params, FLOPs, depth, node count and width."""
-    pred = predict(model, bench, emb, rows) if scores is None else scores
-    return {"predictor": pred, **baseline_scores(bench, rows)}
+    if scores is None:
+        if model is None:
+            raise ValueError("give a model or its scores.")
+        scores = predict(model, bench, emb, rows)
+    return {"predictor": scores, **baseline_scores(bench, rows)}
 
 
 def baseline_scores(bench: Bench, rows: np.ndarray, every: bool = False) -> dict[str, np.ndarray]:
@@ -349,7 +352,7 @@ def signal_row(name: str) -> str:
 
 
 def evaluate_all(
-    model: GraphRanker,
+    model: GraphRanker | None,
     bench: Bench,
     emb: np.ndarray,
     rows: Sequence[int],

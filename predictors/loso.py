@@ -36,6 +36,19 @@ from nas.predictors.recipes import RECIPES, TEXT_VIEWS, op_only
 from nas.exceptions import ConfigurationError
 
 ABLATIONS = RECIPES  # the LOSO variants: every training recipe
+
+
+def _signal_blend(corpus: Bench, tr: np.ndarray, te: np.ndarray, space: list[str]) -> np.ndarray:
+    from nas.predictors.blend import blend_scores, fit_blend
+
+    return blend_scores(corpus, te, fit_blend(corpus, tr, space))
+
+
+# LOSO variants that are not graph rankers: name -> scores of the held-out rows, fitted on
+# the training rows (corpus, training rows, held-out rows, each row's space)
+SCORERS: dict[str, Callable[[Bench, np.ndarray, np.ndarray, list[str]], np.ndarray]] = {
+    "signal-blend": _signal_blend,
+}
 TARGET_MARGIN = 0.05  # Spearman a ranker must gain over the best baseline on each space
 
 
@@ -67,10 +80,11 @@ def loso(
     """{held-out space: {scorer: metrics}}; scorer names are the variants (``ranker`` for
     ``full``), the baselines and the proxies. ``weights`` (space -> share of the training
     batches, >= 0) override :func:`~nas.predictors.corpus.default_weight`."""
-    unknown = [v for v in variants if v not in ABLATIONS]
+    unknown = [v for v in variants if v not in ABLATIONS and v not in SCORERS]
     if unknown:
         raise ConfigurationError(
-            f"unknown LOSO variant {unknown[0]!r}; choose from {', '.join(ABLATIONS)}."
+            f"unknown LOSO variant {unknown[0]!r}; choose from "
+            f"{', '.join([*ABLATIONS, *SCORERS])}."
         )
     w = {k: float((weights or {}).get(k, default_weight(b))) for k, b in benches.items()}
     corpus = join(benches)
@@ -88,21 +102,41 @@ def loso(
         base = baseline_scores(corpus, te, every=True)
         y = corpus.label()[te]
         for v in variants:
-            mc, tc = ABLATIONS[v](replace(model_config), replace(config))
-            e = embs[TEXT_VIEWS[v]] if v in TEXT_VIEWS else emb
-            if mc.members > 1:
-                res = train_ensemble(corpus, tr, e, mc.members, tc, mc, strata=space, weights=w)
+            if v in SCORERS:  # fitted on the training rows, no graph model
+                pred, note = SCORERS[v](corpus, tr, te, space), "fitted"
             else:
-                res = train(corpus, tr, e, tc, mc, strata=space, weights=w)
-            pred = predict(res.model, corpus, e, te)
-            rows = evaluate_all(res.model, corpus, e, te, scores=pred)
+                pred, note = _train_predict(v, corpus, tr, te, emb, embs, config, model_config, w)
+            rows = evaluate_all(None, corpus, emb, te, scores=pred)
             name = "ranker" if v == "full" else f"ranker {v}"
             for k, m in rows.items():  # predictor@zc: the ranker on the proxies' rows
                 table.setdefault(k.replace("predictor", name, 1), m)
             table[name]["margin"] = margin_interval(pred, base, y)
-            log(f"held out {held}: {v} trained on {len(tr)} rows in {res.seconds:.0f} s")
+            log(f"held out {held}: {v} {note} on {len(tr)} rows")
         out[held] = table
     return out
+
+
+def _train_predict(
+    v: str,
+    corpus: Bench,
+    tr: np.ndarray,
+    te: np.ndarray,
+    emb: np.ndarray,
+    embs: Mapping[Callable[[str], str], np.ndarray],
+    config: TrainConfig,
+    model_config: ModelConfig,
+    w: Mapping[str, float],
+) -> tuple[np.ndarray, str]:
+    """Train recipe ``v`` on the rows ``tr``; (its scores of ``te``, a log note)."""
+    space = list(corpus.meta["space"])
+    mc, tc = ABLATIONS[v](replace(model_config), replace(config))
+    e = embs[TEXT_VIEWS[v]] if v in TEXT_VIEWS else emb
+    if mc.members > 1:
+        res = train_ensemble(corpus, tr, e, mc.members, tc, mc, strata=space, weights=w)
+    else:
+        res = train(corpus, tr, e, tc, mc, strata=space, weights=w)
+    pred = predict(res.model, corpus, e, te)
+    return pred, f"trained in {res.seconds:.0f} s"
 
 
 def format_loso(result: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:

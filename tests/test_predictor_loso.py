@@ -283,3 +283,47 @@ def test_an_nb201_network_is_64_channels_wide() -> None:
 
     bench = build_nb201_bench(indices=[0, 1], labels=["cifar10"])
     assert list(structure_signals(bench, np.arange(2))["width"]) == [64.0, 64.0]  # 16/32/64
+
+
+def test_signal_blend_learns_the_signal_that_ranks_the_training_spaces(two_spaces) -> None:
+    from nas.predictors.blend import BLEND_SIGNALS, blend_scores, fit_blend
+    from nas.predictors.corpus import join, structure_signals
+    from scipy import stats
+
+    spaces = {}
+    for name, b in two_spaces.items():  # a task where deeper is better, in both spaces
+        b = b.subset(range(len(b)))
+        b.labels = structure_signals(b, np.arange(len(b)))["depth"].reshape(-1, 1)
+        spaces[name] = b
+    corpus = join(spaces)
+    space = list(corpus.meta["space"])
+    tr = np.array([i for i, s in enumerate(space) if s == "a"])
+    te = np.array([i for i, s in enumerate(space) if s == "b"])
+    w = fit_blend(corpus, tr, space)
+    assert [BLEND_SIGNALS[j] for j in np.flatnonzero(w)] == ["depth"]
+    pred = blend_scores(corpus, te, w)
+    assert stats.spearmanr(pred, corpus.label()[te])[0] == pytest.approx(1.0)
+
+
+def test_loso_signal_blend_row_needs_no_training(two_spaces, tmp_path) -> None:
+    from nas.predictors.embed import Embedder
+    from nas.predictors.fit import TrainConfig, vocab_embeddings
+    from nas.predictors.loso import format_loso, loso
+    from nas.predictors.model import ModelConfig
+
+    embedder = Embedder(cache_dir=tmp_path / "cache")
+    logs: list[str] = []
+    result = loso(
+        two_spaces,
+        lambda b: vocab_embeddings(b, embedder),
+        TrainConfig(steps=20, batch_size=16),
+        ModelConfig(),
+        ("signal-blend",),
+        log=logs.append,
+    )
+    for held, table in result.items():
+        row = table["ranker signal-blend"]
+        assert row["rows"] == (80 if held == "a" else 70) and -1 <= row["spearman"] <= 1
+        assert row["margin"][0] in table and {"params", "depth", "width"} <= set(table)
+    assert all("fitted" in line for line in logs)
+    assert "ranker signal-blend - best baseline" in format_loso(result)
