@@ -187,3 +187,15 @@ def test_ctrl_c_in_a_command_says_which_command_stopped(nas_cli, monkeypatch, tm
         err.strip().splitlines()[-1] == "interrupted: nas bench build stopped before it finished."
     )
     assert not (tmp_path / "b").exists()
+
+
+def test_count_option_has_one_spelling_set_across_commands(nas_cli, tmp_path) -> None:
+    # nas sample and nas bench build both take -n, --n and --num for "how many"
+    outs = {
+        flag: nas_cli("sample", "--space", "nb201", flag, "3") for flag in ("-n", "--n", "--num")
+    }
+    assert {code for code, _, _ in outs.values()} == {0}
+    assert len({out for _, out, _ in outs.values()}) == 1 and outs["-n"][1].count("\n") == 3
+    code, out, err = nas_cli("bench", "build", "--num", "4", "-o", str(tmp_path / "b"))
+    assert code == 0, err
+    assert "4 records" in out

@@ -20,7 +20,7 @@ def sample(
     space: SpaceOpt = "einspace",
     input_shape: ShapeOpt = None,
     num_classes: ClassesOpt = None,
-    n: Annotated[int, typer.Option("-n", "--num", help="How many architectures.")] = 10,
+    n: Annotated[int, typer.Option("-n", "--num", "--n", help="How many architectures.")] = 10,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same output.")] = 0,
 ) -> None:
     """Draw architectures; one JSON object per line: arch, params (with head), depth (a

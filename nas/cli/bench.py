@@ -66,7 +66,8 @@ def bench_build(
         str, typer.Option("--space", help="Benchmark: nb201, nb101 or nb301.")
     ] = "nb201",
     n: Annotated[
-        int | None, typer.Option("--n", help="Cells drawn at random (default: all).")
+        int | None,
+        typer.Option("--n", "-n", "--num", help="Cells drawn at random (default: all)."),
     ] = None,
     labels: Annotated[
         str | None,
