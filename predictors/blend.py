@@ -5,7 +5,9 @@ within-space percentile ranks of params, FLOPs, depth, node count, width and the
 proxy: the signals the ranker's head sees, without the graph or the node texts. Its weights
 are chosen on the training spaces only (every vector of a small grid, keeping the one with
 the highest mean within-space Spearman), so it is a zero-shot scorer like the ranker, and
-stronger than any single signal chosen in advance.
+stronger than any single signal chosen in advance. ``signal-pick`` is that single signal:
+the one that ranks the training spaces best, the baseline a user could pick without labels
+of the space they rank (the table's "best baseline" is picked with them).
 """
 
 from __future__ import annotations
@@ -41,11 +43,21 @@ def _spearman_columns(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.where(den > 0, (r * t[:, None]).sum(axis=0) / den, 0.0)
 
 
-def fit_blend(bench: Bench, rows: np.ndarray, space: Sequence[str]) -> np.ndarray:
+def weight_grid(single: bool = False) -> np.ndarray:
+    """Every weight vector of :data:`GRID` (not all zero); with ``single``, one signal each."""
+    if single:
+        return np.eye(len(BLEND_SIGNALS))
+    return np.array([w for w in itertools.product(GRID, repeat=len(BLEND_SIGNALS)) if any(w)])
+
+
+def fit_blend(
+    bench: Bench, rows: np.ndarray, space: Sequence[str], single: bool = False
+) -> np.ndarray:
     """The grid weights with the best mean within-space Spearman over the spaces of
-    ``rows`` (``space[i]`` names row i's space); ties go to the first in grid order."""
+    ``rows`` (``space[i]`` names row i's space); ties go to the first in grid order. With
+    ``single``: the one signal that ranks the training spaces best (``signal-pick``)."""
     rows = np.asarray(rows)
-    grid = np.array([w for w in itertools.product(GRID, repeat=len(BLEND_SIGNALS)) if any(w)])
+    grid = weight_grid(single)
     y = bench.label()
     total = np.zeros(len(grid))
     names = sorted({space[i] for i in rows})

@@ -44,10 +44,17 @@ def _signal_blend(corpus: Bench, tr: np.ndarray, te: np.ndarray, space: list[str
     return blend_scores(corpus, te, fit_blend(corpus, tr, space))
 
 
+def _signal_pick(corpus: Bench, tr: np.ndarray, te: np.ndarray, space: list[str]) -> np.ndarray:
+    from nas.predictors.blend import blend_scores, fit_blend
+
+    return blend_scores(corpus, te, fit_blend(corpus, tr, space, single=True))
+
+
 # LOSO variants that are not graph rankers: name -> scores of the held-out rows, fitted on
 # the training rows (corpus, training rows, held-out rows, each row's space)
 SCORERS: dict[str, Callable[[Bench, np.ndarray, np.ndarray, list[str]], np.ndarray]] = {
     "signal-blend": _signal_blend,
+    "signal-pick": _signal_pick,
 }
 TARGET_MARGIN = 0.05  # Spearman a ranker must gain over the best baseline on each space
 

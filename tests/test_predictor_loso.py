@@ -299,8 +299,9 @@ def test_signal_blend_learns_the_signal_that_ranks_the_training_spaces(two_space
     space = list(corpus.meta["space"])
     tr = np.array([i for i, s in enumerate(space) if s == "a"])
     te = np.array([i for i, s in enumerate(space) if s == "b"])
-    w = fit_blend(corpus, tr, space)
-    assert [BLEND_SIGNALS[j] for j in np.flatnonzero(w)] == ["depth"]
+    for single in (False, True):  # the mix, and the one signal picked
+        w = fit_blend(corpus, tr, space, single=single)
+        assert [BLEND_SIGNALS[j] for j in np.flatnonzero(w)] == ["depth"]
     pred = blend_scores(corpus, te, w)
     assert stats.spearmanr(pred, corpus.label()[te])[0] == pytest.approx(1.0)
 
@@ -318,12 +319,19 @@ def test_loso_signal_blend_row_needs_no_training(two_spaces, tmp_path) -> None:
         lambda b: vocab_embeddings(b, embedder),
         TrainConfig(steps=20, batch_size=16),
         ModelConfig(),
-        ("signal-blend",),
+        ("signal-blend", "signal-pick"),
         log=logs.append,
     )
     for held, table in result.items():
-        row = table["ranker signal-blend"]
-        assert row["rows"] == (80 if held == "a" else 70) and -1 <= row["spearman"] <= 1
-        assert row["margin"][0] in table and {"params", "depth", "width"} <= set(table)
+        for v in ("signal-blend", "signal-pick"):
+            row = table[f"ranker {v}"]
+            assert row["rows"] == (80 if held == "a" else 70) and -1 <= row["spearman"] <= 1
+            assert row["margin"][0] in table and {"params", "depth", "width"} <= set(table)
+        # the picked signal's scores rank exactly as one of the baselines does
+        pick = table["ranker signal-pick"]["spearman"]
+        assert any(
+            pick == pytest.approx(table[k]["spearman"])
+            for k in ("params", "flops", "depth", "nodes")
+        )
     assert all("fitted" in line for line in logs)
     assert "ranker signal-blend - best baseline" in format_loso(result)
