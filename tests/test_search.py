@@ -77,7 +77,7 @@ def test_multi_objective_report_has_a_pareto_front(nas_cli, tmp_path) -> None:
 
 def test_training_search_records_every_field(nas_cli, tmp_path) -> None:
     d = tmp_path / "t"
-    code, _out, err = nas_cli(
+    code, out, err = nas_cli(
         "search",
         "--space",
         "einspace",
@@ -110,13 +110,19 @@ def test_training_search_records_every_field(nas_cli, tmp_path) -> None:
             assert r.reason
     final = json.loads((d / "final.json").read_text())
     assert final["onnx_max_abs_diff"] < 1e-4 and (d / "best.onnx").is_file()
+    # the closing lines are for people: rounded numbers, not a dict's repr
+    best = max((r for r in recs if r.ok), key=lambda r: r.values["accuracy"])
+    lines = out.splitlines()
+    assert f"best: trial {best.number}: accuracy {best.values['accuracy']:.4g}" in lines
+    shown = next(line for line in lines if line.startswith("final: "))
+    assert f"test: loss {final['test']['loss']:.4g}, accuracy" in shown and "{" not in shown
     # Baselines: measured once, first table of the report, last line of the console.
     names = [b["name"] for b in json.loads((d / "baselines.json").read_text())]
     assert names == ["chance", "linear probe", "small CNN"]
     report = (d / "report.md").read_text()
     assert report.split("\n## ")[1].startswith("Found vs baselines")
     assert "| linear probe |" in report and "| found (trial " in report
-    assert "vs baselines: chance 10.0%, linear probe" in _out
+    assert "vs baselines: chance 10.0%, linear probe" in out
 
 
 def test_failed_architectures_are_recorded_and_the_search_goes_on(tmp_path) -> None:

@@ -355,12 +355,31 @@ def _print_result(job: Any, result: Any) -> None:
         shown = {k: v for k, v in result.final.items() if k != "reason"}
         label = job.fitness_label or "accuracy"
         values = {label if k == "accuracy" else k: v for k, v in result.best.values.items()}
-        out.print(f"best: trial {result.best.number} {values}; final: {shown}", markup=False)
+        out.print(f"best: trial {result.best.number}: {_readable(values)}", markup=False)
+        out.print(f"final: {_readable(shown)}", markup=False)
     if result.baselines:
         out.print(result.baselines, markup=False)
     if result.stopped:
         out.print(f"stopped early: {result.stopped}", markup=False)
     out.print(f"report: {result.report}", markup=False)
+
+
+def _readable(record: dict[str, Any]) -> str:
+    """A result dict as one line for people: 4 significant digits, thousands separators,
+    nested dicts as ``name: key value, ...`` (the exact values are in final.json)."""
+
+    def num(v: Any) -> str:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return str(v)
+        return f"{v:,}" if isinstance(v, int) else f"{v:.4g}"
+
+    parts = []
+    for k, v in record.items():
+        if isinstance(v, dict):
+            parts.append(f"{k}: " + ", ".join(f"{a} {num(b)}" for a, b in v.items()))
+        else:
+            parts.append(f"{k} {num(v)}")
+    return "; ".join(parts)
 
 
 @runs_app.command("list")
