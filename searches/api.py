@@ -397,14 +397,14 @@ class Search:
         return baselines.summary(baselines.found_row(records), rows) if rows else ""
 
     def baselines(self) -> list[Any]:
-        """Chance, linear probe and small CNN under the trial protocol (trained searches
-        only); measured once per run and kept in baselines.json."""
+        """Chance, linear probe (under the trial protocol and converged) and small CNN
+        (trained searches only); measured once per run and kept in baselines.json."""
         from nas.searches import baselines
 
         rows = baselines.load(self.run_dir)
         if rows is not None or self.evaluator.kind != "train":
             return rows or []
-        self.say("measuring baselines (chance, linear probe, small CNN) ...")
+        self.say("measuring baselines (chance, linear probe, converged linear, small CNN) ...")
         ev = self.evaluator()
         rows = baselines.measure(ev.dataset, ev.config)
         baselines.save(self.run_dir, rows)

@@ -16,12 +16,23 @@ def test_measured_baselines_order_chance_probe_cnn() -> None:
     # a tiny trial time budget must not cut a reference short
     cfg = TrainConfig.preset("quick", epochs=4, batch_size=64, lr=1e-2, time_budget_s=1e-6)
     rows = baselines.measure(ds, cfg)
-    assert all(b.note in ("", "majority class") for b in rows)
-    assert [b.name for b in rows] == ["chance", "linear probe", "small CNN"]
-    chance, probe, cnn = rows
+    assert [b.name for b in rows] == ["chance", "linear probe", "linear, converged", "small CNN"]
+    chance, probe, converged, cnn = rows
+    assert [b.note for b in (chance, probe, cnn)] == ["majority class", "", ""]
     assert 0.15 < chance.test < 0.4 and chance.params == 0
-    assert probe.params == 3 * 8 * 8 * 4 + 4
+    assert probe.params == converged.params == 3 * 8 * 8 * 4 + 4
     assert probe.test > 0.8 and cnn.test > 0.8  # the clusters are linearly separable
+    # the converged probe trains longer, at the learning rate the valid split picks
+    assert converged.valid >= probe.valid and converged.note.endswith(" epochs, picked on valid")
+
+
+def test_converged_linear_reaches_what_a_short_protocol_leaves_undone() -> None:
+    ds = _dataset(n_train=512)
+    cfg = TrainConfig.preset("quick", epochs=1, batch_size=64, lr=1e-5)  # far too little
+    probe = baselines.measure(ds, cfg)[1]
+    converged = baselines.converged_linear(ds, cfg, probe)
+    assert probe.valid < 0.6 < 0.8 < converged.valid
+    assert converged.note.endswith(", 10 epochs, picked on valid")
 
 
 def test_table_and_summary_put_the_found_network_first(tmp_path) -> None:
@@ -77,3 +88,13 @@ def test_a_trained_einspace_search_screens_degenerate_and_seeds_on_cpu(tmp_path)
     a = parse_arch("compute(linear(out=16))")
     b = parse_arch("route(identity,seq(compute(identity),compute(linear(out=16))),identity)")
     assert job.strategy.identity(a) == job.strategy.identity(b)
+
+
+def test_baselines_do_not_depend_on_what_ran_before() -> None:
+    import torch
+
+    ds = _dataset(n_train=256)
+    cfg = TrainConfig.preset("quick", epochs=1, batch_size=64)
+    first = baselines.measure(ds, cfg)
+    torch.rand(17)  # another search's draws, a dataset generated first...
+    assert baselines.measure(ds, cfg) == first
