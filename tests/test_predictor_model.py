@@ -152,6 +152,17 @@ def test_nas_rank_folder_with_broken_files(nas_cli, cache_home, tmp_path, monkey
     code, out, _ = nas_cli("rank", str(d / "n0.onnx"))
     assert code == 0
     assert "rank" in out and "FLOPs" in out and "nwot" in out
+    # the table names files relative to their folder, whole, however narrow the terminal;
+    # sizes in K/M; each file that failed gets its own line after the table
+    code, out, _ = nas_cli("rank", str(d))
+    lines = out.splitlines()
+    assert code == 1 and lines[0] == f"files in {d}:"
+    first = next(r for r in res["ranked"] if r["rank"] == 1)
+    row = next(line for line in lines if line.startswith("│ 1 "))
+    cells = [c.strip() for c in row.strip("│").split("│")]
+    assert cells[1] == Path(first["file"]).name and cells[3].endswith(("K", "M"))
+    for name, error in errors.items():
+        assert f"not ranked {name}: {error[:40]}" in " ".join(out.split())
     code, out, _ = nas_cli("rank", str(d / "n0.onnx"), "--json", "--no-proxy")
     assert code == 0 and json.loads(out)["ranked"][0]["nwot"] is None
     assert json.loads(out)["ranked"][0]["notes"] == []
@@ -241,3 +252,13 @@ def test_precision_at_top_treats_ties_fairly() -> None:
     # predictions tied at the cut: rows 0 and 3 tie for the last of the two places
     pred = np.array([5.0, 9.0, 0, 5.0] + [0] * 16)
     assert precision_at_top(pred, y, 0.10) == pytest.approx((1 + 0.5) / 2)
+
+
+@pytest.mark.parametrize(
+    ("n", "shown"),
+    [(0, "0"), (9_999, "9,999"), (14_834, "14.8K"), (199_439_872, "199M"), (10**15, "1,000T")],
+)
+def test_rank_table_sizes_are_short(n: int, shown: str) -> None:
+    from nas.cli.predict import _si
+
+    assert _si(n) == shown

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -153,6 +154,31 @@ def rank(
         raise typer.Exit(1)
 
 
+def _short_names(files: list[str]) -> Callable[[str], str]:
+    """File names as the table shows them: relative to the folder all of them share (the
+    folder is printed once above the table when it is not the working directory)."""
+    import os
+
+    try:
+        root = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
+    except ValueError:  # nothing, or paths on different drives
+        return lambda f: f
+    if len(files) > 1 and os.path.abspath(root) != os.getcwd():
+        out.print(f"files in {root}:", markup=False)
+    return lambda f: os.path.relpath(os.path.abspath(f), root)
+
+
+def _si(n: int) -> str:
+    """A count in 3 significant digits with K/M/G/T (exact below 10,000)."""
+    if n < 10_000:
+        return f"{n:,}"
+    for unit, size in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            v = n / size
+            return f"{v:.3g}{unit}" if v < 1000 else f"{v:,.0f}{unit}"
+    return str(n)  # pragma: no cover
+
+
 def _model_line(name: str) -> str:
     """Which model scored the set, and why when it is the transfer model."""
     from nas.predictors.model import DEFAULT_MODEL, TRANSFER_MODEL
@@ -181,26 +207,29 @@ def _proxy_note(predictor: Any, rows: list[dict]) -> str:
 
 
 def _print_ranking(shown: list[dict], errors: list[dict[str, str]], note: str = "") -> None:
-    """The rank table, then a line per out-of-distribution flag and per note, and ``note``
-    about the whole set."""
+    """The rank table (files named relative to their common folder, sizes in K/M/G: the
+    exact values are in --json), then a line per failed file, per out-of-distribution flag
+    and per note, and ``note`` about the whole set."""
     from rich.table import Table
 
-    table = Table("rank", "file", "score", "params", "FLOPs", "nwot", "OOD", "error")
+    name = _short_names([r["file"] for r in shown] + [e["file"] for e in errors])
+    table = Table("rank", "file", "score", "params", "FLOPs", "nwot", "OOD")
+    table.columns[1].overflow = "fold"  # a file name is never cut short
     for row in shown:
         nwot = "-" if row["nwot"] is None else f"{row['nwot']:.1f}"
         table.add_row(
-            str(row["rank"]), row["file"], f"{row['score']:.3f}", f"{row['params']:,}",
-            f"{row['flops']:,}", nwot, "yes" if row["ood"] else "", "",
+            str(row["rank"]), name(row["file"]), f"{row['score']:.3f}", _si(row["params"]),
+            _si(row["flops"]), nwot, "yes" if row["ood"] else "",
         )  # fmt: skip
-    for e in errors:
-        table.add_row("-", e["file"], "", "", "", "", "", e["error"])
-    out.print(table)
     if shown:
+        out.print(table)
         out.print(f"scored by {_model_line(shown[0]['model'])}", markup=False)
+    for e in errors:
+        out.print(f"not ranked {name(e['file'])}: {e['error']}", markup=False)
     for row in shown:
         if row["ood"]:
-            out.print(f"OOD {row['file']}: {row['ood_reason']}", markup=False)
+            out.print(f"OOD {name(row['file'])}: {row['ood_reason']}", markup=False)
         for line in row["notes"]:
-            out.print(f"note {row['file']}: {line}", markup=False)
+            out.print(f"note {name(row['file'])}: {line}", markup=False)
     if note:
         out.print(note, markup=False)
