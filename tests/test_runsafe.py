@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -325,6 +326,8 @@ def test_runs_list_skips_a_damaged_run_and_lists_the_rest(nas_cli, tmp_path) -> 
     root = tmp_path / "runs"
     code, _, err = nas_cli("search", *NB201, "--trials", "2", "--run-dir", str(root / "good"))
     assert code == 0, err
+    long = "nb201-nb201_cifar10-tpe-20261206-104257-a-name-longer-than-a-terminal-column"
+    shutil.copytree(root / "good", root / long)
     (root / "bad-json").mkdir()
     (root / "bad-json" / "run.json").write_text("{oops")
     (root / "bad-db").mkdir()
@@ -332,6 +335,7 @@ def test_runs_list_skips_a_damaged_run_and_lists_the_rest(nas_cli, tmp_path) -> 
     (root / "bad-db" / "study.db").write_text("not sqlite")
     code, out, err = nas_cli("runs", "list", str(root))
     assert code == 1 and "│ good " in out and "nb201" in out
+    assert f"│ {long} │" in out  # piped output is not cut to 80 columns
     assert "bad-json" not in out and "bad-db" not in out
     lines = err.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith("warning: skipped") for line in lines)

@@ -13,10 +13,12 @@ from nas.cli import (  # noqa: F401  (register commands)
     train,
     zoo,
 )
-from nas.cli._app import app
+from nas.cli._app import app, out
 from nas.exceptions import NasError
 
 __all__ = ["app", "main"]
+
+PIPE_WIDTH = 400  # columns of output that goes to a file or another program
 
 
 def main() -> None:
@@ -24,6 +26,8 @@ def main() -> None:
     from nas.runtime import configure
 
     configure()
+    if not sys.stdout.isatty():  # a pipe or a log: tables whole, not cut to 80 columns
+        out.width = PIPE_WIDTH
     try:
         app()  # standalone: click reports usage errors itself (exit 2)
     except NasError as e:

@@ -411,6 +411,9 @@ def runs_list(
             skipped.append(f"warning: skipped {info_path.parent}: {e}")
             continue
         table.add_row(info_path.parent.name, *row)
+        table.columns[0].min_width = max(
+            table.columns[0].min_width or 0, len(info_path.parent.name)
+        )
     if table.row_count:
         out.print(table)
     else:
@@ -444,16 +447,14 @@ def runs_show(
     recs = store.records()
     counts = ", ".join(f"{k} {v}" for k, v in sorted(Counter(r.status for r in recs).items()))
     out.print(f"{info['command']}\n{len(recs)} trials: {counts}", markup=False)
-    table = Table("rank", "trial", *store.objectives, "params", "arch")
-    for i, r in enumerate(store.best(top), 1):
-        table.add_row(
-            str(i),
-            str(r.number),
-            *(f"{r.values[o]:.4g}" for o in store.objectives),
-            f"{r.params or 0:,}",
-            r.arch if len(r.arch) < 80 else r.arch[:77] + "...",
-        )
+    table = Table("rank", "trial", *store.objectives, "params")
+    best = store.best(top)
+    for i, r in enumerate(best, 1):
+        values = (f"{r.values[o]:.4g}" for o in store.objectives)
+        table.add_row(str(i), str(r.number), *values, f"{r.params or 0:,}")
     out.print(table)
+    for i, r in enumerate(best, 1):  # whole, on lines of their own: ready to copy
+        out.print(f"{i}: {r.arch}", markup=False, soft_wrap=True)
 
 
 @app.command()
