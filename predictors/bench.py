@@ -271,11 +271,18 @@ class Bench:
     def load(cls, folder: str | Path) -> Bench:
         """Read a bench written by :meth:`save`."""
         folder = Path(folder)
+        if not (folder / "bench.json").is_file():
+            what = "does not exist" if not folder.exists() else "is not a bench (no bench.json)"
+            raise BenchError(
+                f"{folder} {what}; benches come from `nas bench build` or `nas bench from-run`."
+            )
         try:
             info = json.loads((folder / "bench.json").read_text())
             with np.load(folder / "bench.npz", allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as e:
+        except OSError as e:
+            raise BenchError(f"{folder}: cannot read the bench: {e.strerror}.") from None
+        except ValueError as e:
             raise BenchError(f"{folder}: not a readable bench: {e}".splitlines()[0]) from None
         if info.get("format") != FORMAT or info.get("version") != VERSION:
             raise BenchError(f"{folder}: not a bench of format {FORMAT} v{VERSION}.")

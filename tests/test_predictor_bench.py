@@ -138,3 +138,18 @@ def test_nb101_network_exports_and_runs(tmp_path: Path) -> None:
     rec = file_record(path)
     ops = {t.split(" ")[0] for t in rec.texts}
     assert {"Conv", "MaxPool", "Concat", "Linear"} <= ops
+
+
+def test_loading_what_is_not_a_bench_says_what_it_is(tmp_path) -> None:
+    from nas.predictors.bench import Bench, BenchError
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "a.onnx").write_bytes(b"")
+    with pytest.raises(BenchError, match=r"models is not a bench \(no bench.json\); benches"):
+        Bench.load(tmp_path / "models")
+    with pytest.raises(BenchError, match="nowhere does not exist; benches come from"):
+        Bench.load(tmp_path / "nowhere")
+    (tmp_path / "torn").mkdir()
+    (tmp_path / "torn" / "bench.json").write_text("{x")
+    with pytest.raises(BenchError, match="torn: not a readable bench: Expecting property"):
+        Bench.load(tmp_path / "torn")
