@@ -10,6 +10,7 @@ Splits go by group (NB201: isomorphism class).
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,6 +23,8 @@ from nas.predictors.model import GraphRanker, ModelConfig, make_batch, set_ranks
 from nas.predictors.rankmetrics import metrics
 
 from nas.exceptions import ConfigurationError
+
+MAX_STEPS = 1_000_000  # about a day of steps here; more is a typo
 
 
 @dataclass
@@ -36,6 +39,17 @@ class TrainConfig:
     loss: str = "pairwise"  # a name in LOSSES: "pairwise" (logistic) or "listnet"
     label: str | None = None  # the bench's first label when None
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Refuse settings no training can run with, in one line each."""
+        if not 1 <= self.steps <= MAX_STEPS:
+            raise ConfigurationError(f"steps must lie in 1..{MAX_STEPS:,}, got {self.steps:,}.")
+        if self.batch_size < 2:
+            raise ConfigurationError(f"batch size must be at least 2, got {self.batch_size}.")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigurationError(f"the learning rate must be a number > 0, got {self.lr}.")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigurationError(f"weight decay must be >= 0, got {self.weight_decay}.")
 
 
 @dataclass

@@ -89,6 +89,8 @@ class GraphBatch:
 
 
 PRIORS = {"params": 0, "flops": 1}  # prior name -> its column in ``ranks``
+MAX_HIDDEN = 4096  # a graph ranker's widest hidden size (64 ranks every bench here)
+MAX_LAYERS = 64  # message-passing rounds (4 reach across an NB201 cell)
 
 
 def set_ranks(
@@ -182,6 +184,14 @@ class GraphRanker(nn.Module):
         super().__init__()
         self.config = config or ModelConfig()
         c = self.config
+        for name, value, top in (
+            ("hidden", c.hidden, MAX_HIDDEN),
+            ("layers", c.layers, MAX_LAYERS),
+        ):
+            if not 0 <= value <= top or (name == "hidden" and value < 1):
+                raise PredictorError(
+                    f"{name} must lie in {int(name == 'hidden')}..{top}, got {value:,}."
+                )
         if c.members > 1:  # each member a full single ranker; scores averaged
             one = replace(c, members=1, meta={})
             self.parts = nn.ModuleList(GraphRanker(one) for _ in range(c.members))

@@ -141,11 +141,12 @@ def apply_recipe(name: str, model_config: ModelConfig, config: TrainConfig) -> R
         )
     if name not in RECIPES:
         raise ConfigurationError(f"unknown recipe {name!r}; choose from {choices}.")
-    mc, tc = RECIPES[name](replace(model_config), replace(config))
-    if tc.steps < 1:
+    try:  # a changed config checks itself; the one a recipe changes is the step count
+        mc, tc = RECIPES[name](replace(model_config), replace(config))
+    except ConfigurationError:
         raise ConfigurationError(
-            f"recipe {name!r} leaves {tc.steps} of {config.steps} steps; give more steps."
-        )
+            f"recipe {name!r} leaves 0 of {config.steps} steps; give more steps."
+        ) from None
     return mc, tc
 
 
