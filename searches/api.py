@@ -34,6 +34,9 @@ Say = Callable[[str], None]
 #: Seeds a seeded strategy starts from unless told otherwise: mixed seeding (the einspace
 #: paper's strongest setting) with seeds sized for a CPU.
 CPU_SEEDED = {"einspace": ("cnn_cpu", "mlp_cpu", "resnet_cpu", "vit_cpu", "mixer_cpu")}
+WORKERS_PER_CORE = (
+    4  # local worker processes per CPU core, at most (each loads torch and the data)
+)
 
 
 @dataclass
@@ -108,6 +111,13 @@ class SearchConfig:
         if self.backend not in RUNNERS:
             raise ConfigurationError(
                 f"--backend must be one of {', '.join(RUNNERS.names())}, but got {self.backend!r}."
+            )
+        cap = WORKERS_PER_CORE * (os.cpu_count() or 1)
+        if self.backend == "local" and self.workers > cap:
+            raise ConfigurationError(
+                f"--workers {self.workers:,} is more than this machine can run: at most {cap} "
+                f"here ({WORKERS_PER_CORE} per CPU core; each worker is a process holding its "
+                "own copy of the data). A cluster's workers: --backend ray."
             )
         if self.backend == "local" and (self.address or self.scheduler != "none"):
             raise ConfigurationError("--address and --scheduler need --backend ray.")

@@ -305,7 +305,8 @@ def run_search(
                 record(arch, trial, safe_evaluate(evaluate, arch))
             return done
 
-        pool = WorkerPool(workers, evaluator_factory)
+        # no more processes than trials left to run (each one loads torch and the data)
+        pool = WorkerPool(min(workers, max(1, trials - len(done))), evaluator_factory)
         running: dict[int, tuple[Node, Any]] = {}
         try:
             while True:

@@ -345,3 +345,19 @@ def test_runs_list_skips_a_damaged_run_and_lists_the_rest(nas_cli, tmp_path) -> 
     (tmp_path / "empty").mkdir()
     code, out, _ = nas_cli("runs", "list", str(tmp_path / "empty"))
     assert code == 0 and "no runs in" in out
+
+
+def test_a_pool_never_has_more_workers_than_trials_left(tmp_path, monkeypatch) -> None:
+    from nas.searches import runner
+
+    sizes = []
+
+    class Counted(runner.WorkerPool):
+        def __init__(self, n: int, factory: Any) -> None:
+            sizes.append(n)
+            super().__init__(n, factory)
+
+    monkeypatch.setattr(runner, "WorkerPool", Counted)
+    store = RunStore(tmp_path / "run")
+    assert len(run_search(_re(), store, 2, TABLE, workers=6)) == 2
+    assert sizes == [2]

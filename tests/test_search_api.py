@@ -95,6 +95,8 @@ def test_a_resume_keeps_what_defines_the_run(tmp_path) -> None:
         ({"trial_time": float("nan")}, "--trial-time must be positive, but got nan"),
         ({"time_budget": float("nan")}, "--time-budget must be positive, but got nan"),
         ({"epochs": 0}, "--epochs must be at least 1"),
+        # a typo must not start a hundred thousand processes
+        ({"workers": 100_000}, "--workers 100,000 is more than this machine can run"),
     ],
 )
 def test_bad_configurations_are_one_line_errors(tmp_path, change, message) -> None:
