@@ -199,3 +199,10 @@ def test_count_option_has_one_spelling_set_across_commands(nas_cli, tmp_path) ->
     code, out, err = nas_cli("bench", "build", "--num", "4", "-o", str(tmp_path / "b"))
     assert code == 0, err
     assert "4 records" in out
+
+
+def test_version_flag_prints_the_installed_version(nas_cli) -> None:
+    from importlib.metadata import version
+
+    code, out, _ = nas_cli("--version")
+    assert code == 0 and out.startswith(f"nas {version('nas')} (Python ")

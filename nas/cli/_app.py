@@ -26,6 +26,29 @@ app = typer.Typer(
 )
 out = Console(highlight=False, soft_wrap=True)
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        import platform
+
+        from nas._version import __version__
+
+        out.print(f"nas {__version__} (Python {platform.python_version()})", markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Neural architecture search over grammar-defined spaces."""
+
+
 SpaceOpt = Annotated[
     str, typer.Option("--space", help="Built-in space name, or a .toml/.pcfg file.")
 ]
