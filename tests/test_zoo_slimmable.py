@@ -178,6 +178,9 @@ def test_cli_train_export_configure(nas_cli, cache_home, tmp_path, monkeypatch):
     code, out, _ = nas_cli(*args, "--json")
     again = json.loads(out)
     assert "reused" in again["supernet"] and again["predicted"] == first["predicted"]
+    code, out, _ = nas_cli(*args)  # the table: counts with separators, the budget as a count
+    assert code == 0 and "│ budget_macs     │ 2,000,000" in out
+    assert f"│ macs            │ {again['macs']:,}" in out
     code, _, err = nas_cli("zoo", "configure", "slimmable", "--budget-flops", "1k")
     assert code == 2 and "below the smallest" in err
 

@@ -167,8 +167,18 @@ def zoo_configure(
         return
     table = Table("", "value", show_header=False)
     for k, v in result.items():
-        table.add_row(k, json.dumps(v, default=str) if not isinstance(v, str) else v)
+        table.add_row(k, _shown(v))
     out.print(table)
+
+
+def _shown(v: Any) -> str:
+    """A configure result's value for people: counts with thousands separators (a whole
+    float such as a parsed 50M budget too), other values as JSON (exact in --json)."""
+    if isinstance(v, float) and v.is_integer() and abs(v) >= 1000:
+        v = int(v)
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    return v if isinstance(v, str) else json.dumps(v, default=str)
 
 
 def train_zoo(
