@@ -190,9 +190,7 @@ def write_report(
             "",
             "## Final retraining of the best architecture",
             "",
-            "```json",
-            json.dumps(final, indent=2, sort_keys=True),
-            "```",
+            *_final_lines(final),
         ]
     if best:
         lines += [
@@ -213,3 +211,25 @@ def write_report(
     path = run_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _final_lines(final: dict[str, Any]) -> list[str]:
+    """The final retraining as Markdown for people: a table of each split's metrics, then
+    the other fields (final.json keeps the exact values)."""
+
+    def num(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+
+    splits = {k: v for k, v in final.items() if isinstance(v, dict)}
+    names = list(dict.fromkeys(m for v in splits.values() for m in v))
+    lines = []
+    if splits:
+        lines += ["| split | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        for split, v in splits.items():
+            lines.append(f"| {split} | " + " | ".join(num(v.get(m, "-")) for m in names) + " |")
+        lines.append("")
+    rest = {k: v for k, v in final.items() if k not in splits and v not in ("", None)}
+    lines += [f"- {k}: {num(v)}" for k, v in rest.items()]
+    return lines

@@ -123,6 +123,12 @@ def test_training_search_records_every_field(nas_cli, tmp_path) -> None:
     assert report.split("\n## ")[1].startswith("Found vs baselines")
     assert "| linear probe |" in report and "| found (trial " in report
     assert "vs baselines: chance 10.0%, linear probe" in out
+    # the final retraining reads as a table of the splits' metrics, not a JSON dump
+    section = report.split("## Final retraining of the best architecture\n\n")[1]
+    rows = section.splitlines()
+    assert rows[0].startswith("| split | ") and "accuracy" in rows[0]
+    assert rows[3].startswith(f"| test | {final['test']['loss']:.4g} |")
+    assert f"- params: {final['params']:,}" in section and "```json" not in report
 
 
 def test_failed_architectures_are_recorded_and_the_search_goes_on(tmp_path) -> None:
