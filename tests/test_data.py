@@ -114,7 +114,7 @@ def test_real_loader_env_var_conversion_and_direct_folder(
         ("label_count", ("valid_y.npy", "expected labels of shape (6,)")),
         ("float_labels", ("train_y.npy", "expected integer labels")),
         ("pickle", ("test_x.npy", "not a readable .npy array")),
-        ("garbage", ("train_x.npy", "not a readable .npy array")),
+        ("garbage", ("train_x.npy", "not a readable .npy array", "magic bytes")),
         ("metadata", ("metadata", "expected a JSON object")),
         ("meta_shape", ("metadata", "expected 'input_shape' as [C, H, W]")),
     ],

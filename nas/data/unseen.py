@@ -180,6 +180,10 @@ def _load(path: Path) -> np.ndarray:
         else:
             raise ConfigurationError(f"{path}: missing; expected a .npy array for this split.")
     try:
+        with path.open("rb") as f:
+            magic = f.read(6)
+        if magic != b"\x93NUMPY":  # numpy would call any other file "pickled data"
+            raise ValueError("it does not start with the .npy magic bytes; not saved by np.save")
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
