@@ -376,6 +376,9 @@ class Search:
             self.store = st
             if not self.resuming:
                 self.info = write_run_info(self.run_dir, self.info)
+            elif self.info.get("options", {}).get("trials") != c.trials:
+                self.info["options"]["trials"] = c.trials  # a later resume keeps the new total
+                self.info = write_run_info(self.run_dir, self.info)
             self.baselines()
             if on_start is not None:
                 on_start(st)
@@ -383,7 +386,7 @@ class Search:
             _write_json_atomic(self.run_dir / "skipped.json", dict(self.strategy.redrawn))
             stopped = self.stop_reason(len(st.completed()))
             best = next(iter(st.best(1)), None)
-            final = self.finalise(best) if best is not None and c.final_epochs != 0 else None
+            final = self._final_for(best) if best is not None and c.final_epochs != 0 else None
             report = write_report(self.run_dir, st, self.space, self.info, final, stopped=stopped)
             records = st.records()
         summary = self._summary(records)
@@ -423,6 +426,19 @@ class Search:
     def seed_strings(self) -> dict[str, str]:
         """Name -> canonical string of the space's seeds (to find seed trials)."""
         return {name: str(node) for name, node in self.space.seeds.items()}
+
+    def _final_for(self, best: TrialRecord) -> dict[str, Any]:
+        """The final retraining of ``best``: the one a resumed run already did when its best
+        trial is unchanged (final.json names it and best.onnx is there), else a new one."""
+        try:
+            old = json.loads((self.run_dir / "final.json").read_text())
+        except (OSError, ValueError):
+            old = {}
+        same = old.get("trial") == best.number and old.get("arch") == best.arch
+        if self.resuming and same and (self.run_dir / "best.onnx").is_file():
+            self.say(f"the best (trial {best.number}) was retrained before: final.json kept")
+            return {k: v for k, v in old.items() if k not in ("trial", "arch")}
+        return self.finalise(best)
 
     def finalise(self, best: TrialRecord) -> dict[str, Any]:
         """Retrain ``best`` for ``final_epochs`` and export it; writes final.json."""

@@ -50,6 +50,22 @@ def test_a_run_cut_by_its_time_budget_says_so_and_extends(tmp_path) -> None:
     assert "Stopped early" not in more.report.read_text()
 
 
+def test_a_resume_remembers_a_new_total_and_keeps_a_done_final(tmp_path) -> None:
+    config = SearchConfig(space="nb201", dataset="nb201:cifar10", trials=3, final_epochs=1)
+    first = Search(config, tmp_path / "run").run()
+    grown = Search.resume(tmp_path / "run", trials=5).run()
+    said: list[str] = []
+    again = Search.resume(tmp_path / "run", say=said.append)
+    assert again.config.trials == 5  # not the 3 it started with ("5/3" before)
+    final_file = tmp_path / "run" / "final.json"
+    stamp = final_file.stat().st_mtime_ns
+    result = again.run()
+    assert len(result.records) == 5 and result.best.number == grown.best.number
+    assert final_file.stat().st_mtime_ns == stamp  # the same best is not retrained again
+    assert result.final == grown.final and first.final is not None
+    assert f"the best (trial {grown.best.number}) was retrained before" in " ".join(said)
+
+
 def test_nas_search_is_the_short_form(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = nas.search(space="nb201", dataset="nb201:cifar100", trials=5, final_epochs=0)
