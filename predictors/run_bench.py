@@ -161,6 +161,8 @@ def build_runs_bench(
             "a zoo run's bench needs its family's exporter (nas bench from-run)."
         )
     record = recorder or grammar_recorder(opts)
+    if runs[0][1].get("evaluator") == "table":  # table mode looks accuracies up: no epochs
+        label = label or f"the benchmark table's accuracy on {opts['dataset']}"
     label = label or f"trial accuracy on {opts['dataset']} after {opts.get('epochs')} epochs"
     records, keep, skipped = [], [], []
     number = {}

@@ -84,10 +84,13 @@ def test_bench_from_run(nas_cli, tmp_path) -> None:
     from nas.dsl import parse_arch
     from nas.nb201 import to_nb201
 
-    run, _ = _search_then_bench(
+    run, out = _search_then_bench(
         nas_cli, tmp_path, "--space", "nb201", "--dataset", "nb201:cifar10", "--trials", "4"
     )
     b = Bench.load(tmp_path / "b")
+    # a table-mode run trains nothing: its label is the table's, with no epoch count
+    assert b.meta["label"] == "the benchmark table's accuracy on nb201:cifar10"
+    assert "epochs" not in out
     recs = RunStore(run, create=False).records()
     assert b.names == [r.arch for r in recs]
     assert list(b.label()) == [r.values["accuracy"] for r in recs]
