@@ -327,6 +327,10 @@ def test_export_from_a_run_and_dashboard(nas_cli, tmp_path) -> None:
             except OSError:
                 continue
         assert b"nas" in body  # the run's study, served by optuna-dashboard
+        # a second dashboard on the same port: one line, not the server's traceback
+        code, _, err = nas_cli("dashboard", str(d), "--port", str(port))
+        assert code == 2 and f"cannot listen on 127.0.0.1:{port}: " in err
+        assert "choose another --port" in err and len(err.strip().splitlines()) == 1
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -460,11 +460,13 @@ def runs_show(
 @app.command()
 def dashboard(
     run: Annotated[Path, typer.Argument(help="Search run directory.")],
-    port: Annotated[int, typer.Option(help="Port on localhost.")] = 8080,
+    port: Annotated[int, typer.Option(help="Port on localhost.", min=1, max=65535)] = 8080,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
 ) -> None:
     """Open optuna-dashboard on the run's storage (Ctrl-C to stop)."""
-    from nas.searches.store import read_run_info, unmask_url
+    import socket
+
+    from nas.searches.store import mask_url, read_run_info, unmask_url
 
     opts = read_run_info(run)["options"]  # a masked password comes from PGPASSWORD
     url = unmask_url(opts.get("storage")) or f"sqlite:///{(run / 'study.db').resolve()}"
@@ -474,5 +476,13 @@ def dashboard(
         raise ConfigurationError(
             "nas dashboard needs optuna-dashboard: pip install 'nas[dashboard]'."
         ) from None
-    out.print(f"optuna-dashboard on http://{host}:{port} for {url}", markup=False)
+    try:  # a port in use is the user's to change, not a traceback from the server
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        why = str(e.strerror or e).split(" (while")[0]
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port}: {why}; choose another --port (or --host)."
+        ) from None
+    out.print(f"optuna-dashboard on http://{host}:{port} for {mask_url(url)}", markup=False)
     run_server(url, host=host, port=port)
