@@ -243,6 +243,10 @@ class Search:
         self.evaluator = evaluator_for(config)
         if not self.resuming:  # a dataset it cannot load is refused before a run folder exists
             self.evaluator.prepare()
+        if config.storage is not None:  # so is a storage it cannot open
+            from nas.searches.store import open_storage
+
+            open_storage(config.storage)
         if config.scheduler == "asha" and not self.evaluator.max_epochs:
             raise ConfigurationError(
                 f"--scheduler asha needs training epochs; the {self.evaluator.kind} "

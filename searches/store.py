@@ -121,9 +121,12 @@ def open_storage(url: str) -> Any:
 
                     backend = JournalFileBackend(url[len("journal:") :])
                     return optuna.storages.JournalStorage(backend)
-                return optuna.storages.RDBStorage(url)
+                return optuna.storages.RDBStorage(_with_driver(url))
         except ImportError as e:
-            raise ConfigurationError(f"storage {mask_url(url)} needs a driver: {e}") from None
+            raise ConfigurationError(
+                f"storage {mask_url(url)} needs a database driver ({_one_line(e)}); for "
+                "PostgreSQL: pip install psycopg2-binary."
+            ) from None
         except Exception as e:
             if attempt < _CREATE_RETRIES and _creation_race(e):
                 time.sleep(0.2 * (attempt + 1))  # the other process finishes the schema
@@ -135,6 +138,19 @@ def open_storage(url: str) -> Any:
 
 
 _CREATE_RETRIES = 5
+
+
+def _with_driver(url: str) -> str:
+    """``postgresql://`` with the PostgreSQL driver that is installed: SQLAlchemy 2.1 reads
+    it as psycopg 3, so a machine with only psycopg2 (this project's) failed to connect."""
+    import importlib.util
+
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgresql", "postgres"):
+        return url
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+        return f"postgresql+psycopg2://{rest}"
+    return url
 
 
 def _creation_race(e: Exception) -> bool:

@@ -84,7 +84,7 @@ def pg_url():
         shutil.rmtree(base, ignore_errors=True)
         pytest.skip(f"could not start a PostgreSQL server: {e} {log}")
     try:
-        yield f"postgresql+psycopg2://nas:{PASSWORD}@127.0.0.1:{port}/nas"
+        yield f"postgresql://nas:{PASSWORD}@127.0.0.1:{port}/nas"  # as users write it
     finally:
         subprocess.run(
             [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],

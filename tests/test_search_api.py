@@ -113,11 +113,15 @@ def test_a_resume_keeps_what_defines_the_run(tmp_path) -> None:
         ({"epochs": 0}, "--epochs must be at least 1"),
         # a typo must not start a hundred thousand processes
         ({"workers": 100_000}, "--workers 100,000 is more than this machine can run"),
+        ({"storage": "sqlite:////nonexistent/x.db"}, "cannot open storage sqlite:////nonex"),
+        ({"storage": "foo://bar"}, "cannot open storage foo://bar"),
     ],
 )
 def test_bad_configurations_are_one_line_errors(tmp_path, change, message) -> None:
+    from nas.searches.store import StorageLostError
+
     config = SearchConfig(**{**TABLE, **change})
-    with pytest.raises((ConfigurationError, UnknownNameError), match=message):
+    with pytest.raises((ConfigurationError, UnknownNameError, StorageLostError), match=message):
         Search(config, tmp_path / "bad")
     assert not (tmp_path / "bad" / "run.json").exists()
 
@@ -185,3 +189,17 @@ def test_a_dataset_it_cannot_load_leaves_no_run_folder(nas_cli, tmp_path, monkey
     )  # fmt: skip
     assert code == 2 and err.startswith("error: no AddNIST folder under")
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_plain_postgresql_url_gets_the_installed_driver(monkeypatch) -> None:
+    import importlib.util
+
+    from nas.searches.store import _with_driver
+
+    have = {"psycopg2"}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: name if name in have else None)
+    assert _with_driver("postgresql://u:p@h:5/db") == "postgresql+psycopg2://u:p@h:5/db"
+    assert _with_driver("postgresql+psycopg2://h/db") == "postgresql+psycopg2://h/db"
+    assert _with_driver("sqlite:///x.db") == "sqlite:///x.db"
+    have.add("psycopg")  # psycopg 3 present: SQLAlchemy's own default works
+    assert _with_driver("postgresql://h/db") == "postgresql://h/db"
