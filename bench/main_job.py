@@ -95,7 +95,7 @@ def main() -> None:
         print("| " + " | ".join(cells) + " |")
     cnn = [f["baselines"].get("small CNN") for f, _ in rows]
     found = [f["found_test"] for f, _ in rows]
-    linear = ("linear probe", "linear, converged")
+    linear = ("linear probe", "converged linear")
     beats = all(
         f["found_test"] > max(*(f["baselines"].get(n) or 0 for n in linear), r["found_test"] or 0)
         for f, r in rows

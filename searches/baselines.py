@@ -6,7 +6,7 @@ trial's:
 
 - ``chance``: the best input-blind predictor (majority class of the train split);
 - ``linear probe``: a linear classifier on the flattened, normalised raw input;
-- ``linear, converged``: the same classifier trained to convergence (more epochs, the
+- ``converged linear``: the same classifier trained to convergence (more epochs, the
   learning rate picked on the valid split). Under a short protocol the probe is far from
   its optimum (58% against 72% on the default search's data), so a found network that is
   itself linear in its input could otherwise seem to beat every linear model;
@@ -81,11 +81,11 @@ def converged_linear(ds: Dataset, cfg: TrainConfig, probe: Baseline | None = Non
 
     if probe is None:
         probe = _trained("linear probe", _probe_of(ds), ds, cfg)
-    best = replace(probe, name="linear, converged", note=f"lr {cfg.lr:g}, {cfg.epochs} epochs")
+    best = replace(probe, name="converged linear", note=f"lr {cfg.lr:g}, {cfg.epochs} epochs")
     epochs = max(10, CONVERGED_EPOCHS * cfg.epochs)
     for f in CONVERGED_LR_FACTORS:
         c = replace(cfg, lr=cfg.lr * f, epochs=epochs)
-        b = _trained("linear, converged", _probe_of(ds), ds, c)
+        b = _trained("converged linear", _probe_of(ds), ds, c)
         b.note = b.note or f"lr {c.lr:g}, {epochs} epochs"
         if (b.valid or 0.0) > (best.valid or 0.0):
             best = b

@@ -16,7 +16,7 @@ def test_measured_baselines_order_chance_probe_cnn() -> None:
     # a tiny trial time budget must not cut a reference short
     cfg = TrainConfig.preset("quick", epochs=4, batch_size=64, lr=1e-2, time_budget_s=1e-6)
     rows = baselines.measure(ds, cfg)
-    assert [b.name for b in rows] == ["chance", "linear probe", "linear, converged", "small CNN"]
+    assert [b.name for b in rows] == ["chance", "linear probe", "converged linear", "small CNN"]
     chance, probe, converged, cnn = rows
     assert [b.note for b in (chance, probe, cnn)] == ["majority class", "", ""]
     assert 0.15 < chance.test < 0.4 and chance.params == 0

@@ -118,7 +118,7 @@ def test_training_search_records_every_field(nas_cli, tmp_path) -> None:
     assert f"test: loss {final['test']['loss']:.4g}, accuracy" in shown and "{" not in shown
     # Baselines: measured once, first table of the report, last line of the console.
     names = [b["name"] for b in json.loads((d / "baselines.json").read_text())]
-    assert names == ["chance", "linear probe", "linear, converged", "small CNN"]
+    assert names == ["chance", "linear probe", "converged linear", "small CNN"]
     report = (d / "report.md").read_text()
     assert report.split("\n## ")[1].startswith("Found vs baselines")
     assert "| linear probe |" in report and "| found (trial " in report
