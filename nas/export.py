@@ -85,13 +85,24 @@ def export_inputs(
             )
         os.replace(tmp, path)
     except OSError as e:
-        raise ExportError(f"cannot write {path}: {e.strerror}.") from None
+        raise ExportError(f"cannot write {path}: {_why_unwritable(path, e)}.") from None
     except Exception as e:  # the exporter raises many types; all mean "not exportable"
         raise ExportError(f"ONNX export failed: {type(e).__name__}: {e}") from None
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
     return path
+
+
+def _why_unwritable(path: Path, e: OSError) -> str:
+    """The reason a user can act on: a folder given as the file, or a file in the way of
+    a folder of the path (the OS only says "File exists")."""
+    if path.is_dir():
+        return "it is a folder; give a file name such as model.onnx"
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        return f"{blocker} is a file, not a folder"
+    return str(e.strerror or e)
 
 
 def ort_session(path: str | Path):

@@ -89,3 +89,18 @@ def test_bad_tolerance_is_a_usage_error(nas_cli, tmp_path, tol: str) -> None:
         tol,
     )
     assert code == 2 and "--tolerance must be at least 0" in err
+
+
+def test_an_output_path_that_cannot_be_a_file_says_why(nas_cli, tmp_path) -> None:
+    arch = "seq(compute(linear(out=16)),compute(leakyrelu))"
+    (tmp_path / "model.onnx").write_bytes(b"kept")
+    cases = {
+        str(tmp_path): "it is a folder; give a file name such as model.onnx",
+        str(
+            tmp_path / "model.onnx" / "x.onnx"
+        ): f"{tmp_path / 'model.onnx'} is a file, not a folder",
+    }
+    for output, why in cases.items():
+        code, _, err = nas_cli("export", arch, "-o", output)
+        assert code == 2 and err.strip() == f"error: cannot write {output}: {why}."
+    assert (tmp_path / "model.onnx").read_bytes() == b"kept"
