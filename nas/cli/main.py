@@ -18,7 +18,7 @@ from nas.exceptions import NasError
 
 __all__ = ["app", "main"]
 
-PIPE_WIDTH = 400  # columns of output that goes to a file or another program
+PIPE_WIDTH = 200  # columns of output to a file or another program (a terminal: its own)
 
 
 def main() -> None:
