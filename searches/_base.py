@@ -74,9 +74,36 @@ class StrategyOption:
                 return [w.strip() for w in text.split(",") if w.strip()]
             return value if isinstance(value, list) else [value]
         try:
-            return json.loads(text)
+            value = json.loads(text)
         except json.JSONDecodeError:
-            return text
+            value = text
+        return self._checked(value, text)
+
+    def _checked(self, value: Any, text: str) -> Any:
+        """``value`` when it fits the option's type (int, float, bool; None where the
+        option allows it; a number at least 0, a probability or share at most 1)."""
+        kinds = {k.strip() for k in self.kind.split("|")}
+        if value is None and "None" in kinds:
+            return value
+        wants = [k for k in ("bool", "int", "float") if k in kinds]
+        if not wants:
+            return value
+        fits = {
+            "bool": isinstance(value, bool),
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, int | float) and not isinstance(value, bool),
+        }
+        if not any(fits[k] for k in wants):
+            what = {"bool": "true or false", "int": "a whole number", "float": "a number"}
+            takes = " or ".join(what[k] for k in wants)
+            raise ConfigurationError(f"option {self.name} takes {takes}, but got {text!r}.")
+        if isinstance(value, bool):
+            return value
+        top = 1 if self.name.endswith(("_prob", "_frac")) else math.inf
+        if not 0 <= value <= top:  # NaN too
+            bound = "between 0 and 1" if top == 1 else "at least 0"
+            raise ConfigurationError(f"option {self.name} must be {bound}, but got {text}.")
+        return value
 
 
 class Strategy(ABC):
@@ -210,6 +237,15 @@ class Strategy(ABC):
                     p.name, default, str(p.annotation), cls.option_help.get(p.name, "")
                 )
         return found
+
+    @classmethod
+    def check_options(cls, given: Mapping[str, Any]) -> None:
+        """Raise ConfigurationError for a declared option whose value has the wrong type or
+        range (options given in Python, not parsed from the command line)."""
+        declared = cls.declared_options()
+        for key, value in given.items():
+            if key in declared:
+                declared[key]._checked(value, str(value))
 
     @classmethod
     def resolve_options(cls, given: Mapping[str, Any], trials: int) -> dict[str, Any]:

@@ -235,6 +235,7 @@ class Search:
                 and "seed_archs" in cls.declared_options()
                 and "seed_archs" not in opts
             )
+            cls.check_options(opts)
             config.strategy_options = cls.resolve_options(opts, config.trials)
             if default_seeds:  # as many as the population holds, in this order
                 room = config.strategy_options.get("population") or len(CPU_SEEDED[config.space])

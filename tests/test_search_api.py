@@ -159,6 +159,28 @@ def test_strategy_options_on_the_command_line(nas_cli, tmp_path) -> None:
     assert code == 2 and "takes KEY=VALUE" in err
     code, out, _ = nas_cli("search", "--list-options")
     assert code == 0 and "re:" in out and "population (int) [100]" in out
+    # a value of the wrong type or range is one line, not a TypeError inside the strategy
+    wrong = {
+        ("re", "population=abc"): "option population takes a whole number, but got 'abc'",
+        ("re", "population=4.5"): "option population takes a whole number, but got '4.5'",
+        ("tpe", "n_startup_trials=-5"): "option n_startup_trials must be at least 0",
+        ("tpe", "multivariate=yes"): "option multivariate takes true or false",
+        ("predictor", "mutate_frac=1.5"): "option mutate_frac must be between 0 and 1",
+    }
+    for (strategy, pair), message in wrong.items():
+        bad = tmp_path / f"bad-{strategy}"
+        code, _, err = nas_cli(*args, "--strategy", strategy, "-O", pair, "--run-dir", str(bad))
+        assert code == 2 and message in err and not bad.exists(), err
+
+
+def test_strategy_options_given_in_python_are_checked_too(tmp_path) -> None:
+    for opts, message in (
+        ({"population": "abc"}, "takes a whole number"),
+        ({"tournament": True}, "whole number"),
+    ):
+        with pytest.raises(ConfigurationError, match=message):
+            Search(SearchConfig(trials=4, strategy_options=opts, **TABLE), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
 
 
 def test_search_help_shows_every_default(nas_cli) -> None:
