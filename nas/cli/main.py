@@ -9,6 +9,7 @@ from nas.cli import (  # noqa: F401  (register commands)
     bench,
     predict,
     predictor_cmds,
+    runs,
     search,
     train,
     zoo,

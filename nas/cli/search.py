@@ -16,10 +16,8 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from nas.cli._app import app, out, sub_app
-from nas.exceptions import ConfigurationError, NasError
-
-runs_app = sub_app("runs", "Look at search runs.")
+from nas.cli._app import app, out
+from nas.exceptions import ConfigurationError
 
 
 def _opt(help: str, *names: str) -> Any:
@@ -380,109 +378,3 @@ def _readable(record: dict[str, Any]) -> str:
         else:
             parts.append(f"{k} {num(v)}")
     return "; ".join(parts)
-
-
-@runs_app.command("list")
-def runs_list(
-    root: Annotated[Path, typer.Argument(help="Folder of runs.")] = Path("runs"),
-    storage: Annotated[
-        str | None, typer.Option(help="List the runs in this Optuna storage URL instead.")
-    ] = None,
-) -> None:
-    """Every run under ROOT (or in --storage): trials, best value, strategy.
-
-    A damaged run is skipped with a warning (exit 1) instead of hiding the others.
-    """
-    from nas.searches.store import open_run
-
-    if storage is not None:
-        return _runs_in_storage(storage)
-    if not root.is_dir():
-        raise ConfigurationError(f"{root} is not a folder of runs (searches write them in runs/).")
-    table = Table("run", "space", "dataset", "strategy", "trials", "best")
-    skipped = []
-    for info_path in sorted(root.glob("*/run.json")):
-        try:
-            info, store = open_run(info_path.parent)
-            o, best = info["options"], store.best(1)
-            value = f"{best[0].values[store.objectives[0]]:.4g}" if best else "-"
-            row = (o["space"], o["dataset"], o["strategy"], str(len(store.completed())), value)
-        except NasError as e:
-            skipped.append(f"warning: skipped {info_path.parent}: {e}")
-            continue
-        table.add_row(info_path.parent.name, *row)
-        table.columns[0].min_width = max(
-            table.columns[0].min_width or 0, len(info_path.parent.name)
-        )
-    if table.row_count:
-        out.print(table)
-    else:
-        out.print(f"no runs in {root}/")
-    if skipped:
-        print("\n".join(skipped), file=sys.stderr)
-        raise typer.Exit(1)
-
-
-def _runs_in_storage(storage: str) -> None:
-    """``nas runs list --storage URL``: every run (study) in a shared storage."""
-    from nas.searches.runinfo import list_runs, mask_text
-
-    table = Table("run", "trials", "states", "best", "owner", title=mask_text(storage))
-    for row in list_runs(storage):
-        states = ", ".join(f"{k} {v}" for k, v in sorted(row["states"].items()))
-        best = "-" if row["best"] is None else f"{row['best']:.4g}"
-        table.add_row(row["run"], str(row["trials"]), states, best, row["owner"] or "-")
-    out.print(table)
-
-
-@runs_app.command("show")
-def runs_show(
-    run: Annotated[Path, typer.Argument(help="Run directory.")],
-    top: Annotated[int, typer.Option(help="How many of the best.")] = 5,
-) -> None:
-    """Summary and top-k of one run."""
-    from nas.searches.store import open_run
-
-    info, store = open_run(run)
-    recs = store.records()
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(Counter(r.status for r in recs).items()))
-    out.print(f"{info['command']}\n{len(recs)} trials: {counts}", markup=False)
-    table = Table("rank", "trial", *store.objectives, "params")
-    best = store.best(top)
-    for i, r in enumerate(best, 1):
-        values = (f"{r.values[o]:.4g}" for o in store.objectives)
-        table.add_row(str(i), str(r.number), *values, f"{r.params or 0:,}")
-    out.print(table)
-    for i, r in enumerate(best, 1):  # whole, on lines of their own: ready to copy
-        out.print(f"{i}: {r.arch}", markup=False, soft_wrap=True)
-
-
-@app.command()
-def dashboard(
-    run: Annotated[Path, typer.Argument(help="Search run directory.")],
-    port: Annotated[int, typer.Option(help="Port on localhost.", min=1, max=65535)] = 8080,
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-) -> None:
-    """Open optuna-dashboard on the run's storage (Ctrl-C to stop)."""
-    import socket
-
-    from nas.searches.store import mask_url, read_run_info, unmask_url
-
-    opts = read_run_info(run)["options"]  # a masked password comes from PGPASSWORD
-    url = unmask_url(opts.get("storage")) or f"sqlite:///{(run / 'study.db').resolve()}"
-    try:
-        from optuna_dashboard import run_server
-    except ImportError:
-        raise ConfigurationError(
-            "nas dashboard needs optuna-dashboard: pip install 'nas[dashboard]'."
-        ) from None
-    try:  # a port in use is the user's to change, not a traceback from the server
-        with socket.create_server((host, port)):
-            pass
-    except OSError as e:
-        why = str(e.strerror or e).split(" (while")[0]
-        raise ConfigurationError(
-            f"cannot listen on {host}:{port}: {why}; choose another --port (or --host)."
-        ) from None
-    out.print(f"optuna-dashboard on http://{host}:{port} for {mask_url(url)}", markup=False)
-    run_server(url, host=host, port=port)
