@@ -27,7 +27,8 @@ from nas.searches._registry import (
     list_strategies,
     register_strategy,
 )
-from nas.searches.api import Search, SearchConfig, SearchResult, search
+from nas.searches.api import Search, SearchResult, search
+from nas.searches.config import SearchConfig
 
 __all__ = [
     "DIRECTIONS",

@@ -6,8 +6,8 @@ import json
 
 import pytest
 from nas.searches import Search, SearchConfig, list_strategies
-from nas.searches.api import mask_url
 from nas.searches.evaluators import CPU_PROTOCOL
+from nas.searches.store import mask_url
 
 import nas
 from nas.exceptions import ConfigurationError, UnknownNameError

@@ -28,7 +28,7 @@ def _d(name: str) -> str:
     """``[default]`` of a SearchConfig field, read from the library so help never drifts."""
     from dataclasses import fields
 
-    from nas.searches.api import SearchConfig
+    from nas.searches.config import SearchConfig
 
     value = next(f.default for f in fields(SearchConfig) if f.name == name)
     return f"[{'none' if value is None else f'{value:g}' if isinstance(value, float) else value}]"

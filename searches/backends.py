@@ -1,0 +1,54 @@
+"""Search backends (``--backend``): how a search's trials run to its budget.
+
+``local`` runs them in this process or in worker processes (:mod:`nas.searches.runner`),
+``ray`` as Ray Tune trials (:mod:`nas.searches.ray_runner`). A new backend registers a
+function here that takes the search and the per-trial callback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from nas.searches.runner import limit
+
+from nas.registry import Registry
+
+if TYPE_CHECKING:
+    from nas.searches.api import Search
+    from nas.searches.store import TrialRecord
+
+__all__ = ["RUNNERS"]
+
+
+def _common(search: Search, on_result: Callable[[TrialRecord], None] | None) -> tuple:
+    """What every backend takes: strategy, store, budget, evaluator, workers, callback."""
+    c = search.config
+    store, strategy = search.store, search.strategy
+    budget = limit(c.time_budget)
+    return (strategy, store, c.trials, search.evaluator, budget, c.workers, on_result)
+
+
+def _run_local(search: Search, on_result: Callable[[TrialRecord], None] | None) -> None:
+    from nas.searches.runner import run_search
+
+    run_search(*_common(search, on_result))
+
+
+def _run_ray(search: Search, on_result: Callable[[TrialRecord], None] | None) -> None:
+    from nas.searches.ray_runner import run_search_ray
+
+    c = search.config
+    run_search_ray(
+        *_common(search, on_result),
+        cpus=c.cpus,
+        gpus=c.gpus,
+        address=c.address,
+        scheduler=c.scheduler,
+    )
+
+
+#: Backends (``--backend``): a function running the search's trials to its budget.
+RUNNERS: Registry[Callable[..., None]] = Registry("backend")
+RUNNERS.add("local", _run_local)
+RUNNERS.add("ray", _run_ray)
