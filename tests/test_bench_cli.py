@@ -269,3 +269,23 @@ def test_merge_trials_keeps_mean_label_and_measures_repeat_noise() -> None:
     # pooled over a (0.5, 0.7: squares 0.02) and b (no spread), 2 degrees of freedom
     assert repeat_sd(trials) == pytest.approx(0.1)
     assert repeat_sd(trials[:2]) is None
+
+
+def test_predictor_eval_scores_with_the_model_nas_rank_would_pick(
+    nas_cli, tmp_path, cache
+) -> None:
+    from nas.predictors.bench import Bench
+    from nas.predictors.model import DEFAULT_MODEL, TRANSFER_MODEL
+
+    code, out, err = nas_cli("predictor", "eval", "--bench", str(FIXTURE))
+    assert code == 0, err
+    assert out.splitlines()[0] == f"model: {DEFAULT_MODEL} (bundled)"
+    # the same graphs written with ops nb201-v1 never saw: a set nas rank routes away
+    b = Bench.load(FIXTURE)
+    b.vocab = ["Einsum" + t[len(t.split(" ", 1)[0]) :] for t in b.vocab]
+    b.save(tmp_path / "other")
+    code, out, err = nas_cli("predictor", "eval", "--bench", str(tmp_path / "other"))
+    first = out.splitlines()[0] if out else ""
+    assert first.startswith(f"model: {TRANSFER_MODEL}, as nas rank picks for these rows")
+    assert code == 0, err  # the transfer model's own NB201 training groups are left out
+    assert "rows of the model's training groups left out" in out.splitlines()[1]

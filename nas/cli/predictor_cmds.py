@@ -7,7 +7,7 @@ a NasError (one line, exit 2).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -15,6 +15,10 @@ from rich.table import Table
 from nas.cli._app import out, progress, sub_app
 from nas.exceptions import ConfigurationError
 from nas.predictors.recipes import DEFAULT, trainable
+
+if TYPE_CHECKING:  # the predictor's torch modules load only when a command runs
+    from nas.predictors.bench import Bench
+    from nas.predictors.model import GraphRanker
 
 predictor_app = sub_app("predictor", "Train and evaluate the zero-shot predictor.")
 
@@ -191,6 +195,34 @@ def predictor_train(
         out.print(_metrics_table(evaluate_all(res.model, data.bench, emb, te, data.label)))
 
 
+def _eval_model(model: Path | None, bench: Bench) -> GraphRanker:
+    """The ranker ``--model`` names, else the bundled one ``nas rank`` would pick for the
+    bench's rows as one set (the transfer model when most lie outside nb201-v1's domain);
+    says which."""
+    from nas.predictors.bench import GraphRecord
+    from nas.predictors.model import DEFAULT_MODEL, TRANSFER_MODEL, GraphRanker, bundled_dir
+    from nas.predictors.rank import bundled_transfer, load_domain, use_transfer
+
+    if model is not None:
+        out.print(f"model: {model}", markup=False)
+        return GraphRanker.load(model)
+    records = []
+    for i in range(len(bench)):
+        ti, _ = bench.graph(i)
+        texts = [bench.vocab[t] for t in ti]
+        records.append(GraphRecord(texts, [], int(bench.params[i]), int(bench.flops[i])))
+    if bundled_transfer() is not None and use_transfer(records, load_domain(None)):
+        out.print(
+            f"model: {TRANSFER_MODEL}, as nas rank picks for these rows (most lie outside "
+            f"{DEFAULT_MODEL}'s domain); --model {bundled_dir(DEFAULT_MODEL)} scores them with "
+            f"{DEFAULT_MODEL}",
+            markup=False,
+        )
+        return GraphRanker.load(bundled_dir(TRANSFER_MODEL))
+    out.print(f"model: {DEFAULT_MODEL} (bundled)", markup=False)
+    return GraphRanker.load(bundled_dir(DEFAULT_MODEL))
+
+
 @predictor_app.command("eval")
 def predictor_eval(
     bench: BenchOpt,
@@ -207,17 +239,17 @@ def predictor_eval(
     import numpy as np
 
     from nas.predictors.fit import evaluate_all, unseen_rows, vocab_embeddings
-    from nas.predictors.model import GraphRanker, bundled_dir
 
-    ranker = GraphRanker.load(model or bundled_dir())
     b = _load_bench(bench)
     b.label(label)
+    ranker = _eval_model(model, b)
     seen = ranker.config.meta.get("train_groups", [])
     rows = np.arange(len(b)) if include_train else unseen_rows(b, seen)
     if len(rows) < 2:
+        where = " (its held-out figures: the LOSO table, README)" if model is None else ""
         raise ConfigurationError(
-            f"only {len(rows)} rows of {bench} lie outside the model's training groups; "
-            "use --include-train to score them anyway."
+            f"only {len(rows)} rows of {bench} lie outside the model's training groups"
+            f"{where}; --include-train scores them anyway, --model another model."
         )
     emb = vocab_embeddings(b)
     lab = label or b.label_names[0]
