@@ -9,7 +9,7 @@ for a name. The strategy owns an in-memory study and uses Optuna's ask-and-tell 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from nas.searches._base import Strategy
 from nas.searches._registry import register_strategy
@@ -135,6 +135,11 @@ class TPEStrategy(OptunaStrategy):
     """
 
     name = "tpe"
+    option_help: ClassVar[dict[str, str]] = {
+        "n_startup_trials": "random draws before TPE models the results",
+        "multivariate": "model the grammar's choices jointly (None: Optuna's default, off)",
+        "constant_liar": "penalise running trials so parallel workers do not draw alike",
+    }
 
     def __init__(
         self,
@@ -184,6 +189,11 @@ class NSGAIIStrategy(OptunaStrategy):
 
     name = "nsga2"
     default_objectives = ("accuracy", "params")
+    option_help: ClassVar[dict[str, str]] = {
+        "population_size": "architectures per generation",
+        "mutation_prob": "per-choice mutation probability (None: Optuna's, 1 / choices)",
+        "crossover_prob": "probability that a child is a crossover of two parents",
+    }
 
     def __init__(
         self,

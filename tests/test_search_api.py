@@ -159,6 +159,8 @@ def test_strategy_options_on_the_command_line(nas_cli, tmp_path) -> None:
     assert code == 2 and "takes KEY=VALUE" in err
     code, out, _ = nas_cli("search", "--list-options")
     assert code == 0 and "re:" in out and "population (int) [100]" in out
+    options = [line for line in out.splitlines() if line.startswith("  ")]
+    assert all(line.rstrip().count("  ") >= 2 for line in options), options  # and what it does
     # a value of the wrong type or range is one line, not a TypeError inside the strategy
     wrong = {
         ("re", "population=abc"): "option population takes a whole number, but got 'abc'",
