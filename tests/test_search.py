@@ -114,6 +114,12 @@ def test_training_search_records_every_field(nas_cli, tmp_path) -> None:
     best = max((r for r in recs if r.ok), key=lambda r: r.values["accuracy"])
     lines = out.splitlines()
     assert f"best: trial {best.number}: accuracy {best.values['accuracy']:.4g}" in lines
+    assert (
+        lines[
+            lines.index(f"best: trial {best.number}: accuracy {best.values['accuracy']:.4g}") + 1
+        ]
+        == f"  {best.arch}"
+    )
     shown = next(line for line in lines if line.startswith("final: "))
     assert f"test: loss {final['test']['loss']:.4g}, accuracy" in shown and "{" not in shown
     # Baselines: measured once, first table of the report, last line of the console.

@@ -354,6 +354,7 @@ def _print_result(job: Any, result: Any) -> None:
         label = job.fitness_label or "accuracy"
         values = {label if k == "accuracy" else k: v for k, v in result.best.values.items()}
         out.print(f"best: trial {result.best.number}: {_readable(values)}", markup=False)
+        out.print(f"  {result.best.arch}", markup=False, soft_wrap=True)  # whole, to copy
         out.print(f"final: {_readable(shown)}", markup=False)
     if result.baselines:
         out.print(result.baselines, markup=False)
