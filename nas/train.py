@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from nas.data.base import Dataset
     from nas.dsl.arch import Node
 
+MAX_EPOCHS = 100_000  # more epochs than any protocol here needs by three orders of magnitude
+
 __all__ = ["OK_STATUSES", "PRESETS", "StopTraining", "TrainConfig", "TrainResult", "train"]
 
 
@@ -84,6 +86,10 @@ class TrainConfig:
                 raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}.")
         if self.eval_every < 0:
             raise ConfigurationError(f"eval_every must be >= 0, got {self.eval_every}.")
+        if self.epochs > MAX_EPOCHS:  # a typo, not a plan: it would never end
+            raise ConfigurationError(
+                f"epochs must be at most {MAX_EPOCHS:,}, got {self.epochs:,}."
+            )
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> TrainConfig:

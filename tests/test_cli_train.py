@@ -56,6 +56,11 @@ def test_train_unknown_seed_and_bad_preset(nas_cli) -> None:
     assert code == 2 and "unknown seed 'resnet99'" in err and "resnet18" in err
     code, _, err = nas_cli("train", "seed:resnet18", "--preset", "fast")
     assert code == 2 and "unknown training preset 'fast'" in err
+    # a typo in the epoch count is refused, not a training that never ends
+    code, _, err = nas_cli("train", "seed:mlp_cpu", "--dataset", "unseen", "--epochs", "10**9")
+    assert code == 2
+    code, _, err = nas_cli("train", "seed:mlp_cpu", "--dataset", "unseen", "--epochs", "999999999")
+    assert code == 2 and err.strip() == "error: epochs must be at most 100,000, got 999,999,999."
 
 
 def test_train_dispatches_on_the_space_scheme_registry(nas_cli, monkeypatch) -> None:

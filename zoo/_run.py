@@ -30,8 +30,10 @@ def train_config(
     """
     import torch
 
-    if epochs is not None and epochs < 1:
-        raise ConfigurationError(f"epochs must be at least 1, got {epochs}.")
+    from nas.train import MAX_EPOCHS
+
+    if epochs is not None and not 1 <= epochs <= MAX_EPOCHS:
+        raise ConfigurationError(f"epochs must lie in 1..{MAX_EPOCHS:,}, got {epochs:,}.")
     if time_budget_s is not None and not time_budget_s > 0:
         raise ConfigurationError(f"the time budget must be positive, got {time_budget_s}.")
     fam = get_family(family) if isinstance(family, str) else family
