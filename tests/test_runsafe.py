@@ -361,3 +361,17 @@ def test_a_pool_never_has_more_workers_than_trials_left(tmp_path, monkeypatch) -
     store = RunStore(tmp_path / "run")
     assert len(run_search(_re(), store, 2, TABLE, workers=6)) == 2
     assert sizes == [2]
+
+
+def test_runs_show_lists_the_best_with_whole_architectures(nas_cli, tmp_path, monkeypatch) -> None:
+    run = tmp_path / "run"
+    code, _, err = nas_cli("search", *NB201, "--trials", "3", "--run-dir", str(run))
+    assert code == 0, err
+    best = RunStore(run, create=False).best(2)
+    code, out, _ = nas_cli("runs", "show", str(run), "--top", "2")
+    lines = out.splitlines()
+    assert code == 0 and lines[1] == "3 trials: ok 3"
+    assert lines[-2:] == [f"1: {best[0].arch}", f"2: {best[1].arch}"]
+    monkeypatch.setattr(RunStore, "best", lambda self, n=None: [])  # every trial failed
+    code, out, _ = nas_cli("runs", "show", str(run))
+    assert code == 0 and out.splitlines()[-1] == "no successful trial yet: nothing to rank"

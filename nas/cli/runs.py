@@ -83,6 +83,9 @@ def runs_show(
     out.print(f"{info['command']}\n{len(recs)} trials: {counts}", markup=False)
     table = Table("rank", "trial", *store.objectives, "params")
     best = store.best(top)
+    if not best:
+        out.print("no successful trial yet: nothing to rank", markup=False)
+        return
     for i, r in enumerate(best, 1):
         values = (f"{r.values[o]:.4g}" for o in store.objectives)
         table.add_row(str(i), str(r.number), *values, f"{r.params or 0:,}")
