@@ -184,14 +184,12 @@ class GraphRanker(nn.Module):
         super().__init__()
         self.config = config or ModelConfig()
         c = self.config
-        for name, value, top in (
-            ("hidden", c.hidden, MAX_HIDDEN),
-            ("layers", c.layers, MAX_LAYERS),
+        for name, value, low, top in (
+            ("hidden", c.hidden, 1, MAX_HIDDEN),
+            ("layers", c.layers, 0, MAX_LAYERS),
         ):
-            if not 0 <= value <= top or (name == "hidden" and value < 1):
-                raise PredictorError(
-                    f"{name} must lie in {int(name == 'hidden')}..{top}, got {value:,}."
-                )
+            if not low <= value <= top:
+                raise PredictorError(f"{name} must lie in {low}..{top}, got {value:,}.")
         if c.members > 1:  # each member a full single ranker; scores averaged
             one = replace(c, members=1, meta={})
             self.parts = nn.ModuleList(GraphRanker(one) for _ in range(c.members))
