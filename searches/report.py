@@ -213,23 +213,27 @@ def write_report(
     return path
 
 
+def readable(v: Any) -> str:
+    """A result value for people: floats to 4 significant digits, counts with thousands
+    separators, anything else as its string (the exact values stay in the JSON files)."""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+
+
 def _final_lines(final: dict[str, Any]) -> list[str]:
     """The final retraining as Markdown for people: a table of each split's metrics, then
     the other fields (final.json keeps the exact values)."""
-
-    def num(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
-
     splits = {k: v for k, v in final.items() if isinstance(v, dict)}
     names = list(dict.fromkeys(m for v in splits.values() for m in v))
     lines = []
     if splits:
         lines += ["| split | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
         for split, v in splits.items():
-            lines.append(f"| {split} | " + " | ".join(num(v.get(m, "-")) for m in names) + " |")
+            lines.append(
+                f"| {split} | " + " | ".join(readable(v.get(m, "-")) for m in names) + " |"
+            )
         lines.append("")
     rest = {k: v for k, v in final.items() if k not in splits and v not in ("", None)}
-    lines += [f"- {k}: {num(v)}" for k, v in rest.items()]
+    lines += [f"- {k}: {readable(v)}" for k, v in rest.items()]
     return lines

@@ -366,11 +366,7 @@ def _print_result(job: Any, result: Any) -> None:
 def _readable(record: dict[str, Any]) -> str:
     """A result dict as one line for people: 4 significant digits, thousands separators,
     nested dicts as ``name: key value, ...`` (the exact values are in final.json)."""
-
-    def num(v: Any) -> str:
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            return str(v)
-        return f"{v:,}" if isinstance(v, int) else f"{v:.4g}"
+    from nas.searches.report import readable as num
 
     parts = []
     for k, v in record.items():
