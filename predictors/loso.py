@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -38,23 +39,21 @@ from nas.exceptions import ConfigurationError
 ABLATIONS = RECIPES  # the LOSO variants: every training recipe
 
 
-def _signal_blend(corpus: Bench, tr: np.ndarray, te: np.ndarray, space: list[str]) -> np.ndarray:
+def _signal_blend(
+    corpus: Bench, tr: np.ndarray, te: np.ndarray, space: list[str], single: bool = False
+) -> np.ndarray:
+    """The held-out rows scored by the signal mix (``single``: the one signal) that ranks
+    the training rows' spaces best."""
     from nas.predictors.blend import blend_scores, fit_blend
 
-    return blend_scores(corpus, te, fit_blend(corpus, tr, space))
-
-
-def _signal_pick(corpus: Bench, tr: np.ndarray, te: np.ndarray, space: list[str]) -> np.ndarray:
-    from nas.predictors.blend import blend_scores, fit_blend
-
-    return blend_scores(corpus, te, fit_blend(corpus, tr, space, single=True))
+    return blend_scores(corpus, te, fit_blend(corpus, tr, space, single=single))
 
 
 # LOSO variants that are not graph rankers: name -> scores of the held-out rows, fitted on
 # the training rows (corpus, training rows, held-out rows, each row's space)
 SCORERS: dict[str, Callable[[Bench, np.ndarray, np.ndarray, list[str]], np.ndarray]] = {
     "signal-blend": _signal_blend,
-    "signal-pick": _signal_pick,
+    "signal-pick": partial(_signal_blend, single=True),
 }
 TARGET_MARGIN = 0.05  # Spearman a ranker must gain over the best baseline on each space
 
@@ -112,7 +111,9 @@ def loso(
             if v in SCORERS:  # fitted on the training rows, no graph model
                 pred, note = SCORERS[v](corpus, tr, te, space), "fitted"
             else:
-                pred, note = _train_predict(v, corpus, tr, te, emb, embs, config, model_config, w)
+                pred, note = _train_predict(
+                    v, corpus, tr, te, emb, embs, config, model_config, w, space
+                )
             rows = evaluate_all(None, corpus, emb, te, scores=pred)
             name = "ranker" if v == "full" else f"ranker {v}"
             for k, m in rows.items():  # predictor@zc: the ranker on the proxies' rows
@@ -133,9 +134,10 @@ def _train_predict(
     config: TrainConfig,
     model_config: ModelConfig,
     w: Mapping[str, float],
+    space: list[str],
 ) -> tuple[np.ndarray, str]:
-    """Train recipe ``v`` on the rows ``tr``; (its scores of ``te``, a log note)."""
-    space = list(corpus.meta["space"])
+    """Train recipe ``v`` on the rows ``tr`` (``space``: each row's space, the batches'
+    strata); (its scores of ``te``, a log note)."""
     mc, tc = ABLATIONS[v](replace(model_config), replace(config))
     e = embs[TEXT_VIEWS[v]] if v in TEXT_VIEWS else emb
     if mc.members > 1:
