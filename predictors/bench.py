@@ -192,6 +192,13 @@ class Bench:
         c, d = self.edge_ptr[i], self.edge_ptr[i + 1]
         return self.text_idx[a:b], self.edges[c:d]
 
+    def record(self, i: int) -> GraphRecord:
+        """Record ``i`` as the graph record a file would give (texts, edges, size, cost)."""
+        ti, ed = self.graph(i)
+        edges = [(int(u), int(v)) for u, v in ed.tolist()]
+        texts = [self.vocab[t] for t in ti]
+        return GraphRecord(texts, edges, int(self.params[i]), int(self.flops[i]))
+
     def label(self, name: str | None = None) -> np.ndarray:
         """One label column (the first when ``name`` is None)."""
         if name is None:

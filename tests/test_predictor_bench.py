@@ -153,3 +153,14 @@ def test_loading_what_is_not_a_bench_says_what_it_is(tmp_path) -> None:
     (tmp_path / "torn" / "bench.json").write_text("{x")
     with pytest.raises(BenchError, match="torn: not a readable bench: Expecting property"):
         Bench.load(tmp_path / "torn")
+
+
+def test_a_bench_row_gives_back_the_record_it_was_packed_from() -> None:
+    from nas.predictors.bench import Bench, GraphRecord
+
+    records = [
+        GraphRecord(["Conv a -> 1x8", "Relu -> 1x8"], [(0, 1)], 80, 640),
+        GraphRecord(["MatMul b -> 1x4", "Add -> 1x4", "Relu -> 1x4"], [(0, 1), (1, 2)], 20, 16),
+    ]
+    bench = Bench.from_records(records, ["a", "b"], np.array([[1.0], [2.0]]), ["acc"])
+    assert [bench.record(i) for i in range(2)] == records

@@ -199,18 +199,13 @@ def _eval_model(model: Path | None, bench: Bench) -> GraphRanker:
     """The ranker ``--model`` names, else the bundled one ``nas rank`` would pick for the
     bench's rows as one set (the transfer model when most lie outside nb201-v1's domain);
     says which."""
-    from nas.predictors.bench import GraphRecord
     from nas.predictors.model import DEFAULT_MODEL, TRANSFER_MODEL, GraphRanker, bundled_dir
     from nas.predictors.rank import bundled_transfer, load_domain, use_transfer
 
     if model is not None:
         out.print(f"model: {model}", markup=False)
         return GraphRanker.load(model)
-    records = []
-    for i in range(len(bench)):
-        ti, _ = bench.graph(i)
-        texts = [bench.vocab[t] for t in ti]
-        records.append(GraphRecord(texts, [], int(bench.params[i]), int(bench.flops[i])))
+    records = [bench.record(i) for i in range(len(bench))]
     if bundled_transfer() is not None and use_transfer(records, load_domain(None)):
         out.print(
             f"model: {TRANSFER_MODEL}, as nas rank picks for these rows (most lie outside "
