@@ -45,9 +45,8 @@ def runs_list(
             skipped.append(f"warning: skipped {info_path.parent}: {e}")
             continue
         table.add_row(info_path.parent.name, *row)
-        table.columns[0].min_width = max(
-            table.columns[0].min_width or 0, len(info_path.parent.name)
-        )
+    # a run's name is what --resume takes: the column is as wide as the longest one
+    table.columns[0].min_width = max(map(len, table.columns[0].cells), default=0)
     if table.row_count:
         out.print(table)
     else:
