@@ -26,6 +26,10 @@ app = typer.Typer(
 )
 out = Console(highlight=False, soft_wrap=True)
 
+# the ONNX parity check of `nas export`: max |torch - onnxruntime| over max(1, output scale)
+# for a space's architectures, the absolute max |torch - onnxruntime| for a zoo config
+TOLERANCE, ZOO_TOLERANCE = 1e-4, 1e-3
+
 
 def _print_version(value: bool) -> None:
     if value:

@@ -9,7 +9,17 @@ from typing import Annotated, Any
 import typer
 from rich.tree import Tree
 
-from nas.cli._app import ArchArg, ClassesOpt, ShapeOpt, SpaceOpt, app, out, space_for
+from nas.cli._app import (
+    TOLERANCE,
+    ZOO_TOLERANCE,
+    ArchArg,
+    ClassesOpt,
+    ShapeOpt,
+    SpaceOpt,
+    app,
+    out,
+    space_for,
+)
 from nas.exceptions import ConfigurationError
 from nas.formats import resolve_arch, write_formats
 from nas.ops.spec import head_params
@@ -174,8 +184,8 @@ def export(
         float | None,
         typer.Option(
             help="Largest allowed max|torch - onnxruntime| / max(1, max|torch output|): "
-            "relative to the outputs' scale, absolute for outputs below 1 [1e-4]. For a "
-            "zoo trial: max|torch - onnxruntime| itself [1e-3]."
+            f"relative to the outputs' scale, absolute for outputs below 1 [{TOLERANCE:g}]. "
+            f"For a zoo trial: max|torch - onnxruntime| itself [{ZOO_TOLERANCE:g}]."
         ),
     ] = None,
 ) -> None:
@@ -214,7 +224,7 @@ def export(
         f"wrote {path} ({path.stat().st_size:,} bytes); outputs up to {p.scale:.3g}, "
         f"relative error {p.relative:.3g}; max |torch - onnxruntime| = {p.max_abs:.3g}"
     )
-    tolerance = 1e-4 if tolerance is None else tolerance
+    tolerance = TOLERANCE if tolerance is None else tolerance
     if not p.ok(tolerance):
         out.print(f"parity check failed: relative {p.relative:.3g} > {tolerance:g}", style="red")
         raise typer.Exit(1)

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nas.cli._app import app, out
+from nas.cli._app import ZOO_TOLERANCE, app, out
 
 zoo_app = typer.Typer(
     help="Published model families: list, export, configure.", no_args_is_help=True
@@ -97,9 +97,6 @@ def zoo_export(
     if extra is not None:
         overrides = {**overrides, **fam.configure(widths=extra)}
     _export_checked(fam, fam.config(overrides), task, seed, output)
-
-
-ZOO_TOLERANCE = 1e-3  # largest max |torch - onnxruntime| of a zoo export, absolute
 
 
 def export_zoo_arch(
