@@ -295,12 +295,14 @@ class Search:
     def _final_for(self, best: TrialRecord) -> dict[str, Any]:
         """The final retraining of ``best``: the one a resumed run already did when its best
         trial is unchanged (final.json names it and best.onnx is there), else a new one."""
+        if not self.resuming:  # a new run has no earlier retraining to keep
+            return self.finalise(best)
         try:
             old = json.loads((self.run_dir / "final.json").read_text())
         except (OSError, ValueError):
             old = {}
         same = old.get("trial") == best.number and old.get("arch") == best.arch
-        if self.resuming and same and (self.run_dir / "best.onnx").is_file():
+        if same and (self.run_dir / "best.onnx").is_file():
             self.say(f"the best (trial {best.number}) was retrained before: final.json kept")
             return {k: v for k, v in old.items() if k not in ("trial", "arch")}
         return self.finalise(best)
