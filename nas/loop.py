@@ -33,6 +33,9 @@ OK_STATUSES = ("ok", "timeout", "stopped")
 # Exceptions of one run that make it a failed record instead of propagating.
 RUN_ERRORS = (RuntimeError, ValueError, FloatingPointError, MemoryError)
 
+# A run stops early when its pace puts all epochs over this many times its time budget.
+COURSE_MARGIN = 1.1
+
 Loss = torch.Tensor | Sequence[torch.Tensor]
 OnEpoch = Callable[[int, dict[str, float]], "bool | None"]
 
@@ -52,7 +55,8 @@ class LoopConfig:
     weight_decay: float = 0.0
     schedule: str = "cosine"  # "cosine" (to 0 over all epochs) or "constant"
     schedule_unit: str = "epoch"  # cosine stepped per "epoch" or per "step"
-    time_budget_s: float | None = None  # training + per-epoch validation
+    # training + per-epoch validation, in seconds of budget_clock (CPU seconds on a CPU)
+    time_budget_s: float | None = None
     eval_every: int = 1  # validate after every n-th epoch (0: only after training)
     grad_clip: float | None = None  # max global gradient norm
     grad_noise: float = 0.0  # eta of GradNoise (0: off)
@@ -98,6 +102,14 @@ class LoopResult:
     def epochs(self) -> int:
         """Epochs begun (a partial epoch counts), as the zoo reports them."""
         return math.ceil(self.epochs_done)
+
+
+def budget_clock(device: torch.device) -> Callable[[], float]:
+    """The clock a training time budget is measured on: the process's CPU time on a CPU,
+    so that other jobs on the machine cannot change which runs finish (one torch thread
+    keeps it equal to compute time); wall time on an accelerator, whose work the CPU only
+    waits for."""
+    return time.process_time if device.type == "cpu" else time.perf_counter
 
 
 def failure(e: BaseException) -> tuple[str, str]:
@@ -177,11 +189,22 @@ class _Loop:
     ) -> None:
         self.model, self.net, self.batches, self.loss_fn = model, net, batches, loss_fn
         self.cfg, self.validate_fn, self.on_epoch, self.res = cfg, validate, on_epoch, res
-        self.t0 = 0.0
+        self.t0 = self.c0 = 0.0
+        self.clock: Callable[[], float] = time.process_time
 
     def out_of_time(self) -> bool:
         budget = self.cfg.time_budget_s
-        return budget is not None and time.perf_counter() - self.t0 >= budget
+        return budget is not None and self.clock() - self.c0 >= budget
+
+    def on_course_over(self, epochs_done: int) -> float | None:
+        """The budget-clock seconds all epochs will take at this run's pace, when that is
+        clearly over the time budget (by :data:`COURSE_MARGIN`), else None: a run that cannot
+        finish stops after an epoch instead of spending the whole budget first."""
+        budget, spent = self.cfg.time_budget_s, self.clock() - self.c0
+        if budget is None or not epochs_done:
+            return None
+        total = spent * self.cfg.epochs / epochs_done
+        return total if total > COURSE_MARGIN * budget else None
 
     def run(self, per_epoch: int | None) -> None:
         cfg, res = self.cfg, self.res
@@ -191,7 +214,9 @@ class _Loop:
         params += list(weighting.parameters())
         opt, sched = make_optimiser(params, cfg, per_epoch)
         noise = GradNoise(cfg.grad_noise, seed=cfg.seed)
-        self.t0, stop, entry = time.perf_counter(), "", {}
+        self.clock = budget_clock(device)
+        self.t0, self.c0, stop, entry = time.perf_counter(), self.clock(), "", {}
+        course: float | None = None
         for epoch in range(cfg.epochs):
             stop, entry = self.epoch(epoch, per_epoch, params, weighting, opt, sched, noise)
             entry["elapsed_s"] = time.perf_counter() - self.t0
@@ -200,8 +225,10 @@ class _Loop:
             if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0:
                 self.validate(entry)
             stop = self.callback(epoch + 1, entry)
-            if not stop and epoch + 1 < cfg.epochs and self.out_of_time():
-                stop = "timeout"
+            if not stop and epoch + 1 < cfg.epochs:
+                course = self.on_course_over(epoch + 1)
+                if course is not None or self.out_of_time():
+                    stop = "timeout"
             if stop:
                 break
         res.train_time_s = time.perf_counter() - self.t0 - res.eval_time_s
@@ -209,9 +236,14 @@ class _Loop:
         res.task_weights = weighting.task_weights() if cfg.n_tasks > 1 else None
         if stop != "diverged":
             if stop == "timeout":
+                unit = "CPU s" if self.clock is time.process_time else "s"
                 res.reason = (
-                    f"time budget of {cfg.time_budget_s:g} s reached after "
+                    f"time budget of {cfg.time_budget_s:g} {unit} reached after "
                     f"{res.epochs_done:.3g} of {cfg.epochs} epochs."
+                    if course is None
+                    else f"stopped after {res.epochs_done:.3g} of {cfg.epochs} epochs: on "
+                    f"course for {course:.0f} {unit}, over the time budget of "
+                    f"{cfg.time_budget_s:g} {unit}."
                 )
             if not res.history or res.history[-1]["steps"] != res.steps_done:
                 self.validate(entry)

@@ -338,6 +338,7 @@ def _toml_space(name: str) -> SearchSpace:
 
 #: ``[protocol]`` keys of a space file -> (least value, whether it is a whole number)
 PROTOCOL_KEYS = {
+    "trials": (1, True),
     "epochs": (1, True),
     "final_epochs": (0, True),
     "trial_time": (1e-9, False),
@@ -346,8 +347,8 @@ PROTOCOL_KEYS = {
 
 
 def _protocol(table: dict, fname: str) -> dict[str, float]:
-    """A space file's ``[protocol]``: epochs, final_epochs, trial_time and time_budget
-    (seconds, ``inf`` for none), each checked."""
+    """A space file's ``[protocol]``: trials, epochs, final_epochs, trial_time (CPU seconds
+    per trial) and time_budget (wall seconds of the search, ``inf`` for none), each checked."""
     out: dict[str, float] = {}
     for key, value in table.items():
         if key not in PROTOCOL_KEYS:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -26,7 +25,16 @@ from torch import nn
 from nas.compile import count_params
 from nas.exceptions import ConfigurationError, NasError, UnknownNameError
 from nas.feed import Feed, channel_stats, fit_batches, resolve_device
-from nas.loop import OK_STATUSES, RUN_ERRORS, LoopConfig, OnEpoch, StopTraining, failure, run_loop
+from nas.loop import (
+    OK_STATUSES,
+    RUN_ERRORS,
+    LoopConfig,
+    OnEpoch,
+    StopTraining,
+    budget_clock,
+    failure,
+    run_loop,
+)
 from nas.tasks import Task, compile_for_task, task_for
 
 if TYPE_CHECKING:
@@ -52,7 +60,9 @@ class TrainConfig:
     schedule_unit: str = "epoch"
     label_smoothing: float = 0.0  # passed to the task (classification)
     # Budgets: whichever ends first. The time budget counts training steps and per-epoch
-    # validation, not data preparation or the final test evaluation; it stops cleanly.
+    # validation, not data preparation or the final test evaluation; it stops cleanly. It
+    # is CPU seconds of this process on a CPU (machine load cannot change it), wall seconds
+    # on a GPU (nas.loop.budget_clock).
     epochs: int = 8
     time_budget_s: float | None = None
     batch_size: int = 256
@@ -256,7 +266,8 @@ class _Run:
         self.amp = self.cuda and cfg.amp and torch.cuda.is_bf16_supported()
         self.eval_time, self.seen = 0.0, 0
         self.gen = torch.Generator().manual_seed(cfg.seed)  # shuffling
-        self.t0 = time.perf_counter()  # reset when training starts
+        self.clock = budget_clock(device)  # what the time budget is measured on
+        self.t0 = self.clock()  # reset when training starts
 
     def autocast(self) -> Any:
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
@@ -282,26 +293,26 @@ class _Run:
         budget = self.cfg.time_budget_s
         if budget is None:
             return None
-        return max(2.0, 0.25 * budget, budget - (time.perf_counter() - self.t0))
+        return max(2.0, 0.25 * budget, budget - (self.clock() - self.t0))
 
     def evaluate(self, net: nn.Module, data: Feed) -> dict[str, float]:
         """Metrics on ``data``; when :meth:`eval_seconds` runs out first, on the batches
         evaluated by then, with ``images`` = their number. Batch j holds samples j, j+k,
         j+2k, ... (k batches), so any first batches sample the whole split, sorted or not."""
-        t, bs, limit = time.perf_counter(), self.cfg.eval_batch_size, self.eval_seconds()
+        t, bs, limit = self.clock(), self.cfg.eval_batch_size, self.eval_seconds()
         net.eval()
         k = -(-data.n // bs)
         outs: list[torch.Tensor] = []
         with torch.no_grad(), self.autocast():
             for j in range(k):
                 outs.append(net(data.batch(slice(j, data.n, k))[0]).float().cpu())
-                if limit is not None and time.perf_counter() - t >= limit:
+                if limit is not None and self.clock() - t >= limit:
                     break
         order = torch.cat([torch.arange(j, data.n, k) for j in range(len(outs))])
         metrics = self.task.metrics(torch.cat(outs), data.y.cpu()[order])
         if len(order) < data.n:
             metrics["images"] = len(order)
-        self.eval_time += time.perf_counter() - t
+        self.eval_time += self.clock() - t
         return metrics
 
     def batches(self, data: Feed, per_epoch: int) -> Callable[[int], Iterator[Any]]:
@@ -352,7 +363,7 @@ class _Run:
         def validate() -> dict[str, float]:
             return {f"valid_{k}": v for k, v in self.evaluate(net, valid_d).items()}
 
-        self.t0 = time.perf_counter()
+        self.t0 = self.clock()
         loop = run_loop(
             model,
             self.batches(train_d, per_epoch),

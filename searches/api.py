@@ -70,8 +70,8 @@ class Search:
         command: str | None = None,
         _resume_info: dict[str, Any] | None = None,
     ) -> None:
-        from nas.searches._registry import create_strategy, get_strategy, strategy_options_of
-        from nas.searches.evaluators import claimant, evaluator_for
+        from nas.searches._registry import get_strategy
+        from nas.searches.evaluators import claimant
 
         from nas.space import load_space
 
@@ -101,7 +101,7 @@ class Search:
                 room = config.strategy_options.get("population") or len(CPU_SEEDED[config.space])
                 config.strategy_options["seed_archs"] = list(CPU_SEEDED[config.space][:room])
         self.config = config
-        self.evaluator = evaluator_for(config)
+        self.evaluator = self._evaluator_spec()
         if not self.resuming:  # a dataset it cannot load is refused before a run folder exists
             self.evaluator.prepare()
         if config.storage is not None:  # so is a storage it cannot open
@@ -116,12 +116,8 @@ class Search:
         self.space = load_space(config.space)
         if self.evaluator.kind == "train":  # draw for the dataset's input, not the space's
             self.space = self.space.with_input(*_input_of(self.evaluator.kind, config))
-        kw = {**config.strategy_options, "objectives": config.objectives}
-        recorder = claimant(config.space, config.dataset).recorder(config.space, config.dataset)
-        if recorder is not None and "recorder" in strategy_options_of(cls):
-            kw["recorder"] = recorder  # e.g. the predictor strategy scoring zoo configs
-        self.strategy = create_strategy(config.strategy, self.space, seed=config.seed, **kw)
-        self._screen_degenerate()
+        self.strategy = self._make_strategy()
+        self._local: Any = None  # an evaluator in this process (baselines, seed estimates)
         self.run_dir = Path(run_dir) if run_dir is not None else self._default_dir()
         if not self.resuming and (self.run_dir / "run.json").exists():
             raise ConfigurationError(
@@ -151,6 +147,64 @@ class Search:
         config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
         _check_free(run_dir, config, info.get("study"))
         return cls(config, run_dir, say, _resume_info=info)
+
+    def _make_strategy(self) -> Any:
+        """The strategy of the configuration, screening what a trained search skips."""
+        from nas.searches._registry import create_strategy, get_strategy, strategy_options_of
+        from nas.searches.evaluators import claimant
+
+        c = self.config
+        kw = {**c.strategy_options, "objectives": c.objectives}
+        recorder = claimant(c.space, c.dataset).recorder(c.space, c.dataset)
+        if recorder is not None and "recorder" in strategy_options_of(get_strategy(c.strategy)):
+            kw["recorder"] = recorder  # e.g. the predictor strategy scoring zoo configs
+        self.strategy = create_strategy(c.strategy, self.space, seed=c.seed, **kw)
+        self._screen_degenerate()
+        return self.strategy
+
+    def _evaluator_spec(self) -> Any:
+        """The evaluator's spec; a trained search's seeds train uncapped (see fit_seeds)."""
+        from nas.searches.evaluators import EvaluatorSpec, evaluator_for
+
+        spec = evaluator_for(self.config)
+        seeds = self.config.strategy_options.get("seed_archs") or []
+        if spec.kind != "train" or not seeds:
+            return spec
+        from nas.searches.seeds import seed_nodes
+
+        from nas.space import load_space
+
+        named = load_space(self.config.space).seeds
+        uncapped = sorted(str(n) for n in seed_nodes(list(seeds), named).values())
+        return EvaluatorSpec(spec.kind, {**spec.options, "uncapped": uncapped})
+
+    def _fit_seeds(self) -> None:
+        """A new trained run estimates each seed's trial before it starts, names the seeds
+        over --trial-time and leaves them out (their mutants could not train either)."""
+        from nas.searches.seeds import fit_seeds, seed_nodes
+
+        c = self.config
+        cap, seeds = limit(c.trial_time), c.strategy_options.get("seed_archs")
+        if self.resuming or cap is None or not seeds or self.evaluator.kind != "train":
+            return
+        fit = fit_seeds(seed_nodes(list(seeds), self.space.seeds), self.local_evaluator(), cap)
+        for line in fit.lines(cap, c.epochs):
+            self.say(line)
+        self.info["seed_estimates"] = fit.estimates
+        if not fit.left_out:
+            return
+        self.info["seeds_left_out"] = fit.left_out
+        c.strategy_options["seed_archs"] = fit.kept
+        self.info["options"] = c.public()
+        self.info["strategy_options"] = c.strategy_options
+        self.evaluator = self._evaluator_spec()
+        self.strategy = self._make_strategy()
+
+    def local_evaluator(self) -> Any:
+        """An evaluator in this process (built once): baselines and seed estimates use it."""
+        if self._local is None:
+            self._local = self.evaluator()
+        return self._local
 
     def _screen_degenerate(self) -> None:
         """Trained searches skip (redraw, no trial) networks with nothing learnable before
@@ -185,6 +239,12 @@ class Search:
             "options": self.config.public(),
             "strategy_options": self.config.strategy_options,
             "evaluator": self.evaluator.kind,
+            # what every architecture of the run is applied to (nas show/check/export --run)
+            "input": {
+                "shape": list(self.space.input_shape),
+                "mode": self.space.mode,
+                "num_classes": self.space.num_classes,
+            },
             "versions": versions,
             "created": datetime.now().isoformat(timespec="seconds"),
         }
@@ -240,6 +300,7 @@ class Search:
         with search_store(self.run_dir, c.objective, c.storage, study, not self.resuming) as st:
             self.store = st
             if not self.resuming:
+                self._fit_seeds()
                 self.info = write_run_info(self.run_dir, self.info)
             elif self.info.get("options", {}).get("trials") != c.trials:
                 self.info["options"]["trials"] = c.trials  # a later resume keeps the new total
@@ -283,7 +344,7 @@ class Search:
         if rows is not None or self.evaluator.kind != "train":
             return rows or []
         self.say("measuring baselines (chance, linear probe, converged linear, small CNN) ...")
-        ev = self.evaluator()
+        ev = self.local_evaluator()
         rows = baselines.measure(ev.dataset, ev.config)
         baselines.save(self.run_dir, rows)
         return rows

@@ -29,10 +29,13 @@ class SearchConfig:
     """Everything that defines a search. Defaults are small enough for a laptop CPU.
 
     ``dataset=None`` means the evaluator's default (``unseen`` for training, a zoo
-    family's first task for ``zoo:FAMILY``). ``epochs``, ``trial_time``, ``time_budget``
-    and ``final_epochs`` left at None take the evaluator's protocol for the space (6 epochs,
-    20 s, 360 s and 12 epochs for einspace; a zoo family's own epochs and caps scaled to
-    its training time); ``math.inf`` lifts a time cap. ``objective=None`` the strategy's own
+    family's first task for ``zoo:FAMILY``). ``trials``, ``epochs``, ``trial_time``,
+    ``time_budget`` and ``final_epochs`` left at None take the evaluator's protocol for the
+    space (30 trials of 6 epochs, at most 30 CPU seconds each, no wall-time cap, 12 final
+    epochs for einspace; a zoo family's own epochs and a cap scaled to its training time);
+    ``math.inf`` lifts a time cap. The budget is the trial count: ``trial_time`` is CPU
+    seconds of the trial's process, so machine load cannot change which trials finish;
+    ``time_budget`` (wall seconds) is an optional extra cap. ``objective=None`` the strategy's own
     (``accuracy``, or ``accuracy+params`` for NSGA-II). ``strategy_options`` are the strategy's own
     options (``nas search --strategy-option key=value``); budget-dependent defaults (the
     RE population) are resolved when the run starts and stored with it.
@@ -41,7 +44,7 @@ class SearchConfig:
     space: str = "einspace"
     dataset: str | None = None
     strategy: str = "re"
-    trials: int = 30
+    trials: int | None = None
     time_budget: float | None = None
     trial_time: float | None = None
     epochs: int | None = None
@@ -81,7 +84,7 @@ class SearchConfig:
     def validate(self) -> None:
         """Check the combination of values; raises ConfigurationError with the fix."""
         self.objectives  # noqa: B018 - validates the preset name
-        if self.trials < 1 or self.workers < 1:
+        if (self.trials is not None and self.trials < 1) or self.workers < 1:
             raise ConfigurationError("--trials and --workers must be at least 1.")
         if (self.epochs is not None and self.epochs < 1) or (
             self.final_epochs is not None and self.final_epochs < 0

@@ -54,7 +54,7 @@ def test_a_budget_that_ends_the_last_epoch_is_a_timeout_with_partial_metrics() -
     cfg = LoopConfig(epochs=1, lr=0.1, time_budget_s=1e-9)
     res = run_loop(model, _batches, _mse, cfg, validate=_score(model), steps_per_epoch=4)
     assert res.status == "timeout" and res.ok
-    assert res.reason == "time budget of 1e-09 s reached after 0.25 of 1 epochs."
+    assert res.reason == "time budget of 1e-09 CPU s reached after 0.25 of 1 epochs."
     assert res.steps_done == 1 and res.epochs_done == 0.25 and res.epochs == 1
     assert res.history[-1]["steps"] == 1 and math.isfinite(res.history[-1]["mse"])
 
@@ -173,7 +173,7 @@ def test_zoo_search_with_a_tiny_trial_time_records_timeouts(tmp_path) -> None:
     for r in records:
         assert "time budget" in r.reason and "r2" in r.metrics["valid"]
         assert r.metrics["epochs_done"] == 1 and r.values == {} and not r.ok
-    assert "- 2 x timeout: time budget of 1e-06 s reached" in (run / "report.md").read_text()
+    assert "- 2 x timeout: time budget of 1e-06 CPU s reached" in (run / "report.md").read_text()
 
 
 def test_an_exception_in_one_zoo_trial_fails_that_trial_only(tmp_path, monkeypatch) -> None:
@@ -226,14 +226,14 @@ def test_a_zoo_search_takes_its_family_protocol_not_the_einspace_one(tmp_path) -
     from nas.searches.evaluators import CPU_PROTOCOL
     from nas.zoo import get_family
 
-    job = Search(SearchConfig(space="zoo:ait", trials=1), tmp_path / "ait")
+    job = Search(SearchConfig(space="zoo:ait"), tmp_path / "ait")
     ait = job.config
     assert job.fitness_label == "-rmse"  # lower RMSE is better: the fitness is its negation
     seconds = get_family("zoo:ait").train_seconds
     assert (ait.epochs, ait.final_epochs) == (None, None)
     assert ait.trial_time == 4 * seconds > CPU_PROTOCOL["trial_time"]
-    assert ait.time_budget == 10 * seconds
-    ein_job = Search(SearchConfig(trials=1), tmp_path / "ein")
+    assert (ait.trials, ait.time_budget) == (10, math.inf)  # the budget is trials, not time
+    ein_job = Search(SearchConfig(), tmp_path / "ein")
     ein = ein_job.config
     assert {k: getattr(ein, k) for k in CPU_PROTOCOL} == CPU_PROTOCOL
     assert ein_job.fitness_label == ""
@@ -249,8 +249,9 @@ def test_a_space_file_sets_its_own_training_protocol(tmp_path) -> None:
     from nas.searches import Search, SearchConfig
     from nas.searches.evaluators import CPU_PROTOCOL
 
-    nb = Search(SearchConfig(space="nb201", trials=1), tmp_path / "nb").config
-    assert (nb.epochs, nb.trial_time, nb.time_budget, nb.final_epochs) == (2, 90.0, 900.0, 12)
+    nb = Search(SearchConfig(space="nb201"), tmp_path / "nb").config
+    assert (nb.trials, nb.epochs, nb.trial_time, nb.final_epochs) == (20, 2, 90.0, 12)
+    assert nb.time_budget == math.inf  # the budget is the trial count
     assert nb.epochs * 30 < nb.trial_time  # the heaviest cell's 2 epochs fit, with room
     given = Search(SearchConfig(space="nb201", trials=1, epochs=4), tmp_path / "g").config
     assert (given.epochs, given.trial_time) == (4, 90.0)
@@ -270,7 +271,7 @@ def test_a_space_file_sets_its_own_training_protocol(tmp_path) -> None:
         ("time_budget = nan", "protocol.time_budget must be"),
         ('trial_time = "fast"', "protocol.trial_time must be"),
         ("final_epochs = true", "protocol.final_epochs must be a whole number"),
-        ("epoch = 3", "unknown protocol key 'epoch'; choose from epochs, final_epochs"),
+        ("epoch = 3", "unknown protocol key 'epoch'; choose from trials, epochs, final_epochs"),
     ],
 )
 def test_a_bad_space_protocol_is_one_line(tmp_path, nas_cli, line, says) -> None:

@@ -24,16 +24,6 @@ def _opt(help: str, *names: str) -> Any:
     return typer.Option(*names, help=help)
 
 
-def _d(name: str) -> str:
-    """``[default]`` of a SearchConfig field, read from the library so help never drifts."""
-    from dataclasses import fields
-
-    from nas.searches.config import SearchConfig
-
-    value = next(f.default for f in fields(SearchConfig) if f.name == name)
-    return f"[{'none' if value is None else f'{value:g}' if isinstance(value, float) else value}]"
-
-
 def _p(name: str) -> str:
     """The CPU protocol's default of ``name`` (``nas.searches.evaluators.CPU_PROTOCOL``)."""
     from nas.searches.evaluators import CPU_PROTOCOL
@@ -54,12 +44,19 @@ Dataset = Annotated[
     ),
 ]
 Strategy = Annotated[str | None, _opt("rs, re, tpe, nsga2 or predictor [re].")]
-Trials = Annotated[int | None, _opt(f"Trials to finish, counting a resumed run's {_d('trials')}.")]
+Trials = Annotated[
+    int | None,
+    _opt(
+        f"Trials to finish, counting a resumed run's: the search's budget [{_p('trials')}; "
+        "a space file's [protocol] (nb201: 20); zoo:FAMILY: 10]."
+    ),
+]
 TimeBudget = Annotated[
     float | None,
     _opt(
-        f"Seconds; no new trial starts after [{_p('time_budget')}; a space file's [protocol] "
-        "(nb201: 900); zoo:FAMILY: 10x its training time; inf for none]."
+        "Wall seconds after which no new trial starts: an optional extra cap, so the "
+        f"trials a run makes depend on machine load only when it is set [{_p('time_budget')}"
+        ": none]."
     ),
 ]
 Epochs = Annotated[
@@ -72,9 +69,11 @@ Epochs = Annotated[
 TrialTime = Annotated[
     float | None,
     _opt(
-        f"Seconds of training per trial before it stops early [{_p('trial_time')}; a space "
-        "file's [protocol] (nb201: 90); zoo:FAMILY: 4x its training time; inf for none]; the "
-        "final retraining gets the same allowance per epoch."
+        "CPU seconds one trial may train before it is stopped, a guard against runaway "
+        f"networks that machine load does not move [{_p('trial_time')}; a space file's "
+        "[protocol] (nb201: 90); zoo:FAMILY: 4x its training time; inf for none]. A seed "
+        "estimated over it is named and left out before the search starts; the final "
+        "retraining gets the same allowance per epoch."
     ),
 ]
 FinalEpochs = Annotated[
