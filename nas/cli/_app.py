@@ -67,6 +67,37 @@ ArchArg = Annotated[
     typer.Argument(help="Architecture string, @FILE holding one, an NB201 cell or seed:NAME."),
 ]
 
+# `nas show|check|export`: an architecture in the context of a search run
+RunOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--run",
+        help="A search run folder: apply the architecture to the run's space, input shape "
+        "and classes; without ARCH, take the run's --rank-th best trial. --space, "
+        "--input-shape or --num-classes that disagree with the run are refused.",
+    ),
+]
+RankOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--rank", help="With --run and no ARCH: 1 = the best trial [1]. A given ARCH wins."
+    ),
+]
+CtxSpaceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--space",
+        help="Built-in space name, or a .toml/.pcfg file [einspace; with --run: the run's].",
+    ),
+]
+OptArchArg = Annotated[
+    str | None,
+    typer.Argument(
+        help="Architecture string, @FILE holding one, an NB201 cell or seed:NAME "
+        "(optional with --run)."
+    ),
+]
+
 
 def space_for(name: str, shape: str | None, num_classes: int | None):
     """The space ``name`` applied to ``--input-shape`` and ``--num-classes``."""

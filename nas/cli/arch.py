@@ -12,8 +12,11 @@ from rich.tree import Tree
 from nas.cli._app import (
     TOLERANCE,
     ZOO_TOLERANCE,
-    ArchArg,
     ClassesOpt,
+    CtxSpaceOpt,
+    OptArchArg,
+    RankOpt,
+    RunOpt,
     ShapeOpt,
     SpaceOpt,
     app,
@@ -23,6 +26,7 @@ from nas.cli._app import (
 from nas.exceptions import ConfigurationError
 from nas.formats import resolve_arch, write_formats
 from nas.ops.spec import head_params
+from nas.searches.context import RunContext, run_context
 
 
 @app.command()
@@ -64,14 +68,18 @@ def _sample_record(sp: Any, arch: Any) -> dict[str, Any]:
 
 @app.command()
 def show(
-    arch: ArchArg,
-    space: SpaceOpt = "einspace",
+    arch: OptArchArg = None,
+    space: CtxSpaceOpt = None,
     input_shape: ShapeOpt = None,
     num_classes: ClassesOpt = None,
+    run: RunOpt = None,
+    rank: RankOpt = None,
 ) -> None:
-    """Print the derivation as a tree with output shapes and parameters per module."""
-    sp = space_for(space, input_shape, num_classes)
-    node = resolve_arch(arch, sp)
+    """Print the derivation as a tree with output shapes and parameters per module.
+
+    With --run: in the run's space, on its input and classes; without ARCH, its best trial.
+    """
+    node, sp = _resolve(arch, space, input_shape, num_classes, run, rank, "show")
     a = sp.check(node)
     from nas.analysis import analyse
     from nas.dsl.vocab import create_node
@@ -106,15 +114,20 @@ def show(
 
 @app.command()
 def check(
-    arch: ArchArg,
-    space: SpaceOpt = "einspace",
+    arch: OptArchArg = None,
+    space: CtxSpaceOpt = None,
     input_shape: ShapeOpt = None,
     num_classes: ClassesOpt = None,
+    run: RunOpt = None,
+    rank: RankOpt = None,
     strict: Annotated[bool, typer.Option(help="Also require the grammar to derive it.")] = False,
 ) -> None:
-    """Validate an architecture: parse, shape rules, budgets (and the grammar with --strict)."""
-    sp = space_for(space, input_shape, num_classes)
-    a = sp.check(resolve_arch(arch, sp), strict=strict)
+    """Validate an architecture: parse, shape rules, budgets (and the grammar with --strict).
+
+    With --run: in the run's space, on its input and classes; without ARCH, its best trial.
+    """
+    node, sp = _resolve(arch, space, input_shape, num_classes, run, rank, "check")
+    a = sp.check(node, strict=strict)
     derivable = " derivable from the grammar;" if strict else ""
     out.print(
         f"ok:{derivable} output {', '.join(map(str, a.out))}, {a.params:,} backbone "
@@ -122,47 +135,114 @@ def check(
     )
 
 
-def _from_run(run: Path, rank: int) -> tuple[str, dict[str, Any]]:
-    """(architecture, run options) of the rank-th best trial of a search run."""
-    from nas.searches.store import open_run
+def _context(arch: str | None, run: Path | None, rank: int | None, what: str) -> RunContext | None:
+    """The run context of a command's ARCH/--run/--rank (None without --run)."""
+    if arch is None and run is None:
+        raise ConfigurationError("give an architecture or --run RUN_DIR.")
+    if run is None:
+        if rank is not None:
+            raise ConfigurationError("--rank needs --run RUN_DIR.")
+        return None
+    return run_context(run, None if arch is not None else (1 if rank is None else rank), what)
 
-    info, store = open_run(run)
-    ranked = store.best(None)  # every successful trial, read once
-    if not 1 <= rank <= len(ranked):
-        if not ranked:
-            raise ConfigurationError(f"{run} has no successful trial to export.")
-        raise ConfigurationError(f"--rank must be between 1 and {len(ranked)} for {run}.")
-    return ranked[rank - 1].arch, info["options"]
+
+def _space(
+    ctx: RunContext | None, space: str | None, input_shape: str | None, num_classes: int | None
+) -> Any:
+    """The space a command works in: its flags', or the run's (flags that disagree refused)."""
+    if ctx is None:
+        return space_for(space or "einspace", input_shape, num_classes)
+    from nas.ops.spec import parse_shape
+    from nas.space import load_space
+
+    sp = load_space(ctx.space)
+    shape = ctx.input_shape if ctx.input_shape != tuple(sp.input_shape) else None
+    sp = sp.with_input(shape, ctx.num_classes)
+    bad = []
+    if space is not None and not _same_space(space, ctx.space):
+        bad.append(f"--space {space} (the run's: {ctx.space})")
+    if input_shape is not None and parse_shape(input_shape) != tuple(sp.input_shape):
+        bad.append(f"--input-shape {input_shape} (the run's: {_shape(sp.input_shape)})")
+    if num_classes is not None and num_classes != sp.num_classes:
+        bad.append(f"--num-classes {num_classes} (the run's: {sp.num_classes})")
+    if bad:
+        one = len(bad) == 1
+        raise ConfigurationError(
+            f"{', '.join(bad)} {'disagrees' if one else 'disagree'} with --run {ctx.run}, "
+            f"which sets the space, input shape and classes: leave {'it' if one else 'them'} "
+            "out, or drop --run."
+        )
+    return sp
+
+
+def _same_space(given: str, recorded: str) -> bool:
+    """Whether ``--space given`` names the run's space (a name, or the same file)."""
+    if given == recorded:
+        return True
+    a, b = Path(given), Path(recorded)
+    return a.is_file() and b.is_file() and a.resolve() == b.resolve()
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
+
+
+def _say_context(ctx: RunContext, sp: Any, trial: bool = True) -> None:
+    """One line: the run's space, input and classes (and the trial taken from it)."""
+    line = (
+        f"run {ctx.run}: space {ctx.space}, input {_shape(sp.input_shape)} {sp.mode}, "
+        f"{sp.num_classes} classes"
+    )
+    if trial and ctx.arch is not None:
+        line += f"; rank {ctx.rank} (trial {ctx.trial}): {ctx.arch}"
+    out.print(line, markup=False)
+
+
+def _resolve(
+    arch: str | None,
+    space: str | None,
+    input_shape: str | None,
+    num_classes: int | None,
+    run: Path | None,
+    rank: int | None,
+    what: str,
+) -> tuple[Any, Any]:
+    """(architecture node, space) of show/check: ARCH in its flags' space, or in --run's."""
+    ctx = _context(arch, run, rank, what)
+    sp = _space(ctx, space, input_shape, num_classes)
+    if ctx is not None:
+        _say_context(ctx, sp)
+        arch = arch if arch is not None else ctx.arch
+    assert arch is not None
+    return resolve_arch(arch, sp), sp
 
 
 def _export_whole(
-    arch: str,
-    opts: dict[str, Any],
-    run: Path,
-    rank: int,
-    output: Path,
-    seed: int,
-    tolerance: float | None,
+    ctx: RunContext, arch: str | None, output: Path, seed: int, tolerance: float | None
 ) -> bool:
-    """Export a run's trial that needs no space: its retrained best.onnx, or a zoo config.
+    """Export what needs no compiling: a run's retrained best.onnx, or a zoo run's config.
 
-    Returns False when the trial is an architecture of a space (the caller compiles it).
+    Returns False when the architecture belongs to a space (the caller compiles it).
     """
     import shutil
 
     from nas.space import space_scheme
 
-    if rank == 1 and (run / "best.onnx").is_file():
-        output.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run / "best.onnx", output)
-        out.print(f"wrote {output}: the retrained best model of {run} ({arch})")
-        return True
-    out.print(f"rank {rank} of {run}: {arch} (freshly initialised weights)")
-    if space_scheme(opts["space"]) != "zoo":
+    run = ctx.run
+    if arch is None:
+        arch = ctx.arch
+        if ctx.rank == 1 and (run / "best.onnx").is_file():
+            output.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run / "best.onnx", output)
+            out.print(f"wrote {output}: the retrained best model of {run} ({arch})")
+            return True
+        out.print(f"rank {ctx.rank} of {run}: {arch} (freshly initialised weights)")
+    if space_scheme(ctx.space) != "zoo":
         return False
     from nas.cli.zoo import export_zoo_arch
 
-    export_zoo_arch(arch, opts["dataset"], output, seed, tolerance)
+    assert arch is not None
+    export_zoo_arch(arch, ctx.dataset, output, seed, tolerance)
     return True
 
 
@@ -170,15 +250,14 @@ def _export_whole(
 def export(
     output: Annotated[Path, typer.Option("-o", "--output", help="ONNX file to write.")],
     arch: Annotated[
-        str | None, typer.Argument(help="Architecture string, or @FILE holding one.")
+        str | None,
+        typer.Argument(help="Architecture string, or @FILE holding one (optional with --run)."),
     ] = None,
-    space: SpaceOpt = "einspace",
+    space: CtxSpaceOpt = None,
     input_shape: ShapeOpt = None,
     num_classes: ClassesOpt = None,
-    run: Annotated[
-        Path | None, typer.Option(help="Export from this search run instead of ARCH.")
-    ] = None,
-    rank: Annotated[int, typer.Option(help="With --run: 1 = the best trial.")] = 1,
+    run: RunOpt = None,
+    rank: RankOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the weight initialisation.")] = 0,
     tolerance: Annotated[
         float | None,
@@ -191,29 +270,25 @@ def export(
 ) -> None:
     """Export to a self-contained ONNX file and check it against onnxruntime.
 
-    With --run, rank 1 is the run's retrained best model (best.onnx, trained weights);
-    other ranks are exported with freshly initialised weights.
+    With --run and no ARCH, rank 1 is the run's retrained best model (best.onnx, trained
+    weights); other ranks, and an ARCH given with --run (compiled for the run's input and
+    classes), are exported with freshly initialised weights.
     """
     import torch
 
     from nas.compile import compile_arch
     from nas.export import export_onnx, parity_report
 
-    if (arch is None) == (run is None):
-        raise ConfigurationError("give either an architecture or --run RUN_DIR.")
     if tolerance is not None and not tolerance >= 0:  # NaN too
         raise ConfigurationError(f"--tolerance must be at least 0, but got {tolerance}.")
-    if run is not None:
-        from nas.data import resolve_dataset
-
-        arch, opts = _from_run(run, rank)
-        if _export_whole(arch, opts, run, rank, output, seed, tolerance):
+    ctx = _context(arch, run, rank, "export")
+    sp = _space(ctx, space, input_shape, num_classes)
+    if ctx is not None:
+        _say_context(ctx, sp, trial=False)
+        if _export_whole(ctx, arch, output, seed, tolerance):
             return
-        data = resolve_dataset(opts["dataset"])
-        space, num_classes = opts["space"], data.num_classes
-        input_shape = "x".join(map(str, data.input_shape))
+        arch = arch if arch is not None else ctx.arch
     assert arch is not None
-    sp = space_for(space, input_shape, num_classes)
     node = resolve_arch(arch, sp)
     sp.check(node)
     torch.manual_seed(seed)
