@@ -12,7 +12,14 @@ from loop_reference import EINSPACE, PATH, ZOO, dataset, einspace_run, zoo_run
 REFERENCE = json.loads(PATH.read_text())
 
 
-def _close(got: Any, want: Any, where: str, rel: float = 1e-6) -> None:
+#: Floats agree to this relative tolerance. Convolutions take CPU-specific kernels (oneDNN
+#: picks them by instruction set): on another x86 CPU the recorded conv runs differ by up to
+#: 3e-4 relative after a few steps, while a change to the loop (a step more or less, another
+#: schedule) moves them by percents. Counts (steps, epochs) must match exactly.
+REL = 2e-3
+
+
+def _close(got: Any, want: Any, where: str, rel: float = REL) -> None:
     """Equal structure; floats within ``rel`` (relative) or 1e-6 absolute."""
     if isinstance(want, dict):
         assert isinstance(got, dict) and sorted(got) == sorted(want), where
@@ -23,7 +30,9 @@ def _close(got: Any, want: Any, where: str, rel: float = 1e-6) -> None:
         for i, (g, w) in enumerate(zip(got, want, strict=True)):
             _close(g, w, f"{where}[{i}]", rel)
     elif isinstance(want, float) and isinstance(got, float):
-        assert math.isclose(got, want, rel_tol=rel, abs_tol=1e-6), f"{where}: {got} != {want}"
+        # an accuracy counts samples: those float differences may flip one of the 128
+        slack = 1.01 / 128 if where.endswith("accuracy") else 1e-6
+        assert math.isclose(got, want, rel_tol=rel, abs_tol=slack), f"{where}: {got} != {want}"
     else:
         assert got == want, f"{where}: {got!r} != {want!r}"
 
