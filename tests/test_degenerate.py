@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from nas.degenerate import canonical_key, degenerate_reason, learnable_ops
+import pytest
+
+from nas.degenerate import canonical_key, constant_output, degenerate_reason, learnable_ops
 from nas.dsl import parse_arch
 from nas.ops.spec import Spec
 
@@ -53,3 +55,41 @@ def test_canonical_key_drops_no_op_wrappers() -> None:
     assert canonical_key(parse_arch("compute(linear(out=32))")) != canonical_key(a)
     perm = parse_arch("route(permute(order=132),compute(linear(out=16)),identity)")
     assert canonical_key(perm) == str(perm)
+
+
+LANGUAGE = (Spec((1, 24, 24), "im"),)
+FLAT = "route(im2col(k=1,s=1,p=0),{inner},permute(order=21))"
+MLP_TAIL = "seq(compute(linear(out=256)),seq(compute(leakyrelu),compute(linear(out=256))))"
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        "compute(norm)",  # LayerNorm of one feature: always its bias
+        "compute(softmax)",  # softmax of one value: always 1
+        "seq(compute(pos_enc),compute(norm))",
+    ],
+)
+def test_a_norm_or_softmax_over_one_value_on_every_path_is_constant(inner: str) -> None:
+    """einspace's redraws of mlp_cpu put these on the flattened input (576 tokens of one
+    feature): those children trained to exactly chance."""
+    arch = parse_arch(f"seq({FLAT.format(inner=inner)},{MLP_TAIL})")
+    assert constant_output(arch, LANGUAGE)
+    assert "cannot depend on the input" in degenerate_reason(arch, LANGUAGE)
+
+
+def test_a_path_around_the_constant_op_keeps_the_input() -> None:
+    skip = "branch(clone(k=2),compute(norm),compute(identity),add)"
+    arch = parse_arch(f"seq({FLAT.format(inner=skip)},{MLP_TAIL})")
+    assert not constant_output(arch, LANGUAGE) and degenerate_reason(arch, LANGUAGE) is None
+
+
+def test_one_pooled_feature_is_degenerate_for_more_than_two_classes() -> None:
+    """A linear on an image acts on its last dimension: 1x24x24 stays one channel, and the
+    head's global pool leaves one number to separate ten classes (trained to 10%)."""
+    arch = parse_arch("seq(compute(leakyrelu),seq(compute(linear(out=256)),compute(leakyrelu)))")
+    assert (
+        degenerate_reason(arch, LANGUAGE, num_classes=10)
+        == "the head would see one pooled feature"
+    )
+    assert degenerate_reason(arch, LANGUAGE, num_classes=2) is None
