@@ -194,6 +194,10 @@ class Strategy(ABC):
         self.identity: Callable[[Node], str] = str
         #: Proposals drawn again, by reason ("repeat" or the screen's reason).
         self.redrawn: Counter[str] = Counter()
+        #: How the current proposal was made, set by ``propose``: ``{"op": "seed"}``, or a
+        #: mutation ``{"op": OPERATOR, "parent": ARCH}``; None for a draw from the grammar.
+        self.last_origin: dict[str, str] | None = None
+        self._origins: dict[str, dict[str, str]] = {}
 
     @staticmethod
     def _direction(objective: str, given: Mapping[str, str]) -> str:
@@ -248,27 +252,40 @@ class Strategy(ABC):
                 declared[key]._checked(value, str(value))
 
     @classmethod
-    def resolve_options(cls, given: Mapping[str, Any], trials: int) -> dict[str, Any]:
+    def resolve_options(
+        cls, given: Mapping[str, Any], trials: int, preset: str | None = None
+    ) -> dict[str, Any]:
         """The options a search of ``trials`` trials runs with: ``given`` plus any default
-        that depends on the budget. A run stores the result, so a resume (or an extended
-        budget) keeps the options it started with."""
+        that depends on the budget or on the training ``preset`` (``einspace``: the paper's
+        settings). A run stores the result, so a resume (or an extended budget) keeps the
+        options it started with."""
         return dict(given)
 
     def ask(self) -> Node:
         """The next architecture to evaluate, one not asked before whenever possible."""
-        arch = self.propose()
+        arch = self._propose()
         for _ in range(self.max_retries):
             why = self._rejection(arch)
             if why is None:
                 break
             self.redrawn[why] += 1
             self.discard(arch)
-            arch = self.propose()
+            arch = self._propose()
         key = str(arch)
+        self._origins[key] = self.last_origin or {"op": "draw"}
         self._asked.add(self.identity(arch))
         self._pending[key] = self._pending.get(key, 0) + 1
         self.n_asked += 1
         return arch
+
+    def _propose(self) -> Node:
+        self.last_origin = None
+        return self.propose()
+
+    def origin(self, arch: Node | str) -> dict[str, str]:
+        """How an asked architecture was made: ``{"op": "draw"}`` (the grammar),
+        ``{"op": "seed"}``, or ``{"op": OPERATOR, "parent": ARCH}`` for a mutation."""
+        return dict(self._origins.get(str(arch), {"op": "draw"}))
 
     def _rejection(self, arch: Node) -> str | None:
         """Why ``arch`` should be drawn again ("repeat", the screen's reason), or None."""

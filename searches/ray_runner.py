@@ -39,7 +39,7 @@ from nas.searches.ray_local import (
     stop_reaper,
     sweep_scratch,
 )
-from nas.searches.runner import Evaluator, Outcome, one_line, replay_into
+from nas.searches.runner import Evaluator, Outcome, lineage_attr, one_line, replay_into
 from nas.searches.store import RunStore, TrialRecord
 
 from nas.dsl import parse_arch
@@ -188,7 +188,8 @@ def _searcher_class() -> type:
             else:
                 arch, retry_of = self.strategy.ask(), None
             # Opened now, right after the ask, so a replay sees the asks in their order.
-            self.live[trial_id] = (arch, self.store.start(str(arch), retry_of), 1)
+            origin = lineage_attr(self.strategy, arch)
+            self.live[trial_id] = (arch, self.store.start(str(arch), retry_of, origin), 1)
             self.remaining -= 1
             return {"arch": str(arch)}
 

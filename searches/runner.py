@@ -51,6 +51,23 @@ class Outcome:
 Evaluator = Callable[[Node], Outcome]
 
 
+def lineage_attr(strategy: Any, arch: Node | str) -> dict[str, str]:
+    """How ``strategy`` made ``arch``, as a trial records it: ``{"op": ...}`` and, for a
+    mutation, ``"parent"``: the parent's digest (the short hash of its canonical string)."""
+    origin = strategy.origin(arch) if hasattr(strategy, "origin") else {"op": "draw"}
+    parent = origin.pop("parent", None)
+    if parent is not None:
+        origin["parent"] = arch_digest(parent)
+    return origin
+
+
+def arch_digest(arch: Node | str) -> str:
+    """The short stable hash of an architecture's canonical string (``Node.digest``)."""
+    import hashlib
+
+    return hashlib.sha1(str(arch).encode()).hexdigest()[:12]
+
+
 def one_line(e: BaseException) -> str:
     """``Type: first line of the message`` (at most 300 characters)."""
     return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"[:300]
@@ -289,7 +306,7 @@ def run_search(
 
         def ask() -> tuple[Node, Any]:
             arch, retry_of = redo.pop(0) if redo else (strategy.ask(), None)
-            return arch, store.start(str(arch), retry_of)
+            return arch, store.start(str(arch), retry_of, lineage_attr(strategy, arch))
 
         def record(arch: Node, trial: Any, out: Outcome) -> None:
             rec = store.finish_outcome(trial, out)

@@ -63,6 +63,8 @@ class TrialRecord:
     completed: float | None = None
     retry_of: int | None = None  # the trial that first asked this architecture
     legacy: bool = False  # written by a version before FORMAT 2
+    # how the strategy made it: {"op": "draw" | "seed" | OPERATOR, "parent": DIGEST}
+    origin: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -81,6 +83,7 @@ class TrialHandle:
     number: int
     trial_id: int
     arch: str
+    origin: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 def crash_point(name: str) -> None:
@@ -285,13 +288,18 @@ class RunStore:
             ) from None
 
     # -------------------------------------------------------------------------- trials
-    def start(self, arch: str, retry_of: int | None = None) -> TrialHandle:
-        """Open a RUNNING trial for ``arch`` in one write (a re-run names its first trial)."""
+    def start(
+        self, arch: str, retry_of: int | None = None, origin: dict[str, str] | None = None
+    ) -> TrialHandle:
+        """Open a RUNNING trial for ``arch`` in one write (a re-run names its first trial;
+        ``origin`` says how the strategy made it, see :func:`lineage_attr`)."""
         from optuna.trial import FrozenTrial, TrialState
 
         attrs: dict[str, Any] = {"arch": arch, "asked": time.time(), "v": FORMAT}
         if retry_of is not None:
             attrs["retry_of"] = retry_of
+        if origin:
+            attrs["origin"] = dict(origin)
         template = FrozenTrial(
             number=-1,
             state=TrialState.RUNNING,
@@ -307,7 +315,7 @@ class RunStore:
         )
         tid = self._guard(self.storage.create_new_trial, self.study_id, template)
         number = self._guard(self.storage.get_trial_number_from_id, tid)
-        return TrialHandle(number, tid, arch)
+        return TrialHandle(number, tid, arch, dict(origin or {}))
 
     def finish_outcome(self, trial: TrialHandle, out: Any) -> TrialRecord:
         """Record an evaluator's ``Outcome`` (the runners' one way to finish a trial)."""
@@ -361,7 +369,7 @@ class RunStore:
         self._guard(self.storage.set_trial_user_attr, trial.trial_id, "result", result)
         crash_point("finish")
         self._close(trial.trial_id, result)
-        return self._record(trial.number, trial.arch, result, {})
+        return self._record(trial.number, trial.arch, result, {"origin": trial.origin})
 
     def _close(self, trial_id: int, result: dict[str, Any]) -> None:
         """Set the Optuna state from a written result (the commit point of a trial)."""
@@ -411,6 +419,7 @@ class RunStore:
 
     # ------------------------------------------------------------------------- reading
     def _record(self, number: int, arch: str, res: dict[str, Any], a: dict) -> TrialRecord:
+        origin = a.get("origin")
         return TrialRecord(
             number,
             arch,
@@ -424,6 +433,7 @@ class RunStore:
             a.get("asked"),
             res.get("done"),
             a.get("retry_of"),
+            origin=dict(origin) if isinstance(origin, dict) else {},
         )
 
     def records(self) -> list[TrialRecord]:

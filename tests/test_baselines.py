@@ -73,7 +73,8 @@ def test_table_and_summary_put_the_found_network_first(tmp_path) -> None:
 def test_a_trained_einspace_search_screens_degenerate_and_seeds_on_cpu(tmp_path) -> None:
     from nas.searches import Search, SearchConfig
 
-    job = Search(SearchConfig(dataset="unseen:language", trials=4), tmp_path / "run")
+    four = SearchConfig(dataset="unseen:language", trials=4, strategy_options={"population": 4})
+    job = Search(four, tmp_path / "run")
     assert job.space.input[0].shape == (1, 24, 24)  # drawn for the dataset's input
     assert job.config.strategy_options["seed_archs"] == [  # population 4 holds 4 seeds
         "cnn_cpu",
@@ -83,6 +84,8 @@ def test_a_trained_einspace_search_screens_degenerate_and_seeds_on_cpu(tmp_path)
     ]
     big = Search(SearchConfig(dataset="unseen:language"), tmp_path / "run2")
     assert len(big.config.strategy_options["seed_archs"]) == 5
+    small = Search(SearchConfig(dataset="unseen:language", trials=4), tmp_path / "run3")
+    assert small.config.strategy_options["population"] == 7  # room for the 5 seeds + 2
     assert job.strategy.screen(parse_arch(ISSUE_14)) == "no learnable computation before the head"
     assert job.strategy.screen(job.space.seeds["cnn_cpu"]) is None
     a = parse_arch("compute(linear(out=16))")

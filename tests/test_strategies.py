@@ -210,7 +210,7 @@ def test_tell_errors(name: str, nb201: SearchSpace, table: NB201Table) -> None:
 
 # ----------------------------------------------------------------------------- evolution
 def test_re_population_ages(nb201: SearchSpace, table: NB201Table) -> None:
-    s = RegularizedEvolution(nb201, seed=0, population=5, tournament=2)
+    s = RegularizedEvolution(nb201, seed=0, population=5, tournament=2, elite=0)
     told: list[str] = []
     for i in range(25):
         arch = s.ask()
@@ -219,6 +219,28 @@ def test_re_population_ages(nb201: SearchSpace, table: NB201Table) -> None:
         assert len(s.population) == min(i + 1, 5)
         assert [str(m.arch) for m in s.population] == told[-5:]  # the oldest removed
     assert [m.fitness == float("-inf") for m in s.population] == [True, False, False, False, True]
+
+
+def test_re_elite_never_ages_out(nb201: SearchSpace, table: NB201Table) -> None:
+    """With elite=1 (the default) the best member stays while the others age as before:
+    the oldest non-elite member leaves; failed trials are never elite."""
+    s = RegularizedEvolution(nb201, seed=0, population=4, tournament=2)
+    assert s.elite == 1
+    told: list[tuple[str, float]] = []
+    for i in range(20):
+        arch = s.ask()
+        fit = 100.0 if i == 1 else float(i % 7)
+        s.tell(arch, {"accuracy": fit})
+        told.append((str(arch), fit))
+        members = [str(m.arch) for m in s.population]
+        assert len(members) == min(i + 1, 4)
+        if i >= 1:
+            best = told[1][0]  # the best, told second, never ages out
+            assert best in members
+            others = [a for a, _ in told if a != best]
+            assert [a for a in members if a != best] == others[-(len(members) - 1) :]
+    with pytest.raises(ConfigurationError, match="elite must be a whole number from 0 to"):
+        RegularizedEvolution(nb201, population=4, elite=4)
 
 
 def test_re_tournament_picks_the_best_of_its_sample(nb201: SearchSpace) -> None:
@@ -274,15 +296,15 @@ def test_re_unmutable_parent_draws_another_tournament(
     s = RegularizedEvolution(nb201, seed=0, population=4, tournament=2)
     run(s, table, 4)
     calls = []
-    real = evolution.mutate
+    real = evolution.mutate_with
 
-    def flaky(space: SearchSpace, arch: Node, rng: random.Random, sampler: object) -> Node:
+    def flaky(space: SearchSpace, arch: Node, rng: random.Random, *rest: object) -> object:
         calls.append(arch)
         if len(calls) < 3:
-            raise SamplingError("no shape-preserving mutation found in 200 draws.")
-        return real(space, arch, rng, sampler=sampler)
+            raise SamplingError("no operator found a valid new child of this architecture.")
+        return real(space, arch, rng, *rest)
 
-    monkeypatch.setattr(evolution, "mutate", flaky)
+    monkeypatch.setattr(evolution, "mutate_with", flaky)
     tournaments = []
     select = s.select
     monkeypatch.setattr(s, "select", lambda: tournaments.append(1) or select())
