@@ -47,6 +47,7 @@ class SearchResult:
     report: Path
     baselines: str = ""  # one line: the found test accuracy against each baseline's
     stopped: str = ""  # why the run ended before its trial budget ("" when it reached it)
+    verdict: list[str] = dataclasses.field(default_factory=list)  # what was found, in words
 
 
 class Search:
@@ -90,16 +91,18 @@ class Search:
             config.validate()
         if not self.resuming:
             opts = config.strategy_options
+            cls.check_options(opts)
             default_seeds = (
                 config.space in CPU_SEEDED
                 and "seed_archs" in cls.declared_options()
                 and "seed_archs" not in opts
             )
-            cls.check_options(opts)
-            config.strategy_options = cls.resolve_options(opts, config.trials)
-            if default_seeds:  # as many as the population holds, in this order
-                room = config.strategy_options.get("population") or len(CPU_SEEDED[config.space])
-                config.strategy_options["seed_archs"] = list(CPU_SEEDED[config.space][:room])
+            if default_seeds:
+                opts["seed_archs"] = list(CPU_SEEDED[config.space])
+            opts = cls.resolve_options(opts, config.trials, config.preset)
+            if default_seeds and opts.get("population"):  # as many as the population holds
+                opts["seed_archs"] = opts["seed_archs"][: opts["population"]]
+            config.strategy_options = opts
         self.config = config
         self.evaluator = self._evaluator_spec()
         if not self.resuming:  # a dataset it cannot load is refused before a run folder exists
@@ -215,7 +218,8 @@ class Search:
         if self.evaluator.kind != "train":
             return
         x = self.space.input
-        self.strategy.screen = lambda arch: degenerate_reason(arch, x)
+        classes = self.space.num_classes
+        self.strategy.screen = lambda arch: degenerate_reason(arch, x, classes)
 
     def _default_dir(self) -> Path:
         c = self.config
@@ -284,14 +288,17 @@ class Search:
         self,
         on_result: Callable[[TrialRecord], None] | None = None,
         on_start: Callable[[RunStore], None] | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> SearchResult:
         """Run the trials up to the budget (counting a resumed run's earlier ones), then
         retrain and export the best, and write report.md.
 
         The run is owned by this process while it runs: a second search or resume of it
         stops at once (``RunInUseError``). ``on_start(store)`` is called once the run's
-        store is open, ``on_result(record)`` after every trial.
+        store is open, ``on_result(record)`` after every trial, and ``progress(line)`` with
+        one plain line per finished trial (:class:`~nas.searches.progress.Progress`).
         """
+        from nas.searches.progress import Progress
         from nas.searches.report import write_report
         from nas.searches.runinfo import search_store, write_run_info
 
@@ -301,6 +308,7 @@ class Search:
             self.store = st
             if not self.resuming:
                 self._fit_seeds()
+                self._record_splits()
                 self.info = write_run_info(self.run_dir, self.info)
             elif self.info.get("options", {}).get("trials") != c.trials:
                 self.info["options"]["trials"] = c.trials  # a later resume keeps the new total
@@ -308,15 +316,26 @@ class Search:
             self.baselines()
             if on_start is not None:
                 on_start(st)
-            RUNNERS.get(c.backend)(self, on_result)
+            tracker = Progress(c.trials, st.records(), self.fitness_label)
+
+            def finished(rec: TrialRecord) -> None:
+                if progress is not None:
+                    progress(tracker.line(rec))
+                if on_result is not None:
+                    on_result(rec)
+
+            RUNNERS.get(c.backend)(self, finished)
             _write_json_atomic(self.run_dir / "skipped.json", dict(self.strategy.redrawn))
             stopped = self.stop_reason(len(st.completed()))
             best = next(iter(st.best(1)), None)
             final = self._final_for(best) if best is not None and c.final_epochs != 0 else None
-            report = write_report(self.run_dir, st, self.space, self.info, final, stopped=stopped)
-            records = st.records()
+            verdict = self.verdict(records := st.records())
+            report = write_report(
+                self.run_dir, st, self.space, self.info, final, stopped=stopped, verdict=verdict
+            )
         summary = self._summary(records)
-        return SearchResult(self.run_dir, records, best, final, report, summary, stopped)
+        lines = verdict.lines() if verdict is not None else []
+        return SearchResult(self.run_dir, records, best, final, report, summary, stopped, lines)
 
     def stop_reason(self, finished: int) -> str:
         """Why the run stopped short of its trial budget, with the command that extends it."""
@@ -334,6 +353,25 @@ class Search:
 
         rows = baselines.collect(self.run_dir, records, self.seed_strings())
         return baselines.summary(baselines.found_row(records), rows) if rows else ""
+
+    def verdict(self, records: list[TrialRecord]) -> Any:
+        """What the search found against its seeds and the converged linear classifier
+        (:mod:`nas.searches.verdict`), for trained searches; else None."""
+        from nas.searches import baselines
+        from nas.searches.verdict import verdict
+
+        rows = baselines.collect(self.run_dir, records, self.seed_strings())
+        if not rows:
+            return None
+        test = (self.info.get("splits") or {}).get("test")
+        return verdict(records, self.seed_strings(), rows, test)
+
+    def _record_splits(self) -> None:
+        """A trained run records its split sizes (the verdict's standard errors use them)."""
+        if self.evaluator.kind != "train":
+            return
+        ds = self.local_evaluator().dataset
+        self.info["splits"] = {s: len(getattr(ds, s)) for s in ("train", "valid", "test")}
 
     def baselines(self) -> list[Any]:
         """Chance, linear probe (under the trial protocol and converged) and small CNN
@@ -410,7 +448,28 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def search(config: SearchConfig | None = None, **options: Any) -> SearchResult:
-    """Run a search and return its result: ``nas.search(space="nb201", trials=50)``."""
-    config = config or SearchConfig()
-    return Search(dataclasses.replace(config, **options)).run()
+def search(
+    config: SearchConfig | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+    verbose: bool = False,
+    **options: Any,
+) -> SearchResult:
+    """Run a search and return its result: ``nas.search(space="nb201", trials=50)``.
+
+    ``progress(line)`` gets one plain line per finished trial; ``verbose=True`` prints
+    those lines and the search's other messages (seeds, baselines, retraining).
+    """
+    config = dataclasses.replace(config or SearchConfig(), **options)
+    say = print if verbose else None
+    if verbose and progress is None:
+        progress = print
+    job = Search(config, say=say)
+    if verbose:
+        print(f"search: {job.describe()}\nrun directory: {job.run_dir}")
+    result = job.run(progress=progress)
+    if verbose:
+        for line in [*result.verdict, result.baselines, f"report: {result.report}"]:
+            if line:
+                print(line)
+    return result

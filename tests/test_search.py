@@ -122,11 +122,12 @@ def test_training_search_records_every_field(nas_cli, tmp_path) -> None:
     )
     shown = next(line for line in lines if line.startswith("final: "))
     assert f"test: loss {final['test']['loss']:.4g}, accuracy" in shown and "{" not in shown
-    # Baselines: measured once, first table of the report, last line of the console.
+    # Baselines: measured once, first table of the report (after the verdict), on the console.
     names = [b["name"] for b in json.loads((d / "baselines.json").read_text())]
     assert names == ["chance", "linear probe", "converged linear", "small CNN"]
     report = (d / "report.md").read_text()
-    assert report.split("\n## ")[1].startswith("Found vs baselines")
+    assert report.split("\n## ")[1].startswith("Verdict\n\n- found: trial ")
+    assert report.split("\n## ")[2].startswith("Found vs baselines")
     assert "| linear probe |" in report and "| found (trial " in report
     assert "vs baselines: chance 10.0%, linear probe" in out
     # the final retraining reads as a table of the splits' metrics, not a JSON dump

@@ -227,23 +227,35 @@ def _list_options() -> None:
 
 
 def _live_run(search: Any) -> Any:
-    """Run ``search`` under the live display; returns its SearchResult."""
+    """Run ``search`` under the live display on a terminal, or with one plain line per
+    finished trial anywhere else (a pipe, a log file, a scheduler); its SearchResult."""
     c = search.config
+    if not out.is_terminal:
+
+        def begin(store: Any) -> None:
+            _say_storage(search, store)
+
+        return search.run(on_start=begin, progress=lambda line: out.print(line, markup=False))
     display = _Display(c.trials, 0, None, search.fitness_label, time_budget=c.time_budget)
 
     def start(store: Any) -> None:
-        from nas.searches.store import mask_url
-
         display.done = display.start_done = len(store.completed())
         display.t0 = time.monotonic()  # the budget counts from here, as the runner's does
         display.best = next(iter(store.best(1)), None)
         display.baselines = search.baselines()  # measured by now (kept in the run)
-        if search.config.storage:
-            out.print(f"storage: {mask_url(search.config.storage)}, study {store.name}")
+        _say_storage(search, store)
         live.update(display.render())
 
     with Live(display.render(), console=out, refresh_per_second=4, transient=False) as live:
         return search.run(on_result=lambda rec: live.update(display.update(rec)), on_start=start)
+
+
+def _say_storage(search: Any, store: Any) -> None:
+    """Name a storage given on the command line (its password masked) and the study."""
+    from nas.searches.store import mask_url
+
+    if search.config.storage:
+        out.print(f"storage: {mask_url(search.config.storage)}, study {store.name}", markup=False)
 
 
 @app.command()
@@ -357,6 +369,8 @@ def _print_result(job: Any, result: Any) -> None:
         out.print(f"final: {_readable(shown)}", markup=False)
     if result.baselines:
         out.print(result.baselines, markup=False)
+    for line in result.verdict:
+        out.print(line, markup=False, soft_wrap=True)
     if result.stopped:
         out.print(f"stopped early: {result.stopped}", markup=False)
     out.print(f"report: {result.report}", markup=False)
