@@ -55,3 +55,38 @@ def test_kept_seeds_train_their_full_epochs_whatever_the_cap(tmp_path) -> None:
     free.config.time_budget_s = 1e-9
     out = free(seed)
     assert out.status == "ok" and out.metrics["epochs_done"] == 2
+
+
+def _trials(run) -> list[tuple[str, str, dict, dict]]:
+    from nas.searches.store import open_run
+
+    _, store = open_run(run)
+    return [(r.arch, r.status, r.values, r.origin) for r in store.records()]
+
+
+def test_the_same_search_makes_the_same_trials_on_a_busy_machine(tmp_path) -> None:
+    """Twice the same small search: once as it is, once with two CPU-burning processes
+    beside it (the machine's two cores taken). Architectures, statuses, values and origins
+    are the same: no wall-time cap decides anything, the per-trial cap counts CPU seconds."""
+    import subprocess
+    import sys
+
+    cfg = SearchConfig(
+        trials=8,
+        epochs=2,
+        final_epochs=0,
+        strategy_options={"seed_archs": ["mlp_cpu", "vit_cpu"], "population": 4},
+    )
+    Search(cfg, tmp_path / "idle").run()
+    burn = [sys.executable, "-c", "while True: pass"]
+    burners = [subprocess.Popen(burn) for _ in range(2)]
+    try:
+        Search(cfg, tmp_path / "busy").run()
+    finally:
+        for p in burners:
+            p.kill()
+            p.wait()
+    idle, busy = _trials(tmp_path / "idle"), _trials(tmp_path / "busy")
+    assert len(idle) == 8 and all(status == "ok" for _, status, _, _ in idle)
+    assert busy == idle
+    assert {o["op"] for *_, o in idle} - {"seed"}  # evolution made children, not only seeds
