@@ -161,9 +161,9 @@ class Search:
         recorder = claimant(c.space, c.dataset).recorder(c.space, c.dataset)
         if recorder is not None and "recorder" in strategy_options_of(get_strategy(c.strategy)):
             kw["recorder"] = recorder  # e.g. the predictor strategy scoring zoo configs
-        self.strategy = create_strategy(c.strategy, self.space, seed=c.seed, **kw)
-        self._screen_degenerate()
-        return self.strategy
+        strategy = create_strategy(c.strategy, self.space, seed=c.seed, **kw)
+        self._screen_degenerate(strategy)
+        return strategy
 
     def _evaluator_spec(self) -> Any:
         """The evaluator's spec; a trained search's seeds train uncapped (see fit_seeds)."""
@@ -209,17 +209,17 @@ class Search:
             self._local = self.evaluator()
         return self._local
 
-    def _screen_degenerate(self) -> None:
-        """Trained searches skip (redraw, no trial) networks with nothing learnable before
-        the head and networks equal to an earlier one modulo no-op wrappers."""
+    def _screen_degenerate(self, strategy: Any) -> None:
+        """Trained searches skip (redraw, no trial) degenerate networks (nothing learnable
+        before the head, an output blind to the input, one pooled feature) and networks
+        equal to an earlier one modulo no-op wrappers."""
         from nas.degenerate import canonical_key, degenerate_reason
 
-        self.strategy.identity = canonical_key
+        strategy.identity = canonical_key
         if self.evaluator.kind != "train":
             return
-        x = self.space.input
-        classes = self.space.num_classes
-        self.strategy.screen = lambda arch: degenerate_reason(arch, x, classes)
+        x, classes = self.space.input, self.space.num_classes
+        strategy.screen = lambda arch: degenerate_reason(arch, x, classes)
 
     def _default_dir(self) -> Path:
         c = self.config
@@ -298,6 +298,7 @@ class Search:
         store is open, ``on_result(record)`` after every trial, and ``progress(line)`` with
         one plain line per finished trial (:class:`~nas.searches.progress.Progress`).
         """
+        from nas.searches import baselines as bl
         from nas.searches.progress import Progress
         from nas.searches.report import write_report
         from nas.searches.runinfo import search_store, write_run_info
@@ -329,11 +330,13 @@ class Search:
             stopped = self.stop_reason(len(st.completed()))
             best = next(iter(st.best(1)), None)
             final = self._final_for(best) if best is not None and c.final_epochs != 0 else None
-            verdict = self.verdict(records := st.records())
+            records = st.records()
+            rows = bl.collect(self.run_dir, records, self.seed_strings())
+            verdict = self.verdict(records, rows)
             report = write_report(
                 self.run_dir, st, self.space, self.info, final, stopped=stopped, verdict=verdict
             )
-        summary = self._summary(records)
+        summary = bl.summary(bl.found_row(records), rows) if rows else ""
         lines = verdict.lines() if verdict is not None else []
         return SearchResult(self.run_dir, records, best, final, report, summary, stopped, lines)
 
@@ -348,19 +351,11 @@ class Search:
             f"--time-budget SECONDS"
         )
 
-    def _summary(self, records: list[TrialRecord]) -> str:
-        from nas.searches import baselines
-
-        rows = baselines.collect(self.run_dir, records, self.seed_strings())
-        return baselines.summary(baselines.found_row(records), rows) if rows else ""
-
-    def verdict(self, records: list[TrialRecord]) -> Any:
+    def verdict(self, records: list[TrialRecord], rows: list[Any]) -> Any:
         """What the search found against its seeds and the converged linear classifier
-        (:mod:`nas.searches.verdict`), for trained searches; else None."""
-        from nas.searches import baselines
+        (:mod:`nas.searches.verdict`), given the run's baseline ``rows``; None without."""
         from nas.searches.verdict import verdict
 
-        rows = baselines.collect(self.run_dir, records, self.seed_strings())
         if not rows:
             return None
         test = (self.info.get("splits") or {}).get("test")
