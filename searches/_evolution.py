@@ -73,9 +73,9 @@ class RegularizedEvolution(Strategy):
     name = "re"
     max_objectives = 1
     option_help: ClassVar[dict[str, str]] = {
-        "population": "population size [trials // 3, between 5 and 100; a seeded search "
+        "population": "population size [trials // 6, between 5 and 100; a seeded search "
         "at least its seeds + 2]",
-        "tournament": "tournament size [population // 3, between 2 and 10]",
+        "tournament": "tournament size [half the population, between 2 and 10]",
         "seed_archs": "seed architectures: seed names (resnet18, wrn16_4, vit, mlp_mixer) "
         "or architecture strings",
         "max_tournaments": "tournaments tried for a new child before a fresh draw",
@@ -98,9 +98,9 @@ class RegularizedEvolution(Strategy):
         if opts.get("population") is None:
             seeds = len(opts.get("seed_archs") or ())
             least = seeds + 2 if seeds else 5
-            opts["population"] = max(least, min(100, trials // 3))
+            opts["population"] = max(least, min(100, trials // 6))
         if opts.get("tournament") is None:
-            opts["tournament"] = max(2, min(10, opts["population"] // 3))
+            opts["tournament"] = max(2, min(10, (opts["population"] + 1) // 2))
         return opts
 
     def __init__(

@@ -61,7 +61,7 @@ class Evaluator(Protocol):
 #: (``nas.loop.budget_clock``: a guard against runaway networks that machine load cannot
 #: move); wall time (``time_budget``) is an optional extra cap, off by default.
 CPU_PROTOCOL = {
-    "trials": 30,
+    "trials": 40,
     "epochs": 6,
     "trial_time": 30.0,
     "time_budget": math.inf,

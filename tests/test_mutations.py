@@ -137,7 +137,7 @@ def test_re_takes_its_operators_and_the_einspace_preset(space) -> None:
     paper = RegularizedEvolution.resolve_options({}, 1000, "einspace")
     assert paper == {"population": 100, "tournament": 10, "mutations": ["redraw"], "elite": 0}
     small = RegularizedEvolution.resolve_options({"seed_archs": ["a"] * 5}, 30)
-    assert small["population"] == 10 and small["tournament"] == 3
+    assert small["population"] == 7 and small["tournament"] == 4
     re = RegularizedEvolution(space, seed=0, population=6, tournament=2, seed_archs=["mlp_cpu"])
     re.tell(re.ask(), {"accuracy": 0.7})
     child = re.ask()

@@ -168,7 +168,7 @@ def test_extending_a_finished_re_run_through_the_cli(nas_cli, tmp_path) -> None:
     recs = RunStore(a, create=False).records()
     assert len(recs) == 30 and all(r.ok for r in recs)
     assert [r.arch for r in recs[:20]] == before and len({r.arch for r in recs}) == 30
-    assert json.loads((a / "run.json").read_text())["strategy_options"]["population"] == 6
+    assert json.loads((a / "run.json").read_text())["strategy_options"]["population"] == 5
     code, _, err = nas_cli("search", "--resume", str(a), "--population", "7")
     assert code == 2 and "keeps its strategy options" in err
 

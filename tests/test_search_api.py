@@ -33,7 +33,7 @@ def test_a_search_runs_from_python_and_writes_its_run(tmp_path) -> None:
     written = json.loads((tmp_path / "run" / "final.json").read_text())
     assert (written["trial"], written["arch"]) == (result.best.number, result.best.arch)
     info = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert info["strategy_options"] == {"population": 5, "tournament": 2}
+    assert info["strategy_options"] == {"population": 5, "tournament": 3}
     assert info["evaluator"] == "table"
 
 

@@ -92,8 +92,10 @@ Workers = Annotated[int | None, _opt("Parallel trial processes [1].")]
 Objective = Annotated[str | None, _opt("accuracy, accuracy+params or accuracy+flops [accuracy].")]
 DataDir = Annotated[str | None, _opt("Folder with the real Unseen NAS files [NAS_DATA_DIR].")]
 Size = Annotated[str | None, _opt("Stand-in size: small, medium or full [small].")]
-Population = Annotated[int | None, _opt("RE population [trials // 4, 4 to 100].")]
-Tournament = Annotated[int | None, _opt("RE tournament size [population // 2, 2 to 10].")]
+Population = Annotated[
+    int | None, _opt("RE population [trials // 6, 5 to 100; at least the seeds + 2].")
+]
+Tournament = Annotated[int | None, _opt("RE tournament size [half the population, 2 to 10].")]
 SeedArch = Annotated[
     str | None,
     _opt(
