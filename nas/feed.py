@@ -114,6 +114,33 @@ def fit_batches(cfg: Any, activation: int, device: torch.device) -> Any:
     return replace(cfg, batch_size=max(train_b, MIN_BATCH), eval_batch_size=max(eval_b, MIN_BATCH))
 
 
+def module_activation(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Activation elements one sample allocates in ``model``: the outputs of its leaf
+    modules on a zero input (what :func:`fit_batches` takes for a module given as such,
+    e.g. a baseline, where an architecture has its analysis)."""
+    total = 0
+
+    def count(_module: Any, _inp: Any, out: Any) -> None:
+        nonlocal total
+        for t in out if isinstance(out, list | tuple) else (out,):
+            if isinstance(t, torch.Tensor):
+                total += t[0].numel() if t.dim() else 1
+
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    hooks = [m.register_forward_hook(count) for m in leaves]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            device = next(model.parameters(), torch.empty(0)).device
+            model(torch.zeros((1, *input_shape), device=device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return total
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

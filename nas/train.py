@@ -24,7 +24,7 @@ from torch import nn
 
 from nas.compile import count_params
 from nas.exceptions import ConfigurationError, NasError, UnknownNameError
-from nas.feed import Feed, channel_stats, fit_batches, resolve_device
+from nas.feed import Feed, channel_stats, fit_batches, module_activation, resolve_device
 from nas.loop import (
     OK_STATUSES,
     RUN_ERRORS,
@@ -224,6 +224,12 @@ def train(
         flops = a.flops
         model, arch = compile_for_task(node, dataset.input_shape, task, mode), str(node)
         cfg = fit_batches(cfg, a.activation, device)
+    elif cfg.max_activation_bytes is not None or device.type == "cpu":  # a given module
+        try:
+            act = module_activation(model, tuple(dataset.input_shape))
+        except RUN_ERRORS:  # the training itself fails and records why
+            act = 0
+        cfg = fit_batches(cfg, act, device)
     res = TrainResult(
         status="ok",
         primary_metric=task.primary_metric,

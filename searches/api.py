@@ -201,10 +201,12 @@ class Search:
         self.info["options"] = c.public()
         self.info["strategy_options"] = c.strategy_options
         self.evaluator = self._evaluator_spec()
+        self._local = None  # built again from the new spec: the kept seeds train uncapped
         self.strategy = self._make_strategy()
 
     def local_evaluator(self) -> Any:
-        """An evaluator in this process (built once): baselines and seed estimates use it."""
+        """An evaluator in this process (built once): seed estimates, baselines and, with
+        one worker, the trials use it, so the data is held once."""
         if self._local is None:
             self._local = self.evaluator()
         return self._local

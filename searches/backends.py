@@ -32,7 +32,10 @@ def _common(search: Search, on_result: Callable[[TrialRecord], None] | None) -> 
 def _run_local(search: Search, on_result: Callable[[TrialRecord], None] | None) -> None:
     from nas.searches.runner import run_search
 
-    run_search(*_common(search, on_result))
+    args = list(_common(search, on_result))
+    if search.config.workers <= 1:  # in this process: the evaluator (and the one copy of
+        args[3] = search.local_evaluator  # its data) that measured the baselines
+    run_search(*args)
 
 
 def _run_ray(search: Search, on_result: Callable[[TrialRecord], None] | None) -> None:

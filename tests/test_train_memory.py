@@ -43,3 +43,19 @@ def test_train_records_the_batch_it_used() -> None:
     assert res.steps_done == 128 // 8
     plain = train(arch, ds, TrainConfig.preset("quick", epochs=1, batch_size=64))
     assert plain.batch_size == 64 and plain.steps_done == 2
+
+
+def test_a_module_given_as_such_fits_its_batches_too() -> None:
+    """A baseline or a final retraining passes a built module: its activations are counted
+    on one sample (the small CNN on the 3x64x64 shape-tile task took 2.1 GB at batch 128)."""
+    from nas.searches.baselines import small_cnn
+
+    from nas.feed import module_activation
+
+    big, small = module_activation(small_cnn(3, 4), (3, 64, 64)), small_cnn(1, 10)
+    assert big == 737_540 and module_activation(small, (1, 24, 24)) == 103_946
+    ds = _dataset(n_train=64)
+    cfg = TrainConfig.preset("quick", epochs=1, batch_size=64, max_activation_bytes=2**22)
+    res = train(small_cnn(3, 4), ds, cfg)
+    act = module_activation(small_cnn(3, 4), ds.input_shape)
+    assert res.ok and res.batch_size < 64 and 8 * act * res.batch_size <= 2**22
