@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -185,12 +186,20 @@ def list_spaces() -> list[str]:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
 
 
-def _grammar_path(ref: str, base: str) -> tuple[str, str | None]:
+def _grammar_path(ref: str, fname: str, folder: Path | None) -> tuple[str, str | None]:
+    """(path, text or None to read it) of a space file's grammar: a .pcfg beside a user's
+    space file, else a built-in one; anything else is refused, naming it and the space."""
+    if Path(ref).suffix != ".pcfg":
+        raise ConfigurationError(f"{fname}: grammar {ref!r} is not a .pcfg grammar file.")
+    if folder is not None and os.path.lexists(folder / ref):  # its errors name the file
+        return str(folder / ref), None
     res = resources.files("nas.grammars").joinpath(ref)
-    if res.is_file():
+    if not Path(ref).is_absolute() and ".." not in Path(ref).parts and res.is_file():
         return f"grammars/{ref}", read_text(str(res))
-    p = Path(base).parent / ref
-    return str(p), None
+    beside = f"no {folder / ref} and " if folder is not None else ""
+    raise ConfigurationError(
+        f"{fname}: grammar {ref!r} not found: {beside}no built-in grammar of that name."
+    )
 
 
 #: ``SCHEME:NAME`` spaces: scheme -> function of the whole name returning the space. A new
@@ -284,7 +293,8 @@ def _toml_space(name: str) -> SearchSpace:
     if "grammar" not in cfg:
         raise ConfigurationError(f"{fname}: missing field 'grammar'.")
     _known_keys(cfg, SPACE_FILE_KEYS, "field", fname)
-    gpath, gtext = _grammar_path(_field(cfg, "grammar", str, fname), fname)
+    folder = Path(name).parent if Path(name).suffix == ".toml" else None  # a user's file
+    gpath, gtext = _grammar_path(_field(cfg, "grammar", str, fname), fname, folder)
     grammar = load_grammar(gpath, gtext) if gtext is not None else load_grammar(gpath)
     inp = _field(cfg, "input", dict, fname, {})
     _known_keys(inp, ("shape", "mode", "num_classes"), "input key", fname)
@@ -312,7 +322,7 @@ def _toml_space(name: str) -> SearchSpace:
     seed_dir = _field(cfg, "seeds", str, fname, "")
     if seed_dir:
         root = resources.files("nas.spaces").joinpath(seed_dir)
-        if not root.is_dir():
+        if Path(seed_dir).is_absolute() or ".." in Path(seed_dir).parts or not root.is_dir():
             raise ConfigurationError(f"{fname}: no built-in seed folder {seed_dir!r}.")
         for f in sorted(root.iterdir(), key=lambda f: f.name):
             if f.name.endswith(".arch"):

@@ -30,6 +30,7 @@ import onnx
 from nas.predictors.cost import graph_cost
 from nas.predictors.encode import node_texts
 from nas.predictors.graph import DEFAULT_MAX_BYTES, CanonicalGraph, model_graph, read_model
+from nas.predictors.onnxcheck import DEFAULT_MAX_NODES
 from nas.predictors.onnxfile import as_file_error, time_limit
 from nas.predictors.probe import DEFAULT_PROBE_BYTES
 from nas.predictors.signals import nwot_probe
@@ -49,7 +50,8 @@ class GraphRecord:
     """One architecture: node texts, edges, size and cost."""
 
     texts: list[str]
-    edges: list[tuple[int, int]]
+    # (src, dst) pairs; an (n, 2) int32 array in what ``nas rank`` keeps (rank_read.compact)
+    edges: list[tuple[int, int]] | np.ndarray
     params: int
     flops: int
     notes: list[str] = field(default_factory=list, compare=False)  # not stored in benches
@@ -70,16 +72,22 @@ def read_record(
     dims: Mapping[str, int] | None = None,
     probe_bytes: int = DEFAULT_PROBE_BYTES,
     signals: bool = False,
+    max_nodes: int = DEFAULT_MAX_NODES,
+    check: bool = False,
 ) -> GraphRecord:
     """The record of one ONNX file, read once; ``signals`` adds the data-free signals that
     need an onnxruntime run (``nwot``, NaN with a note in ``notes`` when skipped), as
-    ``nas rank`` computes them. Errors are raised as they come (see :func:`file_record`)."""
-    model = read_model(path, max_bytes)
+    ``nas rank`` computes them; ``check`` refuses what the ONNX checker rejects (notes on
+    objections that do not matter go to ``notes``). Errors are raised as they come (see
+    :func:`file_record`)."""
+    checked: list[str] = []
+    model = read_model(path, max_bytes, max_nodes, checked if check else None)
     unbound = model
     if signals and dims:  # the proxy runs with the batch symbolic, whatever ``dims`` bind
         unbound = onnx.ModelProto()
         unbound.CopyFrom(model)
     record = graph_record(model_graph(model, path, dims, probe_bytes))
+    record.notes[:0] = checked
     if signals:
         nwot, note = nwot_probe(unbound, max_bytes=probe_bytes)
         record.signals = {"nwot": nwot}

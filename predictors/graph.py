@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import onnx
 from nas.predictors.normalise import FOLD_LIMIT, RawGraph, RawNode, Shape, attr_value, normalise
+from nas.predictors.onnxcheck import DEFAULT_MAX_NODES, check_size, file_objection, sort_nodes, vet
 from nas.predictors.onnxfile import (
     DEFAULT_MAX_BYTES,
     as_file_error,
@@ -40,7 +41,6 @@ from nas.predictors.onnxfile import (
     time_limit,
 )
 from nas.predictors.probe import DEFAULT_PROBE_BYTES, fill_shapes
-from nas.predictors.topo import stable_topo_order
 from onnx import numpy_helper
 
 from nas.exceptions import OnnxFileError
@@ -94,11 +94,20 @@ def _err(path: Path, reason: str) -> OnnxFileError:
     return file_error(path, reason)
 
 
-def read_model(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> onnx.ModelProto:
+def read_model(
+    path: str | Path,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_nodes: int = DEFAULT_MAX_NODES,
+    checked: list[str] | None = None,
+) -> onnx.ModelProto:
     """Parse an ONNX file read safely (see :mod:`nas.predictors.onnxfile`); external data
-    must lie in the file's folder and, with the file, fit ``max_bytes``."""
+    must lie in the file's folder and, with the file, fit ``max_bytes``; over ``max_nodes``
+    it is refused unparsed. With a ``checked`` list, what the ONNX checker rejects is refused
+    and notes on objections ranking ignores go to the list (:mod:`~.onnxcheck`)."""
     p = Path(path)
     data = read_bounded(p, max_bytes)
+    check_size(data, p, max_nodes)
+    objection = file_objection(data, p) if checked is not None else ""
     try:
         model = onnx.load_model_from_string(data)
     except Exception:  # protobuf raises DecodeError and friends
@@ -109,6 +118,8 @@ def read_model(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> onnx.Mod
         raise _err(p, "not a complete ONNX model (no opset import; truncated?).")
     check_tensors(model, p)
     check_external_data(model, p, len(data), max_bytes)
+    if checked is not None:
+        vet(model, p, objection, checked)
     try:
         onnx.external_data_helper.load_external_data_for_model(
             model, str(checked_path(p).resolve().parent)
@@ -134,16 +145,6 @@ def _const_array(t: onnx.TensorProto) -> np.ndarray:
         return numpy_helper.to_array(t)
     dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
     return np.broadcast_to(np.zeros((), dtype), tuple(t.dims))
-
-
-def _sort_proto(graph: onnx.GraphProto) -> None:
-    """Stable topological sort of the stored nodes (ONNX requires one; some files lie)."""
-    nodes = list(graph.node)
-    order = stable_topo_order([list(n.input) for n in nodes], [list(n.output) for n in nodes])
-    if order != list(range(len(nodes))):
-        copies = [onnx.NodeProto.FromString(nodes[k].SerializeToString()) for k in order]
-        del graph.node[:]
-        graph.node.extend(copies)
 
 
 def _bind_dims(graph: onnx.GraphProto, dims: Mapping[str, int]) -> None:
@@ -187,7 +188,7 @@ def raw_graph(
     """The model's main graph as a :class:`RawGraph` (after shape inference when it works);
     ``dims`` sizes symbolic dims (other than the batch) so FLOPs can be counted;
     ``probe_bytes`` caps the memory of the onnxruntime run that fills unknown shapes."""
-    _sort_proto(model.graph)  # shape inference needs a topological order
+    sort_nodes(model.graph)  # shape inference needs a topological order (some files lie)
     if dims:
         _bind_dims(model.graph, dims)
     with contextlib.suppress(Exception):  # best effort: shapes stay unknown otherwise

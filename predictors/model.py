@@ -91,6 +91,7 @@ class GraphBatch:
 PRIORS = {"params": 0, "flops": 1}  # prior name -> its column in ``ranks``
 MAX_HIDDEN = 4096  # a graph ranker's widest hidden size (64 ranks every bench here)
 MAX_LAYERS = 64  # message-passing rounds (4 reach across an NB201 cell)
+MAX_BATCH_NODES = 50_000  # nodes scored at once (unless one graph has more)
 
 
 def set_ranks(
@@ -344,24 +345,39 @@ class Predictor:
 
     def score_records(self, records: Sequence[Any], batch_size: int = 64) -> np.ndarray:
         """Scores of GraphRecords (texts, edges, params, flops); higher is better. The
-        records are one scored set (a model with set globals ranks their sizes among them)."""
+        records are one scored set (a model with set globals ranks their sizes among them).
+        A batch holds up to ``batch_size`` graphs and :data:`MAX_BATCH_NODES` nodes (or one
+        graph), so memory follows the largest graph, not the set."""
         vocab: dict[str, int] = {}
-        graphs = []
         for r in records:
-            ti = np.array([vocab.setdefault(t, len(vocab)) for t in r.texts], np.int64)
-            graphs.append((ti, np.asarray(r.edges, np.int64).reshape(-1, 2)))
+            for t in r.texts:
+                vocab.setdefault(t, len(vocab))
         emb = self.embedder.embed(list(vocab)) if vocab else np.zeros((0, 384), np.float32)
         from nas.predictors.signals import record_signals
 
         extra = record_signals(records, self.model.config.signals)
         ranks = set_ranks([r.params for r in records], [r.flops for r in records], extra)
         out = []
+        i = 0
         with torch.no_grad():
-            for i in range(0, len(records), batch_size):
-                part = records[i : i + batch_size]
+            while i < len(records):
+                j, nodes = i + 1, len(records[i].texts)
+                while j < len(records) and j - i < batch_size:
+                    nodes += len(records[j].texts)
+                    if nodes > MAX_BATCH_NODES:
+                        break
+                    j += 1
+                part = records[i:j]
+                graphs = [
+                    (
+                        np.array([vocab[t] for t in r.texts], np.int64),
+                        np.asarray(r.edges, np.int64).reshape(-1, 2),
+                    )
+                    for r in part
+                ]
                 b = make_batch(
-                    emb, graphs[i : i + batch_size], [r.params for r in part],
-                    [r.flops for r in part], ranks[i : i + batch_size],
-                )  # fmt: skip
+                    emb, graphs, [r.params for r in part], [r.flops for r in part], ranks[i:j]
+                )
                 out.append(self.model(b).numpy())
+                i = j
         return np.concatenate(out) if out else np.zeros(0, np.float32)

@@ -7,10 +7,18 @@ nothing a file does stops the others. The onnxruntime runs (unknown shapes, the 
 capped in memory and stopped at the file's time limit (:mod:`nas.predictors.probe`); a run
 that is skipped leaves a note in the row instead.
 
+Invalid and absurd files: a file over the node limit (``--max-nodes``, counted before it is
+parsed) or one the ONNX checker rejects is an error row; two checker objections that do not
+matter to ranking (nodes out of topological order, a custom domain without an opset
+import) are ranked with a note (:mod:`nas.predictors.onnxcheck`). Files are read one at a
+time and only a compact record of each is kept (:mod:`nas.predictors.rank_read`), and the
+set is scored in batches of bounded node count, so memory follows the largest file.
+
 Out of distribution: a file is flagged when more than :data:`OOD_UNSEEN_SHARE` of its nodes
 have op types the predictor was not trained on, or its parameters lie more than a factor
-10 outside the training range (``domain.json`` beside the weights). Unseen ops are still
-scored, through the embedding of their normalised node text.
+10 outside the training range (``domain.json`` beside the weights). Unseen ops (of custom
+domains, or of ONNX versions newer than the training files) are still scored, through the
+embedding of their normalised node text.
 
 Which model: ``nas rank`` scores with the bundled NB201 model, unless more than
 :data:`ROUTE_SHARE` of the files lie outside its domain; such a set is scored by the
@@ -28,9 +36,10 @@ from typing import Any
 
 import numpy as np
 from nas.predictors.bench import Bench, GraphRecord
+from nas.predictors.onnxcheck import DEFAULT_MAX_NODES
 from nas.predictors.onnxfile import DEFAULT_MAX_BYTES
 from nas.predictors.probe import DEFAULT_PROBE_BYTES
-from nas.predictors.rank_read import read_files
+from nas.predictors.rank_read import iter_read
 from nas.predictors.recipes import op_only
 from nas.predictors.signals import depth
 
@@ -126,22 +135,27 @@ def rank_files(
     probe_bytes: int = DEFAULT_PROBE_BYTES,
     transfer: Transfer | None = None,
     workers: int = 1,
+    max_nodes: int = DEFAULT_MAX_NODES,
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """(ranked rows, best first; error rows) for ONNX ``files``; ``proxy`` adds the NASWOT
     score (an onnxruntime run per file), ``probe_bytes`` caps each onnxruntime run.
     ``transfer`` loads (predictor, domain) of a model for sets mostly outside ``domain``
     (:func:`use_transfer`): one model scores the whole set, and each row names it.
-    ``workers`` > 1 reads many files in that many processes (:mod:`rank_read`)."""
+    ``workers`` > 1 reads many files in that many processes (:mod:`rank_read`). Files are
+    read one at a time and only their compact records kept; a file over ``max_nodes``
+    nodes or one the ONNX checker rejects is an error row."""
     good: list[tuple[Path, GraphRecord, float]] = []
     errors: list[dict[str, str]] = []
-    read = read_files(
+    read = iter_read(
         files, workers, max_bytes=max_bytes, dims=dims, time_limit_s=time_limit_s,
-        proxy=proxy, probe_bytes=probe_bytes,
+        proxy=proxy, probe_bytes=probe_bytes, max_nodes=max_nodes,
     )  # fmt: skip
+    shared: dict[str, str] = {}  # one string per distinct node text in the whole set
     for f, (record, nwot, error) in zip(files, read, strict=True):
         if record is None:
             errors.append({"file": str(f), "error": error})
         else:
+            record.texts = [shared.setdefault(t, t) for t in record.texts]
             good.append((f, record, nwot))
     records = [r for _, r, _ in good]
     if transfer is not None and use_transfer(records, domain):

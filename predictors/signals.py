@@ -35,10 +35,12 @@ MAX_TENSORS = 64  # activation tensors read (evenly spaced) per network
 MAX_UNITS = 4 * 2**20  # per-sample units over all read tensors; more: NaN and a note
 
 
-def depth(n_nodes: int, edges: Sequence[tuple[int, int]]) -> int:
-    """Nodes on the longest path of a DAG whose edges run from lower to higher index."""
+def depth(n_nodes: int, edges: Sequence[tuple[int, int]] | np.ndarray) -> int:
+    """Nodes on the longest path of a DAG whose edges run from lower to higher index
+    (``edges``: pairs, or an (n, 2) array as ``nas rank`` keeps them)."""
     d = [1] * n_nodes
-    for s, t in sorted(edges, key=lambda e: e[1]):
+    pairs = edges.tolist() if isinstance(edges, np.ndarray) else edges
+    for s, t in sorted(pairs, key=lambda e: e[1]):
         d[t] = max(d[t], d[s] + 1)
     return max(d, default=0)
 

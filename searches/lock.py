@@ -4,8 +4,10 @@ The lock is a study named ``nas-lock:<run study>`` in the same storage. Creating
 is atomic in every Optuna storage (a duplicate name is refused), so at most one process
 holds it. The owner writes who it is (host, pid, command) and refreshes a heartbeat every
 few seconds. A lock is stale, and taken over, when its owner's process is gone (same
-host) or its heartbeat is older than ``stale_s``. A stale lock is deleted by its id, so two
-processes that both find it stale cannot delete each other's new lock.
+host), when its owner is this process but no longer holds it (a lock it could not delete,
+say on a full disk), or when its heartbeat is older than ``stale_s``. A stale lock is
+deleted by its id, so two processes that both find it stale cannot delete each other's new
+lock.
 
 Taking over a run reaps what the dead owner left RUNNING (``RunStore.reap``).
 """
@@ -31,6 +33,7 @@ from nas.exceptions import NasError
 
 BEAT_S = 3.0
 STALE_S = 30.0
+_HELD: set[str] = set()  # tokens of the locks this process holds now
 
 
 class RunInUseError(NasError):
@@ -83,6 +86,8 @@ class RunLock:
         same_host = owner.get("host") == socket.gethostname()
         if same_host and owner.get("pid") and not _alive(int(owner["pid"])):
             return True
+        if same_host and owner.get("pid") == os.getpid() and owner.get("token") not in _HELD:
+            return True  # this process let it go (a full disk kept it from deleting the lock)
         return beat is not None and time.time() - float(beat) > self.stale_s
 
     # ------------------------------------------------------------------------ owning
@@ -126,6 +131,7 @@ class RunLock:
                 "command": shlex.join(["nas", *sys.argv[1:]]) if sys.argv else "",
                 "token": self.token,
             }
+            _HELD.add(self.token)
             self.store._guard(storage.set_study_system_attr, sid, "owner", owner)
             self.store._guard(storage.set_study_system_attr, sid, "beat", time.time())
             self._thread = threading.Thread(target=self._beat, daemon=True, name="nas-run-lock")
@@ -169,6 +175,7 @@ class RunLock:
     def release(self) -> None:
         """Stop the heartbeat and delete the lock (if still ours)."""
         self._stop.set()
+        _HELD.discard(self.token)
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self.store.lock is self:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.searches.lock import RunLock
+from nas.searches.runfiles import disk_full_stops
 from nas.searches.store import (
     LOCK_PREFIX,
     OBJECTIVES,
@@ -126,27 +127,30 @@ def search_store(
     new: bool,
 ) -> Iterator[RunStore]:
     """The run's store, owned for the block: created for a new run, opened for a resume.
+    A full disk, in the storage or in any file the block writes, stops the search with
+    :class:`~nas.searches.runfiles.DiskFullError` (the folder and the resume command).
 
     Raises:
         RunInUseError: another live process owns the run.
         ConfigurationError: a new run's name is taken in a shared storage.
     """
-    store = RunStore(
-        run_dir, OBJECTIVES[objective], storage, create=True, study=study, exclusive=new
-    )
-    lock = RunLock(store)
-    lock.acquire()
-    try:
-        yield store
-    finally:
-        lock.release()
+    with disk_full_stops(run_dir):
+        store = RunStore(
+            run_dir, OBJECTIVES[objective], storage, create=True, study=study, exclusive=new
+        )
+        lock = RunLock(store)
+        lock.acquire()
+        try:
+            yield store
+        finally:
+            lock.release()
 
 
 def list_runs(url: str) -> list[dict[str, Any]]:
     """The runs (studies) in a storage: name, trials by state, best value, owner."""
     import optuna
 
-    storage = open_storage(url)
+    storage = open_storage(url, readonly=True)
     studies = storage.get_all_studies()
     locks = {
         s.study_name[len(LOCK_PREFIX) :]: s

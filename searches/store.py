@@ -31,8 +31,18 @@ from pathlib import Path
 from typing import Any
 
 from nas.searches.objectives import DIRECTIONS, OBJECTIVES
+from nas.searches.runfiles import (
+    StorageLostError,
+    check_run_info,
+    check_storage_file,
+    disk_full,
+    disk_full_error,
+    read_json_object,
+    readonly_engine,
+    storage_why,
+)
 
-from nas.exceptions import ConfigurationError, NasError
+from nas.exceptions import ConfigurationError
 
 LEGACY_STUDY = "nas"  # the one study name of runs made before runs had their own
 LOCK_PREFIX = "nas-lock:"  # studies that hold run locks (nas.searches.lock)
@@ -40,10 +50,6 @@ FORMAT = 2  # trial attributes: "arch", "asked", "v" at creation; "result" at th
 HEARTBEAT_S = 5  # kept for callers that pass them; the run lock replaced trial heartbeats
 GRACE_S = 20
 ABANDONED = "its process was killed or died before the trial finished; it is evaluated again"
-
-
-class StorageLostError(NasError):
-    """The run's storage cannot be read or written: the one failure that stops a search."""
 
 
 @dataclass
@@ -107,14 +113,18 @@ def _jsonable(obj: Any) -> Any:
     )
 
 
-def open_storage(url: str) -> Any:
-    """The Optuna storage behind ``url`` (``journal:PATH`` for a journal file).
+def open_storage(url: str, readonly: bool = False) -> Any:
+    """The Optuna storage behind ``url`` (``journal:PATH`` for a journal file);
+    ``readonly`` for reading commands: a missing or empty file is refused, not created, and
+    SQLite is opened read-only.
 
     Raises:
         StorageLostError: the storage cannot be opened (server down, bad URL, no driver).
     """
     import optuna
 
+    if readonly:
+        check_storage_file(url, str(mask_url(url)))
     for attempt in range(_CREATE_RETRIES + 1):
         try:
             with warnings.catch_warnings():
@@ -124,6 +134,11 @@ def open_storage(url: str) -> Any:
 
                     backend = JournalFileBackend(url[len("journal:") :])
                     return optuna.storages.JournalStorage(backend)
+                if readonly:  # no schema written into a database that lacks one
+                    engine = readonly_engine(url)
+                    return optuna.storages.RDBStorage(
+                        _with_driver(url), engine, skip_table_creation=bool(engine)
+                    )
                 return optuna.storages.RDBStorage(_with_driver(url))
         except ImportError as e:
             raise ConfigurationError(
@@ -135,7 +150,7 @@ def open_storage(url: str) -> Any:
                 time.sleep(0.2 * (attempt + 1))  # the other process finishes the schema
                 continue
             raise StorageLostError(
-                f"cannot open storage {mask_url(url)}: {_one_line(e)}"
+                f"cannot open storage {mask_url(url)}: {storage_why(e, readonly)}"
             ) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -180,12 +195,15 @@ def unmask_url(url: str | None) -> str | None:
 
 
 def _storage_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean the storage itself failed (database or journal file)."""
+    """Exceptions that mean the storage itself failed (database or journal file; Optuna
+    wraps a failed SQL commit, a full disk's among them, in StorageInternalError)."""
+    from optuna.exceptions import StorageInternalError
+
     try:
         from sqlalchemy.exc import SQLAlchemyError
     except ImportError:  # pragma: no cover
-        return (OSError,)
-    return (SQLAlchemyError, OSError)
+        return (OSError, StorageInternalError)
+    return (SQLAlchemyError, OSError, StorageInternalError)
 
 
 def _one_line(e: BaseException) -> str:
@@ -205,6 +223,8 @@ class RunStore:
             directory's name (or the legacy ``"nas"`` for old runs).
         exclusive: with ``create``, fail if the study already exists (a new run must
             never join another run's study).
+        readonly: for reading commands: the storage is opened read-only and nothing is
+            created (see :func:`open_storage`).
 
     Raises:
         ConfigurationError: unknown objective, no study to resume, or a name taken.
@@ -220,6 +240,7 @@ class RunStore:
         grace: int = GRACE_S,
         study: str | None = None,
         exclusive: bool = False,
+        readonly: bool = False,
     ) -> None:
         import optuna
 
@@ -232,11 +253,14 @@ class RunStore:
                 )
         self.objectives = tuple(objectives)
         self.url = storage or f"sqlite:///{self.run_dir / 'study.db'}"
+        self.readonly = readonly and not create
         if create:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         elif storage is None and not (self.run_dir / "study.db").is_file():
             raise ConfigurationError(f"no search run in {self.run_dir} (no study.db).")
-        self.storage = open_storage(self.url)
+        else:  # a run to read or resume: its storage file is never created or filled here
+            check_storage_file(self.url, str(mask_url(self.url)))
+        self.storage = open_storage(self.url, readonly=self.readonly)
         names = set(self._guard(lambda: [s.study_name for s in self.storage.get_all_studies()]))
         self.name = self._resolve_name(study, names, create)
         if self.name in names:
@@ -246,7 +270,7 @@ class RunStore:
                     f"storage {mask_url(self.url)} already holds a run named {self.name!r}; "
                     "resume it with --resume, or choose another --run-dir."
                 )
-            self.study = optuna.load_study(study_name=self.name, storage=self.storage)
+            self.study = self._guard(optuna.load_study, study_name=self.name, storage=self.storage)
         elif create:
             directions = [DIRECTIONS[o] for o in self.objectives]
             self.study = optuna.create_study(
@@ -268,9 +292,11 @@ class RunStore:
         info = self.run_dir / "run.json"
         if info.is_file():  # a CLI run: its recorded study, or the legacy name
             try:
-                return json.loads(info.read_text()).get("study") or LEGACY_STUDY
+                recorded = json.loads(info.read_text())
             except (OSError, ValueError):
-                pass
+                recorded = None
+            if isinstance(recorded, dict):  # a damaged run.json is read_run_info's to report
+                return recorded.get("study") or LEGACY_STUDY
         own = self.run_dir.name or "run"
         if own not in names and LEGACY_STUDY in names and not create:
             return LEGACY_STUDY
@@ -282,9 +308,16 @@ class RunStore:
         try:
             return fn(*args, **kw)
         except _storage_errors() as e:
+            why = disk_full(e)
+            if why is not None:
+                custom = self.url != f"sqlite:///{self.run_dir / 'study.db'}"
+                raise disk_full_error(
+                    self.run_dir, why, mask_url(self.url) if custom else None
+                ) from None
+            why = storage_why(e, self.readonly)
             raise StorageLostError(
-                f"lost the run's storage {mask_url(self.url)} ({_one_line(e)}); the "
-                "finished trials are safe: resume the run once the storage is back."
+                f"lost the run's storage {mask_url(self.url)} ({why}); the finished trials "
+                "are safe: resume the run once the storage is back."
             ) from None
 
     # -------------------------------------------------------------------------- trials
@@ -493,10 +526,12 @@ class RunStore:
 
 
 def read_run_info(run_dir: str | Path) -> dict[str, Any]:
-    """The ``run.json`` of a search run (command, options, versions).
+    """The ``run.json`` of a search run (command, options, versions), checked once here
+    for every command that reads a run (:func:`~nas.searches.runfiles.check_run_info`).
 
     Raises:
-        ConfigurationError: the folder is not a search run (the message says what to do).
+        ConfigurationError: the folder is not a search run (the message says what to do),
+            or its run.json is damaged (``RunFileError``: the file and the problem).
     """
     path = Path(run_dir) / "run.json"
     if not path.is_file():
@@ -507,25 +542,28 @@ def read_run_info(run_dir: str | Path) -> dict[str, Any]:
                 f"--run-dir {run_dir}."
             )
         raise ConfigurationError(f"{run_dir} is not a search run (no run.json).")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ConfigurationError(f"{path} is unreadable: {_one_line(e)}") from None
+    return check_run_info(path, read_json_object(path))
 
 
 def open_run(run_dir: str | Path, storage: str | None = None) -> tuple[dict[str, Any], RunStore]:
-    """A finished or interrupted run: its ``run.json`` and its store (nothing created).
+    """A finished or interrupted run, for reading: its ``run.json`` and its store, opened
+    read-only (nothing is created or written).
 
     ``storage`` overrides the recorded URL (whose password run.json does not keep).
     """
+    from nas.searches._registry import get_strategy
+
     info = read_run_info(run_dir)
     opts = info["options"]
+    objective = opts.get("objective")  # none recorded: the strategy's, as a resume takes
+    objectives = OBJECTIVES[objective] if objective else None
     url = storage or unmask_url(opts.get("storage"))
     store = RunStore(
         run_dir,
-        OBJECTIVES[opts["objective"]],
+        objectives or get_strategy(opts.get("strategy") or "re").default_objectives,
         url,
         create=False,
         study=info.get("study"),
+        readonly=True,
     )
     return info, store

@@ -49,7 +49,7 @@ def test_bench_build_nb201_and_nb101(nas_cli, tmp_path) -> None:
         (["bench", "build", "--space", "nb999", "-o", "X"], "unknown bench space 'nb999'"),
         (["bench", "build", "--labels", "cifar11", "-o", "X"], "unknown NB201 label 'cifar11'"),
         (["bench", "build", "--space", "nb101", "--labels", "cifar100", "-o", "X"], "NB101"),
-        (["bench", "build", "--n", "0", "-o", "X"], "--n must lie in 1..15625"),
+        (["bench", "build", "--n", "15626", "-o", "X"], "--n must lie in 1..15625"),
         (["bench", "build", "--labels", ",", "-o", "X"], "--labels is empty"),
         (["bench", "from-run", "NOPE", "-o", "X"], "not a directory"),
         (["predictor", "eval", "--bench", "NOPE"], "does not exist"),

@@ -150,7 +150,7 @@ def test_user_mistakes_are_one_line_errors(nas_cli, tmp_path, archs) -> None:
     cases = [
         (("--run", str(tmp_path / "missing")), "no such folder"),
         (("--run", str(tmp_path / "plain")), "is not a search run (no run.json)"),
-        (("--run", str(run), "--rank", "0"), "--rank must be between 1 and 2"),
+        (("--run", str(run), "--rank", "0"), "--rank must be at least 1, but got 0"),
         (("--run", str(run), "--rank", "3"), "--rank must be between 1 and 2"),
         ((), "give an architecture or --run RUN_DIR"),
         ((archs[0], "--rank", "2"), "--rank needs --run RUN_DIR"),

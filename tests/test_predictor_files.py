@@ -315,6 +315,7 @@ def test_onnxruntime_runs_are_capped_in_memory(tmp_path: Path, nas_cli) -> None:
 
 
 def test_a_file_onnxruntime_rejects_is_a_note_and_prints_nothing(tmp_path: Path, capsys) -> None:
+    from nas.predictors.bench import read_record
     from nas.predictors.model import Predictor
     from nas.predictors.rank import rank_files
 
@@ -327,9 +328,12 @@ def test_a_file_onnxruntime_rejects_is_a_note_and_prints_nothing(tmp_path: Path,
     path = tmp_path / "rejected.onnx"
     path.write_bytes(m.SerializeToString().replace(b"NODENAMEX", b"\xa0ODENAMEX"))
     capsys.readouterr()
+    # reading it without the ONNX checker, onnxruntime's refusal is a note
+    record = read_record(path, signals=True)
+    assert record.notes == ["nwot skipped: onnxruntime cannot run the model"]
+    # `nas rank` checks first (issue 26): the checker rejects the attribute, an error row
     rows, errors = rank_files([path], Predictor.load(None), proxy=True)
-    assert errors == [] and rows[0]["nwot"] is None
-    assert rows[0]["notes"] == ["nwot skipped: onnxruntime cannot run the model"]
+    assert rows == [] and errors[0]["error"].startswith("the ONNX checker rejects it: ")
     assert capsys.readouterr().out == ""
 
 

@@ -193,9 +193,9 @@ def test_search_over_a_family(nas_cli, tmp_path, monkeypatch):
         code, out, err = nas_cli("export", "--run", str(run), "--rank", str(rank), "-o", str(onnx))
         assert code == 0, err
         assert ranked[rank - 1].arch in out and "zoo:toyzoo" in out and onnx.is_file()
-    for rank in ("0", "4"):
+    for rank, message in (("0", "at least 1, but got 0"), ("4", "between 1 and 3")):
         code, _, err = nas_cli("export", "--run", str(run), "--rank", rank, "-o", str(onnx))
-        assert code == 2 and "--rank must be between 1 and 3" in err
+        assert code == 2 and f"--rank must be {message}" in err
     # --tolerance reaches a zoo trial's parity check (absolute, default 1e-3)
     import nas.zoo
 
@@ -294,11 +294,12 @@ def test_train_flags_reach_the_config_or_are_refused(nas_cli):
     assert code == 0, out
     assert json.loads(out)["config"]["lr"] == 0.05
     cases = {
-        ("--epochs", "0"): "epochs must lie in 1..100,000, got 0",
-        ("--epochs", "-3"): "epochs must lie in 1..100,000, got -3",
-        ("--epochs", "99999999999"): "epochs must lie in 1..100,000, got 99,999,999,999",
-        ("--time-budget", "-5"): "time budget must be positive",
-        ("--time-budget", "nan"): "time budget must be positive",
+        ("--epochs", "0"): "--epochs must be at least 1, but got 0",  # as the flags are read
+        ("--epochs", "-3"): "--epochs must be at least 1, but got -3",
+        ("--epochs", "99999999999"): "--epochs must be at most 2,147,483,647",
+        ("--epochs", "999999"): "epochs must lie in 1..100,000, got 999,999",  # the family's
+        ("--time-budget", "-5"): "--time-budget must be positive",
+        ("--time-budget", "nan"): "--time-budget must be positive",
         ("--batch-size", "8"): "no hyperparameter 'batch_size'",
         ("--preset", "einspace"): "--preset: for a space's architectures only",
         ("--device", "cpu", "--space", "nb201"): "--space, --device: for a space's",

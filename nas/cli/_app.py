@@ -6,15 +6,17 @@ but ``nas.cli.main``, so the CLI has no import cycles.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
-from nas.exceptions import ConfigurationError
+from nas.exceptions import ConfigurationError, NasError
 
 app = typer.Typer(
     name="nas",
@@ -29,6 +31,86 @@ out = Console(highlight=False, soft_wrap=True)
 # the ONNX parity check of `nas export`: max |torch - onnxruntime| over max(1, output scale)
 # for a space's architectures, the absolute max |torch - onnxruntime| for a zoo config
 TOLERANCE, ZOO_TOLERANCE = 1e-4, 1e-3
+MAX_TOLERANCE = 1e6  # the largest a flag may give (inf: report, never fail)
+
+
+# Ranges of numeric options (see Number): whole numbers fit 32 bits, as a grammar's do.
+INT_MAX = 2**31 - 1
+MAX_SECONDS = 1e8  # a time option: about three years (inf, where it means no cap)
+MAX_MB = float(2**20)  # a size in MB: 1 TiB
+MAX_WORKERS = 1024  # processes of one command
+MAX_LR = 100.0  # a learning rate
+MAX_CPUS = 4096.0  # CPUs or GPUs per trial
+
+
+class OptionError(NasError):
+    """A number outside its option's range: not a ValueError, so typer passes it on whole."""
+
+
+@dataclass(frozen=True)
+class Number:
+    """A numeric option's ``parser``: checks the range as the command line is read, so a
+    bad value is one line (exit 2) before any work; nan never passes, inf where it means."""
+
+    name: str  # the flag the message names
+    low: float = 0  # the least value (with ``above``: the value to exceed)
+    high: float = INT_MAX
+    whole: bool = True
+    above: bool = False
+    inf: str = ""  # what inf means, where it is accepted ("no cap")
+
+    def __call__(self, value: object) -> int | float:
+        """``value`` (the command line's text, or the default) as a checked number."""
+        text = str(value).strip()
+        try:
+            x: int | float = int(text) if self.whole else float(text)
+        except ValueError:
+            kind = "a whole number" if self.whole else "a number"
+            low, top = _num(self.low), _num(self.high)
+            self._refuse(
+                f"{kind} above {low}, at most {top}"
+                if self.above
+                else f"{kind} from {low} to {top}",
+                text,
+            )
+        if x == math.inf and self.inf:
+            return x
+        if not (x > self.low if self.above else x >= self.low):  # nan too
+            self._refuse(self._least(), text)
+        if not x <= self.high:
+            self._refuse(f"at most {_num(self.high)}", text)
+        return x
+
+    def _least(self) -> str:
+        """The lower bound in words."""
+        if self.above:
+            return "positive" if self.low == 0 else f"above {_num(self.low)}"
+        return f"at least {_num(self.low)}"
+
+    def _refuse(self, want: str, text: str) -> NoReturn:
+        """Raise the one-line error; the value shown printable and at most 40 characters."""
+        hint = f" (or inf: {self.inf})" if self.inf else ""
+        shown = text if text.isprintable() else ascii(text)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise OptionError(f"{self.name} must be {want}{hint}, but got {shown}.")
+
+
+def _num(x: float) -> str:
+    """A bound as people read it: 2,147,483,647, 0.5."""
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+
+def seconds(name: str, inf: str = "") -> Number:
+    """A positive time in seconds, at most MAX_SECONDS (inf: ``inf``, where it means something)."""
+    return Number(name, 0, MAX_SECONDS, whole=False, above=True, inf=inf)
+
+
+WORKERS = Number("--workers", 1, MAX_WORKERS)  # processes a command starts
+
+
+def seed_opt(help: str) -> Any:
+    """The ``--seed`` option: a whole number from 0 to INT_MAX."""
+    return typer.Option("--seed", help=help, parser=Number("--seed"))
 
 
 def _print_version(value: bool) -> None:
@@ -60,7 +142,12 @@ ShapeOpt = Annotated[
     str | None, typer.Option("--input-shape", help="Input shape without batch, e.g. 3x28x28.")
 ]
 ClassesOpt = Annotated[
-    int | None, typer.Option("--num-classes", help="Classes of the classification head.")
+    int | None,
+    typer.Option(
+        "--num-classes",
+        help="Classes of the classification head.",
+        parser=Number("--num-classes", 1),
+    ),
 ]
 ArchArg = Annotated[
     str,
@@ -80,7 +167,9 @@ RunOpt = Annotated[
 RankOpt = Annotated[
     int | None,
     typer.Option(
-        "--rank", help="With --run and no ARCH: 1 = the best trial [1]. A given ARCH wins."
+        "--rank",
+        help="With --run and no ARCH: 1 = the best trial [1]. A given ARCH wins.",
+        parser=Number("--rank", 1),
     ),
 ]
 CtxSpaceOpt = Annotated[

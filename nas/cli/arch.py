@@ -10,10 +10,12 @@ import typer
 from rich.tree import Tree
 
 from nas.cli._app import (
+    MAX_TOLERANCE,
     TOLERANCE,
     ZOO_TOLERANCE,
     ClassesOpt,
     CtxSpaceOpt,
+    Number,
     OptArchArg,
     RankOpt,
     RunOpt,
@@ -21,6 +23,7 @@ from nas.cli._app import (
     SpaceOpt,
     app,
     out,
+    seed_opt,
     space_for,
 )
 from nas.exceptions import ConfigurationError
@@ -34,15 +37,18 @@ def sample(
     space: SpaceOpt = "einspace",
     input_shape: ShapeOpt = None,
     num_classes: ClassesOpt = None,
-    n: Annotated[int, typer.Option("-n", "--num", "--n", help="How many architectures.")] = 10,
-    seed: Annotated[int, typer.Option(help="Random seed; same seed, same output.")] = 0,
+    n: Annotated[
+        int,
+        typer.Option(
+            "-n", "--num", "--n", help="How many architectures (0: none).", parser=Number("-n")
+        ),
+    ] = 10,
+    seed: Annotated[int, seed_opt("Random seed; same seed, same output.")] = 0,
 ) -> None:
     """Draw architectures; one JSON object per line: arch, params (with head), depth (a
     config space: arch and its hyperparameter values)."""
     from nas.sampling import Sampler
 
-    if n < 0:
-        raise ConfigurationError(f"-n must be at least 0, but got {n}.")
     sp = space_for(space, input_shape, num_classes)
     sampler = Sampler(sp, seed=seed)
     for _ in range(n):
@@ -258,13 +264,16 @@ def export(
     num_classes: ClassesOpt = None,
     run: RunOpt = None,
     rank: RankOpt = None,
-    seed: Annotated[int, typer.Option(help="Seed of the weight initialisation.")] = 0,
+    seed: Annotated[int, seed_opt("Seed of the weight initialisation.")] = 0,
     tolerance: Annotated[
         float | None,
         typer.Option(
+            "--tolerance",
             help="Largest allowed max|torch - onnxruntime| / max(1, max|torch output|): "
             f"relative to the outputs' scale, absolute for outputs below 1 [{TOLERANCE:g}]. "
-            f"For a zoo trial: max|torch - onnxruntime| itself [{ZOO_TOLERANCE:g}]."
+            f"For a zoo trial: max|torch - onnxruntime| itself [{ZOO_TOLERANCE:g}]. 0 asks "
+            "for exact agreement; inf reports the difference and never fails.",
+            parser=Number("--tolerance", 0, MAX_TOLERANCE, whole=False, inf="never fails"),
         ),
     ] = None,
 ) -> None:
@@ -279,8 +288,6 @@ def export(
     from nas.compile import compile_arch
     from nas.export import export_onnx, parity_report
 
-    if tolerance is not None and not tolerance >= 0:  # NaN too
-        raise ConfigurationError(f"--tolerance must be at least 0, but got {tolerance}.")
     ctx = _context(arch, run, rank, "export")
     sp = _space(ctx, space, input_shape, num_classes)
     if ctx is not None:

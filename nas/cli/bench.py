@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from nas.cli._app import app, out, progress
+from nas.cli._app import WORKERS, Number, app, out, progress, seed_opt
 from nas.exceptions import ConfigurationError
 
 bench_app = typer.Typer(
@@ -67,7 +67,13 @@ def bench_build(
     ] = "nb201",
     n: Annotated[
         int | None,
-        typer.Option("--n", "-n", "--num", help="Cells drawn at random (default: all)."),
+        typer.Option(
+            "--n",
+            "-n",
+            "--num",
+            help="Cells drawn at random (default: all).",
+            parser=Number("--n", 1),
+        ),
     ] = None,
     labels: Annotated[
         str | None,
@@ -77,8 +83,11 @@ def bench_build(
             "(default all); nb101, nb301 cifar10.",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the random draw.")] = 0,
-    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 2,
+    seed: Annotated[int, seed_opt("Seed of the random draw.")] = 0,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", help="Worker processes.", parser=WORKERS),
+    ] = 2,
     export: Annotated[
         bool,
         typer.Option(

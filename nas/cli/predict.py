@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from nas.cli._app import app, out
+from nas.cli._app import MAX_MB, MAX_SECONDS, WORKERS, Number, app, out
 
 
 @app.command()
@@ -18,7 +18,12 @@ def encode(
         bool, typer.Option("--nodes", help="Print one text per node instead of the graph.")
     ] = False,
     max_size: Annotated[
-        int, typer.Option("--max-size", help="Largest file accepted, in MB.")
+        int,
+        typer.Option(
+            "--max-size",
+            help="Largest file accepted, in MB.",
+            parser=Number("--max-size", 1, MAX_MB),
+        ),
     ] = 512,
 ) -> None:
     """Print the whole-graph text of MODEL (ONNX-Bench style, exact references)."""
@@ -66,7 +71,7 @@ RankWorkersOpt = Annotated[
     int | None,
     typer.Option(
         "--workers",
-        min=1,
+        parser=WORKERS,
         show_default=False,
         help="Processes reading the files (used from 64 files and 32 MB on; default: up "
         "to 2, the CPUs there are).",
@@ -94,10 +99,16 @@ def rank(
     paths: Annotated[list[Path], typer.Argument(help="ONNX files or folders of *.onnx files.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     top: Annotated[
-        int | None, typer.Option("--top", min=1, help="Show only the K best files.")
+        int | None,
+        typer.Option("--top", help="Show only the K best files.", parser=Number("--top", 1)),
     ] = None,
     max_size: Annotated[
-        float, typer.Option("--max-size", help="Largest file accepted, in MB.")
+        float,
+        typer.Option(
+            "--max-size",
+            help="Largest file accepted, in MB.",
+            parser=Number("--max-size", 0, MAX_MB, whole=False, above=True),
+        ),
     ] = 512,
     model: RankModelOpt = None,
     workers: RankWorkersOpt = None,
@@ -106,7 +117,12 @@ def rank(
         typer.Option("--dim", help="Size of a symbolic input dim for FLOPs, NAME=SIZE."),
     ] = None,
     time_limit: Annotated[
-        float, typer.Option("--time-limit", min=0, help="Seconds per file before its error row.")
+        float,
+        typer.Option(
+            "--time-limit",
+            help="Seconds per file before its error row (0: no limit).",
+            parser=Number("--time-limit", 0, MAX_SECONDS, whole=False),
+        ),
     ] = 60,
     proxy: Annotated[
         bool,
@@ -120,11 +136,20 @@ def rank(
         float,
         typer.Option(
             "--probe-memory",
-            min=1,
+            parser=Number("--probe-memory", 1, MAX_MB, whole=False),
             help="Memory cap of each onnxruntime run (the proxy, unknown shapes), in MB; "
             "a run over it is skipped with a note in the file's row.",
         ),
     ] = 256,
+    max_nodes: Annotated[
+        int,
+        typer.Option(
+            "--max-nodes",
+            parser=Number("--max-nodes", 1),
+            help="Most nodes a file may have (subgraphs included), counted before it is "
+            "parsed; a file over it is not ranked (exported networks have up to ~20,000).",
+        ),
+    ] = 100_000,
 ) -> None:
     """Rank ONNX files by the predictor's score (higher is better), with params, FLOPs, the
     NASWOT proxy and an out-of-distribution flag beside it; broken files get an error row
@@ -143,7 +168,7 @@ def rank(
     rows, errors = rank_files(
         files, predictor, load_domain(model), int(max_size * 2**20), dims, time_limit or None,
         proxy, int(probe_memory * 2**20), None if model else bundled_transfer(),
-        workers or _default_workers(),
+        workers or _default_workers(), max_nodes,
     )  # fmt: skip
     shown = rows[:top] if top else rows
     if as_json:
@@ -164,8 +189,17 @@ def _short_names(files: list[str]) -> Callable[[str], str]:
     except ValueError:  # nothing, or paths on different drives
         return lambda f: f
     if len(files) > 1 and os.path.abspath(root) != os.getcwd():
-        out.print(f"files in {root}:", markup=False)
-    return lambda f: os.path.relpath(os.path.abspath(f), root)
+        out.print(f"files in {_safe(root)}:", markup=False)
+    return lambda f: _safe(os.path.relpath(os.path.abspath(f), root))
+
+
+def _safe(text: str) -> str:
+    """``text`` with non-printable characters escaped as ``repr`` writes them (``\\x1b``,
+    ``\\n``), so a file name or a message quoting one cannot move the cursor, colour the
+    terminal or break a line of the table (``--json`` keeps the real text)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _si(n: int) -> str:
@@ -211,6 +245,7 @@ def _print_ranking(shown: list[dict], errors: list[dict[str, str]], note: str = 
     exact values are in --json), then a line per failed file, per out-of-distribution flag
     and per note, and ``note`` about the whole set."""
     from rich.table import Table
+    from rich.text import Text
 
     name = _short_names([r["file"] for r in shown] + [e["file"] for e in errors])
     table = Table("rank", "file", "score", "params", "FLOPs", "nwot", "OOD")
@@ -218,18 +253,18 @@ def _print_ranking(shown: list[dict], errors: list[dict[str, str]], note: str = 
     for row in shown:
         nwot = "-" if row["nwot"] is None else f"{row['nwot']:.1f}"
         table.add_row(
-            str(row["rank"]), name(row["file"]), f"{row['score']:.3f}", _si(row["params"]),
-            _si(row["flops"]), nwot, "yes" if row["ood"] else "",
+            str(row["rank"]), Text(name(row["file"])), f"{row['score']:.3f}",
+            _si(row["params"]), _si(row["flops"]), nwot, "yes" if row["ood"] else "",
         )  # fmt: skip
     if shown:
         out.print(table)
         out.print(f"scored by {_model_line(shown[0]['model'])}", markup=False)
-    for e in errors:
-        out.print(f"not ranked {name(e['file'])}: {e['error']}", markup=False)
+    for e in errors:  # messages may quote names from inside the file: escaped as well
+        out.print(f"not ranked {name(e['file'])}: {_safe(e['error'])}", markup=False)
     for row in shown:
         if row["ood"]:
-            out.print(f"OOD {name(row['file'])}: {row['ood_reason']}", markup=False)
+            out.print(f"OOD {name(row['file'])}: {_safe(row['ood_reason'])}", markup=False)
         for line in row["notes"]:
-            out.print(f"note {name(row['file'])}: {line}", markup=False)
+            out.print(f"note {name(row['file'])}: {_safe(line)}", markup=False)
     if note:
         out.print(note, markup=False)

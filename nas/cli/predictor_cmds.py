@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from nas.cli._app import out, progress, sub_app
+from nas.cli._app import MAX_LR, Number, out, progress, seed_opt, sub_app
 from nas.exceptions import ConfigurationError
 from nas.predictors.recipes import DEFAULT, trainable
 
@@ -89,6 +89,7 @@ NTrainOpt = Annotated[
     int | None,
     typer.Option(
         "--n-train",
+        parser=Number("--n-train", 2),
         help="Train on about N rows (whole groups; with several benches each space gives its "
         "share) and test on the other groups (default: train on every row).",
     ),
@@ -142,12 +143,36 @@ def predictor_train(
     label: LabelsOpt = None,
     recipe: RecipeOpt = DEFAULT,
     weight: WeightOpt = None,
-    steps: Annotated[int, typer.Option(help="Optimisation steps.", min=1)] = 400,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Graphs per step.", min=2)] = 64,
-    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-3,
-    hidden: Annotated[int, typer.Option(help="Hidden size of the graph network.", min=1)] = 64,
-    layers: Annotated[int, typer.Option(help="Message-passing rounds.", min=0)] = 4,
-    seed: Annotated[int, typer.Option(help="Seed of the split and the training.")] = 0,
+    steps: Annotated[
+        int, typer.Option("--steps", help="Optimisation steps.", parser=Number("--steps", 1))
+    ] = 400,
+    batch_size: Annotated[
+        int,
+        typer.Option("--batch-size", help="Graphs per step.", parser=Number("--batch-size", 2)),
+    ] = 64,
+    lr: Annotated[
+        float,
+        typer.Option(
+            "--lr",
+            help="AdamW learning rate.",
+            parser=Number("--lr", 0, MAX_LR, whole=False, above=True),
+        ),
+    ] = 2e-3,
+    hidden: Annotated[
+        int,
+        typer.Option(
+            "--hidden", help="Hidden size of the graph network.", parser=Number("--hidden", 1)
+        ),
+    ] = 64,
+    layers: Annotated[
+        int,
+        typer.Option(
+            "--layers",
+            help="Message-passing rounds (0: none, the node embeddings pooled as they are).",
+            parser=Number("--layers"),
+        ),
+    ] = 4,
+    seed: Annotated[int, seed_opt("Seed of the split and the training.")] = 0,
 ) -> None:
     """Train a predictor on one bench or several spaces' benches (splits by group, never
     by row)."""

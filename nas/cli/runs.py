@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from nas.cli._app import app, out, sub_app
+from nas.cli._app import Number, app, out, sub_app
 from nas.exceptions import ConfigurationError, NasError
 
 runs_app = sub_app("runs", "Look at search runs.")
@@ -25,8 +24,10 @@ def runs_list(
 ) -> None:
     """Every run under ROOT (or in --storage): trials, best value, strategy.
 
-    A damaged run is skipped with a warning (exit 1) instead of hiding the others.
+    A damaged run is a row "unreadable: why" (exit 1) instead of hiding the others.
     """
+    from rich.text import Text
+
     from nas.searches.store import open_run
 
     if storage is not None:
@@ -34,25 +35,25 @@ def runs_list(
     if not root.is_dir():
         raise ConfigurationError(f"{root} is not a folder of runs (searches write them in runs/).")
     table = Table("run", "space", "dataset", "strategy", "trials", "best")
-    skipped = []
+    damaged = 0
     for info_path in sorted(root.glob("*/run.json")):
-        try:
+        try:  # read-only: a listing writes nothing, whatever it finds
             info, store = open_run(info_path.parent)
             o, best = info["options"], store.best(1)
             value = f"{best[0].values[store.objectives[0]]:.4g}" if best else "-"
-            row = (o["space"], o["dataset"], o["strategy"], str(len(store.completed())), value)
+            done = str(len(store.completed()))
+            row = [o["space"], o.get("dataset") or "-", o.get("strategy") or "-", done, value]
         except NasError as e:
-            skipped.append(f"warning: skipped {info_path.parent}: {e}")
-            continue
-        table.add_row(info_path.parent.name, *row)
+            damaged += 1
+            row = [f"unreadable: {getattr(e, 'why', e)}", "", "", "", ""]
+        table.add_row(info_path.parent.name, *map(Text, row))
     # a run's name is what --resume takes: the column is as wide as the longest one
     table.columns[0].min_width = max(map(len, table.columns[0].cells), default=0)
     if table.row_count:
         out.print(table)
     else:
         out.print(f"no runs in {root}/")
-    if skipped:
-        print("\n".join(skipped), file=sys.stderr)
+    if damaged:
         raise typer.Exit(1)
 
 
@@ -71,7 +72,9 @@ def _runs_in_storage(storage: str) -> None:
 @runs_app.command("show")
 def runs_show(
     run: Annotated[Path, typer.Argument(help="Run directory.")],
-    top: Annotated[int, typer.Option(help="How many of the best.")] = 5,
+    top: Annotated[
+        int, typer.Option("--top", help="How many of the best.", parser=Number("--top", 1))
+    ] = 5,
 ) -> None:
     """Summary and top-k of one run."""
     from nas.searches.store import open_run
@@ -79,7 +82,8 @@ def runs_show(
     info, store = open_run(run)
     recs = store.records()
     counts = ", ".join(f"{k} {v}" for k, v in sorted(Counter(r.status for r in recs).items()))
-    out.print(f"{info['command']}\n{len(recs)} trials: {counts}", markup=False)
+    command = info.get("command") or f"run {run}"
+    out.print(f"{command}\n{len(recs)} trials: {counts}", markup=False)
     table = Table("rank", "trial", *store.objectives, "params")
     best = store.best(top)
     if not best:
@@ -96,16 +100,20 @@ def runs_show(
 @app.command()
 def dashboard(
     run: Annotated[Path, typer.Argument(help="Search run directory.")],
-    port: Annotated[int, typer.Option(help="Port on localhost.", min=1, max=65535)] = 8080,
+    port: Annotated[
+        int, typer.Option("--port", help="Port on localhost.", parser=Number("--port", 1, 65535))
+    ] = 8080,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
 ) -> None:
     """Open optuna-dashboard on the run's storage (Ctrl-C to stop)."""
     import socket
 
+    from nas.searches.runfiles import check_storage_file
     from nas.searches.store import mask_url, read_run_info, unmask_url
 
     opts = read_run_info(run)["options"]  # a masked password comes from PGPASSWORD
     url = unmask_url(opts.get("storage")) or f"sqlite:///{(run / 'study.db').resolve()}"
+    check_storage_file(url, str(mask_url(url)))  # a missing or empty file: refused, not made
     try:
         from optuna_dashboard import run_server
     except ImportError:

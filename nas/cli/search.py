@@ -7,21 +7,25 @@ import shlex
 import signal
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.live import Live
-from rich.table import Table
 
-from nas.cli._app import app, out
+from nas.cli._app import MAX_CPUS, WORKERS, Number, app, out, seconds
+from nas.cli.search_display import Display
 from nas.exceptions import ConfigurationError
 
 
 def _opt(help: str, *names: str) -> Any:
     return typer.Option(*names, help=help)
+
+
+def _num(help: str, check: Number) -> Any:
+    """An option whose value ``check`` reads and range-checks (named by its flag)."""
+    return typer.Option(check.name, help=help, parser=check)
 
 
 def _p(name: str) -> str:
@@ -46,56 +50,67 @@ Dataset = Annotated[
 Strategy = Annotated[str | None, _opt("rs, re, tpe, nsga2 or predictor [re].")]
 Trials = Annotated[
     int | None,
-    _opt(
+    _num(
         f"Trials to finish, counting a resumed run's: the search's budget [{_p('trials')}; "
-        "a space file's [protocol] (nb201: 20); zoo:FAMILY: 10]."
+        "a space file's [protocol] (nb201: 20); zoo:FAMILY: 10].",
+        Number("--trials", 1),
     ),
 ]
 TimeBudget = Annotated[
     float | None,
-    _opt(
+    _num(
         "Wall seconds after which no new trial starts: an optional extra cap, so the "
         f"trials a run makes depend on machine load only when it is set [{_p('time_budget')}"
-        ": none]."
+        ": none].",
+        seconds("--time-budget", "no cap"),
     ),
 ]
 Epochs = Annotated[
     int | None,
-    _opt(
+    _num(
         f"Training epochs per trial [{_p('epochs')}; a space file's [protocol] (nb201: 2); "
-        "zoo:FAMILY: each config's own]."
+        "zoo:FAMILY: each config's own].",
+        Number("--epochs", 1),
     ),
 ]
 TrialTime = Annotated[
     float | None,
-    _opt(
+    _num(
         "CPU seconds one trial may train before it is stopped, a guard against runaway "
         f"networks that machine load does not move [{_p('trial_time')}; a space file's "
         "[protocol] (nb201: 90); zoo:FAMILY: 4x its training time; inf for none]. A seed "
         "estimated over it is named and left out before the search starts; the final "
-        "retraining gets the same allowance per epoch."
+        "retraining gets the same allowance per epoch.",
+        seconds("--trial-time", "no cap"),
     ),
 ]
 FinalEpochs = Annotated[
     int | None,
-    _opt(
+    _num(
         f"Epochs to retrain the best; 0 skips it [{_p('final_epochs')}; zoo:FAMILY: the "
-        "config's own]."
+        "config's own].",
+        Number("--final-epochs"),
     ),
 ]
 Preset = Annotated[str | None, _opt("Training protocol [quick].")]
-Seed = Annotated[int | None, _opt("Seed of the search and training [0].")]
+Seed = Annotated[int | None, _num("Seed of the search and training [0].", Number("--seed"))]
 RunDir = Annotated[Path | None, _opt("Run directory [runs/SPACE-DATASET-STRATEGY-TIME].")]
 Storage = Annotated[str | None, _opt("Optuna storage URL [a SQLite file in the run dir].")]
 Resume = Annotated[Path | None, _opt("Continue the run in this directory.")]
-Workers = Annotated[int | None, _opt("Parallel trial processes [1].")]
+Workers = Annotated[int | None, _num("Parallel trial processes [1].", WORKERS)]
 Objective = Annotated[str | None, _opt("accuracy, accuracy+params or accuracy+flops [accuracy].")]
 DataDir = Annotated[str | None, _opt("Folder with the real Unseen NAS files [NAS_DATA_DIR].")]
 Size = Annotated[str | None, _opt("Stand-in size: small, medium or full [small].")]
 Population = Annotated[
-    int | None, _opt("RE population [trials // 6, 5 to 100; at least the seeds + 2].")
+    int | None,
+    _num(
+        "RE population [trials // 6, 5 to 100; at least the seeds + 2].", Number("--population", 1)
+    ),
 ]
-Tournament = Annotated[int | None, _opt("RE tournament size [half the population, 2 to 10].")]
+Tournament = Annotated[
+    int | None,
+    _num("RE tournament size [half the population, 2 to 10].", Number("--tournament", 1)),
+]
 SeedArch = Annotated[
     str | None,
     _opt(
@@ -120,8 +135,16 @@ ListOptions = Annotated[
 ]
 Backend = Annotated[str | None, _opt("local or ray (Ray Tune; see docs/ray.md) [local].")]
 Address = Annotated[str | None, _opt("Ray cluster to join: auto or HOST:PORT [a local Ray].")]
-Cpus = Annotated[float | None, _opt("CPUs per trial (ray backend) [1].")]
-Gpus = Annotated[float | None, _opt("GPUs per trial (ray backend) [0].")]
+Cpus = Annotated[
+    float | None,
+    _num(
+        "CPUs per trial (ray backend) [1].", Number("--cpus", 0, MAX_CPUS, whole=False, above=True)
+    ),
+]
+Gpus = Annotated[
+    float | None,
+    _num("GPUs per trial (ray backend) [0: none].", Number("--gpus", 0, MAX_CPUS, whole=False)),
+]
 Scheduler = Annotated[str | None, _opt("none or asha (early stopping by epochs; ray) [none].")]
 
 # The legacy per-strategy flags and the strategy option each one sets.
@@ -131,67 +154,6 @@ _LEGACY = {
     "seed_arch": "seed_archs",
     "predictor_model": "model",
 }
-
-
-class _Display:
-    """The live panel: progress, best so far, failures by reason, ETA."""
-
-    def __init__(
-        self,
-        total: int,
-        done: int,
-        best: Any = None,
-        fitness: str = "",
-        baselines: list[Any] | None = None,
-        time_budget: float | None = None,
-    ) -> None:
-        self.total, self.start_done, self.t0 = total, done, time.monotonic()
-        self.time_budget = time_budget  # no new trial starts after it: caps the ETA
-        self.fitness = fitness  # what the "accuracy" objective is, when it is not accuracy
-        self.done, self.best, self.fail = done, best, Counter()
-        self.baselines = baselines or []  # shown beside the best so far (valid accuracy)
-
-    def update(self, rec: Any) -> Table:
-        """Count a finished trial; keep the best by the first objective (maximised)."""
-        self.done += 1
-        if not rec.ok:
-            self.fail[rec.status] += 1
-        elif self.best is None or rec.values["accuracy"] > self.best.values["accuracy"]:
-            self.best = rec
-        return self.render()
-
-    def render(self) -> Table:
-        t = Table(show_header=False, box=None)
-        rate = (time.monotonic() - self.t0) / max(1, self.done - self.start_done)
-        eta = rate * (self.total - self.done) if self.done > self.start_done else None
-        if eta is not None and self.time_budget is not None:
-            left = self.time_budget - (time.monotonic() - self.t0)
-            eta = min(eta, max(0.0, left) + rate)  # the trial in flight still finishes
-        eta_text = f"   ETA {eta / 60:.1f} min" if eta is not None else ""
-        t.add_row("trials", f"{self.done}/{self.total}{eta_text}")
-        if self.best is not None:
-            v = ", ".join(
-                f"{self.fitness if k == 'accuracy' and self.fitness else k} {x:.4g}"
-                for k, x in self.best.values.items()
-            )
-            arch = self.best.arch if len(self.best.arch) < 90 else self.best.arch[:87] + "..."
-            t.add_row("best", f"trial {self.best.number}: {v}; {self.best.params or 0:,} params")
-            t.add_row("", arch)
-        if self.baselines:
-            best = self.best.values.get("accuracy") if self.best is not None else None
-            t.add_row(
-                "vs baselines",
-                ", ".join(
-                    f"{b.name} {100 * b.valid:.1f}%"
-                    + (f" ({100 * (best - b.valid):+.1f})" if best is not None else "")
-                    for b in self.baselines
-                    if b.valid is not None
-                )
-                + " (valid)",
-            )
-        if self.fail:
-            t.add_row("failures", ", ".join(f"{k} {n}" for k, n in self.fail.items()))
-        return t
 
 
 def strategy_options(pairs: list[str] | None, legacy: dict[str, Any], strategy: str) -> dict:
@@ -238,7 +200,7 @@ def _live_run(search: Any) -> Any:
             _say_storage(search, store)
 
         return search.run(on_start=begin, progress=lambda line: out.print(line, markup=False))
-    display = _Display(c.trials, 0, None, search.fitness_label, time_budget=c.time_budget)
+    display = Display(c.trials, 0, None, search.fitness_label, time_budget=c.time_budget)
 
     def start(store: Any) -> None:
         display.done = display.start_done = len(store.completed())

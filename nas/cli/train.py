@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nas.cli._app import ArchArg, app, out
+from nas.cli._app import MAX_LR, ArchArg, Number, app, out, seconds, seed_opt
 from nas.exceptions import ConfigurationError
 from nas.registry import Registry
 
@@ -48,7 +48,7 @@ def datasets_list(data_dir: DataDirOpt = None) -> None:
 def datasets_prepare(
     name: Annotated[str, typer.Argument(help="Dataset name, e.g. unseen:addnist.")],
     size: SizeOpt = "small",
-    seed: Annotated[int, typer.Option(help="Seed of the generated stand-in.")] = 0,
+    seed: Annotated[int, seed_opt("Seed of the generated stand-in.")] = 0,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Generate (and cache) a stand-in, or validate the real files."""
@@ -77,11 +77,31 @@ def train_cmd(
     preset: Annotated[
         str | None, typer.Option(help="Training protocol: quick, einspace, ... [quick].")
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs (overrides the preset).")] = None,
-    time_budget: Annotated[float | None, typer.Option(help="Seconds of training.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of weights and data order.")] = 0,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            "--epochs", help="Epochs (overrides the preset).", parser=Number("--epochs", 1)
+        ),
+    ] = None,
+    time_budget: Annotated[
+        float | None,
+        typer.Option(
+            "--time-budget", help="Seconds of training.", parser=seconds("--time-budget")
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", help="Batch size.", parser=Number("--batch-size", 1)),
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(
+            "--lr",
+            help="Learning rate.",
+            parser=Number("--lr", 0, MAX_LR, whole=False, above=True),
+        ),
+    ] = None,
+    seed: Annotated[int, seed_opt("Seed of weights and data order.")] = 0,
     size: SizeOpt = "small",
     data_dir: DataDirOpt = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nas.cli._app import ZOO_TOLERANCE, app, out
+from nas.cli._app import ZOO_TOLERANCE, app, out, seed_opt
 
 zoo_app = typer.Typer(
     help="Published model families: list, export, configure.", no_args_is_help=True
@@ -81,7 +81,7 @@ def zoo_export(
     output: Annotated[Path, typer.Option("-o", "--output", help="ONNX file to write.")],
     config: ConfigOpt = None,
     task: Annotated[str | None, typer.Option(help="Task fixing the input sizes [first].")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the (untrained) weights.")] = 0,
+    seed: Annotated[int, seed_opt("Seed of the (untrained) weights.")] = 0,
     extra: Annotated[
         str | None,
         typer.Option(

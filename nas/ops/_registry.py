@@ -268,10 +268,13 @@ def load_op_module(module: str) -> None:
     Raises:
         ConfigurationError: the module cannot be imported; the message says why.
     """
+    import contextlib
     import importlib
+    import sys
 
-    try:
-        importlib.import_module(module)
+    try:  # what the module prints goes to stderr: stdout is the commands' (JSON lines)
+        with contextlib.redirect_stdout(sys.stderr):
+            importlib.import_module(module)
     except ConfigurationError:
         raise
     except Exception as e:  # the user's module: its own error, in one line
