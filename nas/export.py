@@ -2,15 +2,19 @@
 
 We use the TorchScript exporter (``dynamo=False``) everywhere: it is fast on a CPU, needs
 no extra packages, and gives the predictor one op vocabulary to learn. Weights are stored
-inside the file and the batch axis is dynamic.
+inside the file and the batch axis is dynamic. A search's ``best.onnx`` and ``nas export``
+carry what the file is in its ``metadata_props`` (:func:`network_metadata`, read back with
+:func:`read_metadata`): the architecture, space, dataset, input and its normalisation.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +31,14 @@ OUTPUT_NAME = "logits"
 
 
 def export_onnx(
-    model: nn.Module, input_shape: tuple[int, ...], path: str | Path, seed: int = 0
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    path: str | Path,
+    seed: int = 0,
+    metadata: Mapping[str, object] | None = None,
 ) -> Path:
-    """Write ``model`` as a self-contained ONNX file with a dynamic batch axis.
+    """Write ``model`` as a self-contained ONNX file with a dynamic batch axis (and
+    ``metadata`` as its metadata_props, see :func:`write_metadata`).
 
     Raises:
         ExportError: the exporter failed or the file cannot be written.
@@ -37,7 +46,84 @@ def export_onnx(
     gen = torch.Generator().manual_seed(seed)
     dummy = torch.randn(2, *input_shape, generator=gen)
     axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
-    return export_inputs(model, (dummy,), path, (INPUT_NAME,), (OUTPUT_NAME,), axes)
+    return export_inputs(model, (dummy,), path, (INPUT_NAME,), (OUTPUT_NAME,), axes, metadata)
+
+
+def network_metadata(
+    arch: object,
+    space: str,
+    input_shape: Sequence[int],
+    num_classes: int,
+    *,
+    dataset: str | None = None,
+    dataset_source: str | None = None,
+    normalisation: Mapping[str, Sequence[float]] | None = None,
+    input_scale: float = 1.0,
+    weights: str = "trained",
+) -> dict[str, str]:
+    """What an exported network is, as ONNX metadata: what a user of the file needs to feed
+    it (shape, classes, the trainer's input normalisation) and to find it again (arch, space).
+
+    ``dataset_source`` says what the dataset was (real files or a stand-in, ``Dataset.source``);
+    ``normalisation`` is the trainer's per-channel ``mean``/``std`` (train split only,
+    ``TrainResult.normalisation``); ``input_scale`` what the dataset multiplied its stored
+    values by first (1/255 for a stand-in's uint8 pixels). None: the weights saw no data.
+    """
+    meta = {
+        "architecture": str(arch),
+        "space": space,
+        **({"dataset": dataset} if dataset else {}),
+        **({"dataset_source": dataset_source} if dataset_source else {}),
+        "input_name": INPUT_NAME,
+        "input_shape": json.dumps([int(d) for d in input_shape]),
+        "num_classes": str(int(num_classes)),
+        "weights": weights,
+    }
+    if not normalisation:
+        return {**meta, "normalisation": "none: the weights were never trained on data"}
+    return {
+        **meta,
+        "normalisation": "per channel c (axis 1 of an image batch, else the last axis): "
+        "input = (x * input_scale - input_mean[c]) / input_std[c], x as the dataset stores it",
+        "input_scale": repr(float(input_scale)),
+        "input_mean": json.dumps([float(v) for v in normalisation["mean"]]),
+        "input_std": json.dumps([float(v) for v in normalisation["std"]]),
+    }
+
+
+def write_metadata(path: str | Path, metadata: Mapping[str, object]) -> None:
+    """Set an ONNX file's metadata_props to ``metadata`` plus ``nas_version`` (text as is,
+    anything else as JSON), so a file says where it came from wherever it is copied."""
+    import onnx
+
+    from nas._version import __version__
+
+    model = onnx.load(str(path))
+    props = {"nas_version": __version__, **metadata}
+    text = {k: v if isinstance(v, str) else json.dumps(v, default=str) for k, v in props.items()}
+    onnx.helper.set_model_props(model, text)
+    onnx.save(model, str(path))
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """An ONNX file's metadata_props as a dict (what :func:`write_metadata` wrote)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def checked_exporter(
+    model: nn.Module, shape: tuple[int, ...], metadata: Mapping[str, object] | None = None
+) -> Callable[[Path], tuple[Path, float]]:
+    """``export(path) -> (file, max |torch - onnxruntime|)`` of a compiled network for
+    ``shape`` inputs, stamped with ``metadata`` (a search's final step calls it)."""
+
+    def export(path: Path) -> tuple[Path, float]:
+        out = export_onnx(model, shape, path, metadata=metadata)
+        return out, parity(model, out, shape)
+
+    return export
 
 
 def parity(
@@ -57,10 +143,12 @@ def export_inputs(
     input_names: tuple[str, ...],
     output_names: tuple[str, ...],
     dynamic_axes: dict[str, dict[int, str]] | None = None,
+    metadata: Mapping[str, object] | None = None,
 ) -> Path:
     """Write a model with several named inputs/outputs (zoo families) as one ONNX file.
 
-    Same exporter and opset as :func:`export_onnx`; ``dynamic_axes`` marks the batch axes.
+    Same exporter and opset as :func:`export_onnx`; ``dynamic_axes`` marks the batch axes;
+    ``metadata`` (if given) becomes the file's metadata_props (:func:`write_metadata`).
 
     Raises:
         ExportError: the exporter failed or the file cannot be written.
@@ -83,6 +171,8 @@ def export_inputs(
                 dynamic_axes=dynamic_axes or {},
                 do_constant_folding=True,
             )
+        if metadata is not None:
+            write_metadata(tmp, metadata)
         os.replace(tmp, path)
     except OSError as e:
         raise ExportError(f"cannot write {path}: {_why_unwritable(path, e)}.") from None

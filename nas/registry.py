@@ -13,14 +13,14 @@ import difflib
 import fnmatch
 import importlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 from nas.exceptions import ConfigurationError, UnknownNameError
 
 T = TypeVar("T")
 
-__all__ = ["DuplicateNameError", "Registry", "natural_key"]
+__all__ = ["DuplicateNameError", "Registry", "close_names", "natural_key", "unknown_name"]
 
 
 class DuplicateNameError(ConfigurationError):
@@ -30,6 +30,30 @@ class DuplicateNameError(ConfigurationError):
 def natural_key(name: str) -> list[Any]:
     """Sort key putting ``nb2`` before ``nb10``."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def close_names(name: str, known: Iterable[str], n: int = 3) -> list[str]:
+    """The known names closest to a mistyped ``name`` (case ignored): the one place that
+    suggests, so every "did you mean" reads and ranks the same."""
+    by_key: dict[str, str] = {}
+    for k in known:
+        by_key.setdefault(k.lower(), k)
+    close = difflib.get_close_matches(str(name).lower(), list(by_key), n=n, cutoff=0.6)
+    return [by_key[c] for c in close]
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str], also: str = "") -> str:
+    """One line for an unknown ``name`` of ``kind``: the closest names, then every one.
+
+    ``also`` follows the list (e.g. ", or a .toml file"), for references no list can hold.
+    """
+    known = list(known)
+    listed = ", ".join(known) + also
+    close = close_names(name, known)
+    if close:
+        guess = " or ".join(repr(c) for c in close)
+        return f"unknown {kind} {name!r}; did you mean {guess}? (known: {listed})"
+    return f"unknown {kind} {name!r}; choose one of {listed}."
 
 
 def _identity(obj: Any) -> str:
@@ -128,12 +152,8 @@ class Registry(Generic[T]):
             raise UnknownNameError(self.unknown_message(name)) from None
 
     def unknown_message(self, name: str) -> str:
-        """The one-line error for an unknown ``name``: the closest names, or all of them."""
-        names = self.names()
-        close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.6)
-        if close:
-            return f"unknown {self.kind} {name!r}; did you mean {', '.join(close)}?"
-        return f"unknown {self.kind} {name!r}; choose one of {', '.join(names)}."
+        """The one-line error for an unknown ``name``: the closest names, and all of them."""
+        return unknown_name(self.kind, name, self.names())
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):

@@ -7,7 +7,6 @@ own ``.toml`` or ``.pcfg`` file.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
 import tomllib
@@ -20,7 +19,7 @@ from nas.dsl import Grammar, Node, load_grammar, parse_arch
 from nas.dsl.files import read_text
 from nas.exceptions import BudgetError, ConfigurationError, NasError, UnknownNameError
 from nas.ops.spec import Signal, Spec, head_params
-from nas.registry import Registry
+from nas.registry import Registry, close_names, unknown_name
 
 # The task head is outside the budgets (the sampler cannot see it), but it must be buildable.
 MAX_HEAD_PARAMS = 100_000_000
@@ -173,10 +172,8 @@ def _space_file(name: str) -> tuple[str, str]:
         return str(p), read_text(p)  # regular files only, bounded, UTF-8
     res = resources.files("nas.spaces").joinpath(f"{name}.toml")
     if not res.is_file():
-        raise UnknownNameError(
-            f"unknown space {name!r}; built-in spaces: "
-            f"{', '.join(list_spaces())}, or give a .toml or .pcfg file."
-        )
+        also = ", or a .toml or .pcfg file"
+        raise UnknownNameError(unknown_name("space", name, space_names(), also))
     return f"spaces/{name}.toml", res.read_text()
 
 
@@ -184,6 +181,20 @@ def list_spaces() -> list[str]:
     """Names of the built-in spaces."""
     root = resources.files("nas.spaces")
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def space_names() -> list[str]:
+    """Every space name a command takes (built-in, ``zoo:FAMILY``, ``SCHEME:NAME``), for the
+    unknown-space error and its "did you mean"."""
+    names = list_spaces()
+    for scheme in SPACE_SCHEMES.names():
+        if scheme == "zoo":  # a scheme of a known set of names: each of them
+            from nas.zoo._registry import list_families
+
+            names += [f"zoo:{f}" for f in list_families()]
+        else:
+            names.append(f"{scheme}:NAME")
+    return names
 
 
 def _grammar_path(ref: str, fname: str, folder: Path | None) -> tuple[str, str | None]:
@@ -236,7 +247,7 @@ def _known_keys(cfg: dict, known: tuple[str, ...], what: str, fname: str) -> Non
     """Refuse a key outside ``known`` (a misspelt budget or input would be silently unused)."""
     unknown = sorted(set(cfg) - set(known))
     if unknown:
-        close = difflib.get_close_matches(unknown[0], known, n=1)
+        close = close_names(unknown[0], known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigurationError(
             f"{fname}: unknown {what} {unknown[0]!r}{hint}; choose from {', '.join(known)}."

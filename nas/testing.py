@@ -5,15 +5,22 @@ suite runs them over every registered name (tests/test_contracts.py), so a newco
 strategy, family or dataset is tested the moment it registers, with no test written:
 
     >>> from nas.testing import check_op
-    >>> check_op("linear")
+    >>> check_op("linear", echo=None)  # doctest: +ELLIPSIS
+    [('docstring', 'Fully connected layer ...'), ...]
 
-An op that no built-in grammar uses declares ``examples``: architecture strings using it,
-applied to a 3x28x28 image (``examples = ("compute(double)",)``).
+``check_op`` prints each check and its result; a user's op is named with its module
+(``check_op("myops.ops:conv")``) or a grammar that imports it (``grammar="my.pcfg"``),
+whose draws are then the architectures checked. An op that no grammar given or built in
+uses declares ``examples``: architecture strings using it, applied to a 3x28x28 image
+(``examples = ("compute(double)",)``). From a shell: ``nas ops conv --check --module
+myops.ops``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from nas.exceptions import NasError
@@ -22,6 +29,8 @@ __all__ = ["check_dataset", "check_family", "check_op", "check_strategy", "op_ex
 
 EXAMPLE_INPUT = (3, 28, 28)
 EXAMPLE_CLASSES = 10
+# Draws from a user's grammar searched for architectures that use the op being checked.
+GRAMMAR_DRAWS = 300
 
 
 def _fail(what: str, message: str) -> AssertionError:
@@ -42,51 +51,157 @@ def _uses(node: Any, name: str) -> bool:
     return node.op == name or any(_uses(c, name) for c in node.children)
 
 
-def op_examples(name: str, n: int = 2) -> list[tuple[str, str]]:
-    """Up to ``n`` (space, architecture) pairs that use op ``name``: its own ``examples``
-    (on a 3x28x28 einspace input), else the built-in spaces' seeds and draws."""
+def op_examples(name: str, n: int = 2, grammar: str | Path | None = None) -> list[tuple[str, str]]:
+    """Up to ``n`` (space, architecture) pairs that use op ``name``: draws from ``grammar``
+    (a user's .pcfg or .toml, on its own input), else the op's own ``examples`` (on a
+    3x28x28 einspace input), else the built-in spaces' seeds and draws."""
+    return _examples(name, n, grammar)[0]
+
+
+def _examples(name: str, n: int, grammar: str | Path | None) -> tuple[list[tuple[str, str]], str]:
+    """``op_examples`` and where they came from (for check_op's report)."""
     from nas.dsl import parse_arch
     from nas.ops import get_op
-
-    own = [("einspace", text) for text in getattr(get_op(name), "examples", ())]
-    if own:
-        return own[:n]
+    from nas.sampling import Sampler
     from nas.space import load_space
 
-    found: list[tuple[str, str]] = []
+    if grammar is not None:
+        sampler, found = Sampler(load_space(str(grammar)), seed=0), []
+        for _ in range(GRAMMAR_DRAWS):
+            text = str(sampler.sample())
+            if text not in found and _uses(parse_arch(text), name):
+                found.append(text)
+                if len(found) >= n:
+                    break
+        if found:
+            return [(str(grammar), t) for t in found], f"draws of {grammar}"
+    own = [("einspace", text) for text in getattr(get_op(name), "examples", ())]
+    if own:
+        return own[:n], "its own examples, on a 3x28x28 image"
+    found_in: list[tuple[str, str]] = []
     for space in ("einspace", "nb201"):
         seeds = tuple(str(s) for s in load_space(space).seeds.values())
         for text in seeds + _drawn(space, 300, 0):
             if _uses(parse_arch(text), name):
-                found.append((space, text))
-                if len(found) >= n:
-                    return found
-    return found
+                found_in.append((space, text))
+                if len(found_in) >= n:
+                    return found_in, "the built-in spaces' seeds and draws"
+    return found_in, "the built-in spaces' seeds and draws"
 
 
-def check_op(name: str) -> None:
-    """An op is documented, declares typed parameters, and its shape rule and parameter
-    count agree with the module it builds, on architectures that use it."""
+def _short(text: str, width: int = 60) -> str:
+    """An architecture string cut to ``width`` characters for a report line."""
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+class _Report:
+    """Says each check of one op as it passes (or fails) and keeps the passed ones."""
+
+    def __init__(self, what: str, echo: Callable[[str], object] | None) -> None:
+        self.what, self.echo, self.passed = what, echo, []
+
+    def ok(self, check: str, detail: str) -> None:
+        self.passed.append((check, detail))
+        if self.echo is not None:
+            self.echo(f"  ok    {check}: {detail}")
+
+    def fail(self, check: str, message: str) -> AssertionError:
+        if self.echo is not None:
+            self.echo(f"  FAIL  {check}: {message}")
+        return _fail(self.what, message)
+
+
+def _resolve_op(name: str, module: str | None, grammar: str | Path | None) -> tuple[str, type]:
+    """The op name and class, after importing ``MODULE:`` / ``module`` and loading ``grammar``."""
+    from nas.exceptions import UnknownNameError
+    from nas.ops import get_op, load_op_module
+    from nas.space import load_space
+
+    modules = [module] if module else []
+    if ":" in name:
+        named, name = name.rsplit(":", 1)
+        modules.append(named)
+    for m in modules:
+        load_op_module(m)
+    if grammar is not None:
+        load_space(str(grammar))  # its import lines register its ops
+    try:
+        return name, get_op(name)
+    except UnknownNameError as e:
+        if modules or grammar is not None:
+            raise
+        raise UnknownNameError(
+            f"{e} If it is your own op, name its module or a grammar that imports it: "
+            f"check_op('MODULE:{name}') or check_op({name!r}, grammar='FILE.pcfg')."
+        ) from None
+
+
+def check_op(
+    name: str,
+    module: str | None = None,
+    grammar: str | Path | None = None,
+    echo: Callable[[str], object] | None = print,
+) -> list[tuple[str, str]]:
+    """Check that an op keeps its contract, saying each check and its result.
+
+    The checks: it is documented, its parameters are typed int, float or str, and on
+    architectures that use it its shape rule holds, its module runs, and the parameters
+    its shape rules count are the built module's.
+
+    Args:
+        name: a registered op (``"linear"``), or ``"MODULE:NAME"`` (``"myops.ops:conv"``)
+            to import the op's module first.
+        module: a module to import first, looked for like a grammar's ``import`` (the
+            current folder, then sys.path): ``check_op("conv", module="myops.ops")``.
+        grammar: a ``.pcfg`` grammar (or ``.toml`` space) file to load first: its
+            ``import`` lines register the op, and its draws that use the op are the
+            architectures checked (else the op's ``examples``, else the built-in spaces).
+        echo: where each check's line goes (``None``: nowhere).
+
+    Returns:
+        The checks passed, as (check, detail) pairs.
+
+    Raises:
+        AssertionError: a broken promise, naming the op.
+        UnknownNameError: no such op (the message says how to name your op's module).
+        ConfigurationError, GrammarError: the module or grammar does not load.
+    """
     import torch
 
     from nas.compile import compile_arch, count_params
     from nas.dsl import parse_arch
-    from nas.ops import get_op
     from nas.ops.spec import head_params
     from nas.space import load_space
 
-    cls = get_op(name)
+    name, cls = _resolve_op(name, module, grammar)
     what = f"op {name!r}"
-    if not (cls.__doc__ or "").strip():
-        raise _fail(what, "has no docstring (nas ops shows its first line).")
+    if echo is not None:
+        echo(f"{what} ({cls.__module__}.{cls.__qualname__})")
+    report = _Report(what, echo)
+    doc = (cls.__doc__ or "").strip()
+    if not doc:
+        raise report.fail("docstring", "has no docstring (nas ops shows its first line).")
+    report.ok("docstring", doc.splitlines()[0])
+    declared = []
     for pname, decl in cls.params.items():
-        ptype = decl[0] if isinstance(decl, tuple) else decl
+        ptype, default = decl if isinstance(decl, tuple) else (decl, None)
         if ptype not in (int, float, str):
-            raise _fail(what, f"parameter {pname!r} must be int, float or str, not {ptype!r}.")
-    examples = op_examples(name)
+            raise report.fail(
+                "parameters", f"parameter {pname!r} must be int, float or str, not {ptype!r}."
+            )
+        declared.append(
+            f"{pname}: {ptype.__name__}" + ("" if default is None else f" = {default}")
+        )
+    report.ok("parameters", ", ".join(declared) or "none")
+    examples, source = _examples(name, 2, grammar)
     if not examples:
-        raise _fail(what, "no built-in grammar uses it; declare examples = ('arch', ...).")
-    for space_name, text in examples:
+        raise report.fail(
+            "examples",
+            "no built-in grammar (nor one given) uses it; declare examples = ('arch', ...) "
+            "or name a grammar that draws it.",
+        )
+    report.ok("examples", f"{len(examples)} from {source}")
+    for i, (space_name, text) in enumerate(examples, 1):
         sp = load_space(space_name)
         if space_name == "einspace":
             sp = sp.with_input(EXAMPLE_INPUT, EXAMPLE_CLASSES)
@@ -94,7 +209,11 @@ def check_op(name: str) -> None:
         try:
             a = sp.check(node)
         except NasError as e:
-            raise _fail(what, f"its example {text} does not check: {e}") from None
+            raise report.fail(
+                f"shape rule [{i}]", f"its example {text} does not check: {e}"
+            ) from None
+        shape = "x".join(map(str, sp.input_shape))
+        report.ok(f"shape rule [{i}]", f"{_short(text)} on {shape} gives {a.out[0]}")
         torch.manual_seed(0)
         try:
             model = compile_arch(node, sp.input_shape, sp.num_classes, sp.mode).eval()
@@ -102,16 +221,23 @@ def check_op(name: str) -> None:
                 y = model(torch.randn(2, *sp.input_shape))
         except Exception as e:  # the module disagrees with the shape rule
             reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            raise _fail(what, f"{text} checks but its module fails: {reason}") from None
+            raise report.fail(
+                f"module runs [{i}]", f"{text} checks but its module fails: {reason}"
+            ) from None
         if tuple(y.shape) != (2, sp.num_classes) or not torch.isfinite(y).all():
-            raise _fail(what, f"{text} gives output {tuple(y.shape)}, not (2, classes).")
+            raise report.fail(
+                f"module runs [{i}]", f"{text} gives output {tuple(y.shape)}, not (2, classes)."
+            )
+        report.ok(f"module runs [{i}]", f"output {tuple(y.shape)}, finite")
         want = a.params + head_params(a.out[0], sp.num_classes)
         if count_params(model) != want:
-            raise _fail(
-                what,
+            raise report.fail(
+                f"parameter count [{i}]",
                 f"in {text} the shape rules count {want:,} parameters but the built "
                 f"module has {count_params(model):,}.",
             )
+        report.ok(f"parameter count [{i}]", f"{want:,} counted = {want:,} built")
+    return report.passed
 
 
 def _table_values(arch: Any, objectives: tuple[str, ...]) -> dict[str, float]:

@@ -6,7 +6,7 @@ import inspect
 import re
 from typing import TYPE_CHECKING, Any
 
-from nas.exceptions import ConfigurationError, UnknownNameError
+from nas.exceptions import ConfigurationError
 from nas.registry import Registry
 
 if TYPE_CHECKING:
@@ -52,12 +52,8 @@ def get_strategy(name: str) -> type[Strategy]:
     """The strategy class registered as ``name``.
 
     Raises:
-        UnknownNameError: no such strategy; the message lists the registered ones.
+        UnknownNameError: no such strategy; the message names the closest and lists all.
     """
-    if name not in STRATEGIES:
-        raise UnknownNameError(
-            f"unknown strategy {name!r}; choose one of {', '.join(list_strategies())}."
-        )
     return STRATEGIES.get(name)
 
 

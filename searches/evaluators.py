@@ -198,18 +198,6 @@ class _Base:
         return tuple(info.input_shape), info.num_classes
 
 
-def _exporter(model: Any, shape: tuple[int, ...]) -> Callable[[Path], tuple[Path, float]]:
-    """Export a compiled network for ``shape`` inputs, with its parity check."""
-
-    def export(path: Path) -> tuple[Path, float]:
-        from nas.export import export_onnx, parity
-
-        out = export_onnx(model, shape, path)
-        return out, parity(model, out, shape)
-
-    return export
-
-
 def trained_outcome(
     status: str,
     reason: str,
@@ -261,6 +249,7 @@ class TrainEvaluator(_Base):
         from nas.train import TrainConfig
 
         self.dataset = load_dataset(dataset, data_dir=data_dir, size=size, seed=data_seed)
+        self.space_ref = space  # as the user named it (best.onnx's metadata)
         self.space = load_space(space).with_input(
             input_shape or self.dataset.input_shape, self.dataset.num_classes
         )
@@ -297,8 +286,9 @@ class TrainEvaluator(_Base):
 
     @classmethod
     def prepare_for(cls, options: dict[str, Any]) -> None:
-        from nas.data import load_dataset
+        from nas.data import load_dataset, resolve_dataset
 
+        resolve_dataset(options["dataset"])  # an unknown name: every name a search takes
         load_dataset(
             options["dataset"],
             data_dir=options.get("data_dir"),
@@ -336,6 +326,7 @@ class TrainEvaluator(_Base):
         """Retrain on the training split for ``epochs`` and score on test."""
         import torch
 
+        from nas.export import checked_exporter, network_metadata
         from nas.tasks import compile_for_task, task_for
         from nas.train import train
 
@@ -353,7 +344,13 @@ class TrainEvaluator(_Base):
             "epochs": res.epochs_done,
             "params": res.params,
         }
-        return Retrained(final, _exporter(model, self.dataset.input_shape))
+        ds = self.dataset
+        meta = network_metadata(
+            arch, self.space_ref, ds.input_shape, ds.num_classes, dataset=ds.name,
+            dataset_source=ds.source, normalisation=res.normalisation,
+            input_scale=ds.meta.get("input_scale", 1.0),
+        )  # fmt: skip
+        return Retrained(final, checked_exporter(model, ds.input_shape, meta))
 
 
 def train_evaluator(space: str, dataset: str, config: dict[str, Any], **kw: Any) -> TrainEvaluator:
@@ -398,10 +395,12 @@ class TableEvaluator(_Base):
 
     @classmethod
     def options_for(cls, config: Any) -> dict[str, Any]:
+        from nas.data import resolve_dataset
         from nas.exceptions import ConfigurationError
 
         if config.space != "nb201":
             raise ConfigurationError("table mode (--dataset nb201:...) needs --space nb201.")
+        resolve_dataset(config.dataset)  # an unknown table is refused before a run folder
         return {"dataset": config.dataset.partition(":")[2]}
 
     def __call__(self, arch: Node, on_epoch: Callable[..., Any] | None = None) -> Outcome:
@@ -424,6 +423,7 @@ class TableEvaluator(_Base):
     def retrain(self, arch: Node, epochs: int, time_budget_s: float | None, say: Say) -> Retrained:
         """Table mode trains nothing: the table's accuracy, and the untrained network."""
         from nas.compile import compile_arch
+        from nas.export import checked_exporter, network_metadata
 
         sp = self.space
         model = compile_arch(arch, sp.input_shape, sp.num_classes)
@@ -432,7 +432,11 @@ class TableEvaluator(_Base):
             "source": "NB201 table",
             "exported_weights": "untrained (table mode trains nothing)",
         }
-        return Retrained(final, _exporter(model, sp.input_shape))
+        meta = network_metadata(
+            arch, "nb201", sp.input_shape, sp.num_classes, dataset=f"nb201:{self.dataset}",
+            weights=final["exported_weights"],
+        )  # fmt: skip
+        return Retrained(final, checked_exporter(model, sp.input_shape, meta))
 
 
 def table_evaluator(dataset: str) -> TableEvaluator:

@@ -178,8 +178,10 @@ class ZooEvaluator(_Base):
             family, cfg, self.info.name, epochs, time_budget_s, self.seed, self.size
         )
         record = {**res.to_dict(), "config": cfg}
+        task = self.info.name
+        meta = {"space": f"zoo:{family.name}", "dataset": task, "architecture": str(arch)}
         return Retrained(
-            record, lambda path: export_config(family, path, cfg, model=model, data=data)
+            record, lambda path: export_config(family, path, cfg, task, model, data, metadata=meta)
         )
 
 

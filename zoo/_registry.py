@@ -9,7 +9,6 @@ searches a family's hyperparameters (see docs/zoo.md).
 
 from __future__ import annotations
 
-import difflib
 import json
 import pkgutil
 from abc import ABC, abstractmethod
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from nas.exceptions import ConfigurationError, UnknownNameError
-from nas.registry import Registry
+from nas.registry import Registry, close_names
 
 if TYPE_CHECKING:
     from torch import nn
@@ -124,7 +123,7 @@ class Family(ABC):
         cfg = dict(self.hyperparams)
         for key, value in (overrides or {}).items():
             if key not in cfg:
-                close = difflib.get_close_matches(key, list(cfg), n=1)
+                close = close_names(key, list(cfg), n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
                 raise ConfigurationError(
                     f"zoo:{self.name} has no hyperparameter {key!r}.{hint} "
@@ -149,9 +148,11 @@ class Family(ABC):
         for t in self.tasks:
             if t.name == name:
                 return t
+        names = [t.name for t in self.tasks]
+        guess = close_names(name, names)
+        hint = f"; did you mean {' or '.join(map(repr, guess))}?" if guess else ""
         raise UnknownNameError(
-            f"zoo:{self.name} has no task {name!r}; its tasks: "
-            f"{', '.join(t.name for t in self.tasks)}."
+            f"zoo:{self.name} has no task {name!r}{hint}; its tasks: {', '.join(names)}."
         )
 
     # -- model, data, training ------------------------------------------------------------
@@ -277,14 +278,7 @@ def get_family(name: str) -> Family:
     Raises:
         UnknownNameError: no such family; the message lists the known ones.
     """
-    key = name.removeprefix("zoo:")
-    if key not in FAMILIES:
-        close = difflib.get_close_matches(key, FAMILIES.names(), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise UnknownNameError(
-            f"unknown zoo family {key!r}.{hint} Families: {', '.join(FAMILIES.names())}."
-        )
-    return FAMILIES.get(key)()
+    return FAMILIES.get(name.removeprefix("zoo:"))()
 
 
 def parse_config(text: str | None) -> dict[str, Any]:

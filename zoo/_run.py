@@ -56,9 +56,12 @@ def export_config(
     model: nn.Module | None = None,
     data: Any = None,
     seed: int = 0,
+    metadata: dict[str, Any] | None = None,
 ) -> tuple[Path, float]:
     """Export a config (or a trained ``model``) to ONNX and check onnxruntime parity.
 
+    The file's metadata_props say the family, config, task, inputs and weights (a trained
+    ``model``, or seeded ones), plus ``metadata`` (a search adds its space and architecture).
     Returns the file and the max absolute difference between torch and onnxruntime.
     """
     import torch
@@ -67,15 +70,27 @@ def export_config(
 
     fam = get_family(family) if isinstance(family, str) else family
     cfg = fam.config(config)
+    task_name = fam.task(task).name
+    weights = "trained" if model is not None else f"untrained (freshly initialised, seed {seed})"
     if data is None:
-        data = fam.make_data(fam.task(task).name, size="small", seed=seed)
+        data = fam.make_data(task_name, size="small", seed=seed)
     if model is None:
         torch.manual_seed(seed)
         model = fam.build(cfg, data)
     module = fam.export_module(model.eval(), cfg).eval()
     inputs = fam.example_inputs(cfg, data, batch=2)
     axes = fam.dynamic_axes()
-    out = export_inputs(module, inputs, path, fam.input_names, fam.output_names, axes)
+    meta = {
+        "family": fam.name,
+        "config": cfg,
+        "task": task_name,
+        "input_names": list(fam.input_names),
+        "input_shapes": [list(t.shape[1:]) for t in inputs],
+        "output_names": list(fam.output_names),
+        "weights": weights,
+        **(metadata or {}),
+    }
+    out = export_inputs(module, inputs, path, fam.input_names, fam.output_names, axes, meta)
     # Another batch size than the traced one checks the dynamic axis too.
     check = fam.example_inputs(cfg, data, batch=3 if axes else 2)
     return out, parity_inputs(module, out, check, fam.input_names)

@@ -17,6 +17,7 @@ from importlib import resources
 from nas.dsl.arch import Node, parse_arch
 from nas.exceptions import ConfigurationError, UnknownNameError
 from nas.nb201 import from_nb201, to_nb201
+from nas.registry import unknown_name
 
 __all__ = ["DATASETS", "TABLE_INPUT_SHAPE", "TABLE_NUM_CLASSES", "NB201Table", "table_dataset"]
 
@@ -32,9 +33,7 @@ def _dataset(name: str) -> str:
     """The canonical dataset name (case-insensitive), or UnknownNameError."""
     key = name.lower() if isinstance(name, str) else name
     if key not in DATASETS:
-        raise UnknownNameError(
-            f"unknown NB201 dataset {name!r}; choose one of {', '.join(DATASETS)}."
-        )
+        raise UnknownNameError(unknown_name("NB201 dataset", name, DATASETS))
     return key
 
 
@@ -55,6 +54,9 @@ def table_dataset(name: str):
         has_standin=False,
         description=f"NAS-Bench-201 200-epoch test accuracy on {key} (table mode)",
     )
+
+
+table_dataset.names = DATASETS  # type: ignore[attr-defined]  # listed in dataset errors
 
 
 @dataclass(frozen=True, eq=False)

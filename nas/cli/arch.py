@@ -286,7 +286,7 @@ def export(
     import torch
 
     from nas.compile import compile_arch
-    from nas.export import export_onnx, parity_report
+    from nas.export import export_onnx, network_metadata, parity_report
 
     ctx = _context(arch, run, rank, "export")
     sp = _space(ctx, space, input_shape, num_classes)
@@ -300,7 +300,12 @@ def export(
     sp.check(node)
     torch.manual_seed(seed)
     model = compile_arch(node, sp.input_shape, sp.num_classes, sp.mode)
-    path = export_onnx(model, sp.input_shape, output)
+    meta = network_metadata(
+        node, ctx.space if ctx else space or "einspace", sp.input_shape, sp.num_classes,
+        dataset=ctx.dataset if ctx else None,
+        weights=f"untrained (freshly initialised, seed {seed})",
+    )  # fmt: skip
+    path = export_onnx(model, sp.input_shape, output, metadata=meta)
     p = parity_report(model, path, sp.input_shape)
     out.print(
         f"wrote {path} ({path.stat().st_size:,} bytes); outputs up to {p.scale:.3g}, "
@@ -313,15 +318,51 @@ def export(
 
 
 @app.command()
-def ops(pattern: Annotated[str, typer.Argument(help="fnmatch filter.")] = "*") -> None:
-    """List the registered ops and their parameters."""
-    from nas.ops import get_op, list_ops
+def ops(
+    pattern: Annotated[str, typer.Argument(help="fnmatch filter.")] = "*",
+    module: Annotated[
+        str | None,
+        typer.Option("--module", help="Import your op module first (current folder, sys.path)."),
+    ] = None,
+    grammar: Annotated[
+        str | None,
+        typer.Option("--grammar", help="Load a grammar first: its import lines register ops."),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Run the op contract suite on each match, check by check."),
+    ] = False,
+) -> None:
+    """List the registered ops and their parameters (--check: test each one's contract)."""
+    from nas.ops import get_op, list_ops, load_op_module
+    from nas.space import load_space
+    from nas.testing import check_op
 
-    for name in list_ops(pattern):
+    if module:
+        load_op_module(module)
+    if grammar:
+        load_space(grammar)
+    names = list_ops(pattern)
+    if check and not names:
+        raise ConfigurationError(
+            f"no registered op matches {pattern!r}; for your own op, name its module "
+            "(--module mypkg.ops) or a grammar that imports it (--grammar my.pcfg)."
+        )
+    failed = 0
+    for name in names:
+        if check:
+            try:
+                check_op(name, grammar=grammar, echo=lambda s: out.print(s, markup=False))
+            except AssertionError:
+                failed += 1
+            continue
         cls = get_op(name)
         params = ", ".join(cls.params) or "-"
         kind = "combinator" if cls.is_combinator else "terminal"
         out.print(f"{name:14s} {kind:10s} params: {params}  {(cls.__doc__ or '').splitlines()[0]}")
+    if failed:
+        out.print(f"{failed} of {len(names)} ops broke their contract", style="red")
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -172,11 +172,26 @@ def rank(
     )  # fmt: skip
     shown = rows[:top] if top else rows
     if as_json:
-        out.print(json.dumps({"ranked": shown, "errors": errors}, indent=1), markup=False)
+        result = {"ranked": shown, "errors": errors, "score": score_meaning(len(rows))}
+        out.print(json.dumps(result, indent=1), markup=False)
     else:
-        _print_ranking(shown, errors, "" if proxy else _proxy_note(predictor, rows))
+        _print_ranking(shown, errors, "" if proxy else _proxy_note(predictor, rows), len(rows))
     if errors:
         raise typer.Exit(1)
+
+
+def score_meaning(n: int) -> dict[str, Any]:
+    """What a score means, for the table's header line and ``--json``: the predictor scores
+    a set (percentiles within it, one model for all), so a score compares files of one set
+    only and the same file scores differently among other files."""
+    files = "1 file" if n == 1 else f"{n:,} files"
+    return {
+        "meaning": f"score: predicted quality within this set of {files} (higher is "
+        "better); not comparable across sets",
+        "higher_is_better": True,
+        "relative_to_set": True,
+        "files_scored": n,
+    }
 
 
 def _short_names(files: list[str]) -> Callable[[str], str]:
@@ -240,10 +255,13 @@ def _proxy_note(predictor: Any, rows: list[dict]) -> str:
     )
 
 
-def _print_ranking(shown: list[dict], errors: list[dict[str, str]], note: str = "") -> None:
-    """The rank table (files named relative to their common folder, sizes in K/M/G: the
-    exact values are in --json), then a line per failed file, per out-of-distribution flag
-    and per note, and ``note`` about the whole set."""
+def _print_ranking(
+    shown: list[dict], errors: list[dict[str, str]], note: str = "", scored: int = 0
+) -> None:
+    """The rank table under the line saying its scores compare the ``scored`` files only
+    (files named relative to their common folder, sizes in K/M/G: the exact values are in
+    --json), then a line per failed file, per out-of-distribution flag and per note, and
+    ``note`` about the whole set."""
     from rich.table import Table
     from rich.text import Text
 
@@ -257,6 +275,7 @@ def _print_ranking(shown: list[dict], errors: list[dict[str, str]], note: str = 
             _si(row["params"]), _si(row["flops"]), nwot, "yes" if row["ood"] else "",
         )  # fmt: skip
     if shown:
+        out.print(score_meaning(scored or len(shown))["meaning"], markup=False)
         out.print(table)
         out.print(f"scored by {_model_line(shown[0]['model'])}", markup=False)
     for e in errors:  # messages may quote names from inside the file: escaped as well

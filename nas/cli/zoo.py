@@ -107,7 +107,8 @@ def export_zoo_arch(
     from nas.zoo import config_from_arch
 
     fam, cfg = config_from_arch(arch)
-    _export_checked(fam, cfg, task, seed, output, tolerance)
+    meta = {"space": f"zoo:{fam.name}", "architecture": arch}
+    _export_checked(fam, cfg, task, seed, output, tolerance, meta)
 
 
 def _export_checked(
@@ -117,9 +118,11 @@ def _export_checked(
     seed: int,
     output: Path,
     tolerance: float | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> None:
-    """Build ``cfg`` with seeded weights, export it, print the parity; exit 1 past the
-    tolerance (absolute, :data:`ZOO_TOLERANCE` unless given)."""
+    """Build ``cfg`` with seeded weights, export it (``meta`` added to the file's metadata),
+    print the parity; exit 1 past the tolerance (absolute, :data:`ZOO_TOLERANCE` unless
+    given)."""
     import torch
 
     from nas.zoo import count_params, export_config
@@ -128,7 +131,8 @@ def _export_checked(
     torch.manual_seed(seed)
     model = fam.build(cfg, data)
     params = count_params(fam.export_module(model.eval(), cfg))
-    path, diff = export_config(fam, output, cfg, model=model, data=data)
+    meta = {"weights": f"untrained (freshly initialised, seed {seed})", **(meta or {})}
+    path, diff = export_config(fam, output, cfg, task, model, data, seed, metadata=meta)
     out.print(
         f"wrote {path} (zoo:{fam.name}, {params:,} params); onnxruntime max |diff| {diff:.2e}"
     )
@@ -225,7 +229,7 @@ def train_zoo(
         "baseline": fam.baseline(data),
     }
     if output is not None:
-        path, diff = export_config(fam, output, cfg, model=model, data=data)
+        path, diff = export_config(fam, output, cfg, info.name, model=model, data=data)
         result["onnx"], result["onnx_max_abs_diff"] = str(path), diff
     if as_json:
         out.print(json.dumps(result, indent=2, default=str), markup=False)

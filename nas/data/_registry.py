@@ -17,7 +17,7 @@ from nas.data import unseen
 from nas.data.base import Dataset, Split
 from nas.data.cache import cached
 from nas.exceptions import ConfigurationError, UnknownNameError
-from nas.registry import Registry
+from nas.registry import Registry, unknown_name
 
 #: (train, valid, test) images of a generated stand-in. ``small`` is the default search's:
 #: 2,000 images to train on, and validation and test sets large enough that one image is
@@ -99,8 +99,7 @@ def _resolve(name: str) -> str:
     for registered in _REGISTRY:
         if _key(registered) == wanted:
             return registered
-    valid = ", ".join(list_datasets(include_aliases=True))
-    raise UnknownNameError(f"unknown dataset {name!r}; valid names: {valid}.")
+    raise UnknownNameError(unknown_name("dataset", name, list_datasets(include_aliases=True)))
 
 
 def get_dataset_info(name: str) -> DatasetInfo:
@@ -109,21 +108,40 @@ def get_dataset_info(name: str) -> DatasetInfo:
 
 
 #: Schemes whose names are evaluation tables rather than loadable datasets (``nb201:``):
-#: scheme -> function of the rest of the name returning its DatasetInfo.
+#: scheme -> function of the rest of the name returning its DatasetInfo. A function with a
+#: ``names`` attribute (the names it takes) has them listed in the unknown-dataset error.
 DATASET_SCHEMES: Registry[Callable[[str], DatasetInfo]] = Registry("dataset scheme")
 DATASET_SCHEMES.add_lazy("nb201", "nas.benchmarks.nb201:table_dataset")
+
+#: What the unknown-dataset error of a search adds after the names: a zoo search's datasets.
+ZOO_TASKS = "; with --space zoo:FAMILY, one of its tasks: nas zoo list"
+
+
+def dataset_names() -> list[str]:
+    """Every dataset name a search takes: registered names, aliases and each scheme's names
+    (``nb201:cifar10``; ``SCHEME:NAME`` for a scheme that does not list them)."""
+    names = list_datasets(include_aliases=True)
+    for scheme in DATASET_SCHEMES.names():
+        own = getattr(DATASET_SCHEMES.get(scheme), "names", None)
+        names += [f"{scheme}:{n}" for n in own] if own else [f"{scheme}:NAME"]
+    return names
 
 
 def resolve_dataset(name: str) -> DatasetInfo:
     """What ``name`` is (shape, classes), for datasets and evaluation tables alike.
 
     Raises:
-        UnknownNameError: no such dataset or table; the message lists the valid names.
+        UnknownNameError: no such dataset or table; the message names the closest and lists
+            every name, schemes included.
     """
     scheme, sep, rest = str(name).partition(":")
     if sep and scheme.lower() in DATASET_SCHEMES:
         return DATASET_SCHEMES.get(scheme.lower())(rest)
-    return get_dataset_info(name)
+    try:
+        return get_dataset_info(name)
+    except UnknownNameError:
+        message = unknown_name("dataset", name, dataset_names(), ZOO_TASKS)
+        raise UnknownNameError(message) from None
 
 
 def _check_args(size: str, seed: int) -> None:
@@ -282,6 +300,7 @@ def _load_standin(name: str, size: str, seed: int, reason: str = "") -> Dataset:
             "size": size,
             "seed": seed,
             "split_sizes": {s: len(splits[s]) for s in unseen.SPLITS},
+            "input_scale": spec.scale,  # stored value -> input (1/255: uint8 pixels)
             "components": f"nas.data.load_components({name!r}, {size!r}, {seed})",
             **cache_meta,
             **extra,

@@ -387,7 +387,7 @@ def _add_rule(raws: dict[str, _RawRule], rule: _RawRule) -> None:
 
 
 def _import_ops(module: str, pos: Pos) -> None:
-    """``import "mypkg.ops"``: import a user's module so that the ops it defines register."""
+    """``import "mypkg.ops"``: import a user's module (beside the file first) so ops register."""
     from nas.ops import load_op_module
 
     if not all(part.isidentifier() for part in module.split(".")):
@@ -398,6 +398,6 @@ def _import_ops(module: str, pos: Pos) -> None:
             pos.column,
         )
     try:
-        load_op_module(module)
+        load_op_module(module, near=[Path(pos.path).parent])
     except NasError as e:
         raise GrammarError(str(e), pos.path, pos.line, pos.column) from None

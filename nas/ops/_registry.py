@@ -8,9 +8,15 @@ checking never need torch and never run dummy forward passes.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import importlib
+import os
 import re
-from collections.abc import Callable
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from nas.exceptions import ConfigurationError, ShapeError, UnknownNameError
@@ -32,6 +38,7 @@ __all__ = [
     "is_op",
     "list_ops",
     "load_op_module",
+    "op_module_folders",
     "register_op",
     "suggest_ops",
 ]
@@ -262,25 +269,58 @@ def get_op(name: str) -> type[Op]:
     raise UnknownNameError(f"unknown op {name!r}.{hint}")
 
 
-def load_op_module(module: str) -> None:
+def op_module_folders(near: Iterable[str | os.PathLike[str]] = ()) -> list[Path]:
+    """Where an op module is looked for before ``sys.path``: ``near`` (a grammar's folder),
+    then the current folder; absolute and existing, each once (so no PYTHONPATH is needed)."""
+    found: list[Path] = []
+    for folder in (*near, Path.cwd()):
+        path = Path(folder).resolve()
+        if path.is_dir() and path not in found:
+            found.append(path)
+    return found
+
+
+# One op module import at a time: each puts its folders on sys.path only while it runs.
+_IMPORT_LOCK = threading.RLock()
+
+
+def load_op_module(module: str, near: Iterable[str | os.PathLike[str]] = ()) -> None:
     """Import a user's module of ops (``import "mypkg.ops"`` in a grammar) so they register.
 
-    Raises:
-        ConfigurationError: the module cannot be imported; the message says why.
-    """
-    import contextlib
-    import importlib
-    import sys
+    The module is looked for in ``near`` (the grammar's folder), then the current folder,
+    then ``sys.path``; those folders are on ``sys.path`` only while the module is imported.
 
-    try:  # what the module prints goes to stderr: stdout is the commands' (JSON lines)
-        with contextlib.redirect_stdout(sys.stderr):
-            importlib.import_module(module)
-    except ConfigurationError:
-        raise
-    except Exception as e:  # the user's module: its own error, in one line
-        raise ConfigurationError(
-            f"cannot import op module {module!r}: {type(e).__name__}: {e}"
-        ) from None
+    Raises:
+        ConfigurationError: the module cannot be imported; the message says why (for a
+            module not found: the folders it was looked for in).
+    """
+    folders = [str(f) for f in op_module_folders(near)]
+    with _IMPORT_LOCK:
+        sys.path[:0] = folders
+        try:  # what the module prints goes to stderr: stdout is the commands' (JSON lines)
+            importlib.invalidate_caches()  # a module written a moment ago is found
+            with contextlib.redirect_stdout(sys.stderr):
+                importlib.import_module(module)
+        except ConfigurationError:
+            raise
+        except ModuleNotFoundError as e:
+            if e.name is None or not f"{module}.".startswith(f"{e.name}."):
+                raise _import_error(module, e) from None  # the module's own import failed
+            raise ConfigurationError(
+                f"cannot import op module {module!r}: no module {e.name!r} in "
+                f"{', '.join(folders)} or on sys.path (PYTHONPATH adds a folder)."
+            ) from None
+        except Exception as e:  # the user's module: its own error, in one line
+            raise _import_error(module, e) from None
+        finally:
+            for folder in folders:
+                with contextlib.suppress(ValueError):
+                    sys.path.remove(folder)
+
+
+def _import_error(module: str, e: Exception) -> ConfigurationError:
+    """The one-line error for a user's op module that raised ``e`` while imported."""
+    return ConfigurationError(f"cannot import op module {module!r}: {type(e).__name__}: {e}")
 
 
 _INSTANCES: dict[tuple[type[Op], tuple[tuple[str, ParamValue], ...]], Op] = {}
