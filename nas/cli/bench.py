@@ -59,30 +59,35 @@ def _output(path: Path, overwrite: bool) -> Path:
     return path
 
 
+CellsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--n",
+        "-n",
+        "--num",
+        help="Cells drawn at random (default: all).",
+        parser=Number("--n", 1),
+    ),
+]
+
+LabelColumnsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--labels",
+        help="Comma-separated label columns: nb201 cifar10,cifar100,imagenet16-120 "
+        "(default all); nb101, nb301 cifar10.",
+    ),
+]
+
+
 @bench_app.command("build")
 def bench_build(
     output: OutOpt,
     space: Annotated[
         str, typer.Option("--space", help="Benchmark: nb201, nb101 or nb301.")
     ] = "nb201",
-    n: Annotated[
-        int | None,
-        typer.Option(
-            "--n",
-            "-n",
-            "--num",
-            help="Cells drawn at random (default: all).",
-            parser=Number("--n", 1),
-        ),
-    ] = None,
-    labels: Annotated[
-        str | None,
-        typer.Option(
-            "--labels",
-            help="Comma-separated label columns: nb201 cifar10,cifar100,imagenet16-120 "
-            "(default all); nb101, nb301 cifar10.",
-        ),
-    ] = None,
+    n: CellsOpt = None,
+    labels: LabelColumnsOpt = None,
     seed: Annotated[int, seed_opt("Seed of the random draw.")] = 0,
     workers: Annotated[
         int,

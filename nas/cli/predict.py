@@ -94,62 +94,77 @@ def _default_workers() -> int:
     )
 
 
+RankTopOpt = Annotated[
+    int | None,
+    typer.Option("--top", help="Show only the K best files.", parser=Number("--top", 1)),
+]
+
+RankMaxSizeOpt = Annotated[
+    float,
+    typer.Option(
+        "--max-size",
+        help="Largest file accepted, in MB.",
+        parser=Number("--max-size", 0, MAX_MB, whole=False, above=True),
+    ),
+]
+
+RankTimeLimitOpt = Annotated[
+    float,
+    typer.Option(
+        "--time-limit",
+        help="Seconds per file before its error row (0: no limit).",
+        parser=Number("--time-limit", 0, MAX_SECONDS, whole=False),
+    ),
+]
+
+RankProxyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--proxy/--no-proxy",
+        help="Compute the NASWOT proxy of each file: an onnxruntime run on 8 random "
+        "inputs (about 0.03 s of CPU an NB201 file); --no-proxy skips it.",
+    ),
+]
+
+RankProbeMemoryOpt = Annotated[
+    float,
+    typer.Option(
+        "--probe-memory",
+        parser=Number("--probe-memory", 1, MAX_MB, whole=False),
+        help="Memory cap of each onnxruntime run (the proxy, unknown shapes), in MB; "
+        "a run over it is skipped with a note in the file's row.",
+    ),
+]
+
+RankMaxNodesOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-nodes",
+        parser=Number("--max-nodes", 1),
+        help="Most nodes a file may have (subgraphs included), counted before it is "
+        "parsed; a file over it is not ranked (exported networks have up to ~20,000).",
+    ),
+]
+
+RankDimOpt = Annotated[
+    list[str] | None,
+    typer.Option("--dim", help="Size of a symbolic input dim for FLOPs, NAME=SIZE."),
+]
+
+
 @app.command()
 def rank(
     paths: Annotated[list[Path], typer.Argument(help="ONNX files or folders of *.onnx files.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
-    top: Annotated[
-        int | None,
-        typer.Option("--top", help="Show only the K best files.", parser=Number("--top", 1)),
-    ] = None,
-    max_size: Annotated[
-        float,
-        typer.Option(
-            "--max-size",
-            help="Largest file accepted, in MB.",
-            parser=Number("--max-size", 0, MAX_MB, whole=False, above=True),
-        ),
-    ] = 512,
+    top: RankTopOpt = None,
+    max_size: RankMaxSizeOpt = 512,
     model: RankModelOpt = None,
     workers: RankWorkersOpt = None,
-    dim: Annotated[
-        list[str] | None,
-        typer.Option("--dim", help="Size of a symbolic input dim for FLOPs, NAME=SIZE."),
-    ] = None,
-    time_limit: Annotated[
-        float,
-        typer.Option(
-            "--time-limit",
-            help="Seconds per file before its error row (0: no limit).",
-            parser=Number("--time-limit", 0, MAX_SECONDS, whole=False),
-        ),
-    ] = 60,
-    proxy: Annotated[
-        bool,
-        typer.Option(
-            "--proxy/--no-proxy",
-            help="Compute the NASWOT proxy of each file: an onnxruntime run on 8 random "
-            "inputs (about 0.03 s of CPU an NB201 file); --no-proxy skips it.",
-        ),
-    ] = True,
-    probe_memory: Annotated[
-        float,
-        typer.Option(
-            "--probe-memory",
-            parser=Number("--probe-memory", 1, MAX_MB, whole=False),
-            help="Memory cap of each onnxruntime run (the proxy, unknown shapes), in MB; "
-            "a run over it is skipped with a note in the file's row.",
-        ),
-    ] = 256,
-    max_nodes: Annotated[
-        int,
-        typer.Option(
-            "--max-nodes",
-            parser=Number("--max-nodes", 1),
-            help="Most nodes a file may have (subgraphs included), counted before it is "
-            "parsed; a file over it is not ranked (exported networks have up to ~20,000).",
-        ),
-    ] = 100_000,
+    dim: RankDimOpt = None,
+    time_limit: RankTimeLimitOpt = 60,
+    proxy: RankProxyOpt = True,
+    probe_memory: RankProbeMemoryOpt = 256,
+    max_nodes: RankMaxNodesOpt = 100_000,
 ) -> None:
     """Rank ONNX files by the predictor's score (higher is better), with params, FLOPs, the
     NASWOT proxy and an out-of-distribution flag beside it; broken files get an error row

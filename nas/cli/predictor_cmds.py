@@ -135,6 +135,41 @@ def _model_output(path: Path) -> None:
         )
 
 
+StepsOpt = Annotated[
+    int, typer.Option("--steps", help="Optimisation steps.", parser=Number("--steps", 1))
+]
+
+BatchSizeOpt = Annotated[
+    int,
+    typer.Option("--batch-size", help="Graphs per step.", parser=Number("--batch-size", 2)),
+]
+
+LrOpt = Annotated[
+    float,
+    typer.Option(
+        "--lr",
+        help="AdamW learning rate.",
+        parser=Number("--lr", 0, MAX_LR, whole=False, above=True),
+    ),
+]
+
+HiddenOpt = Annotated[
+    int,
+    typer.Option(
+        "--hidden", help="Hidden size of the graph network.", parser=Number("--hidden", 1)
+    ),
+]
+
+LayersOpt = Annotated[
+    int,
+    typer.Option(
+        "--layers",
+        help="Message-passing rounds (0: none, the node embeddings pooled as they are).",
+        parser=Number("--layers"),
+    ),
+]
+
+
 @predictor_app.command("train")
 def predictor_train(
     bench: BenchesOpt,
@@ -143,35 +178,11 @@ def predictor_train(
     label: LabelsOpt = None,
     recipe: RecipeOpt = DEFAULT,
     weight: WeightOpt = None,
-    steps: Annotated[
-        int, typer.Option("--steps", help="Optimisation steps.", parser=Number("--steps", 1))
-    ] = 400,
-    batch_size: Annotated[
-        int,
-        typer.Option("--batch-size", help="Graphs per step.", parser=Number("--batch-size", 2)),
-    ] = 64,
-    lr: Annotated[
-        float,
-        typer.Option(
-            "--lr",
-            help="AdamW learning rate.",
-            parser=Number("--lr", 0, MAX_LR, whole=False, above=True),
-        ),
-    ] = 2e-3,
-    hidden: Annotated[
-        int,
-        typer.Option(
-            "--hidden", help="Hidden size of the graph network.", parser=Number("--hidden", 1)
-        ),
-    ] = 64,
-    layers: Annotated[
-        int,
-        typer.Option(
-            "--layers",
-            help="Message-passing rounds (0: none, the node embeddings pooled as they are).",
-            parser=Number("--layers"),
-        ),
-    ] = 4,
+    steps: StepsOpt = 400,
+    batch_size: BatchSizeOpt = 64,
+    lr: LrOpt = 2e-3,
+    hidden: HiddenOpt = 64,
+    layers: LayersOpt = 4,
     seed: Annotated[int, seed_opt("Seed of the split and the training.")] = 0,
 ) -> None:
     """Train a predictor on one bench or several spaces' benches (splits by group, never
