@@ -68,7 +68,7 @@ def dataset(
     red = kw.get("label") == "red"
     splits = {
         s: Split(
-            arr[f"{s}_x"],  # the stored bytes, as in every row of the README table
+            arr[f"{s}_x"],  # the stored bytes, as in every row of the table in docs/protocol.md
             arr[f"{s}_digits"][:, 0].astype(np.int64) if red else arr[f"{s}_y"],
         )
         for s in digits.SPLITS

@@ -25,7 +25,7 @@ Usage (from the repository root)::
   spaces, no graph model), or
   the recipe itself chosen by ``--globals-norm``, ``--prior``, ``--prior-weight``,
   ``--correction``, ``--loss``. ``--seeds 0,1,2,3,4`` runs it once per seed and ends with
-  the mean table (``loso.format_loso_seeds``): the one the README quotes.
+  the mean table (``loso.format_loso_seeds``): the one docs/predictor.md quotes.
 * zero-shot: build the 500-cell NB101 bench in ``--nb101 DIR`` (reused if present) and score
   it with predictors trained on NB201 only: the bundled one, and one trained on every cell
   of the full NB201 bench; next to params, FLOPs and the zero-cost proxies.

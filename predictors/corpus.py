@@ -20,7 +20,7 @@ from scipy import stats
 
 SPACE_LABEL = "rank_in_space"
 # default training weight of a bench built from search runs (`nas bench from-run`): its
-# labels are a few short trainings, noisier than a table's; chosen by LOSO (README)
+# labels are a few short trainings, noisier than a table's; chosen by LOSO (docs/predictor.md)
 RUN_BENCH_WEIGHT = 0.5
 
 

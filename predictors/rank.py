@@ -23,7 +23,7 @@ embedding of their normalised node text.
 Which model: ``nas rank`` scores with the bundled NB201 model, unless more than
 :data:`ROUTE_SHARE` of the files lie outside its domain; such a set is scored by the
 bundled transfer model, trained on several spaces and chosen by the leave-one-space-out
-table (README). One model scores a whole set, so scores stay comparable within it.
+table (docs/predictor.md). One model scores a whole set, so scores stay comparable within it.
 """
 
 from __future__ import annotations

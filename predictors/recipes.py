@@ -23,12 +23,13 @@ Variants that change the recipe rather than remove a part (see
   ``prior-listnet`` (ListNet loss), ``prior-ensemble`` (3 seeds averaged), ``prior-no-graph``,
   ``prior-no-signals``, ``prior-op-only``: the prior recipe with one more change;
 * ``prior-listnet-wide``: ListNet, correction bound 2 (half the prior's range), a third of
-  the steps: the best single model of these by LOSO (README);
+  the steps: the best single model of these by LOSO (docs/predictor.md);
 * ``prior-shape-free``: ``prior-listnet-wide`` on shape-free texts;
 * ``prior-signals``: ``prior-listnet-wide`` whose head also sees the set ranks of depth,
   node count, width and the NASWOT proxy (:data:`SIGNALS`), so its correction can lean on
   them; ``prior-signals-ens``: as an ensemble of 3 seeds, the best by LOSO (5 seeds, six
-  spaces) and the recipe of transfer-v2 and of the bundled transfer-v3 (eight spaces; README);
+  spaces) and the recipe of transfer-v2 and of the bundled transfer-v3 (eight spaces;
+  docs/predictor.md);
 * ``prior-listnet-wide-ens``: ``prior-listnet-wide`` as an ensemble of 3 seeds (the
   recipe of the earlier transfer-v1).
 

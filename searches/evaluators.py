@@ -56,7 +56,7 @@ class Evaluator(Protocol):
         ...
 
 
-#: The default protocol of a trained search on a 2-core CPU (README, "The default protocol").
+#: The default protocol of a trained search on a 2-core CPU (docs/protocol.md).
 #: The budget is the trial count; ``trial_time`` caps one trial's training in CPU seconds
 #: (``nas.loop.budget_clock``: a guard against runaway networks that machine load cannot
 #: move); wall time (``time_budget``) is an optional extra cap, off by default.

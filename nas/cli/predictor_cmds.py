@@ -277,7 +277,7 @@ def predictor_eval(
     seen = ranker.config.meta.get("train_groups", [])
     rows = np.arange(len(b)) if include_train else unseen_rows(b, seen)
     if len(rows) < 2:
-        where = " (its held-out figures: the LOSO table, README)" if model is None else ""
+        where = " (its held-out figures: docs/predictor.md)" if model is None else ""
         raise ConfigurationError(
             f"only {len(rows)} rows of {bench} lie outside the model's training groups"
             f"{where}; --include-train scores them anyway, --model another model."

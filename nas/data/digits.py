@@ -8,7 +8,7 @@ digits that come with scikit-learn are upscaled to a ~20x20 glyph placed like MN
 of mass at the image centre (give or take half a pixel), with a light random rotation and
 scale so that repeats of one source image still differ, and a contrast window that gives the
 sharp strokes of MNIST instead of the soft halo of a bilinear upscale (ink statistics in
-README, "The default protocol").
+docs/protocol.md, "The default protocol").
 """
 
 from __future__ import annotations

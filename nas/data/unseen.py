@@ -51,7 +51,7 @@ MEMBERS = {
 }
 # The default member: Language, because on a 2-core CPU at the small size a fixed small CNN
 # learns it (57% test after 8 epochs, 14 s of CPU; chance 10%) while AddNIST's sum of three
-# digits stays near chance at any size a CPU search can afford (README, "calibration").
+# digits stays near chance at any size a CPU search can afford (docs/protocol.md, "Calibration").
 DEFAULT_MEMBER = "language"
 _CHUNK = 4096
 
