@@ -2,8 +2,9 @@
 
 :func:`load_graph` reads a file safely (size limit, external data only from the file's own
 folder), runs shape inference, applies the rewrite rules of :mod:`nas.predictors.normalise`
-and orders the nodes canonically, so isomorphic graphs give the same node list whatever
-order the file stores them in:
+(and, to dynamo exports, those of :mod:`nas.predictors.dynamo`) and orders the nodes
+canonically, so isomorphic graphs give the same node list whatever order the file stores
+them in:
 
 * Graph inputs become ``Input`` nodes and graph outputs ``Output`` nodes.
 * Each node gets a local label (op, attributes, constant inputs, output shapes), then a
@@ -28,7 +29,8 @@ from typing import Any
 
 import numpy as np
 import onnx
-from nas.predictors.normalise import FOLD_LIMIT, RawGraph, RawNode, Shape, attr_value, normalise
+from nas.predictors.dynamo import normalise_exported
+from nas.predictors.normalise import FOLD_LIMIT, RawGraph, RawNode, Shape, attr_value
 from nas.predictors.onnxcheck import DEFAULT_MAX_NODES, check_size, file_objection, sort_nodes, vet
 from nas.predictors.onnxfile import (
     DEFAULT_MAX_BYTES,
@@ -378,7 +380,8 @@ def model_graph(
     probe_bytes: int = DEFAULT_PROBE_BYTES,
 ) -> CanonicalGraph:
     """The canonical graph of a parsed model (sorts ``model``'s nodes in place)."""
-    return canonicalise(normalise(raw_graph(model, dims, probe_bytes)), str(path))
+    g = raw_graph(model, dims, probe_bytes)
+    return canonicalise(normalise_exported(model, g), str(path))
 
 
 def load_graph(
