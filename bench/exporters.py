@@ -205,10 +205,11 @@ def models() -> dict[str, Callable[[], nn.Module]]:
     }
 
 
-def export_pair(name: str, model: nn.Module, folder: Path) -> tuple[Path, Path]:
-    """Write ``model`` twice: ``NAME.dynamo.onnx`` (default exporter) and ``NAME.ts.onnx``."""
+def export_pair(name: str, model: nn.Module, folder: Path, size: int = 32) -> tuple[Path, Path]:
+    """Write ``model`` twice: ``NAME.dynamo.onnx`` (default exporter) and ``NAME.ts.onnx``,
+    on a batch of 2 images of 3 x ``size`` x ``size``."""
     model.eval()
-    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     dyn, ts = folder / f"{name}.dynamo.onnx", folder / f"{name}.ts.onnx"
     quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
     with warnings.catch_warnings(), quiet[0], quiet[1]:

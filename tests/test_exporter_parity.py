@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-import subprocess
-import sys
-import warnings
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -20,18 +15,11 @@ from torch import nn
 
 pytest.importorskip("onnxscript")
 
-
-def _export(model: nn.Module, folder: Path, name: str) -> tuple[Path, Path]:
-    """Write ``model`` with the default (dynamo) exporter and with TorchScript."""
-    model.eval()
-    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
-    dyn, ts = folder / f"{name}.dynamo.onnx", folder / f"{name}.ts.onnx"
-    quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
-    with warnings.catch_warnings(), quiet[0], quiet[1]:
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x,), str(dyn), opset_version=17)
-        torch.onnx.export(model, (x,), str(ts), opset_version=17, dynamo=False)
-    return dyn, ts
+_spec = importlib.util.spec_from_file_location(
+    "bench_exporters", Path(__file__).resolve().parents[1] / "bench" / "exporters.py"
+)
+bench = importlib.util.module_from_spec(_spec)  # the bench's export and ranking, shared
+_spec.loader.exec_module(bench)  # type: ignore[union-attr]
 
 
 class _Tokens(nn.Module):
@@ -79,14 +67,12 @@ def _ops(g: object) -> list[tuple[str, object, object]]:
 
 def test_two_exports_rank_the_same(tmp_path: Path) -> None:
     """Each pair's scores are equal, so their rank percentiles within the set are too."""
-    pairs = [_export(m, tmp_path, k) for k, m in _models().items()]
+    pairs = [bench.export_pair(k, m, tmp_path, size=16) for k, m in _models().items()]
     for dyn, ts in pairs:
         assert _ops(load_graph(dyn)) == _ops(load_graph(ts))
-    cmd = [sys.executable, "-m", "nas", "rank", str(tmp_path), "--json", "--no-proxy"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    score = {Path(r["file"]).name: r["score"] for r in json.loads(out)["ranked"]}
-    vals = sorted(score.values())
-    pct = {k: vals.index(v) / (len(vals) - 1) for k, v in score.items()}
+    score = bench.rank(tmp_path)
+    assert len(score) == 2 * len(pairs)
+    pct = bench.percentiles(score)
     for dyn, ts in pairs:
         assert abs(pct[dyn.name] - pct[ts.name]) <= 0.05, (dyn.name, score)
 
