@@ -15,6 +15,8 @@ adapt its shapes (a ``linear`` takes whatever width arrives):
   ``branch`` by its inner module);
 * ``branch``: one branch changed (one child of a ``branch`` redrawn to the same output, or
   a module wrapped in a skip connection);
+* ``repeat``: a shape-keeping module with weights followed by a fresh copy of itself
+  (one block deeper, as a morphism's deepening step);
 * ``redraw``: einspace's subtree redraw.
 
 Every child passes the space's checks, is derivable from the grammar at the position it
@@ -348,6 +350,23 @@ def change_branch(site: Site) -> Node | None:
             "branch", (make_node("clone", k=2), info.node, identity, make_node("add"))
         )
         child = site.child(info.path, skip)
+        if child is not None:
+            return child
+    return None
+
+
+@mutation("repeat", weight=2.0)
+def repeat_module(site: Site) -> Node | None:
+    """A shape-keeping module with weights followed by a fresh copy of itself: the network
+    one block deeper (a morphism's deepening), drawn by the module's parameter count."""
+    keep = [
+        i for i in site.analysis.nodes.values()
+        if i.path in site.syms and i.inp == i.out and i.params and i.node.children
+    ]  # fmt: skip
+    while keep:
+        info = site.rng.choices(keep, weights=[i.params for i in keep])[0]
+        keep.remove(info)
+        child = site.child(info.path, make_node("seq", (info.node, info.node)))
         if child is not None:
             return child
     return None

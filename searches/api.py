@@ -33,7 +33,9 @@ __all__ = ["RUNNERS", "Search", "SearchConfig", "SearchResult", "search"]
 Say = Callable[[str], None]
 #: Seeds a seeded strategy starts from unless told otherwise: mixed seeding (the einspace
 #: paper's strongest setting) with seeds sized for a CPU.
-CPU_SEEDED = {"einspace": ("cnn_cpu", "mlp_cpu", "resnet_cpu", "vit_cpu", "mixer_cpu")}
+CPU_SEEDED = {
+    "einspace": ("cnn_cpu", "mlp_cpu", "resnet_cpu", "vit_cpu", "mixer_cpu", "seqconv_cpu")
+}
 
 
 @dataclass

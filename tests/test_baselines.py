@@ -83,9 +83,9 @@ def test_a_trained_einspace_search_screens_degenerate_and_seeds_on_cpu(tmp_path)
         "vit_cpu",
     ]
     big = Search(SearchConfig(dataset="unseen:language"), tmp_path / "run2")
-    assert len(big.config.strategy_options["seed_archs"]) == 5
+    assert len(big.config.strategy_options["seed_archs"]) == 6
     small = Search(SearchConfig(dataset="unseen:language", trials=4), tmp_path / "run3")
-    assert small.config.strategy_options["population"] == 7  # room for the 5 seeds + 2
+    assert small.config.strategy_options["population"] == 8  # room for the 6 seeds + 2
     assert job.strategy.screen(parse_arch(ISSUE_14)) == "no learnable computation before the head"
     assert job.strategy.screen(job.space.seeds["cnn_cpu"]) is None
     a = parse_arch("compute(linear(out=16))")

@@ -13,7 +13,7 @@ from nas.mutations import DEFAULT_WEIGHTS, MUTATIONS, Site, mutate_with
 from nas.sampling import Sampler
 from nas.space import load_space
 
-OPERATORS = ("param", "swap", "insert", "remove", "branch", "redraw")
+OPERATORS = ("param", "swap", "insert", "remove", "branch", "repeat", "redraw")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,8 @@ def test_every_child_is_valid_derivable_and_new(op: str, space) -> None:
     rules, budgets, the grammar) and differ from their parent beyond no-op wrappers."""
     sampler = Sampler(space, seed=5)
     parents = [sampler.sample() for _ in range(25)]
-    parents += [space.seeds[n] for n in ("mlp_cpu", "cnn_cpu", "resnet_cpu", "vit_cpu")]
+    cpu_seeds = ("mlp_cpu", "cnn_cpu", "resnet_cpu", "vit_cpu", "seqconv_cpu")
+    parents += [space.seeds[n] for n in cpu_seeds]
     rng = random.Random(1)
     made = 0
     for parent in parents:
@@ -46,7 +47,9 @@ def test_every_child_is_valid_derivable_and_new(op: str, space) -> None:
         made += 1
         space.check(child, strict=True)
         assert canonical_key(child) != canonical_key(parent)
-    assert made >= 15, f"{op} found children for only {made} of {len(parents)} parents"
+    # repeat needs a shape-keeping module with weights, which many grammar draws lack
+    least = 8 if op == "repeat" else 15
+    assert made >= least, f"{op} found children for only {made} of {len(parents)} parents"
 
 
 def test_param_changes_one_value_of_one_op_preferring_a_neighbour(space) -> None:
@@ -96,6 +99,22 @@ def test_branch_wraps_a_module_in_a_skip_or_redraws_one_branch(space) -> None:
     for _ in range(5):
         child = MUTATIONS.get("branch")(Site(space, resnet, rng, Sampler(space, seed=4)))
         assert str(child).count("branch(") >= str(resnet).count("branch(")
+
+
+def test_repeat_deepens_by_a_copy_of_a_shape_keeping_block(space) -> None:
+    """seqconv_cpu (three 128-wide row convolutions) gets deeper: one of its 128 -> 128
+    modules (the second or third block, or both as one module) written twice in a row."""
+    seqconv = space.seeds["seqconv_cpu"]
+    conv = "route(im2col(k=3,s=1,p=1),compute(linear(out=128)),col2im)"
+    a = space.check(seqconv)
+    rng = random.Random(0)
+    for _ in range(10):
+        child = MUTATIONS.get("repeat")(Site(space, seqconv, rng, Sampler(space, seed=0)))
+        assert str(child).count(conv) in (4, 5) and space.check(child).out == a.out
+        assert space.check(child).params > a.params
+    mlp = space.seeds["mlp_cpu"]  # 576 -> 256 -> 256: only the second linear keeps its shape
+    child = MUTATIONS.get("repeat")(Site(space, mlp, rng, Sampler(space, seed=0)))
+    assert str(child).count("linear(out=256)") == 3
 
 
 def test_a_changed_branching_factor_rewrites_the_repeated_children(space) -> None:

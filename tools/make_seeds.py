@@ -181,10 +181,21 @@ def mlp_cpu() -> str:
     return seq(flatten, linear(256), RELU, linear(256))
 
 
+def seqconv_cpu() -> str:
+    """Rows as a sequence: each row's pixels (times channels) become features, then three
+    3-wide convolutions of 128 along the rows with norm and relu: CPU-sized."""
+    rows_as_sequence = f"route(permute(order=321),{IDENTITY},identity)"
+    items: list[Item] = [rows_as_sequence]
+    for _ in range(3):
+        items += [conv(3, 1, 128), NORM, RELU]
+    return seq(*items)
+
+
 SEEDS: dict[str, Callable[[], str]] = {
     "cnn_cpu": cnn_cpu,
     "mlp_cpu": mlp_cpu,
     "resnet_cpu": resnet_cpu,
+    "seqconv_cpu": seqconv_cpu,
     "mixer_cpu": lambda: mlp_mixer(dim=64, depth=2, patch=4),
     "vit_cpu": lambda: vit(dim=64, heads=4, d_head=16, depth=1, patch=4),
     "mlp_mixer": mlp_mixer,

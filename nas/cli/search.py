@@ -115,7 +115,7 @@ SeedArch = Annotated[
     str | None,
     _opt(
         "RE seeds, comma-separated (resnet18,wrn16_4,vit,mlp_mixer; cnn_cpu, mlp_cpu, "
-        "resnet_cpu, vit_cpu, mixer_cpu) [einspace: the five CPU seeds]."
+        "resnet_cpu, vit_cpu, mixer_cpu, seqconv_cpu) [einspace: the six CPU seeds]."
     ),
 ]
 PredictorModel = Annotated[
