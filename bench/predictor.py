@@ -25,7 +25,11 @@ Usage (from the repository root)::
   spaces, no graph model), or
   the recipe itself chosen by ``--globals-norm``, ``--prior``, ``--prior-weight``,
   ``--correction``, ``--loss``. ``--seeds 0,1,2,3,4`` runs it once per seed and ends with
-  the mean table (``loso.format_loso_seeds``): the one docs/predictor.md quotes.
+  the mean table (``loso.format_loso_seeds``): the one docs/predictor.md quotes. Then the
+  few-shot tables (``predictors.fewshot_loso``, ``--few-shot 4,8,16,32``, ``--draws 10``;
+  ``--few-shot 0`` skips them): k labelled rows drawn from each held-out space, the
+  first variant's scores fitted to them, Spearman on the other rows against the oracle
+  best baseline; the ones docs/ranking.md quotes.
 * zero-shot: build the 500-cell NB101 bench in ``--nb101 DIR`` (reused if present) and score
   it with predictors trained on NB201 only: the bundled one, and one trained on every cell
   of the full NB201 bench; next to params, FLOPs and the zero-cost proxies.
@@ -340,18 +344,36 @@ def loso_cmd(args: argparse.Namespace) -> None:
     )
     variants = tuple(args.variants.split(","))
     seeds = args.seeds or [args.seed]
-    results = []
+    results, zero = [], {}
     for seed in seeds:
         t0 = time.perf_counter()
         result = loso(
             benches, lambda b: vocab_embeddings(b, embedder), replace(cfg, seed=seed),
             _model_config(args), variants, embedder.embed, weights=weights,
+            scores=zero if seed == seeds[0] else None,
         )  # fmt: skip
         print(f"\n== seed {seed}" if len(seeds) > 1 else "", format_loso(result))
         print(f"\nLOSO over {', '.join(benches)}: {time.perf_counter() - t0:.0f} s")
         results.append(result)
     if len(seeds) > 1:
         print("\n" + format_loso_seeds(results))
+    if args.few_shot:
+        few_shot_cmd(benches, zero, variants[0], args.few_shot, args.draws)
+
+
+def few_shot_cmd(benches, zero, name: str, ks: list[int], draws: int) -> None:
+    """The few-shot tables (predictors.fewshot_loso) from variant ``name``'s held-out
+    scores (and pooled graph features) of the first seed: k labelled rows of each held-out
+    space, ``draws`` draws."""
+    from nas.predictors.corpus import join
+    from nas.predictors.fewshot_loso import few_shot_loso, format_few_shot
+
+    t0 = time.perf_counter()
+    pred = {h: s[name] for h, s in zero.items()}
+    head = {h: s[f"{name} head"] for h, s in zero.items() if f"{name} head" in s}
+    res = few_shot_loso(join(benches), pred, ks, draws, graph=head)
+    print(format_few_shot(res, name, draws))
+    print(f"\nfew-shot tables ({name} as the zero-shot score): {time.perf_counter() - t0:.0f} s")
 
 
 def _seed_list(text: str) -> list[int]:
@@ -399,7 +421,16 @@ def main() -> None:
         default=None,
         help="LOSO seeds, e.g. 0,1,2,3,4: a table each, then the mean",
     )
+    p.add_argument(
+        "--few-shot",
+        type=_seed_list,
+        default=[4, 8, 16, 32],
+        help="LOSO few-shot tables for these k (labelled rows of the held-out space); "
+        "0 skips them",
+    )
+    p.add_argument("--draws", type=int, default=10, help="few-shot draws per k")
     args = p.parse_args()
+    args.few_shot = [k for k in args.few_shot if k > 0]
     torch.set_num_threads(1)
     if args.loso:
         loso_cmd(args)

@@ -4,13 +4,14 @@ default) and without it, and one 20,000-node exported transformer.
 Usage (from the repository root)::
 
     .venv/bin/python bench/rank_speed.py [--n 1000] [--distinct 100] [--layers 120] [--keep DIR]
-                                         [--skip-nb201] [--skip-big]
+                                         [--skip-nb201] [--skip-big] [--labels 16]
 
 * NB201: ``--distinct`` random NB201 cells compiled and exported (``nas export``'s
   exporter, no parity run), copied with fresh random weights up to ``--n`` files, then
   ``nas rank DIR --json`` three times in fresh processes: an empty embedding cache (cold),
   warm (both with the NASWOT proxy and two reader processes, the defaults), warm with
-  ``--no-proxy``, and warm with ``--workers 1``.
+  ``--no-proxy``, and warm with ``--workers 1``. ``--labels K``: then warm again and warm
+  with ``--labels`` naming K of the files (random accuracies): the few-shot fit's cost.
 * big graph: a stack of ``--layers`` torch ``TransformerEncoderLayer`` (d=64, 4 heads, GELU,
   real random weights; 168 nodes a layer, about 20,000 in all at 120) exported with a
   dynamic batch, then ranked cold, warm and warm with ``--proxy``. Its reshapes leave dims
@@ -73,6 +74,19 @@ def export_nb201(folder: Path, n: int, distinct: int, seed: int = 1) -> list[Pat
     took = time.perf_counter() - t0
     print(f"made {n} NB201 files ({len(picks)} cells exported) in {took:.0f} s", flush=True)
     return files
+
+
+def write_labels(path: Path, folder: Path, k: int, seed: int = 0) -> Path:
+    """A labels CSV for ``k`` of the files in ``folder``, with random accuracies (the time
+    of a fit does not depend on the values)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    files = sorted(folder.glob("*.onnx"))
+    picks = rng.choice(len(files), k, replace=False)
+    lines = [f"{files[i]},{rng.uniform(50, 95):.2f}" for i in picks]
+    path.write_text("\n".join(["file,accuracy", *lines]) + "\n")
+    return path
 
 
 def export_transformer(path: Path, layers: int) -> Path:
@@ -186,6 +200,9 @@ def main() -> None:
     ap.add_argument("--keep", default=None, help="folder to keep (and reuse) the files in")
     ap.add_argument("--skip-nb201", action="store_true")
     ap.add_argument("--skip-big", action="store_true")
+    ap.add_argument(
+        "--labels", type=int, default=0, help="also rank warm with --labels of this many files"
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="nas-rank-speed-") as tmp:
         root = Path(args.keep) if args.keep else Path(tmp)
@@ -200,6 +217,13 @@ def main() -> None:
             )
             one = timed_rank(folder, cache, "--workers", "1")
             report(f"{args.n} NB201 files, warm, --workers 1", *one)
+            if args.labels:
+                csv = write_labels(Path(tmp) / "labels.csv", folder, args.labels)
+                again = timed_rank(folder, cache)
+                report(f"{args.n} NB201 files, warm (again)", *again)
+                fitted = timed_rank(folder, cache, "--labels", str(csv))
+                report(f"{args.n} NB201 files, warm, --labels k={args.labels}", *fitted)
+                print(f"  mode: {fitted[3].get('header', '?')}", flush=True)
         if not args.skip_big:
             import onnx
 

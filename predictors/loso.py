@@ -82,10 +82,14 @@ def loso(
     embed: Callable[[list[str]], np.ndarray] | None = None,
     log: Callable[[str], None] = print,
     weights: Mapping[str, float] | None = None,
+    scores: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """{held-out space: {scorer: metrics}}; scorer names are the variants (``ranker`` for
     ``full``), the baselines and the proxies. ``weights`` (space -> share of the training
-    batches, >= 0) override :func:`~nas.predictors.corpus.default_weight`."""
+    batches, >= 0) override :func:`~nas.predictors.corpus.default_weight`. ``scores``, when
+    given, is filled with {held-out space: {variant: its held-out scores, and for a graph
+    ranker "VARIANT head": its pooled graph features}} (the few-shot tables start from
+    them: :mod:`nas.predictors.fewshot_loso`)."""
     unknown = [v for v in variants if v not in ABLATIONS and v not in SCORERS]
     if unknown:
         raise ConfigurationError(
@@ -111,11 +115,15 @@ def loso(
             if v in SCORERS:  # fitted on the training rows, no graph model
                 pred, note = SCORERS[v](corpus, tr, te, space), "fitted"
             else:
-                pred, note = _train_predict(
+                pred, note, head = _train_predict(
                     v, corpus, tr, te, emb, embs, config, model_config, w, space
                 )
+                if scores is not None:
+                    scores.setdefault(held, {})[f"{v} head"] = head
             rows = evaluate_all(None, corpus, emb, te, scores=pred)
             name = "ranker" if v == "full" else f"ranker {v}"
+            if scores is not None:
+                scores.setdefault(held, {})[v] = pred
             for k, m in rows.items():  # predictor@zc: the ranker on the proxies' rows
                 table.setdefault(k.replace("predictor", name, 1), m)
             table[name]["margin"] = margin_interval(pred, base, y)
@@ -135,17 +143,21 @@ def _train_predict(
     model_config: ModelConfig,
     w: Mapping[str, float],
     space: list[str],
-) -> tuple[np.ndarray, str]:
+) -> tuple[np.ndarray, str, np.ndarray]:
     """Train recipe ``v`` on the rows ``tr`` (``space``: each row's space, the batches'
-    strata); (its scores of ``te``, a log note)."""
+    strata); (its scores of ``te``, a log note, the pooled graph features its heads scored:
+    :func:`~nas.predictors.fewshot.head_inputs`)."""
+    from nas.predictors.fewshot import head_inputs
+
     mc, tc = ABLATIONS[v](replace(model_config), replace(config))
     e = embs[TEXT_VIEWS[v]] if v in TEXT_VIEWS else emb
     if mc.members > 1:
         res = train_ensemble(corpus, tr, e, mc.members, tc, mc, strata=space, weights=w)
     else:
         res = train(corpus, tr, e, tc, mc, strata=space, weights=w)
-    pred = predict(res.model, corpus, e, te)
-    return pred, f"trained in {res.seconds:.0f} s"
+    with head_inputs(res.model) as head:
+        pred = predict(res.model, corpus, e, te)
+    return pred, f"trained in {res.seconds:.0f} s", head[0]
 
 
 def format_loso(result: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:

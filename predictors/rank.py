@@ -24,6 +24,11 @@ Which model: ``nas rank`` scores with the bundled NB201 model, unless more than
 :data:`ROUTE_SHARE` of the files lie outside its domain; such a set is scored by the
 bundled transfer model, trained on several spaces and chosen by the leave-one-space-out
 table (docs/predictor.md). One model scores a whole set, so scores stay comparable within it.
+
+Few-shot (``labels``, ``nas rank --labels``): the user's accuracies of some files (those
+not among the files given are added to the set) adapt the set's order
+(:mod:`nas.predictors.fewshot`); rows say ``labelled`` and carry the ``accuracy``, and
+:class:`RankResult` names the mode.
 """
 
 from __future__ import annotations
@@ -31,11 +36,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from nas.predictors.bench import Bench, GraphRecord
+from nas.predictors.labels import label_of, with_labelled
 from nas.predictors.onnxcheck import DEFAULT_MAX_NODES
 from nas.predictors.onnxfile import DEFAULT_MAX_BYTES
 from nas.predictors.probe import DEFAULT_PROBE_BYTES
@@ -124,6 +131,17 @@ def use_transfer(records: Sequence[GraphRecord], domain: Mapping[str, Any] | Non
     return outside > ROUTE_SHARE * len(records)
 
 
+@dataclass
+class RankResult:
+    """A ranked set: rows best first, error rows, the model that scored and the mode
+    (``{"name": "zero-shot"}``, or the few-shot fit: :meth:`FewShot.describe`)."""
+
+    rows: list[dict[str, Any]]
+    errors: list[dict[str, str]]
+    model: str
+    mode: dict[str, Any]
+
+
 def rank_files(
     files: Sequence[Path],
     predictor: Any,
@@ -136,14 +154,42 @@ def rank_files(
     transfer: Transfer | None = None,
     workers: int = 1,
     max_nodes: int = DEFAULT_MAX_NODES,
+    labels: Mapping[Path, float] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """(ranked rows, best first; error rows) for ONNX ``files``; ``proxy`` adds the NASWOT
+    """(ranked rows, best first; error rows) of :func:`rank_set` (same arguments)."""
+    res = rank_set(
+        files, predictor, domain, max_bytes, dims, time_limit_s, proxy, probe_bytes,
+        transfer, workers, max_nodes, labels,
+    )  # fmt: skip
+    return res.rows, res.errors
+
+
+def rank_set(
+    files: Sequence[Path],
+    predictor: Any,
+    domain: Mapping[str, Any] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    dims: Mapping[str, int] | None = None,
+    time_limit_s: float | None = None,
+    proxy: bool = False,
+    probe_bytes: int = DEFAULT_PROBE_BYTES,
+    transfer: Transfer | None = None,
+    workers: int = 1,
+    max_nodes: int = DEFAULT_MAX_NODES,
+    labels: Mapping[Path, float] | None = None,
+) -> RankResult:
+    """Rank ONNX ``files`` (:class:`RankResult`); ``proxy`` adds the NASWOT
     score (an onnxruntime run per file), ``probe_bytes`` caps each onnxruntime run.
     ``transfer`` loads (predictor, domain) of a model for sets mostly outside ``domain``
     (:func:`use_transfer`): one model scores the whole set, and each row names it.
     ``workers`` > 1 reads many files in that many processes (:mod:`rank_read`). Files are
     read one at a time and only their compact records kept; a file over ``max_nodes``
-    nodes or one the ONNX checker rejects is an error row."""
+    nodes or one the ONNX checker rejects is an error row. ``labels`` ({file: accuracy},
+    :func:`~nas.predictors.labels.read_labels`) adds the labelled files not among
+    ``files`` to the set and adapts the scores to the labels
+    (:func:`~nas.predictors.fewshot.fit_few_shot`); rows say ``labelled``."""
+    if labels is not None:
+        files = with_labelled(files, labels)
     good: list[tuple[Path, GraphRecord, float]] = []
     errors: list[dict[str, str]] = []
     read = iter_read(
@@ -160,25 +206,58 @@ def rank_files(
     records = [r for _, r, _ in good]
     if transfer is not None and use_transfer(records, domain):
         predictor, domain = transfer()
-    scores = predictor.score_records(records) if good else []
-    rows = []
-    for (f, r, nwot), s in zip(good, scores, strict=True):
-        reason = ood_reason(r, domain)
-        rows.append(
-            {
-                "file": str(f),
-                "score": float(s),
-                "params": r.params,
-                "flops": r.flops,
-                "depth": depth(len(r.texts), r.edges),
-                "nwot": None if math.isnan(nwot) else round(nwot, 3),
-                "ood": bool(reason),
-                "ood_reason": reason,
-                "model": getattr(predictor, "name", ""),
-                "notes": list(r.notes),
-            }
-        )
+    acc = label_of([f for f, _, _ in good], labels or {})
+    mode: dict[str, Any] = {"name": "zero-shot"}
+    if labels is None:
+        scores = predictor.score_records(records) if good else np.zeros(0)
+    else:
+        scores, mode = _few_shot(predictor, records, acc)
+    rows = [
+        _row(f, r, nwot, float(s), domain, getattr(predictor, "name", ""), a)
+        for (f, r, nwot), s, a in zip(good, scores, acc, strict=True)
+    ]
     rows.sort(key=lambda row: -row["score"])
     for k, row in enumerate(rows, 1):
         row["rank"] = k
-    return rows, errors
+    return RankResult(rows, errors, getattr(predictor, "name", ""), mode)
+
+
+def _few_shot(
+    predictor: Any, records: Sequence[GraphRecord], acc: Sequence[float | None]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The set's scores fitted to the labelled records' accuracies, and the mode."""
+    from nas.predictors.fewshot import fit_few_shot, fit_records
+
+    lab = [i for i, a in enumerate(acc) if a is not None]
+    y = [float(a) for a in acc if a is not None]
+    if not records:
+        return np.zeros(0), fit_few_shot({}, np.zeros(0), lab, y).describe()
+    fit = fit_records(predictor, records, lab, y)
+    return fit.scores, fit.describe()
+
+
+def _row(
+    f: Path,
+    r: GraphRecord,
+    nwot: float,
+    score: float,
+    domain: Mapping[str, Any] | None,
+    model: str,
+    accuracy: float | None,
+) -> dict[str, Any]:
+    """One ranked file's row (``rank`` is set once the set is sorted)."""
+    reason = ood_reason(r, domain)
+    return {
+        "file": str(f),
+        "score": score,
+        "params": r.params,
+        "flops": r.flops,
+        "depth": depth(len(r.texts), r.edges),
+        "nwot": None if math.isnan(nwot) else round(nwot, 3),
+        "ood": bool(reason),
+        "ood_reason": reason,
+        "model": model,
+        "notes": list(r.notes),
+        "labelled": accuracy is not None,
+        "accuracy": accuracy,
+    }

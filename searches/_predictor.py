@@ -2,7 +2,8 @@
 
 Each round draws a pool of candidates (half fresh grammar draws, half mutations of the best
 trained architectures once there are results), scores them with the ONNX predictor
-(``nas.predictors``; off NB201 the bundled transfer model, as ``nas rank`` picks) and
+(``nas.predictors``; off NB201 the bundled transfer model, as ``nas rank`` picks), fits
+that order to the finished trials' results (few-shot, as ``nas rank --labels``) and
 proposes the top few for training. Training is the expensive query; scoring a candidate
 costs an export (or, for NB201, a direct graph build; for a zoo family, its own export) and
 a forward pass of the small ranker.
@@ -58,6 +59,10 @@ def predictor_scorer(
     export it from ``space``; a zoo search passes its family's export). Records are cached
     per architecture; one that cannot be built or exported scores -inf.
 
+    ``score(archs, trained)`` with (architecture, fitness) pairs of finished trials scores
+    ``archs`` in one set with them and fits the order to their fitness (few-shot,
+    :func:`nas.predictors.fewshot.fit_few_shot`); ``score.mode`` then describes the fit.
+
     Raises:
         ConfigurationError: ``model`` is given but holds no predictor.
         NasError: the predictor or its embedder cannot be loaded.
@@ -87,8 +92,8 @@ def predictor_scorer(
                         warnings.warn(msg, stacklevel=2)
         return chosen[0]
 
-    def score(archs: Sequence[Node]) -> np.ndarray:
-        keys = list(dict.fromkeys(str(a) for a in archs))
+    def build(archs: Sequence[Node]) -> None:
+        """Records of the architectures not built yet (None: cannot be built)."""
         with tempfile.TemporaryDirectory() as tmp:
             for a in dict.fromkeys(archs, None):
                 if str(a) not in records:
@@ -96,15 +101,43 @@ def predictor_scorer(
                         records[str(a)] = record(a, tmp)
                     except (NasError, RuntimeError, ValueError):
                         records[str(a)] = None
+
+    def score(archs: Sequence[Node], trained: Sequence[tuple[Node, float]] = ()) -> np.ndarray:
+        """Scores of ``archs``, one set with ``trained`` and fitted to its fitness."""
+        pairs = [(a, y) for a, y in trained if math.isfinite(y)]
+        build([*archs, *(a for a, _ in pairs)])
+        keys = list(dict.fromkeys([*(str(a) for a in archs), *(str(a) for a, _ in pairs)]))
         good = [k for k in keys if records[k] is not None]
         scores: dict[str, float] = {}
+        score.mode = {"name": "zero-shot"}  # type: ignore[attr-defined]
         if good:
             recs = [records[k] for k in good]
-            scores = dict(zip(good, map(float, pick(recs).score_records(recs)), strict=True))
+            if pairs:
+                values, score.mode = _refit(pick(recs), good, recs, pairs)  # type: ignore[attr-defined]
+            else:
+                values = pick(recs).score_records(recs)
+            scores = dict(zip(good, map(float, values), strict=True))
         score.model = chosen[0].name if chosen else ""  # type: ignore[attr-defined]
         return np.array([scores.get(str(a), -math.inf) for a in archs], dtype=np.float64)
 
+    score.few_shot = True  # type: ignore[attr-defined]
     return score
+
+
+def _refit(
+    predictor: Any, keys: list[str], recs: list[GraphRecord], pairs: Sequence[tuple[Node, float]]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The set's scores fitted to the finished trials' fitness (``pairs``; an architecture
+    trained more than once counts with its mean) and the fit's mode, as ``nas rank
+    --labels`` fits them (:func:`nas.predictors.fewshot.fit_records`)."""
+    from nas.predictors.fewshot import fit_records
+
+    sums: dict[str, list[float]] = {}
+    for a, y in pairs:
+        sums.setdefault(str(a), []).append(y)
+    lab = [i for i, k in enumerate(keys) if k in sums]
+    fit = fit_records(predictor, recs, lab, [float(np.mean(sums[keys[i]])) for i in lab])
+    return fit.scores, fit.describe()
 
 
 @register_strategy
@@ -114,8 +147,10 @@ class PredictorGuided(Strategy):
     Every round draws ``pool`` distinct candidates not asked before: fresh grammar draws,
     and, once trials have finished, ``mutate_frac`` of them are mutations of the ``parents``
     best trained architectures. The predictor scores them and the top ``batch`` are asked
-    in order of score. Results steer the search through the parents; the predictor itself
-    is not retrained during a search.
+    in order of score. Results steer the search through the parents and, with ``refit``
+    (default), the scores: each round the pool is scored together with the finished trials
+    and the order is fitted to their fitness as ``nas rank --labels`` fits it (few-shot,
+    :mod:`nas.predictors.fewshot`; the network itself is not retrained).
 
     If the predictor cannot be loaded (e.g. the embedding model is missing) the strategy
     says so once and proposes plain grammar draws, so a search still runs.
@@ -129,6 +164,8 @@ class PredictorGuided(Strategy):
         mutate_frac: share of the pool drawn as mutations once there are results.
         model: predictor folder (None: the bundled ranker ``nas rank`` would pick for the
             space's candidates: NB201's own, or the transfer model off NB201).
+        refit: fit each round's order to the finished trials (few-shot); a ``scorer``
+            given without a ``few_shot`` attribute is never refitted.
         scorer: a function scoring a list of architectures (overrides ``model``; used by
             benchmarks that precompute scores).
         recorder: turns a candidate into a graph record (set by the search: a zoo family's
@@ -144,6 +181,7 @@ class PredictorGuided(Strategy):
         "parents": "best trained architectures whose mutations enter the pool",
         "mutate_frac": "share of the pool drawn as mutations once there are results",
         "model": "predictor folder [the bundled ranker nas rank picks for the space]",
+        "refit": "fit the order to the finished trials each round (few-shot)",
     }
 
     def __init__(
@@ -155,6 +193,7 @@ class PredictorGuided(Strategy):
         parents: int = 5,
         mutate_frac: float = 0.5,
         model: str | None = None,
+        refit: bool = True,
         scorer: Scorer | None = None,
         recorder: Recorder | None = None,
         objectives: Sequence[str] | None = None,
@@ -167,6 +206,7 @@ class PredictorGuided(Strategy):
                 "predictor needs pool >= batch >= 1, parents >= 1 and 0 <= mutate_frac <= 1."
             )
         self.pool, self.batch, self.parents, self.mutate_frac = pool, batch, parents, mutate_frac
+        self.refit = refit
         self.sampler = Sampler(space, seed=seed)
         self.sampler.rng = self.rng
         self.unavailable = ""
@@ -217,10 +257,16 @@ class PredictorGuided(Strategy):
             cands = self._candidates()
             if not cands:
                 return self.sampler.sample()
-            scores = self.scorer(cands)
+            scores = self._score(cands)
             order = sorted(range(len(cands)), key=lambda i: (-scores[i], i))
             self.queue.extend(cands[i] for i in order[: self.batch])
         return self.queue.popleft()
+
+    def _score(self, cands: list[Node]) -> np.ndarray:
+        """The scorer's scores of ``cands``, fitted to the finished trials with ``refit``."""
+        if self.refit and self.results and getattr(self.scorer, "few_shot", False):
+            return self.scorer(cands, [(a, fit) for fit, _, a in self.results])
+        return self.scorer(cands)
 
     def observe(self, arch: Node, values: dict[str, float] | None, status: str) -> None:
         fit = self._fitness(values) if values is not None and status == "ok" else -math.inf

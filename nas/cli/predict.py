@@ -146,6 +146,17 @@ RankMaxNodesOpt = Annotated[
     ),
 ]
 
+RankLabelsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--labels",
+        help="CSV with the columns file,accuracy (higher is better; a path absolute or "
+        "relative to the CSV's folder) for files you trained: the ranking adapts to them "
+        "(few-shot). Labelled files not among FILES are read and ranked with them; every "
+        "labelled file is marked in the table and in --json.",
+    ),
+]
+
 RankDimOpt = Annotated[
     list[str] | None,
     typer.Option("--dim", help="Size of a symbolic input dim for FLOPs, NAME=SIZE."),
@@ -165,34 +176,62 @@ def rank(
     proxy: RankProxyOpt = True,
     probe_memory: RankProbeMemoryOpt = 256,
     max_nodes: RankMaxNodesOpt = 100_000,
+    labels: RankLabelsOpt = None,
 ) -> None:
     """Rank ONNX files by the predictor's score (higher is better), with params, FLOPs, the
-    NASWOT proxy and an out-of-distribution flag beside it; broken files get an error row
-    and make the exit code 1."""
+    NASWOT proxy and an out-of-distribution flag beside it; with --labels, adapted to the
+    files you trained (few-shot); broken files get an error row and make the exit code 1."""
     import json
 
     from nas.exceptions import ConfigurationError
+    from nas.predictors.labels import read_labels
     from nas.predictors.model import Predictor
-    from nas.predictors.rank import bundled_transfer, load_domain, rank_files
+    from nas.predictors.rank import bundled_transfer, load_domain, rank_set
 
     dims = _dims(dim or [])
     files = _onnx_files(paths)
-    if not files:
+    known = read_labels(labels) if labels is not None else None
+    if not files and not known:
         raise ConfigurationError("no ONNX files to rank (a folder is searched for *.onnx).")
     predictor = Predictor.load(model)
-    rows, errors = rank_files(
+    res = rank_set(
         files, predictor, load_domain(model), int(max_size * 2**20), dims, time_limit or None,
         proxy, int(probe_memory * 2**20), None if model else bundled_transfer(),
-        workers or _default_workers(), max_nodes,
+        workers or _default_workers(), max_nodes, known,
     )  # fmt: skip
+    rows, errors = res.rows, res.errors
     shown = rows[:top] if top else rows
     if as_json:
-        result = {"ranked": shown, "errors": errors, "score": score_meaning(len(rows))}
+        result = {
+            "ranked": shown, "errors": errors, "score": score_meaning(len(rows)),
+            "model": res.model, "mode": res.mode, "header": header_line(res.model, res.mode),
+        }  # fmt: skip
         out.print(json.dumps(result, indent=1), markup=False)
     else:
-        _print_ranking(shown, errors, "" if proxy else _proxy_note(predictor, rows), len(rows))
+        note = "" if proxy else _proxy_note(predictor, rows)
+        _print_ranking(shown, errors, note, len(rows), header_line(res.model, res.mode))
     if errors:
         raise typer.Exit(1)
+
+
+def mode_text(mode: dict[str, Any]) -> str:
+    """The mode as the header names it: ``zero-shot``, or ``few-shot, k=16`` and how the
+    labels were used."""
+    if mode.get("name") != "few-shot":
+        return str(mode.get("name", "zero-shot"))
+    head = f"few-shot, k={mode['k']}"
+    if not mode["fitted"]:
+        return f"{head} ({mode['note']})"
+    fit, zero = mode["pair_concordance"], mode["zero_shot_concordance"]
+    return (
+        f"{head} ({mode['method']}; labelled pairs in order, leave-pair-out: "
+        f"{fit:+.2f} against zero-shot's {zero:+.2f})"
+    )
+
+
+def header_line(model: str, mode: dict[str, Any]) -> str:
+    """The line above the table: the model that scored and the mode."""
+    return f"model: {model or '-'}; mode: {mode_text(mode)}"
 
 
 def score_meaning(n: int) -> dict[str, Any]:
@@ -271,28 +310,43 @@ def _proxy_note(predictor: Any, rows: list[dict]) -> str:
 
 
 def _print_ranking(
-    shown: list[dict], errors: list[dict[str, str]], note: str = "", scored: int = 0
+    shown: list[dict],
+    errors: list[dict[str, str]],
+    note: str = "",
+    scored: int = 0,
+    header: str = "",
 ) -> None:
-    """The rank table under the line saying its scores compare the ``scored`` files only
-    (files named relative to their common folder, sizes in K/M/G: the exact values are in
-    --json), then a line per failed file, per out-of-distribution flag and per note, and
-    ``note`` about the whole set."""
+    """The rank table under ``header`` (model and mode) and the line saying its scores
+    compare the ``scored`` files only (files named relative to their common folder, sizes
+    in K/M/G: the exact values are in --json; a ``label`` column with the user's accuracy
+    when some file is labelled), then a line per failed file, per out-of-distribution flag
+    and per note, and ``note`` about the whole set."""
     from rich.table import Table
     from rich.text import Text
 
     name = _short_names([r["file"] for r in shown] + [e["file"] for e in errors])
+    labelled = any(r.get("labelled") for r in shown)
     table = Table("rank", "file", "score", "params", "FLOPs", "nwot", "OOD")
+    if labelled:
+        table.add_column("label")
     table.columns[1].overflow = "fold"  # a file name is never cut short
     for row in shown:
         nwot = "-" if row["nwot"] is None else f"{row['nwot']:.1f}"
-        table.add_row(
+        cells = [
             str(row["rank"]), Text(name(row["file"])), f"{row['score']:.3f}",
             _si(row["params"]), _si(row["flops"]), nwot, "yes" if row["ood"] else "",
-        )  # fmt: skip
+        ]  # fmt: skip
+        if labelled:
+            cells.append(f"{row['accuracy']:.4g}" if row.get("labelled") else "")
+        table.add_row(*cells)
     if shown:
+        if header:
+            out.print(header, markup=False)
         out.print(score_meaning(scored or len(shown))["meaning"], markup=False)
         out.print(table)
         out.print(f"scored by {_model_line(shown[0]['model'])}", markup=False)
+        if labelled:
+            out.print("label: your accuracy of a labelled file (--labels)", markup=False)
     for e in errors:  # messages may quote names from inside the file: escaped as well
         out.print(f"not ranked {name(e['file'])}: {_safe(e['error'])}", markup=False)
     for row in shown:
