@@ -143,24 +143,11 @@ class RankResult:
 
 
 def rank_files(
-    files: Sequence[Path],
-    predictor: Any,
-    domain: Mapping[str, Any] | None = None,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    dims: Mapping[str, int] | None = None,
-    time_limit_s: float | None = None,
-    proxy: bool = False,
-    probe_bytes: int = DEFAULT_PROBE_BYTES,
-    transfer: Transfer | None = None,
-    workers: int = 1,
-    max_nodes: int = DEFAULT_MAX_NODES,
-    labels: Mapping[Path, float] | None = None,
+    files: Sequence[Path], predictor: Any, *args: Any, **kwargs: Any
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """(ranked rows, best first; error rows) of :func:`rank_set` (same arguments)."""
-    res = rank_set(
-        files, predictor, domain, max_bytes, dims, time_limit_s, proxy, probe_bytes,
-        transfer, workers, max_nodes, labels,
-    )  # fmt: skip
+    """(ranked rows, best first; error rows) of :func:`rank_set`, which takes the same
+    arguments."""
+    res = rank_set(files, predictor, *args, **kwargs)
     return res.rows, res.errors
 
 
