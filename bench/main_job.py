@@ -12,8 +12,12 @@ of the found test accuracy, wall time and peak RSS; then checks the targets of i
 ``--busy`` also runs the first task's first seed again with two CPU-burning processes
 beside it and compares its trials with the idle run's.
 
+Each finished task and seed prints its row at once and is kept in ``OUT/TASK-SEED.json``;
+a rerun with the same ``--out`` reuses the kept rows and runs only the missing ones
+(``--fresh`` starts over), so a bench stopped half-way keeps what it measured.
+
     .venv/bin/python bench/main_job.py [--tasks unseen unseen:addnist unseen:cifartile]
-        [--seeds 0 1 2] [--jobs 2] [--busy] [--out bench_runs/main_job]
+        [--seeds 0 1 2] [--jobs 2] [--busy] [--out bench_runs/main_job] [--fresh]
 """
 
 from __future__ import annotations
@@ -64,7 +68,6 @@ def one(task: str, seed: int, strategy: str, run_dir: Path, trials: int | None) 
         "best_seed_name": next((b.name for b in rows if b.name.startswith("best seed")), ""),
         "capped": v.capped if v else 0,
         "statuses": [r.status for r in result.records],
-        "trial_list": [(r.arch, r.status, r.values) for r in result.records],
         "wall_s": wall,
         "peak_rss_mb": rss / 1024,
     }
@@ -78,30 +81,51 @@ def _child(task: str, seed: int, strategy: str, run_dir: Path, trials: int | Non
 
 
 def _pair(task: str, seed: int, out: Path) -> tuple[dict, dict]:
-    """The default search (re) and random search with its trials, on the same baselines."""
+    """The default search (re) and random search with its trials, on the same baselines;
+    kept in ``OUT/TASK-SEED.json`` and reused from there when a rerun finds it."""
     slug = task.replace(":", "_")
+    kept = out / f"{slug}-{seed}.json"
+    if kept.exists():
+        found, rand = json.loads(kept.read_text())
+        print(f"{task} seed {seed}: kept from {kept}", flush=True)
+        return found, rand
     re_dir, rs_dir = out / f"{slug}-re-{seed}", out / f"{slug}-rs-{seed}"
+    for d in (re_dir, rs_dir):  # a run stopped half-way: its wall time would not be one run's
+        shutil.rmtree(d, ignore_errors=True)
     found = _child(task, seed, "re", re_dir, None)
     rs_dir.mkdir(parents=True)
     shutil.copy(re_dir / "baselines.json", rs_dir / "baselines.json")  # the same baselines
     rand = _child(task, seed, "rs", rs_dir, found["trials"])
+    kept.write_text(json.dumps([found, rand]))
+    print(f"{task} seed {seed}: {report([(found, rand)])[2]}", flush=True)
     return found, rand
+
+
+def trials_of(run_dir: Path) -> list[tuple[str, str, dict | None]]:
+    """The trials of a finished run, as stored: (architecture, status, values)."""
+    from nas.searches.store import open_run
+
+    return [(r.arch, r.status, r.values) for r in open_run(run_dir)[1].records()]
 
 
 def _pct(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:.1f}"
 
 
-def _busy(task: str, seed: int, out: Path, idle: dict) -> dict:
-    """The default search again with two CPU burners beside it; same trials as idle?"""
+def _busy(task: str, seed: int, out: Path) -> dict:
+    """The default search again with two CPU burners beside it; same trials as idle (the
+    stores compared: architectures, statuses and values)?"""
+    busy_dir = out / f"busy-{task.replace(':', '_')}-{seed}"
+    shutil.rmtree(busy_dir, ignore_errors=True)
     burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     try:
-        busy = _child(task, seed, "re", out / f"busy-{seed}", None)
+        busy = _child(task, seed, "re", busy_dir, None)
     finally:
         for p in burners:
             p.kill()
             p.wait()
-    return {"wall_s": busy["wall_s"], "same_trials": busy["trial_list"] == idle["trial_list"]}
+    idle = trials_of(out / f"{task.replace(':', '_')}-re-{seed}")
+    return {"wall_s": busy["wall_s"], "same_trials": trials_of(busy_dir) == idle}
 
 
 def report(rows: list[tuple[dict, dict]]) -> list[str]:
@@ -159,6 +183,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="searches at a time (one per core)")
     ap.add_argument("--busy", action="store_true", help="rerun the first with 2 CPU burners")
     ap.add_argument("--out", type=Path, default=Path("bench_runs/main_job"))
+    ap.add_argument("--fresh", action="store_true", help="drop the rows kept in --out")
     ap.add_argument("--one", nargs=4, metavar=("TASK", "SEED", "STRATEGY", "RUN_DIR"))
     ap.add_argument("--trials", type=int, help="random search: the default search's trials")
     a = ap.parse_args()
@@ -166,20 +191,20 @@ def main() -> None:
         task, seed, strategy, run_dir = a.one
         print(json.dumps(one(task, int(seed), strategy, Path(run_dir), a.trials)))
         return
-    shutil.rmtree(a.out, ignore_errors=True)
-    a.out.mkdir(parents=True)
+    if a.fresh:
+        shutil.rmtree(a.out, ignore_errors=True)
+    a.out.mkdir(parents=True, exist_ok=True)
     todo = [(task, seed) for task in a.tasks for seed in a.seeds]
     with ThreadPoolExecutor(a.jobs) as pool:
         rows = list(pool.map(lambda ts: _pair(*ts, a.out), todo))
     for f, r in rows:
-        print(json.dumps({"re": {k: v for k, v in f.items() if k != "trial_list"},
-                          "rs": {k: v for k, v in r.items() if k != "trial_list"}}))  # fmt: skip
+        print(json.dumps({"re": f, "rs": r}))
     print()
     for line in report(rows):
         print(line)
     if a.busy:
         task, seed = todo[0]
-        busy = _busy(task, seed, a.out, rows[0][0])
+        busy = _busy(task, seed, a.out)
         print(
             f"busy (2 CPU burners) {task} seed {seed}: wall {busy['wall_s'] / 60:.1f} min "
             f"(target <= 15), same trials as idle: {'yes' if busy['same_trials'] else 'no'}"

@@ -14,7 +14,7 @@ A child is at chance within 1.5x the majority-class accuracy; a child that fails
 counts as at chance with ratio 0.
 
     .venv/bin/python bench/mutation.py [--run RUN_DIR] [--parents 8] [--children 6]
-        [--operators param,swap,insert,remove,branch,redraw] [--workers 2] [--json FILE]
+        [--operators all|param,swap,...] [--workers 2] [--json FILE]
 """
 
 from __future__ import annotations
@@ -127,8 +127,9 @@ def main() -> None:
     ap.add_argument("--parents", type=int, default=8)
     ap.add_argument("--children", type=int, default=6, help="per parent and operator")
     ap.add_argument(
-        "--operators", default="param,swap,insert,remove,branch,redraw",
-        help="operators measured one at a time ('' for none)",
+        "--operators", default="all",
+        help="operators measured one at a time, comma-separated ('all': every registered "
+        "one; '' for none)",
     )  # fmt: skip
     ap.add_argument("--mutations", default="default", help="the mix measured ('' for none)")
     ap.add_argument("--workers", type=int, default=2)
@@ -147,7 +148,10 @@ def main() -> None:
         Search(SearchConfig(dataset=a.dataset, seed=a.seed, final_epochs=0), run).run()
     parents, options, chance, space = parents_of(run, a.parents)
     mixes: dict[str, dict[str, float] | None] = {}
-    for op in filter(None, a.operators.split(",")):
+    names = list(DEFAULT_WEIGHTS) if a.operators == "all" else a.operators.split(",")
+    for op in filter(None, names):
+        if op not in DEFAULT_WEIGHTS:
+            sys.exit(f"unknown operator {op!r}; expected some of {', '.join(DEFAULT_WEIGHTS)}")
         mixes[op] = {op: 1.0}
     if a.mutations:
         mixes["mix"] = None if a.mutations == "default" else {
