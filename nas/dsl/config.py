@@ -13,9 +13,11 @@ grammar is loaded.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
+from nas.dsl.pos import Pos
 from nas.exceptions import ConfigurationError, ShapeError
 from nas.ops._registry import ChildBuild, ChildInfer, Combinator, Op, ParamValue, is_op
 from nas.ops.spec import Signal
@@ -24,8 +26,18 @@ from nas.registry import Registry
 if TYPE_CHECKING:
     from torch import nn
 
-    from nas.dsl.arch import Node
-    from nas.dsl.grammar import Pos
+
+class SentenceNode(Protocol):
+    """What this module reads of a parsed sentence (:class:`nas.dsl.arch.Node`), named
+    structurally so the DSL's modules import each other in one direction only."""
+
+    @property
+    def op(self) -> str: ...
+    @property
+    def params(self) -> tuple[tuple[str, ParamValue], ...]: ...
+    @property
+    def children(self) -> Sequence[SentenceNode]: ...
+
 
 __all__ = [
     "CONFIG_SPACES",
@@ -116,7 +128,7 @@ class ConfigSpace:
         """The grammar rule drawing ``key`` (dotted, so no written rule can take it)."""
         return f"{self.name}.{key}"
 
-    def values(self, node: Node) -> dict[str, ParamValue]:
+    def values(self, node: SentenceNode) -> dict[str, ParamValue]:
         """The typed values a sentence of this space writes (key -> value)."""
         types = {p.key: p.type for p in self.params}
         return {k: convert(v, types[k]) for k, v in config_values(node).items()}
@@ -154,7 +166,7 @@ def infer_type(values: tuple[ParamValue, ...]) -> type:
     return str
 
 
-def config_values(node: Node) -> dict[str, str]:
+def config_values(node: SentenceNode) -> dict[str, str]:
     """The ``hp(k=..., v=...)`` children of a config node as written (key -> text).
 
     Raises:

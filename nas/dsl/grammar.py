@@ -10,20 +10,9 @@ import itertools
 from dataclasses import dataclass, field
 
 from nas.dsl.config import ConfigSpace
+from nas.dsl.pos import Pos
 from nas.dsl.vocab import node_class
 from nas.ops._registry import ParamValue
-
-
-@dataclass(frozen=True)
-class Pos:
-    """Where something was written: file, line and column (1-based)."""
-
-    path: str
-    line: int
-    column: int
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}"
 
 
 @dataclass(frozen=True)
