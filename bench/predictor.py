@@ -16,18 +16,19 @@ Usage (from the repository root)::
 * ``--save DIR`` writes the model trained on ``--train`` cells (the bundled weights).
 * full build: time building the bench of all 15,625 NB201 cells (2 worker processes), wall
   and CPU seconds; the bench is kept in ``--full-build DIR`` (reused if present).
-* ``--loso SPACE=DIR[:WEIGHT] ...``: the leave-one-space-out table (predictors.loso) over
-  benches of several spaces (``WEIGHT``: the space's share of the training batches, default
-  ``corpus.default_weight``), with ``--variants full,no-signals,no-graph,op-only text`` ablations
-  and the recipe variants of ``predictors.recipes.RECIPES`` (``set-signals``, ``params-prior``,
+* ``--loso SPACE=DIR[:WEIGHT] ...``: the leave-one-space-out table
+  (predictors.research.loso) over benches of several spaces (``WEIGHT``: the space's share
+  of the training batches, default ``corpus.default_weight``), with ``--variants
+  full,no-signals,no-graph,op-only text`` ablations and the recipe variants of
+  ``predictors.training.recipes.RECIPES`` (``set-signals``, ``params-prior``,
   ``prior-listnet-wide``, ...; the registry ``nas predictor train --recipe`` reads), the
   ``signal-blend`` row (``loso.SCORERS``: the signals mixed by weights fitted on the training
   spaces, no graph model), or
   the recipe itself chosen by ``--globals-norm``, ``--prior``, ``--prior-weight``,
   ``--correction``, ``--loss``. ``--seeds 0,1,2,3,4`` runs it once per seed and ends with
   the mean table (``loso.format_loso_seeds``): the one docs/predictor.md quotes. Then the
-  few-shot tables (``predictors.fewshot_loso``, ``--few-shot 4,8,16,32``, ``--draws 10``;
-  ``--few-shot 0`` skips them): k labelled rows drawn from each held-out space, the
+  few-shot tables (``predictors.research.fewshot_loso``, ``--few-shot 4,8,16,32``,
+  ``--draws 10``; ``--few-shot 0`` skips them): k labelled rows drawn from each held-out space, the
   first variant's scores fitted to them, Spearman on the other rows against the oracle
   best baseline; the ones docs/ranking.md quotes.
 * zero-shot: build the 500-cell NB101 bench in ``--nb101 DIR`` (reused if present) and score
@@ -53,14 +54,14 @@ import torch
 
 def quality(args: argparse.Namespace) -> None:
     """Train/test figures on the bench."""
-    from nas.predictors.bench import Bench
-    from nas.predictors.fit import (
+    from nas.predictors.benches.bench import Bench
+    from nas.predictors.benches.nb201_bench import build_nb201_bench
+    from nas.predictors.training.fit import (
         evaluate,
         format_table,
         split_by_group,
         vocab_embeddings,
     )
-    from nas.predictors.nb201_bench import build_nb201_bench
 
     folder = Path(args.bench)
     if (folder / "bench.json").is_file():
@@ -123,9 +124,9 @@ def _recipe(args: argparse.Namespace) -> str:
 
 def _train(args: argparse.Namespace, bench, rows, emb):
     """Train with the command line's recipe (an ensemble when ``--members`` > 1)."""
-    from nas.predictors.fit import TrainConfig, train_ensemble
+    from nas.predictors.training.fit import RankerTrainConfig, train_ensemble
 
-    cfg = TrainConfig(
+    cfg = RankerTrainConfig(
         steps=args.steps,
         batch_size=args.batch,
         seed=args.seed,
@@ -137,9 +138,9 @@ def _train(args: argparse.Namespace, bench, rows, emb):
 
 def speed(args: argparse.Namespace) -> None:
     """Time ranking ``args.speed`` exported NB201 networks, cold and warm cache."""
-    from nas.predictors.bench import file_record
     from nas.predictors.embed import Embedder
     from nas.predictors.model import Predictor
+    from nas.predictors.record import file_record
 
     from nas.benchmarks.nb201 import NB201Table
     from nas.compile import compile_arch
@@ -183,15 +184,15 @@ def zero_cost(args: argparse.Namespace) -> None:
     """Train on ``--small`` cells of the bench and test on the 725 zero-cost cells (those of
     the training classes dropped), next to nwot/synflow/params on the same cells."""
 
-    from nas.predictors.bench import Bench
-    from nas.predictors.benchdata import nb201_zero_cost
-    from nas.predictors.fit import (
+    from nas.predictors.benches.bench import Bench
+    from nas.predictors.benches.benchdata import nb201_zero_cost
+    from nas.predictors.benches.nb201_bench import build_nb201_bench
+    from nas.predictors.training.fit import (
         metrics,
         predict,
         split_by_group,
         vocab_embeddings,
     )
-    from nas.predictors.nb201_bench import build_nb201_bench
 
     from nas.benchmarks.nb201 import NB201Table
     from nas.nb201 import from_index_tuple, to_nb201
@@ -246,8 +247,8 @@ def _cpu_seconds() -> float:
 
 def full_build(args: argparse.Namespace):
     """Build (or load) the bench of all 15,625 NB201 cells, timing the build."""
-    from nas.predictors.bench import Bench
-    from nas.predictors.nb201_bench import build_nb201_bench
+    from nas.predictors.benches.bench import Bench
+    from nas.predictors.benches.nb201_bench import build_nb201_bench
 
     folder = Path(args.full_build)
     if (folder / "bench.json").is_file():
@@ -266,10 +267,10 @@ def full_build(args: argparse.Namespace):
 
 def zero_shot(args: argparse.Namespace, nb201) -> None:
     """NB201-trained predictors on the 500 NB101 cells, with baselines and proxies."""
-    from nas.predictors.bench import Bench
-    from nas.predictors.fit import evaluate_all, format_table, vocab_embeddings
+    from nas.predictors.benches.bench import Bench
+    from nas.predictors.benches.nb101_bench import build_nb101_bench
     from nas.predictors.model import GraphRanker, bundled_dir
-    from nas.predictors.nb101_bench import build_nb101_bench
+    from nas.predictors.training.fit import evaluate_all, format_table, vocab_embeddings
 
     folder = Path(args.nb101)
     if (folder / "bench.json").is_file():
@@ -322,11 +323,12 @@ def parse_loso_item(item: str) -> tuple[str, str, float | None]:
 
 
 def loso_cmd(args: argparse.Namespace) -> None:
-    """Leave-one-space-out table over ``--loso NAME=BENCH_DIR ...`` (see predictors.loso)."""
-    from nas.predictors.bench import Bench
+    """Leave-one-space-out table over ``--loso NAME=BENCH_DIR ...`` (see
+    predictors.research.loso)."""
+    from nas.predictors.benches.bench import Bench
     from nas.predictors.embed import Embedder
-    from nas.predictors.fit import TrainConfig, vocab_embeddings
-    from nas.predictors.loso import format_loso, format_loso_seeds, loso
+    from nas.predictors.research.loso import format_loso, format_loso_seeds, loso
+    from nas.predictors.training.fit import RankerTrainConfig, vocab_embeddings
 
     benches, weights = {}, {}
     for item in args.loso:
@@ -335,7 +337,7 @@ def loso_cmd(args: argparse.Namespace) -> None:
         if weight is not None:
             weights[name] = weight
     embedder = Embedder()
-    cfg = TrainConfig(
+    cfg = RankerTrainConfig(
         steps=args.steps,
         batch_size=args.batch,
         seed=args.seed,
@@ -362,11 +364,11 @@ def loso_cmd(args: argparse.Namespace) -> None:
 
 
 def few_shot_cmd(benches, zero, name: str, ks: list[int], draws: int) -> None:
-    """The few-shot tables (predictors.fewshot_loso) from variant ``name``'s held-out
+    """The few-shot tables (predictors.research.fewshot_loso) from variant ``name``'s held-out
     scores (and pooled graph features) of the first seed: k labelled rows of each held-out
     space, ``draws`` draws."""
-    from nas.predictors.corpus import join
-    from nas.predictors.fewshot_loso import few_shot_loso, format_few_shot
+    from nas.predictors.research.fewshot_loso import few_shot_loso, format_few_shot
+    from nas.predictors.training.corpus import join
 
     t0 = time.perf_counter()
     pred = {h: s[name] for h, s in zero.items()}

@@ -78,9 +78,9 @@ def _blind_scores(bench_dir: str) -> dict[str, float]:
     import os
 
     import numpy as np
-    from nas.predictors.bench import Bench
-    from nas.predictors.fit import TrainConfig, predict, train, vocab_embeddings
-    from nas.predictors.nb201_bench import build_nb201_bench
+    from nas.predictors.benches.bench import Bench
+    from nas.predictors.benches.nb201_bench import build_nb201_bench
+    from nas.predictors.training.fit import RankerTrainConfig, predict, train, vocab_embeddings
 
     from nas.nb201 import from_nb201
 
@@ -97,7 +97,9 @@ def _blind_scores(bench_dir: str) -> dict[str, float]:
         f"{len(top)} classes holding the top 1% (>= {np.quantile(y, 0.99):.2f})"
     )
     emb = vocab_embeddings(bench)
-    model = train(bench, rows, emb, TrainConfig(steps=400, batch_size=64, label="cifar10")).model
+    model = train(
+        bench, rows, emb, RankerTrainConfig(steps=400, batch_size=64, label="cifar10")
+    ).model
     scores = predict(model, bench, emb, np.arange(len(bench)))
     return {str(from_nb201(n)): float(s) for n, s in zip(bench.names, scores, strict=True)}
 

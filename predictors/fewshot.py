@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 from nas.predictors.model import set_ranks
-from nas.predictors.recipes import shape_free
 from nas.predictors.signals import HEAD_SIGNALS
+from nas.predictors.textviews import shape_free
 
 MIN_K = 10  # fewer labels than this: the zero-shot order is kept, and the mode says so
 MAX_OPS = 48  # op-share columns kept (those that vary most over the set)

@@ -24,6 +24,8 @@ Which model: ``nas rank`` scores with the bundled NB201 model, unless more than
 :data:`ROUTE_SHARE` of the files lie outside its domain; such a set is scored by the
 bundled transfer model, trained on several spaces and chosen by the leave-one-space-out
 table (docs/predictor.md). One model scores a whole set, so scores stay comparable within it.
+:func:`choose_model` makes that choice, for the predictor strategy and ``nas predictor
+eval`` too.
 
 Few-shot (``labels``, ``nas rank --labels``): the user's accuracies of some files (those
 not among the files given are added to the set) adapt the set's order
@@ -38,17 +40,20 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from nas.predictors.bench import Bench, GraphRecord
 from nas.predictors.labels import label_of, with_labelled
 from nas.predictors.onnxcheck import DEFAULT_MAX_NODES
 from nas.predictors.onnxfile import DEFAULT_MAX_BYTES
 from nas.predictors.probe import DEFAULT_PROBE_BYTES
 from nas.predictors.rank_read import iter_read
-from nas.predictors.recipes import op_only
+from nas.predictors.record import GraphRecord
 from nas.predictors.signals import depth
+from nas.predictors.textviews import op_only
+
+if TYPE_CHECKING:  # ranking reads files, never benches: training_domain only reads one
+    from nas.predictors.benches.bench import Bench
 
 OOD_UNSEEN_SHARE = 0.05
 # a set with more than this share of its files outside the default model's domain is
@@ -131,6 +136,37 @@ def use_transfer(records: Sequence[GraphRecord], domain: Mapping[str, Any] | Non
     return outside > ROUTE_SHARE * len(records)
 
 
+class _Bundled:
+    """The default of :func:`choose_model`'s ``domain`` and ``transfer``: the bundled ones."""
+
+    def __repr__(self) -> str:
+        return "BUNDLED"
+
+
+BUNDLED: Any = _Bundled()
+
+
+def choose_model(
+    records: Sequence[GraphRecord],
+    domain: Mapping[str, Any] | None = BUNDLED,
+    transfer: Transfer | None = BUNDLED,
+) -> Transfer | None:
+    """The model that scores ``records``, one set (one model scores a whole set, so its
+    scores compare): ``transfer`` (a loader of the transfer model and its domain) when
+    there is one and the set lies mostly outside ``domain``, the default model's training
+    domain (:func:`use_transfer`); None when the default model scores it. Left out, both
+    are the bundled ones (nb201-v1's ``domain.json``, :func:`bundled_transfer`): the choice
+    between the bundled models that ``nas rank``, ``nas predictor eval`` and the predictor
+    strategy make."""
+    if transfer is BUNDLED:
+        transfer = bundled_transfer()
+    if transfer is None:
+        return None
+    if domain is BUNDLED:
+        domain = load_domain(None)
+    return transfer if use_transfer(records, domain) else None
+
+
 @dataclass
 class RankResult:
     """A ranked set: rows best first, error rows, the model that scored and the mode
@@ -168,7 +204,7 @@ def rank_set(
     """Rank ONNX ``files`` (:class:`RankResult`); ``proxy`` adds the NASWOT
     score (an onnxruntime run per file), ``probe_bytes`` caps each onnxruntime run.
     ``transfer`` loads (predictor, domain) of a model for sets mostly outside ``domain``
-    (:func:`use_transfer`): one model scores the whole set, and each row names it.
+    (:func:`choose_model`): one model scores the whole set, and each row names it.
     ``workers`` > 1 reads many files in that many processes (:mod:`rank_read`). Files are
     read one at a time and only their compact records kept; a file over ``max_nodes``
     nodes or one the ONNX checker rejects is an error row. ``labels`` ({file: accuracy},
@@ -191,8 +227,9 @@ def rank_set(
             record.texts = [shared.setdefault(t, t) for t in record.texts]
             good.append((f, record, nwot))
     records = [r for _, r, _ in good]
-    if transfer is not None and use_transfer(records, domain):
-        predictor, domain = transfer()
+    chosen = choose_model(records, domain, transfer)
+    if chosen is not None:
+        predictor, domain = chosen()
     acc = label_of([f for f, _, _ in good], labels or {})
     mode: dict[str, Any] = {"name": "zero-shot"}
     if labels is None:

@@ -25,9 +25,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from nas.predictors.bench import GraphRecord, read_record
 from nas.predictors.onnxcheck import DEFAULT_MAX_NODES
 from nas.predictors.onnxfile import as_file_error, time_limit
+from nas.predictors.record import GraphRecord, read_record
 
 from nas.exceptions import NasError
 
@@ -60,7 +60,7 @@ def rank_record(
     max_nodes: int = DEFAULT_MAX_NODES,
 ) -> tuple[GraphRecord, float]:
     """The compact record and NASWOT score (NaN without ``proxy``) of one file, read once
-    (:func:`~nas.predictors.bench.read_record`, as a bench's records are, plus the ONNX
+    (:func:`~nas.predictors.record.read_record`, as a bench's records are, plus the ONNX
     checker); notes about what could not be computed end up in ``record.notes``."""
     record = read_record(f, max_bytes, dims, probe_bytes, proxy, max_nodes, check=True)
     return compact(record), record.signals.get("nwot", math.nan)

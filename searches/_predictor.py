@@ -31,7 +31,7 @@ from nas.sampling import Sampler
 from nas.space import SearchSpace
 
 if TYPE_CHECKING:
-    from nas.predictors.bench import GraphRecord
+    from nas.predictors.record import GraphRecord
 
 __all__ = ["PredictorGuided", "predictor_scorer"]
 
@@ -69,7 +69,7 @@ def predictor_scorer(
     """
     if model is not None and not (Path(model) / "config.json").is_file():
         raise ConfigurationError(f"no predictor in {model} (config.json not found).")
-    from nas.predictors.run_bench import arch_record
+    from nas.predictors.benches.run_bench import arch_record
 
     default = _load_predictor(model)
     # exported candidates carry their signals (NASWOT: the transfer model's head reads it)
@@ -81,10 +81,10 @@ def predictor_scorer(
         if not chosen:
             chosen.append(default)
             if model is None:
-                from nas.predictors.rank import bundled_transfer, load_domain, use_transfer
+                from nas.predictors.rank import choose_model
 
-                transfer = bundled_transfer()
-                if transfer is not None and use_transfer(recs, load_domain(None)):
+                transfer = choose_model(recs)
+                if transfer is not None:
                     try:
                         chosen[0] = transfer()[0]
                     except NasError as e:  # a damaged install: the default still ranks

@@ -32,7 +32,7 @@ def zoo_recorder(task: str | None) -> Callable[[Any, str], Any]:
     ``predictor`` strategy scores zoo candidates with it (the predictor imports no zoo)."""
     from pathlib import Path
 
-    from nas.predictors.bench import file_record
+    from nas.predictors.record import file_record
     from nas.zoo import config_from_arch, export_config
 
     def record(arch: Any, folder: str) -> Any:

@@ -20,7 +20,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPa
 
 
 def test_bench_build_nb201_and_nb101(nas_cli, tmp_path) -> None:
-    from nas.predictors.bench import Bench
+    from nas.predictors.benches.bench import Bench
 
     code, out, err = nas_cli(
         "bench", "build", "--space", "nb201", "--n", "8", "--labels", "cifar10,imagenet16-120",
@@ -77,8 +77,8 @@ def _search_then_bench(nas_cli, tmp_path: Path, *search: str) -> tuple[Path, str
 
 
 def test_bench_from_run(nas_cli, tmp_path) -> None:
-    from nas.predictors.bench import Bench
-    from nas.predictors.nb201_bench import direct_records
+    from nas.predictors.benches.bench import Bench
+    from nas.predictors.benches.nb201_bench import direct_records
     from nas.searches.store import RunStore
 
     from nas.dsl import parse_arch
@@ -103,7 +103,7 @@ def test_bench_from_run(nas_cli, tmp_path) -> None:
 
 def test_a_bench_is_never_replaced_unasked(nas_cli, tmp_path) -> None:
     """-o naming a bench needs --overwrite; a folder of other files is refused; no temp left."""
-    from nas.predictors.bench import Bench
+    from nas.predictors.benches.bench import Bench
 
     _search_then_bench(
         nas_cli, tmp_path, "--space", "nb201", "--dataset", "nb201:cifar10", "--trials", "3"
@@ -132,8 +132,8 @@ def test_a_bench_is_never_replaced_unasked(nas_cli, tmp_path) -> None:
 
 def test_run_bench_exports_other_spaces(tmp_path) -> None:
     import torch
-    from nas.predictors.bench import file_record
-    from nas.predictors.run_bench import arch_record
+    from nas.predictors.benches.run_bench import arch_record
+    from nas.predictors.record import file_record
 
     from nas.compile import compile_arch
     from nas.dsl import parse_arch
@@ -156,7 +156,8 @@ def test_bench_from_a_zoo_run(nas_cli, tmp_path) -> None:
     import json
 
     import zoo_toy  # noqa: F401  (registers zoo:toyzoo)
-    from nas.predictors.bench import Bench, file_record
+    from nas.predictors.benches.bench import Bench
+    from nas.predictors.record import file_record
     from nas.searches.store import RunStore
     from nas.zoo import config_from_arch, export_config
 
@@ -219,7 +220,7 @@ def test_predictor_train_and_eval(nas_cli, tmp_path, cache) -> None:
 def test_bench_from_several_runs(nas_cli, tmp_path) -> None:
     import json
 
-    from nas.predictors.bench import Bench
+    from nas.predictors.benches.bench import Bench
     from nas.searches.store import RunStore
 
     for seed in ("0", "1"):
@@ -253,7 +254,7 @@ def test_bench_from_several_runs(nas_cli, tmp_path) -> None:
 
 
 def test_merge_trials_keeps_mean_label_and_measures_repeat_noise() -> None:
-    from nas.predictors.run_bench import merge_trials, repeat_sd
+    from nas.predictors.benches.run_bench import merge_trials, repeat_sd
     from nas.searches.store import TrialRecord
 
     def rec(n: int, arch: str, acc: float | None, status: str = "ok") -> TrialRecord:
@@ -274,7 +275,7 @@ def test_merge_trials_keeps_mean_label_and_measures_repeat_noise() -> None:
 def test_predictor_eval_scores_with_the_model_nas_rank_would_pick(
     nas_cli, tmp_path, cache
 ) -> None:
-    from nas.predictors.bench import Bench
+    from nas.predictors.benches.bench import Bench
     from nas.predictors.model import DEFAULT_MODEL, TRANSFER_MODEL
 
     code, out, err = nas_cli("predictor", "eval", "--bench", str(FIXTURE))

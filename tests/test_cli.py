@@ -173,7 +173,7 @@ def test_strict_check_knows_how_repeats_are_written(nas_cli, arch) -> None:
 
 
 def test_ctrl_c_in_a_command_says_which_command_stopped(nas_cli, monkeypatch, tmp_path):
-    import nas.predictors.nb201_bench as nb
+    import nas.predictors.benches.nb201_bench as nb
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt

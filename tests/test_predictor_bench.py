@@ -21,7 +21,7 @@ CELLS = [
 
 
 def test_direct_nb201_records_equal_export() -> None:
-    from nas.predictors.nb201_bench import direct_records, export_records
+    from nas.predictors.benches.nb201_bench import direct_records, export_records
 
     direct = direct_records(CELLS)
     exported = export_records(CELLS)
@@ -32,9 +32,9 @@ def test_direct_nb201_records_equal_export() -> None:
 
 
 def test_build_nb201_bench_groups_labels_proxies(tmp_path: Path) -> None:
-    from nas.predictors.bench import Bench
-    from nas.predictors.benchdata import nb201_unique_strings, nb201_zero_cost
-    from nas.predictors.nb201_bench import build_nb201_bench
+    from nas.predictors.benches.bench import Bench
+    from nas.predictors.benches.benchdata import nb201_unique_strings, nb201_zero_cost
+    from nas.predictors.benches.nb201_bench import build_nb201_bench
 
     from nas.benchmarks.nb201 import NB201Table
     from nas.nb201 import from_index_tuple, to_nb201
@@ -56,7 +56,7 @@ def test_build_nb201_bench_groups_labels_proxies(tmp_path: Path) -> None:
 def test_shipped_tables() -> None:
     import ast
 
-    from nas.predictors.benchdata import (
+    from nas.predictors.benches.benchdata import (
         nb101_zero_cost,
         nb201_unique_strings,
         nb201_zero_cost,
@@ -77,7 +77,7 @@ def test_shipped_tables() -> None:
 
 
 def test_nb101_vertex_channels_and_pruning() -> None:
-    from nas.predictors.nb101 import make_spec, vertex_channels
+    from nas.predictors.benches.nb101 import make_spec, vertex_channels
 
     conv3, pool = "conv3x3-bn-relu", "maxpool3x3"
     # 0 -> 1 -> 2 -> out, 0 -> 3 -> out, 1 -> out; vertex 4 reaches nothing (pruned)
@@ -90,7 +90,7 @@ def test_nb101_vertex_channels_and_pruning() -> None:
 
 
 def test_nb101_bad_keys() -> None:
-    from nas.predictors.nb101 import parse_key
+    from nas.predictors.benches.nb101 import parse_key
 
     from nas.exceptions import ConfigurationError
 
@@ -102,8 +102,8 @@ def test_nb101_bad_keys() -> None:
 
 
 def _param_matches(n: int | None) -> tuple[int, int]:
-    from nas.predictors.benchdata import nb101_zero_cost
-    from nas.predictors.nb101 import count_params, parse_key
+    from nas.predictors.benches.benchdata import nb101_zero_cost
+    from nas.predictors.benches.nb101 import count_params, parse_key
 
     items = list(nb101_zero_cost().items())[:n]
     ok = sum(count_params(parse_key(k)) == round(e["params"] * 1e6) for k, e in items)
@@ -123,9 +123,9 @@ def test_nb101_params_match_all_500() -> None:
 
 def test_nb101_network_exports_and_runs(tmp_path: Path) -> None:
     import torch
-    from nas.predictors.bench import file_record
-    from nas.predictors.benchdata import nb101_zero_cost
-    from nas.predictors.nb101 import NB101Network, parse_key
+    from nas.predictors.benches.benchdata import nb101_zero_cost
+    from nas.predictors.benches.nb101 import NB101Network, parse_key
+    from nas.predictors.record import file_record
 
     from nas.export import export_onnx, parity
 
@@ -141,7 +141,7 @@ def test_nb101_network_exports_and_runs(tmp_path: Path) -> None:
 
 
 def test_loading_what_is_not_a_bench_says_what_it_is(tmp_path) -> None:
-    from nas.predictors.bench import Bench, BenchError
+    from nas.predictors.benches.bench import Bench, BenchError
 
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "a.onnx").write_bytes(b"")
@@ -156,7 +156,8 @@ def test_loading_what_is_not_a_bench_says_what_it_is(tmp_path) -> None:
 
 
 def test_a_bench_row_gives_back_the_record_it_was_packed_from() -> None:
-    from nas.predictors.bench import Bench, GraphRecord
+    from nas.predictors.benches.bench import Bench
+    from nas.predictors.record import GraphRecord
 
     records = [
         GraphRecord(["Conv a -> 1x8", "Relu -> 1x8"], [(0, 1)], 80, 640),

@@ -19,7 +19,7 @@ CELLS = [
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[int]]:
     """An NB201 bench of three cells built by export (with signals)."""
-    from nas.predictors.nb201_bench import build_nb201_bench
+    from nas.predictors.benches.nb201_bench import build_nb201_bench
 
     from nas.benchmarks.nb201 import NB201Table
 
@@ -34,7 +34,7 @@ def test_an_exported_bench_stores_the_nwot_nas_rank_computes(
     exported: tuple[Path, list[int]], tmp_path: Path
 ) -> None:
     import torch
-    from nas.predictors.bench import Bench
+    from nas.predictors.benches.bench import Bench
     from nas.predictors.signals import nwot_file
 
     from nas.compile import compile_arch
@@ -58,8 +58,8 @@ def test_an_exported_bench_stores_the_nwot_nas_rank_computes(
 def test_direct_builds_have_no_signals_and_old_benches_load(
     exported: tuple[Path, list[int]], tmp_path: Path
 ) -> None:
-    from nas.predictors.bench import Bench
-    from nas.predictors.nb201_bench import build_nb201_bench
+    from nas.predictors.benches.bench import Bench
+    from nas.predictors.benches.nb201_bench import build_nb201_bench
 
     direct = build_nb201_bench(indices=exported[1], labels=["cifar10"], out=tmp_path / "d")
     assert direct.signal_names == [] and direct.signals.shape == (3, 0)
@@ -79,11 +79,11 @@ def test_direct_builds_have_no_signals_and_old_benches_load(
 def test_join_keeps_signals_and_evaluation_scores_them(
     exported: tuple[Path, list[int]], tmp_path: Path
 ) -> None:
-    from nas.predictors.bench import Bench
-    from nas.predictors.corpus import join
-    from nas.predictors.fit import evaluate_all, signal_row
+    from nas.predictors.benches.bench import Bench
+    from nas.predictors.benches.nb201_bench import build_nb201_bench
     from nas.predictors.model import GraphRanker, ModelConfig
-    from nas.predictors.nb201_bench import build_nb201_bench
+    from nas.predictors.training.corpus import join
+    from nas.predictors.training.fit import evaluate_all, signal_row
 
     with_sig = Bench.load(exported[0])
     without = build_nb201_bench(indices=[5, 6, 7, 8], labels=["cifar10"])

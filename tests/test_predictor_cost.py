@@ -131,7 +131,7 @@ def _seed_case(name: str, tmp: Path) -> tuple[Path, tuple[int, int], dict[str, i
 
 
 def _check(case: tuple[Path, tuple[int, int], dict[str, int]]) -> None:
-    from nas.predictors.bench import file_record
+    from nas.predictors.record import file_record
 
     path, (params, macs), dims = case
     r = file_record(path, dims=dims)
@@ -164,7 +164,7 @@ def test_einspace_seed_counts_match_torch(name: str, tmp_path: Path) -> None:
 def test_fresh_exports_count_reused_weights_once(name: str, tmp_path: Path) -> None:
     """Freshly initialised: ptrnet's weights, reused by 20 unrolled steps, count once (not
     5.6M); mgno's zero-initialised biases, stored once by the exporter, count each."""
-    from nas.predictors.bench import file_record
+    from nas.predictors.record import file_record
     from nas.zoo import export_config, get_family
 
     fam = get_family(name)

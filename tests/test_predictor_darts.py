@@ -12,8 +12,8 @@ from nas.exceptions import ConfigurationError
 
 
 def _check_params(keys: list[str]) -> None:
-    from nas.predictors.benchdata import nb301_zero_cost
-    from nas.predictors.darts import DartsNetwork, parse_genotype
+    from nas.predictors.benches.benchdata import nb301_zero_cost
+    from nas.predictors.benches.darts import DartsNetwork, parse_genotype
 
     table = nb301_zero_cost()
     for key in keys:
@@ -22,7 +22,7 @@ def _check_params(keys: list[str]) -> None:
 
 
 def test_params_match_the_table_on_60_cells() -> None:
-    from nas.predictors.benchdata import nb301_zero_cost
+    from nas.predictors.benches.benchdata import nb301_zero_cost
 
     keys = list(nb301_zero_cost())
     _check_params([keys[i] for i in np.random.default_rng(0).choice(len(keys), 60, False)])
@@ -30,13 +30,13 @@ def test_params_match_the_table_on_60_cells() -> None:
 
 @pytest.mark.slow
 def test_params_match_the_table_on_all_725_cells() -> None:
-    from nas.predictors.benchdata import nb301_zero_cost
+    from nas.predictors.benches.benchdata import nb301_zero_cost
 
     _check_params(list(nb301_zero_cost()))
 
 
 def test_genotype_errors() -> None:
-    from nas.predictors.darts import parse_genotype
+    from nas.predictors.benches.darts import parse_genotype
 
     for bad in ("", "((0, 1),)", "(((0, 9),) * 8, ((0, 0),) * 8)", "(((5, 0),) * 8,) * 2"):
         with pytest.raises(ConfigurationError):
@@ -44,9 +44,9 @@ def test_genotype_errors() -> None:
 
 
 def test_one_cell_bench_exports_and_counts(tmp_path: Path) -> None:
-    from nas.predictors.bench import Bench
-    from nas.predictors.benchdata import nb301_zero_cost
-    from nas.predictors.nb301_bench import build_nb301_bench
+    from nas.predictors.benches.bench import Bench
+    from nas.predictors.benches.benchdata import nb301_zero_cost
+    from nas.predictors.benches.nb301_bench import build_nb301_bench
 
     bench = build_nb301_bench(1, seed=3, out=tmp_path / "b")
     again = Bench.load(tmp_path / "b")
@@ -55,7 +55,7 @@ def test_one_cell_bench_exports_and_counts(tmp_path: Path) -> None:
     assert again.label()[0] == entry["val_accuracy"]
     assert "nwot" in again.proxy_names
     # the file's counts are torch's for the same module (BatchNorm folding accounted for)
-    from nas.predictors.darts import DartsNetwork, parse_genotype
+    from nas.predictors.benches.darts import DartsNetwork, parse_genotype
     from test_predictor_cost import torch_counts
 
     params, macs = torch_counts(DartsNetwork(parse_genotype(key)), (torch.randn(1, 3, 32, 32),))

@@ -255,7 +255,7 @@ def test_minilm_gives_the_sentence_transformer_vectors(loaded_model) -> None:
 @pytest.mark.slow
 def test_minilm_matches_sentence_transformers(loaded_model) -> None:
     st = pytest.importorskip("sentence_transformers")
-    from nas.predictors.bench import Bench
+    from nas.predictors.benches.bench import Bench
 
     ref = np.load(MINILM_REFERENCE, allow_pickle=False)
     texts = [str(t) for t in ref["texts"]]

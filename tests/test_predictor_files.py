@@ -138,7 +138,7 @@ def test_read_is_bounded_by_bytes_actually_read(tmp_path: Path) -> None:
 
 
 def test_a_20000_node_graph_encodes_in_under_10_s(tmp_path: Path) -> None:
-    from nas.predictors.bench import file_record
+    from nas.predictors.record import file_record
 
     path = tmp_path / "chain.onnx"
     onnx.save(chain_model(20_000), str(path))
@@ -153,7 +153,7 @@ def test_a_20000_node_graph_encodes_in_under_10_s(tmp_path: Path) -> None:
 
 
 def test_stored_order_does_not_matter_for_long_chains(tmp_path: Path) -> None:
-    from nas.predictors.bench import file_record
+    from nas.predictors.record import file_record
 
     a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
     onnx.save(chain_model(500, reverse=True), str(a))
@@ -315,9 +315,9 @@ def test_onnxruntime_runs_are_capped_in_memory(tmp_path: Path, nas_cli) -> None:
 
 
 def test_a_file_onnxruntime_rejects_is_a_note_and_prints_nothing(tmp_path: Path, capsys) -> None:
-    from nas.predictors.bench import read_record
     from nas.predictors.model import Predictor
     from nas.predictors.rank import rank_files
+    from nas.predictors.record import read_record
 
     # an attribute Conv does not have, on a node whose name is not UTF-8: onnxruntime's
     # error cannot be decoded, and its Python wrapper prints "EP Error" to stdout and

@@ -34,7 +34,7 @@ BASE = small_model(4).SerializeToString()
 
 def _outcome(data: bytes) -> str:
     """Write ``data`` as a file and read it: 'ok' or 'error'; anything else fails the test."""
-    from nas.predictors.bench import file_record
+    from nas.predictors.record import file_record
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.onnx"

@@ -14,9 +14,9 @@ FIXTURE = Path(__file__).parent / "data" / "predictor" / "nb201-150"
 @pytest.fixture(scope="module")
 def bench_emb(tmp_path_factory):
     """The 150-cell fixture with a made-up nwot signal column, and its embeddings."""
-    from nas.predictors.bench import Bench
+    from nas.predictors.benches.bench import Bench
     from nas.predictors.embed import Embedder
-    from nas.predictors.fit import vocab_embeddings
+    from nas.predictors.training.fit import vocab_embeddings
 
     bench = Bench.load(FIXTURE)
     rng = np.random.default_rng(0)
@@ -40,8 +40,8 @@ def test_set_ranks_of_extra_columns_leave_missing_values_in_the_middle() -> None
 
 
 def test_row_ranks_rank_each_signal_within_its_space(bench_emb) -> None:
-    from nas.predictors.corpus import structure_signals
-    from nas.predictors.fit import row_ranks
+    from nas.predictors.training.corpus import structure_signals
+    from nas.predictors.training.fit import row_ranks
     from scipy import stats
 
     bench, _ = bench_emb
@@ -59,15 +59,15 @@ def test_row_ranks_rank_each_signal_within_its_space(bench_emb) -> None:
 def test_a_model_with_head_signals_trains_saves_and_scores_records(bench_emb, tmp_path) -> None:
     """The head's nwot input is the record's signal: NaN everywhere scores as if every
     file sat at the middle, and the saved model reads the same."""
-    from nas.predictors.bench import GraphRecord
-    from nas.predictors.fit import TrainConfig, predict, train
     from nas.predictors.model import GraphRanker, ModelConfig, Predictor
+    from nas.predictors.record import GraphRecord
+    from nas.predictors.training.fit import RankerTrainConfig, predict, train
 
     bench, emb = bench_emb
     mc = ModelConfig(
         hidden=16, layers=1, globals_norm="set", prior="params", signals=["width", "nwot"]
     )
-    model = train(bench, np.arange(100), emb, TrainConfig(steps=30, batch_size=16), mc).model
+    model = train(bench, np.arange(100), emb, RankerTrainConfig(steps=30, batch_size=16), mc).model
     rows = np.arange(100, 150)
     loaded = GraphRanker.load(model.save(tmp_path / "m"))
     assert loaded.config.signals == ["width", "nwot"]
@@ -107,7 +107,7 @@ def test_head_signals_are_checked() -> None:
 
 
 def test_margin_interval_is_narrow_on_many_rows_and_wide_on_few() -> None:
-    from nas.predictors.rankmetrics import margin_interval
+    from nas.predictors.training.rankmetrics import margin_interval
 
     rng = np.random.default_rng(0)
     for n, clear in ((400, True), (12, False)):
@@ -126,9 +126,9 @@ def test_margin_interval_is_narrow_on_many_rows_and_wide_on_few() -> None:
 
 
 def test_loso_prints_each_margin_with_its_interval_and_the_mean_of_seeds(bench_emb) -> None:
-    from nas.predictors.fit import TrainConfig
-    from nas.predictors.loso import format_loso, format_loso_seeds, loso
     from nas.predictors.model import ModelConfig
+    from nas.predictors.research.loso import format_loso, format_loso_seeds, loso
+    from nas.predictors.training.fit import RankerTrainConfig
 
     bench, emb_all = bench_emb
     spaces = {"a": bench.subset(range(0, 80)), "b": bench.subset(range(80, 150))}
@@ -137,7 +137,7 @@ def test_loso_prints_each_margin_with_its_interval_and_the_mean_of_seeds(bench_e
         loso(
             spaces,
             lambda b: emb_all[[vocab[t] for t in b.vocab]],
-            TrainConfig(steps=10, batch_size=16, seed=seed),
+            RankerTrainConfig(steps=10, batch_size=16, seed=seed),
             ModelConfig(hidden=16, layers=1),
             ("prior-signals",),
             log=lambda _: None,

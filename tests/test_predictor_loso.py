@@ -13,7 +13,7 @@ FIXTURE = Path(__file__).parent / "data" / "predictor" / "nb201-150"
 @pytest.fixture(scope="module")
 def two_spaces():
     """The 150-cell fixture cut in two 'spaces' whose labels live on different scales."""
-    from nas.predictors.bench import Bench
+    from nas.predictors.benches.bench import Bench
 
     bench = Bench.load(FIXTURE)
     a, b = bench.subset(range(0, 80)), bench.subset(range(80, 150))
@@ -23,7 +23,7 @@ def two_spaces():
 
 
 def test_join_ranks_labels_within_each_space(two_spaces) -> None:
-    from nas.predictors.corpus import SPACE_LABEL, join
+    from nas.predictors.training.corpus import SPACE_LABEL, join
 
     a, b = two_spaces["a"], two_spaces["b"]
     corpus = join(two_spaces)
@@ -51,15 +51,15 @@ def test_join_ranks_labels_within_each_space(two_spaces) -> None:
 
 def test_loso_table_has_the_ranker_every_baseline_and_ablation(two_spaces, tmp_path) -> None:
     from nas.predictors.embed import Embedder
-    from nas.predictors.fit import TrainConfig, vocab_embeddings
-    from nas.predictors.loso import format_loso, loso
     from nas.predictors.model import ModelConfig
+    from nas.predictors.research.loso import format_loso, loso
+    from nas.predictors.training.fit import RankerTrainConfig, vocab_embeddings
 
     embedder = Embedder(cache_dir=tmp_path / "cache")
     result = loso(
         two_spaces,
         lambda b: vocab_embeddings(b, embedder),
-        TrainConfig(steps=20, batch_size=16),
+        RankerTrainConfig(steps=20, batch_size=16),
         ModelConfig(),
         ("full", "no-signals", "op-only text", "no-graph", "params-prior"),
         embedder.embed,
@@ -82,9 +82,9 @@ def test_loso_table_has_the_ranker_every_baseline_and_ablation(two_spaces, tmp_p
 @pytest.fixture(scope="module")
 def fixture_emb(tmp_path_factory):
     """The 150-cell fixture bench and its vocabulary embeddings."""
-    from nas.predictors.bench import Bench
+    from nas.predictors.benches.bench import Bench
     from nas.predictors.embed import Embedder
-    from nas.predictors.fit import vocab_embeddings
+    from nas.predictors.training.fit import vocab_embeddings
 
     bench = Bench.load(FIXTURE)
     cache = tmp_path_factory.mktemp("emb")
@@ -101,17 +101,17 @@ def _scaled(bench, factor: float):
 
 
 def _train_small(bench, emb, **mc):
-    from nas.predictors.fit import TrainConfig, train
     from nas.predictors.model import ModelConfig
+    from nas.predictors.training.fit import RankerTrainConfig, train
 
-    cfg = TrainConfig(steps=15, batch_size=16, seed=0)
+    cfg = RankerTrainConfig(steps=15, batch_size=16, seed=0)
     return train(bench, np.arange(100), emb, cfg, ModelConfig(hidden=16, layers=1, **mc)).model
 
 
 def test_set_globals_ignore_a_space_s_size_scale(fixture_emb) -> None:
     """With set globals, a space of networks 1,000 times larger (NB101 against NB201) is
     scored as its sizes rank within it; the v1 globals see sizes outside training."""
-    from nas.predictors.fit import predict
+    from nas.predictors.training.fit import predict
 
     bench, emb = fixture_emb
     big = _scaled(bench, 1000)
@@ -125,9 +125,9 @@ def test_set_globals_ignore_a_space_s_size_scale(fixture_emb) -> None:
 def test_set_ranks_cover_the_whole_scored_set(fixture_emb) -> None:
     """predict and Predictor.score_records rank sizes over every scored row, not per batch:
     scores do not depend on the batch size."""
-    from nas.predictors.bench import GraphRecord
-    from nas.predictors.fit import predict
     from nas.predictors.model import Predictor
+    from nas.predictors.record import GraphRecord
+    from nas.predictors.training.fit import predict
 
     bench, emb = fixture_emb
     model = _train_small(bench, emb, globals_norm="set", prior="params")
@@ -152,8 +152,8 @@ def test_set_ranks_cover_the_whole_scored_set(fixture_emb) -> None:
 def test_params_prior_keeps_the_ranking_near_params(fixture_emb, tmp_path) -> None:
     """The residual variant: score = prior_weight * (params rank - 0.5) + a correction
     bounded by ``correction``; with no correction it ranks exactly as params."""
-    from nas.predictors.fit import predict
     from nas.predictors.model import GraphRanker, set_ranks
+    from nas.predictors.training.fit import predict
     from scipy import stats
 
     bench, emb = fixture_emb
@@ -183,7 +183,7 @@ def test_unknown_prior_or_norm_is_a_predictor_error() -> None:
 
 def test_listnet_loss_prefers_the_true_order_and_names_are_checked(fixture_emb) -> None:
     import torch
-    from nas.predictors.fit import TrainConfig, listnet_loss, train
+    from nas.predictors.training.fit import RankerTrainConfig, listnet_loss, train
 
     from nas.exceptions import ConfigurationError
 
@@ -195,32 +195,35 @@ def test_listnet_loss_prefers_the_true_order_and_names_are_checked(fixture_emb) 
     bottom = listnet_loss(torch.tensor([2.0, 1.0, -1.0, 0.0]), y)
     assert top > bottom > right
     bench, emb = fixture_emb
-    res = train(bench, np.arange(100), emb, TrainConfig(steps=30, batch_size=16, loss="listnet"))
+    res = train(
+        bench, np.arange(100), emb, RankerTrainConfig(steps=30, batch_size=16, loss="listnet")
+    )
     assert np.mean(res.losses[-10:]) < np.mean(res.losses[:10])
     with pytest.raises(ConfigurationError, match="unknown loss"):
-        train(bench, np.arange(100), emb, TrainConfig(steps=1, loss="hinge"))
+        train(bench, np.arange(100), emb, RankerTrainConfig(steps=1, loss="hinge"))
 
 
 def test_unknown_loso_variant_is_a_configuration_error(two_spaces) -> None:
-    from nas.predictors.fit import TrainConfig
-    from nas.predictors.loso import loso
     from nas.predictors.model import ModelConfig
+    from nas.predictors.research.loso import loso
+    from nas.predictors.training.fit import RankerTrainConfig
 
     from nas.exceptions import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="unknown LOSO variant 'fulll'"):
-        loso(two_spaces, lambda b: None, TrainConfig(), ModelConfig(), ("fulll",))
+        loso(two_spaces, lambda b: None, RankerTrainConfig(), ModelConfig(), ("fulll",))
 
 
 def test_loso_variants_change_the_recipe_they_name() -> None:
     """Each recipe variant of the LOSO registry sets what its name says on top of the
     command line's recipe (and leaves the rest alone)."""
-    from nas.predictors.fit import TrainConfig
-    from nas.predictors.loso import ABLATIONS
     from nas.predictors.model import ModelConfig
-    from nas.predictors.recipes import TEXT_VIEWS, op_only, shape_free
+    from nas.predictors.research.loso import ABLATIONS
+    from nas.predictors.textviews import op_only, shape_free
+    from nas.predictors.training.fit import RankerTrainConfig
+    from nas.predictors.training.recipes import TEXT_VIEWS
 
-    base = ModelConfig(hidden=48), TrainConfig(steps=300, lr=1e-3)
+    base = ModelConfig(hidden=48), RankerTrainConfig(steps=300, lr=1e-3)
     got = {name: fn(*base) for name, fn in ABLATIONS.items()}
     for name, (mc, tc) in got.items():
         assert mc.hidden == 48 and tc.lr == 1e-3, name
@@ -244,7 +247,7 @@ def test_loso_variants_change_the_recipe_they_name() -> None:
 
 
 def test_shape_free_text_keeps_ops_and_attributes_and_drops_sizes() -> None:
-    from nas.predictors.recipes import shape_free
+    from nas.predictors.textviews import shape_free
 
     a = "Conv auto_pad=NOTSET d=1 group=1 k=3 p=1 s=1 W[16,3,3,3] W[16] -> Nx16x32x32"
     b = "Conv auto_pad=NOTSET d=1 group=1 k=3 p=1 s=1 W[128,128,3,3] W[128] -> Nx128x8x8"
@@ -268,7 +271,7 @@ def test_set_ranks_are_percentile_ranks_with_tied_means() -> None:
 
 
 def test_width_is_the_widest_node_output() -> None:
-    from nas.predictors.corpus import node_width
+    from nas.predictors.training.corpus import node_width
 
     assert node_width("Conv k=3 W[16,3,3,3] -> Nx16x32x32") == 16
     assert node_width("Linear W[10,512] W[10] -> Nx10") == 10
@@ -278,16 +281,16 @@ def test_width_is_the_widest_node_output() -> None:
 
 def test_an_nb201_network_is_64_channels_wide() -> None:
     import numpy as np
-    from nas.predictors.corpus import structure_signals
-    from nas.predictors.nb201_bench import build_nb201_bench
+    from nas.predictors.benches.nb201_bench import build_nb201_bench
+    from nas.predictors.training.corpus import structure_signals
 
     bench = build_nb201_bench(indices=[0, 1], labels=["cifar10"])
     assert list(structure_signals(bench, np.arange(2))["width"]) == [64.0, 64.0]  # 16/32/64
 
 
 def test_signal_blend_learns_the_signal_that_ranks_the_training_spaces(two_spaces) -> None:
-    from nas.predictors.blend import BLEND_SIGNALS, blend_scores, fit_blend
-    from nas.predictors.corpus import join, structure_signals
+    from nas.predictors.research.blend import BLEND_SIGNALS, blend_scores, fit_blend
+    from nas.predictors.training.corpus import join, structure_signals
     from scipy import stats
 
     spaces = {}
@@ -308,16 +311,16 @@ def test_signal_blend_learns_the_signal_that_ranks_the_training_spaces(two_space
 
 def test_loso_signal_blend_row_needs_no_training(two_spaces, tmp_path) -> None:
     from nas.predictors.embed import Embedder
-    from nas.predictors.fit import TrainConfig, vocab_embeddings
-    from nas.predictors.loso import format_loso, loso
     from nas.predictors.model import ModelConfig
+    from nas.predictors.research.loso import format_loso, loso
+    from nas.predictors.training.fit import RankerTrainConfig, vocab_embeddings
 
     embedder = Embedder(cache_dir=tmp_path / "cache")
     logs: list[str] = []
     result = loso(
         two_spaces,
         lambda b: vocab_embeddings(b, embedder),
-        TrainConfig(steps=20, batch_size=16),
+        RankerTrainConfig(steps=20, batch_size=16),
         ModelConfig(),
         ("signal-blend", "signal-pick"),
         log=logs.append,

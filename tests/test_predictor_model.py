@@ -22,9 +22,9 @@ def cache_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def small(cache_home: Path):
     """The 150-cell fixture bench, its vocabulary embeddings and a group split."""
-    from nas.predictors.bench import Bench
+    from nas.predictors.benches.bench import Bench
     from nas.predictors.embed import Embedder
-    from nas.predictors.fit import split_by_group, vocab_embeddings
+    from nas.predictors.training.fit import split_by_group, vocab_embeddings
 
     bench = Bench.load(FIXTURE)
     emb = vocab_embeddings(bench, Embedder(cache_dir=cache_home / "nas" / "embeddings"))
@@ -34,11 +34,11 @@ def small(cache_home: Path):
 
 @pytest.fixture(scope="module")
 def trained(small):
-    from nas.predictors.fit import TrainConfig, train
     from nas.predictors.model import ModelConfig
+    from nas.predictors.training.fit import RankerTrainConfig, train
 
     bench, emb, train_rows, _ = small
-    cfg = TrainConfig(steps=120, batch_size=32, seed=0)
+    cfg = RankerTrainConfig(steps=120, batch_size=32, seed=0)
     return train(bench, train_rows, emb, cfg, ModelConfig(hidden=32, layers=3))
 
 
@@ -51,7 +51,7 @@ def test_split_is_by_isomorphism_class(small) -> None:
 
 
 def test_training_reduces_loss_and_beats_chance(small, trained) -> None:
-    from nas.predictors.fit import evaluate
+    from nas.predictors.training.fit import evaluate
 
     bench, emb, _, test_rows = small
     losses = trained.losses
@@ -62,8 +62,8 @@ def test_training_reduces_loss_and_beats_chance(small, trained) -> None:
 
 
 def test_save_load_round_trip(small, trained, tmp_path: Path) -> None:
-    from nas.predictors.fit import predict
     from nas.predictors.model import GraphRanker, PredictorError
+    from nas.predictors.training.fit import predict
 
     bench, emb, _, test_rows = small
     folder = trained.model.save(tmp_path / "m")
@@ -78,7 +78,7 @@ def test_save_load_round_trip(small, trained, tmp_path: Path) -> None:
 
 
 def test_bench_round_trip(small, tmp_path: Path) -> None:
-    from nas.predictors.bench import Bench, BenchError
+    from nas.predictors.benches.bench import Bench, BenchError
 
     bench = small[0]
     sub = bench.subset([3, 1, 4])
@@ -185,11 +185,11 @@ def test_bundled_weights_load_offline(monkeypatch) -> None:
 
 @pytest.mark.parametrize("mode", ["linear", "none"])
 def test_globals_modes_train_and_round_trip(small, mode, tmp_path: Path) -> None:
-    from nas.predictors.fit import TrainConfig, predict, train
     from nas.predictors.model import GraphRanker, ModelConfig
+    from nas.predictors.training.fit import RankerTrainConfig, predict, train
 
     bench, emb, train_rows, test_rows = small
-    cfg = TrainConfig(steps=30, batch_size=32, seed=0)
+    cfg = RankerTrainConfig(steps=30, batch_size=32, seed=0)
     res = train(bench, train_rows, emb, cfg, ModelConfig(hidden=16, layers=2, globals_mode=mode))
     again = GraphRanker.load(res.model.save(tmp_path / mode))
     assert again.config.globals_mode == mode
@@ -205,11 +205,11 @@ def test_globals_modes_train_and_round_trip(small, mode, tmp_path: Path) -> None
 
 
 def test_ensemble_averages_members_and_round_trips(small, tmp_path: Path) -> None:
-    from nas.predictors.fit import TrainConfig, predict, train_ensemble
     from nas.predictors.model import GraphRanker, ModelConfig
+    from nas.predictors.training.fit import RankerTrainConfig, predict, train_ensemble
 
     bench, emb, train_rows, test_rows = small
-    cfg = TrainConfig(steps=20, batch_size=32, seed=0)
+    cfg = RankerTrainConfig(steps=20, batch_size=32, seed=0)
     res = train_ensemble(bench, train_rows, emb, 2, cfg, ModelConfig(hidden=16, layers=2))
     model = res.model
     assert model.config.members == 2 and len(model.parts) == 2
@@ -223,8 +223,8 @@ def test_ensemble_averages_members_and_round_trips(small, tmp_path: Path) -> Non
 
 def test_old_config_without_new_fields_loads(small, trained, tmp_path: Path) -> None:
     """A v1 config.json (no globals_mode/dropout/members keys) loads as the v1 model."""
-    from nas.predictors.fit import predict
     from nas.predictors.model import GraphRanker
+    from nas.predictors.training.fit import predict
 
     bench, emb, _, test_rows = small
     folder = trained.model.save(tmp_path / "old")
@@ -241,7 +241,7 @@ def test_old_config_without_new_fields_loads(small, trained, tmp_path: Path) -> 
 def test_precision_at_top_treats_ties_fairly() -> None:
     """A constant scorer earns what a random pick earns, never a perfect score from row
     order; rows tied with the true k-th best all count as top."""
-    from nas.predictors.rankmetrics import precision_at_top
+    from nas.predictors.training.rankmetrics import precision_at_top
 
     y = np.array([1.0] * 3 + [0.5] * 17)  # 20 rows, 10%: k = 2, three tie at the top
     assert precision_at_top(np.zeros(20), y, 0.10) == pytest.approx(3 / 20)

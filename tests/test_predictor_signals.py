@@ -67,8 +67,8 @@ def test_depth_is_the_longest_path() -> None:
 
 
 def test_ood_flag_names_unseen_ops_and_params(tmp_path: Path) -> None:
-    from nas.predictors.bench import file_record
     from nas.predictors.rank import load_domain, ood_reason
+    from nas.predictors.record import file_record
 
     domain = load_domain(None)
     path = tmp_path / "mlp.onnx"
@@ -119,8 +119,8 @@ def test_a_set_mostly_outside_the_domain_is_scored_by_the_transfer_model(tmp_pat
 
 
 def test_nas_predictor_train_writes_the_training_domain(tmp_path: Path) -> None:
-    from nas.predictors.bench import Bench
-    from nas.predictors.nb201_bench import build_nb201_bench
+    from nas.predictors.benches.bench import Bench
+    from nas.predictors.benches.nb201_bench import build_nb201_bench
     from nas.predictors.rank import load_domain, training_domain
 
     bench = build_nb201_bench(indices=[0, 1, 2, 3, 4, 5], labels=["cifar10"])

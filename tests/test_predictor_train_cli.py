@@ -27,7 +27,7 @@ def spaces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The 150-cell fixture cut into benches of two 'spaces' with no group in common: ``a``
     (80 rows, built from search runs, so its default weight is 0.5) and ``b`` (59 rows, a
     table bench), and ``c``, a third space whose only label is ``accuracy``."""
-    from nas.predictors.bench import Bench
+    from nas.predictors.benches.bench import Bench
 
     root = tmp_path_factory.mktemp("spaces")
     bench = Bench.load(FIXTURE)
@@ -59,8 +59,8 @@ def _rows(out: str, after: str) -> dict[str, list[str]]:
 def test_several_benches_train_one_model_that_records_each_space(
     nas_cli, tmp_path, cache, spaces
 ) -> None:
-    from nas.predictors.bench import Bench
-    from nas.predictors.fit import group_key
+    from nas.predictors.benches.bench import Bench
+    from nas.predictors.training.fit import group_key
 
     model = tmp_path / "model"
     code, out, err = nas_cli(
@@ -173,8 +173,8 @@ def test_user_mistakes_give_one_line(nas_cli, tmp_path, spaces, extra, message) 
 
 
 def test_split_within_spaces_holds_out_whole_groups_of_every_space(spaces) -> None:
-    from nas.predictors.bench import Bench
-    from nas.predictors.training import training_set
+    from nas.predictors.benches.bench import Bench
+    from nas.predictors.training.trainset import training_set
 
     benches = {k: Bench.load(spaces[k]) for k in ("a", "b")}
     data = training_set(benches, {k: str(spaces[k]) for k in benches}, n_train=60, seed=3)
@@ -190,12 +190,18 @@ def test_split_within_spaces_holds_out_whole_groups_of_every_space(spaces) -> No
 
 
 def test_apply_recipe_copies_and_says_what_it_changed() -> None:
-    from nas.predictors import loso
-    from nas.predictors.fit import TrainConfig
     from nas.predictors.model import ModelConfig
-    from nas.predictors.recipes import RECIPES, TEXT_VIEWS, apply_recipe, changes, trainable
+    from nas.predictors.research import loso
+    from nas.predictors.training.fit import RankerTrainConfig
+    from nas.predictors.training.recipes import (
+        RECIPES,
+        TEXT_VIEWS,
+        apply_recipe,
+        changes,
+        trainable,
+    )
 
-    base = ModelConfig(hidden=32), TrainConfig(steps=90)
+    base = ModelConfig(hidden=32), RankerTrainConfig(steps=90)
     mc, tc = apply_recipe("prior-short", *base)
     assert (mc.prior, tc.steps) == ("params", 30) and base[1].steps == 90
     assert changes(base, (mc, tc)) == [
@@ -232,7 +238,7 @@ def test_an_output_that_is_not_a_model_folder_is_refused_before_training(
 
 def test_domain_json_covers_the_rows_trained_on(nas_cli, tmp_path, spaces) -> None:
     """A weight-0 space is not trained on, so it is not in the model's domain either."""
-    from nas.predictors.bench import Bench
+    from nas.predictors.benches.bench import Bench
 
     model = tmp_path / "m"
     args = ["--bench", str(spaces["a"]), "--bench", str(spaces["b"]), "--weight", "a=0"]

@@ -15,7 +15,7 @@ FIXTURE = Path(__file__).parent / "data" / "predictor" / "nb201-150"
 @pytest.fixture(scope="module")
 def three_spaces():
     """The 150-cell fixture cut in three 'spaces' of 50 cells."""
-    from nas.predictors.bench import Bench
+    from nas.predictors.benches.bench import Bench
 
     bench = Bench.load(FIXTURE)
     return {k: bench.subset(range(50 * i, 50 * i + 50)) for i, k in enumerate("abc")}
@@ -29,14 +29,14 @@ def embedder(tmp_path_factory):
 
 
 def _loso(benches, embedder, weights=None):
-    from nas.predictors.fit import TrainConfig, vocab_embeddings
-    from nas.predictors.loso import loso
     from nas.predictors.model import ModelConfig
+    from nas.predictors.research.loso import loso
+    from nas.predictors.training.fit import RankerTrainConfig, vocab_embeddings
 
     return loso(
         benches,
         lambda b: vocab_embeddings(b, embedder),
-        TrainConfig(steps=12, batch_size=16, seed=3),
+        RankerTrainConfig(steps=12, batch_size=16, seed=3),
         ModelConfig(hidden=16, layers=1),
         ("full",),
         log=lambda _: None,
@@ -45,7 +45,7 @@ def _loso(benches, embedder, weights=None):
 
 
 def test_schedule_gives_each_pool_its_share_of_the_steps() -> None:
-    from nas.predictors.fit import stratum_schedule
+    from nas.predictors.training.fit import stratum_schedule
 
     assert stratum_schedule([1, 1, 1], 7).tolist() == [0, 1, 2, 0, 1, 2, 0]
     assert stratum_schedule([0.5, 0.5], 4).tolist() == [0, 1, 0, 1]
@@ -75,13 +75,13 @@ def test_weight_zero_is_the_same_model_as_leaving_the_space_out(three_spaces, em
 
 def test_weights_change_the_trained_model(three_spaces, embedder) -> None:
     """At the train() level: weight 0 drops c's rows; weight 0.25 gives another model."""
-    from nas.predictors.corpus import join
-    from nas.predictors.fit import TrainConfig, predict, train, vocab_embeddings
+    from nas.predictors.training.corpus import join
+    from nas.predictors.training.fit import RankerTrainConfig, predict, train, vocab_embeddings
 
     corpus = join(three_spaces)
     space = list(corpus.meta["space"])
     emb = vocab_embeddings(corpus, embedder)
-    cfg = TrainConfig(steps=9, batch_size=16, seed=1)
+    cfg = RankerTrainConfig(steps=9, batch_size=16, seed=1)
     ab = np.array([i for i, s in enumerate(space) if s != "c"])
     every = np.arange(len(corpus))
     out = {
@@ -98,8 +98,8 @@ def test_weights_change_the_trained_model(three_spaces, embedder) -> None:
 
 
 def test_bad_weights_are_configuration_errors(three_spaces) -> None:
-    from nas.predictors.corpus import join
-    from nas.predictors.fit import train
+    from nas.predictors.training.corpus import join
+    from nas.predictors.training.fit import train
 
     from nas.exceptions import ConfigurationError, NasError
 
@@ -120,7 +120,7 @@ def test_bad_weights_are_configuration_errors(three_spaces) -> None:
 def test_search_run_benches_get_the_run_default(three_spaces, embedder, monkeypatch) -> None:
     """A bench whose meta says it comes from search runs gets RUN_BENCH_WEIGHT, a table
     bench 1; loso() uses that default when no weight is given."""
-    from nas.predictors import corpus
+    from nas.predictors.training import corpus
 
     run = three_spaces["c"].subset(range(50))
     run.meta = {**run.meta, "source": "search runs"}

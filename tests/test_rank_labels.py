@@ -157,7 +157,7 @@ def test_the_zero_shot_header_names_model_mode_and_set(rank) -> None:
 # ------------------------------------------------------------------- the fit, in Python
 def _set(n: int, seed: int = 0):
     """Graph records of ``n`` chains of different sizes (params, depth vary)."""
-    from nas.predictors.bench import GraphRecord
+    from nas.predictors.record import GraphRecord
 
     rng = np.random.default_rng(seed)
     recs = []
@@ -203,8 +203,8 @@ def test_rank_files_in_python_takes_labels(models, monkeypatch) -> None:
 def test_the_predictor_strategy_refits_on_its_finished_trials(tmp_path: Path) -> None:
     """Fitness that rewards small networks (the opposite of what nb201-v1 learned): once
     trials have finished, the pool's order follows it."""
+    from nas.predictors.benches.run_bench import arch_record
     from nas.predictors.fewshot import spearman
-    from nas.predictors.run_bench import arch_record
     from nas.searches import create_strategy
     from nas.searches._predictor import predictor_scorer
 

@@ -437,7 +437,7 @@ def test_predictor_scores_off_nb201_with_the_transfer_model_as_nas_rank_would(
     built: list[str] = []
 
     def recorder(arch, folder):
-        from nas.predictors.run_bench import arch_record
+        from nas.predictors.benches.run_bench import arch_record
 
         built.append(str(arch))
         return arch_record(arch, ein, folder)

@@ -160,3 +160,65 @@ def test_the_predictor_knows_nothing_of_search_or_zoo() -> None:
         if m.startswith("nas.predictors")
     }
     assert {m: d for m, d in leaks.items() if d} == {}
+
+
+# nas.predictors in parts: ranking is the package's own modules (read a file, choose the
+# model, score); benches (training data), training and the research harness are subpackages
+PREDICTOR_PARTS = ("nas.predictors.benches", "nas.predictors.training", "nas.predictors.research")
+
+
+def _reach(graph: dict[str, set[str]], start: str) -> set[str]:
+    """The modules ``start`` imports, directly or through others."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for d in graph[todo.pop()] - seen:
+            seen.add(d)
+            todo.append(d)
+    return seen
+
+
+def test_ranking_never_imports_the_benches_training_or_research() -> None:
+    graph = _imports(_modules())
+    ranking = [
+        m for m in graph if m.startswith("nas.predictors") and not m.startswith(PREDICTOR_PARTS)
+    ]
+    assert {"nas.predictors.rank", "nas.predictors.record", "nas.predictors.model"} <= set(ranking)
+    leaks = {
+        m: sorted(d for d in _reach(graph, m) if d.startswith(PREDICTOR_PARTS)) for m in ranking
+    }
+    assert {m: d for m, d in leaks.items() if d} == {}
+
+
+def test_only_the_research_harness_imports_it() -> None:
+    graph = _imports(_modules())
+    harness = "nas.predictors.research"
+    users = {
+        m
+        for m, deps in graph.items()
+        if not m.startswith(harness) and any(d.startswith(harness) for d in deps)
+    }
+    assert users == set()
+
+
+def test_the_predictor_exports_its_ranking_lazily() -> None:
+    import nas.predictors as predictors
+    from nas.predictors import GraphRecord, choose_model, rank_files, read_record
+    from nas.predictors.rank import choose_model as chooser
+    from nas.predictors.rank import rank_files as ranker
+    from nas.predictors.record import GraphRecord as Record
+    from nas.predictors.record import read_record as reader
+
+    assert (rank_files, choose_model, GraphRecord, read_record) == (
+        ranker,
+        chooser,
+        Record,
+        reader,
+    )
+    assert all(getattr(predictors, n) is not None for n in predictors.__all__)
+    code = (
+        "import sys, nas.predictors; "
+        "print(any(m == 'torch' or m == 'nas.predictors.rank' for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -26,9 +26,9 @@ OutOpt = Annotated[Path, typer.Option("-o", "--output", help="Folder to write.")
 
 def _spaces() -> dict[str, tuple[Callable[..., Any], Callable[[list[str]], Any], int]]:
     """Space name -> (bench builder, label check, number of cells)."""
-    from nas.predictors.nb101_bench import build_nb101_bench, nb101_labels
-    from nas.predictors.nb201_bench import build_nb201_bench, nb201_labels
-    from nas.predictors.nb301_bench import build_nb301_bench, nb301_labels
+    from nas.predictors.benches.nb101_bench import build_nb101_bench, nb101_labels
+    from nas.predictors.benches.nb201_bench import build_nb201_bench, nb201_labels
+    from nas.predictors.benches.nb301_bench import build_nb301_bench, nb301_labels
 
     return {
         "nb201": (build_nb201_bench, nb201_labels, 15625),
@@ -144,7 +144,7 @@ def bench_from_run(
 ) -> None:
     """Turn search runs' successful trials into one bench (label: their accuracy, the mean
     where an architecture was trained more than once)."""
-    from nas.predictors.run_bench import build_runs_bench, merge_trials
+    from nas.predictors.benches.run_bench import build_runs_bench, merge_trials
     from nas.searches.evaluators import claimant
     from nas.searches.store import open_run
 

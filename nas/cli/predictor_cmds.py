@@ -1,7 +1,7 @@
 """``nas predictor train|eval``: train the ranker on benches of one or several spaces, score it.
 
-Thin wrappers over nas.predictors (``training``, ``recipes``, ``fit``); every user mistake is
-a NasError (one line, exit 2).
+Thin wrappers over nas.predictors.training (``trainset``, ``recipes``, ``fit``); every user
+mistake is a NasError (one line, exit 2).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from rich.table import Table
 
 from nas.cli._app import MAX_LR, Number, out, progress, seed_opt, sub_app
 from nas.exceptions import ConfigurationError
-from nas.predictors.recipes import DEFAULT, trainable
+from nas.predictors.training.recipes import DEFAULT, trainable
 
 if TYPE_CHECKING:  # the predictor's torch modules load only when a command runs
-    from nas.predictors.bench import Bench
+    from nas.predictors.benches.bench import Bench
     from nas.predictors.model import GraphRanker
 
 predictor_app = sub_app("predictor", "Train and evaluate the zero-shot predictor.")
@@ -29,7 +29,7 @@ LabelOpt = Annotated[
 
 
 def _load_bench(path: Path):
-    from nas.predictors.bench import Bench
+    from nas.predictors.benches.bench import Bench
 
     if not path.exists():
         raise ConfigurationError(f"bench {path} does not exist (build one with `nas bench`).")
@@ -189,15 +189,15 @@ def predictor_train(
     by row)."""
     from dataclasses import replace
 
-    from nas.predictors.fit import TrainConfig, evaluate_all, vocab_embeddings
     from nas.predictors.model import ModelConfig
     from nas.predictors.rank import save_domain, training_domain
-    from nas.predictors.recipes import apply_recipe, changes
-    from nas.predictors.training import fit, training_set
+    from nas.predictors.training.fit import RankerTrainConfig, evaluate_all, vocab_embeddings
+    from nas.predictors.training.recipes import apply_recipe, changes
+    from nas.predictors.training.trainset import fit, training_set
 
     base = (
         ModelConfig(hidden=hidden, layers=layers),
-        TrainConfig(steps=steps, batch_size=batch_size, lr=lr, label=label, seed=seed),
+        RankerTrainConfig(steps=steps, batch_size=batch_size, lr=lr, label=label, seed=seed),
     )
     _model_output(output)
     mc, tc = apply_recipe(recipe, *base)  # an unknown recipe fails before any work
@@ -236,20 +236,20 @@ def _eval_model(model: Path | None, bench: Bench) -> GraphRanker:
     bench's rows as one set (the transfer model when most lie outside nb201-v1's domain);
     says which."""
     from nas.predictors.model import DEFAULT_MODEL, TRANSFER_MODEL, GraphRanker, bundled_dir
-    from nas.predictors.rank import bundled_transfer, load_domain, use_transfer
+    from nas.predictors.rank import choose_model
 
     if model is not None:
         out.print(f"model: {model}", markup=False)
         return GraphRanker.load(model)
-    records = [bench.record(i) for i in range(len(bench))]
-    if bundled_transfer() is not None and use_transfer(records, load_domain(None)):
+    transfer = choose_model([bench.record(i) for i in range(len(bench))])
+    if transfer is not None:
         out.print(
             f"model: {TRANSFER_MODEL}, as nas rank picks for these rows (most lie outside "
             f"{DEFAULT_MODEL}'s domain); --model {bundled_dir(DEFAULT_MODEL)} scores them with "
             f"{DEFAULT_MODEL}",
             markup=False,
         )
-        return GraphRanker.load(bundled_dir(TRANSFER_MODEL))
+        return transfer()[0].model
     out.print(f"model: {DEFAULT_MODEL} (bundled)", markup=False)
     return GraphRanker.load(bundled_dir(DEFAULT_MODEL))
 
@@ -269,7 +269,7 @@ def predictor_eval(
     """Kendall tau, Spearman, precision at top 5%: predictor vs params, FLOPs, proxies."""
     import numpy as np
 
-    from nas.predictors.fit import evaluate_all, unseen_rows, vocab_embeddings
+    from nas.predictors.training.fit import evaluate_all, unseen_rows, vocab_embeddings
 
     b = _load_bench(bench)
     b.label(label)

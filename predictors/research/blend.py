@@ -16,9 +16,9 @@ import itertools
 from collections.abc import Sequence
 
 import numpy as np
-from nas.predictors.bench import Bench
-from nas.predictors.corpus import signal_columns
+from nas.predictors.benches.bench import Bench
 from nas.predictors.model import set_ranks
+from nas.predictors.training.corpus import signal_columns
 from scipy import stats
 
 BLEND_SIGNALS = ("params", "flops", "depth", "nodes", "width", "nwot")

@@ -1,15 +1,16 @@
 """Leave-one-space-out evaluation: train on every space but one, rank the one left out.
 
 This is the protocol that chooses the bundled model (never test cells): for each space of
-the corpus, a ranker trained on the other spaces (batches drawn within one space, labels
-as within-space ranks, see :mod:`nas.predictors.corpus`) scores the held-out space, next to
-every data-free baseline (params, FLOPs, depth, nodes, width, the ONNX signals) and every
-zero-cost proxy the benches carry. The variants are the training recipes of
-:data:`nas.predictors.recipes.RECIPES` (ablations such as ``no-signals``, ``op-only text``,
-``no-graph``, and recipe changes such as ``params-prior``, ``prior-listnet-wide``), the
-registry that ``nas predictor train --recipe`` reads too. Each ranker's margin over the
-best baseline comes with a paired-bootstrap interval (:func:`margin_interval`): on a space
-of 20 rows a margin of 0.05 is noise, and the table says so.
+the corpus, a ranker trained on the other spaces (batches drawn within one space, labels as
+within-space ranks, see :mod:`nas.predictors.training.corpus`) scores the held-out space,
+next to every data-free baseline (params, FLOPs, depth, nodes, width, the ONNX signals) and
+every zero-cost proxy the benches carry. The variants are the training recipes of
+:data:`nas.predictors.training.recipes.RECIPES` (ablations such as ``no-signals``,
+``op-only text``, ``no-graph``, and recipe changes such as ``params-prior``,
+``prior-listnet-wide``), the registry that ``nas predictor train --recipe`` reads too.
+Each ranker's margin over the best baseline comes with a paired-bootstrap interval
+(:func:`margin_interval`): on a space of 20 rows a margin of 0.05 is noise, and the table
+says so.
 """
 
 from __future__ import annotations
@@ -20,19 +21,19 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from nas.predictors.bench import Bench
-from nas.predictors.corpus import default_weight, join
-from nas.predictors.fit import (
-    TrainConfig,
+from nas.predictors.benches.bench import Bench
+from nas.predictors.model import ModelConfig
+from nas.predictors.training.corpus import default_weight, join
+from nas.predictors.training.fit import (
+    RankerTrainConfig,
     baseline_scores,
     evaluate_all,
     predict,
     train,
     train_ensemble,
 )
-from nas.predictors.model import ModelConfig
-from nas.predictors.rankmetrics import margin_interval
-from nas.predictors.recipes import RECIPES, TEXT_VIEWS, op_only
+from nas.predictors.training.rankmetrics import margin_interval
+from nas.predictors.training.recipes import RECIPES, TEXT_VIEWS, op_only
 
 from nas.exceptions import ConfigurationError
 
@@ -44,7 +45,7 @@ def _signal_blend(
 ) -> np.ndarray:
     """The held-out rows scored by the signal mix (``single``: the one signal) that ranks
     the training rows' spaces best."""
-    from nas.predictors.blend import blend_scores, fit_blend
+    from nas.predictors.research.blend import blend_scores, fit_blend
 
     return blend_scores(corpus, te, fit_blend(corpus, tr, space, single=single))
 
@@ -76,7 +77,7 @@ def op_only_embeddings(bench: Bench, embed: Callable[[list[str]], np.ndarray]) -
 def loso(
     benches: Mapping[str, Bench],
     emb_of: Callable[[Bench], np.ndarray],
-    config: TrainConfig,
+    config: RankerTrainConfig,
     model_config: ModelConfig,
     variants: tuple[str, ...] = ("full",),
     embed: Callable[[list[str]], np.ndarray] | None = None,
@@ -86,10 +87,10 @@ def loso(
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """{held-out space: {scorer: metrics}}; scorer names are the variants (``ranker`` for
     ``full``), the baselines and the proxies. ``weights`` (space -> share of the training
-    batches, >= 0) override :func:`~nas.predictors.corpus.default_weight`. ``scores``, when
-    given, is filled with {held-out space: {variant: its held-out scores, and for a graph
-    ranker "VARIANT head": its pooled graph features}} (the few-shot tables start from
-    them: :mod:`nas.predictors.fewshot_loso`)."""
+    batches, >= 0) override :func:`~nas.predictors.training.corpus.default_weight`.
+    ``scores``, when given, is filled with {held-out space: {variant: its held-out scores,
+    and for a graph ranker "VARIANT head": its pooled graph features}} (the few-shot tables
+    start from them: :mod:`nas.predictors.research.fewshot_loso`)."""
     unknown = [v for v in variants if v not in ABLATIONS and v not in SCORERS]
     if unknown:
         raise ConfigurationError(
@@ -139,7 +140,7 @@ def _train_predict(
     te: np.ndarray,
     emb: np.ndarray,
     embs: Mapping[Callable[[str], str], np.ndarray],
-    config: TrainConfig,
+    config: RankerTrainConfig,
     model_config: ModelConfig,
     w: Mapping[str, float],
     space: list[str],

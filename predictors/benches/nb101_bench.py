@@ -1,6 +1,6 @@
 """The NB101 bench: the 500 NAS-Bench-101 cells of the zero-cost table, exported to ONNX.
 
-Each cell's network (:mod:`nas.predictors.nb101`) is exported with the project's pinned
+Each cell's network (:mod:`nas.predictors.benches.nb101`) is exported with the project's pinned
 exporter and read back like any user file. The label is NB101's 108-epoch CIFAR-10
 validation accuracy (%); every cell carries the table's zero-cost proxy scores.
 """
@@ -11,8 +11,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from nas.predictors.bench import Bench, GraphRecord, file_record
-from nas.predictors.nb201_bench import Progress, build_table_bench
+from nas.predictors.benches.bench import Bench
+from nas.predictors.benches.nb201_bench import Progress, build_table_bench
+from nas.predictors.record import GraphRecord, file_record
 
 from nas.exceptions import ConfigurationError
 
@@ -22,7 +23,7 @@ LABELS = ("cifar10",)
 def export_records(keys: Sequence[str]) -> list[GraphRecord]:
     """Records of NB101 table keys via ONNX export."""
     import torch
-    from nas.predictors.nb101 import NB101Network, parse_key
+    from nas.predictors.benches.nb101 import NB101Network, parse_key
 
     from nas.export import export_onnx
 
@@ -58,7 +59,7 @@ def build_nb101_bench(
     progress: Progress | None = None,
 ) -> Bench:
     """Records of ``n`` of the 500 NB101 cells drawn at random (all when None)."""
-    from nas.predictors.benchdata import nb101_zero_cost
+    from nas.predictors.benches.benchdata import nb101_zero_cost
 
     nb101_labels(labels)
     meta = {

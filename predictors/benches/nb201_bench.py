@@ -1,6 +1,6 @@
 """The NB201 bench: records of NAS-Bench-201 cells with their measured accuracies.
 
-Records are built straight from the cell (:mod:`nas.predictors.nb201_graph`, about 5 ms a
+Records are built straight from the cell (:mod:`nas.predictors.benches.nb201_graph`, about 5 ms a
 cell, identical to exporting; checked on one cell with every op before each build) or,
 with ``method="export"``, by exporting each network to ONNX and reading it back (about
 0.25 s a cell). Labels are the 200-epoch test accuracies; groups are NB201's UniqueString
@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from nas.predictors.bench import Bench, BenchError, GraphRecord, file_record, graph_record
+from nas.predictors.benches.bench import Bench, BenchError
+from nas.predictors.record import GraphRecord, file_record, graph_record
 
 from nas.exceptions import ConfigurationError
 
@@ -33,7 +34,7 @@ Progress = Callable[[int], None]
 
 def direct_records(archs: Sequence[str]) -> list[GraphRecord]:
     """Records of NB201 cell strings, built without export."""
-    from nas.predictors.nb201_graph import nb201_graph
+    from nas.predictors.benches.nb201_graph import nb201_graph
 
     return [graph_record(nb201_graph(a)) for a in archs]
 
@@ -121,7 +122,7 @@ def nb201_labels(labels: Sequence[str] | None) -> list[str]:
 
 def _zero_cost_proxies(archs: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     """CIFAR-10 zero-cost proxy scores of the cells (NaN off the 725-cell table)."""
-    from nas.predictors.benchdata import nb201_zero_cost, proxy_names
+    from nas.predictors.benches.benchdata import nb201_zero_cost, proxy_names
 
     from nas.nb201 import from_index_tuple, to_nb201
 
@@ -148,7 +149,7 @@ def build_nb201_bench(
 ) -> Bench:
     """Records of ``n`` NB201 cells drawn at random (all 15,625 when ``n`` is None), or of
     the cells at ``indices``; ``labels`` picks datasets (default: all three)."""
-    from nas.predictors.benchdata import nb201_unique_strings
+    from nas.predictors.benches.benchdata import nb201_unique_strings
 
     from nas.benchmarks.nb201 import NB201Table
 
@@ -204,7 +205,7 @@ def build_table_bench(
     """A bench of ``n`` cells of a zero-cost ``table`` drawn at random (all when None),
     exported by ``export`` and labelled with the table's validation accuracy; the NB101 and
     NB301 benches differ only in their table, exporter and ``meta``."""
-    from nas.predictors.benchdata import proxy_names
+    from nas.predictors.benches.benchdata import proxy_names
 
     keys = list(table)
     if n is not None:

@@ -2,7 +2,7 @@
 
 For each held-out space, k rows are drawn at random (``draws`` times), their labels given
 to :func:`~nas.predictors.fewshot.fit_few_shot` with the zero-shot ranker's scores of the
-space (a ranker trained on the other spaces, as in :mod:`nas.predictors.loso`), and the
+space (a ranker trained on the other spaces, as in :mod:`nas.predictors.research.loso`), and the
 fitted order is scored on the space's other rows. The reference is the **oracle** best
 baseline: the single data-free signal or proxy (among those scoring every row) with the
 highest Spearman on the held-out space's own labels, a choice no user could make in
@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from nas.predictors.bench import Bench
+from nas.predictors.benches.bench import Bench
 from nas.predictors.fewshot import fit_few_shot, set_features, spearman
 
 KS = (4, 8, 16, 32)
@@ -87,7 +87,7 @@ def few_shot_loso(
     """{held-out space: {"rows", "oracle" (its name), "by_k": :func:`few_shot_space`}} for
     every space of the joined ``corpus`` whose zero-shot scores ``zero`` gives (``graph``:
     the ranker's pooled graph features of the space's rows, where it has them)."""
-    from nas.predictors.fit import baseline_scores
+    from nas.predictors.training.fit import baseline_scores
 
     space = np.asarray(corpus.meta["space"])
     y_all = corpus.label()

@@ -1,6 +1,6 @@
 """Training and evaluation of the graph ranker on a bench.
 
-Training minimises a ranking loss over a random batch (``TrainConfig.loss``: pairwise
+Training minimises a ranking loss over a random batch (``RankerTrainConfig.loss``: pairwise
 logistic over all pairs, or listwise ListNet; optionally plus MSE on the standardised
 label) with AdamW. Evaluation reports Kendall tau, Spearman and precision at the top 5%
 for the predictor and for the parameter-count and FLOPs baselines on the same rows.
@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from nas.predictors.bench import Bench
+from nas.predictors.benches.bench import Bench
 from nas.predictors.model import GraphRanker, ModelConfig, make_batch, set_ranks
-from nas.predictors.rankmetrics import metrics
+from nas.predictors.training.rankmetrics import metrics
 
 from nas.exceptions import ConfigurationError
 
@@ -28,8 +28,9 @@ MAX_STEPS = 1_000_000  # about a day of steps here; more is a typo
 
 
 @dataclass
-class TrainConfig:
-    """Optimisation settings."""
+class RankerTrainConfig:
+    """Optimisation settings of the graph ranker (:class:`nas.train.TrainConfig` trains the
+    searched networks)."""
 
     steps: int = 300
     batch_size: int = 64
@@ -138,7 +139,7 @@ def row_ranks(
     """(len(rows), 2 + len(signals)) percentile ranks of ``rows``' params, FLOPs and the
     named head signals, within each stratum (a space) when given, else within ``rows``: the
     set a ranker with set globals sees."""
-    from nas.predictors.corpus import signal_columns
+    from nas.predictors.training.corpus import signal_columns
 
     rows = np.asarray(rows)
     extra = signal_columns(bench, rows, signals)
@@ -181,7 +182,7 @@ def train(
     bench: Bench,
     rows: Sequence[int] | np.ndarray,
     emb: np.ndarray,
-    config: TrainConfig | None = None,
+    config: RankerTrainConfig | None = None,
     model_config: ModelConfig | None = None,
     on_step: Callable[[int, float], None] | None = None,
     strata: Sequence[str] | None = None,
@@ -193,7 +194,7 @@ def train(
     pairs never mix them: in turn, or with ``weights`` (stratum -> weight >= 0, 1 where
     not named) in proportion to the weights (:func:`stratum_schedule`); the rows of a
     weight-0 stratum are dropped, as if they were not in ``rows``."""
-    cfg = config or TrainConfig()
+    cfg = config or RankerTrainConfig()
     rows = np.asarray(rows)
     if weights is not None:
         rows = _weighted_rows(rows, strata, weights)
@@ -251,7 +252,7 @@ def train_ensemble(
     rows: Sequence[int] | np.ndarray,
     emb: np.ndarray,
     members: int,
-    config: TrainConfig | None = None,
+    config: RankerTrainConfig | None = None,
     model_config: ModelConfig | None = None,
     strata: Sequence[str] | None = None,
     weights: Mapping[str, float] | None = None,
@@ -260,7 +261,7 @@ def train_ensemble(
     :func:`train`) and join them into one GraphRanker that averages their scores, each
     divided by its standard deviation on the training rows (so no member dominates by
     scale)."""
-    cfg = config or TrainConfig()
+    cfg = config or RankerTrainConfig()
     mc = model_config or ModelConfig()
     if members <= 1:
         return train(bench, rows, emb, cfg, replace(mc, members=1), strata=strata, weights=weights)
@@ -334,7 +335,7 @@ def baseline_scores(bench: Bench, rows: np.ndarray, every: bool = False) -> dict
     """The data-free baselines' scores of ``rows``: params, FLOPs, depth, node count and
     width; with ``every``, also each signal from the ONNX files (:func:`signal_row`) and
     each published proxy, NaN where a row has none."""
-    from nas.predictors.corpus import structure_signals
+    from nas.predictors.training.corpus import structure_signals
 
     rows = np.asarray(rows)
     out = {

@@ -1,7 +1,7 @@
 """Benches from search runs: every successful trial becomes a record labelled with its
 accuracy, so each finished search adds training data for the predictor.
 
-NB201 architectures are built straight from the cell (:mod:`nas.predictors.nb201_graph`);
+NB201 architectures are built straight from the cell (:mod:`nas.predictors.benches.nb201_graph`);
 any other grammar architecture is compiled for the run's input, exported with the pinned
 exporter and read back like a user's ONNX file. A zoo run's config (``fam(hp(...),...)``)
 is exported, untrained, by its family's own exporter for the run's task and read back the
@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from nas.predictors.bench import Bench, GraphRecord, file_record, graph_record
+from nas.predictors.benches.bench import Bench
+from nas.predictors.record import GraphRecord, file_record, graph_record
 
 from nas.exceptions import ConfigurationError, NasError
 
@@ -43,8 +44,8 @@ def arch_record(node: Any, space: Any, folder: str, signals: bool = False) -> Gr
 
     shape = tuple(space.input_shape)
     if node.op == "nb201" and len(shape) == 3 and shape[0] == 3 and shape[1] == shape[2]:
+        from nas.predictors.benches.nb201_graph import nb201_raw_graph
         from nas.predictors.graph import canonicalise
-        from nas.predictors.nb201_graph import nb201_raw_graph
 
         from nas.nb201 import cell_ops
 

@@ -1,6 +1,6 @@
 """The NB301 bench: the 725 DARTS cells of the NAS-Bench-301 zero-cost table, via ONNX.
 
-Each genotype's network (:mod:`nas.predictors.darts`, C = 32, 8 cells: the table's
+Each genotype's network (:mod:`nas.predictors.benches.darts`, C = 32, 8 cells: the table's
 ``params`` exactly) is exported with the project's pinned exporter and read back like any
 user file. The label is the table's CIFAR-10 validation accuracy (%); every cell carries
 its zero-cost proxy scores. An export takes about 0.5 s of CPU: the whole bench was 370 s
@@ -13,8 +13,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from nas.predictors.bench import Bench, GraphRecord, file_record
-from nas.predictors.nb201_bench import Progress, build_table_bench
+from nas.predictors.benches.bench import Bench
+from nas.predictors.benches.nb201_bench import Progress, build_table_bench
+from nas.predictors.record import GraphRecord, file_record
 
 from nas.exceptions import ConfigurationError
 
@@ -24,7 +25,7 @@ LABELS = ("cifar10",)
 def export_records(keys: Sequence[str]) -> list[GraphRecord]:
     """Records of NB301 genotype keys via ONNX export."""
     import torch
-    from nas.predictors.darts import DartsNetwork, parse_genotype
+    from nas.predictors.benches.darts import DartsNetwork, parse_genotype
 
     from nas.export import export_onnx
 
@@ -60,7 +61,7 @@ def build_nb301_bench(
     progress: Progress | None = None,
 ) -> Bench:
     """Records of ``n`` of the 725 NB301 cells drawn at random (all when None)."""
-    from nas.predictors.benchdata import nb301_zero_cost
+    from nas.predictors.benches.benchdata import nb301_zero_cost
 
     nb301_labels(labels)
     meta = {

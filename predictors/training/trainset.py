@@ -1,9 +1,9 @@
 """What ``nas predictor train`` trains on: one bench, or benches of several spaces joined.
 
 One bench trains on its own label, in random batches (the v1 way). Several benches are
-joined into a corpus (:func:`~nas.predictors.corpus.join`: labels become ranks within each
+joined into a corpus (:func:`~nas.predictors.training.corpus.join`: labels become ranks within each
 space, groups prefixed with the space) and trained with one space per batch, each space
-taking its weight's share of the batches (:func:`~nas.predictors.corpus.default_weight`
+taking its weight's share of the batches (:func:`~nas.predictors.training.corpus.default_weight`
 unless the user names one). :func:`training_set` makes the rows, the held-out test rows
 and what the saved model's meta records about them; :func:`fit` trains a recipe on it.
 """
@@ -16,17 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from nas.predictors.bench import Bench
-from nas.predictors.corpus import default_weight, join
-from nas.predictors.fit import (
-    TrainConfig,
+from nas.predictors.benches.bench import Bench
+from nas.predictors.model import ModelConfig
+from nas.predictors.training.corpus import default_weight, join
+from nas.predictors.training.fit import (
+    RankerTrainConfig,
     TrainResult,
     group_key,
     split_by_group,
     train,
     train_ensemble,
 )
-from nas.predictors.model import ModelConfig
 
 from nas.exceptions import ConfigurationError
 
@@ -49,7 +49,7 @@ class TrainingSet:
     # the training rows the model learns from (a weight-0 space's rows left out)
     used: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
 
-    def meta(self, recipe: str, config: TrainConfig) -> dict[str, Any]:
+    def meta(self, recipe: str, config: RankerTrainConfig) -> dict[str, Any]:
         """What the saved model records about its training: spaces with their rows and
         weights, the recipe and its training settings, the labels, the split, the groups."""
         return {
@@ -204,7 +204,7 @@ def _split_within_spaces(corpus: Bench, n_train: int, seed: int) -> tuple[np.nda
 def fit(
     data: TrainingSet,
     emb: np.ndarray,
-    config: TrainConfig,
+    config: RankerTrainConfig,
     model_config: ModelConfig,
     on_step: Callable[[int, float], None] | None = None,
 ) -> TrainResult:

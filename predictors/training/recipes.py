@@ -1,8 +1,8 @@
 """Training recipes: named changes of the model and training configuration, one registry.
 
 ``nas predictor train --recipe NAME`` and the leave-one-space-out table
-(:mod:`nas.predictors.loso`, where they are its variants) read the same :data:`RECIPES`.
-Each entry takes the command line's (``ModelConfig``, ``TrainConfig``) and returns them
+(:mod:`nas.predictors.research.loso`, where they are its variants) read the same :data:`RECIPES`.
+Each entry takes the command line's (``ModelConfig``, ``RankerTrainConfig``) and returns them
 changed. ``full`` is the v1 recipe itself. Ablations train the same recipe without a part:
 
 * ``no-signals``: the head does not see log params / log FLOPs (``globals_mode='none'``);
@@ -44,27 +44,29 @@ from collections.abc import Callable
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
+from nas.predictors.textviews import op_only, shape_free
+
 from nas.exceptions import ConfigurationError
 
 if TYPE_CHECKING:  # the registry only copies dataclasses: importing it loads no torch
-    from nas.predictors.fit import TrainConfig
     from nas.predictors.model import ModelConfig
+    from nas.predictors.training.fit import RankerTrainConfig
 
-    Recipe = tuple[ModelConfig, TrainConfig]
+    Recipe = tuple[ModelConfig, RankerTrainConfig]
 
 
-def _model(**kw: Any) -> Callable[[ModelConfig, TrainConfig], Recipe]:
+def _model(**kw: Any) -> Callable[[ModelConfig, RankerTrainConfig], Recipe]:
     return lambda mc, tc: (replace(mc, **kw), tc)
 
 
 PRIOR = {"globals_norm": "set", "prior": "params"}
 
 
-def _wide(**kw: Any) -> Callable[[ModelConfig, TrainConfig], Recipe]:
+def _wide(**kw: Any) -> Callable[[ModelConfig, RankerTrainConfig], Recipe]:
     """``prior-listnet-wide`` (params prior, correction bound 2, ListNet loss, a third of the
     steps) with more model changes ``kw`` (list values are copied per use)."""
 
-    def recipe(mc: ModelConfig, tc: TrainConfig) -> Recipe:
+    def recipe(mc: ModelConfig, tc: RankerTrainConfig) -> Recipe:
         more = {k: list(v) if isinstance(v, list) else v for k, v in kw.items()}
         return (
             replace(mc, **PRIOR, correction=2.0, **more),
@@ -78,7 +80,7 @@ DEFAULT = "full"
 
 # recipe name -> how it changes the command line's recipe (model and training config);
 # the TEXT_VIEWS variants keep a recipe and swap the node embeddings
-RECIPES: dict[str, Callable[[ModelConfig, TrainConfig], Recipe]] = {
+RECIPES: dict[str, Callable[[ModelConfig, RankerTrainConfig], Recipe]] = {
     "full": lambda mc, tc: (mc, tc),
     "op-only text": lambda mc, tc: (mc, tc),
     "no-signals": _model(globals_mode="none"),
@@ -102,20 +104,6 @@ RECIPES["shape-free text"] = RECIPES["full"]  # same recipes, other texts (TEXT_
 RECIPES["prior-shape-free"] = RECIPES["prior-listnet-wide"]
 
 
-def op_only(text: str) -> str:
-    """A node text reduced to its op type."""
-    return text.split(" ", 1)[0]
-
-
-def shape_free(text: str) -> str:
-    """A node text without sizes: op and attributes (kernel, stride, groups...) kept,
-    weight and constant tensors dropped, the output shape reduced to its rank. Channel
-    widths and resolutions differ from space to space; kernels and wiring are shared."""
-    head, arrow, out = text.partition(" -> ")
-    kept = [t for t in head.split(" ") if not t.startswith(("W[", "C["))]
-    return " ".join(kept) + (f" -> {len(out.split('x'))}d" if arrow else "")
-
-
 # variant -> the view of node texts it trains and scores on (others: the full text)
 TEXT_VIEWS: dict[str, Callable[[str], str]] = {
     "op-only text": op_only,
@@ -130,7 +118,7 @@ def trainable() -> list[str]:
     return [k for k in RECIPES if k not in TEXT_VIEWS]
 
 
-def apply_recipe(name: str, model_config: ModelConfig, config: TrainConfig) -> Recipe:
+def apply_recipe(name: str, model_config: ModelConfig, config: RankerTrainConfig) -> Recipe:
     """The configurations ``name`` makes of the given ones (copies; the inputs stay as they
     are). An unknown or LOSO-only name, or a recipe that leaves no step, is a
     ConfigurationError."""

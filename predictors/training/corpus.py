@@ -3,7 +3,7 @@
 Accuracies of different spaces and tasks are not comparable (NB101's 108-epoch validation
 accuracy is not NB201's 200-epoch test accuracy), so the joined bench's label is each
 row's percentile rank within its own space (0 = worst, 1 = best) and training draws each
-batch from one space (:func:`nas.predictors.fit.train` with ``strata``): pairs are only
+batch from one space (:func:`nas.predictors.training.fit.train` with ``strata``): pairs are only
 ever formed within a space. Each space has a training weight, its share of the batches
 (:func:`default_weight`: 1 for table benches, :data:`RUN_BENCH_WEIGHT` for benches built
 from the project's own search runs, whose labels are noisier).
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from nas.predictors.bench import Bench
+from nas.predictors.benches.bench import Bench
 from nas.predictors.signals import depth, node_width
 from scipy import stats
 
