@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from nas.searches.runner import Outcome, limit
+from nas.searches.outcome import Outcome
+from nas.searches.runner import limit
 
 from nas.dsl import Node
 from nas.exceptions import NasError

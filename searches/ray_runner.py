@@ -1,8 +1,9 @@
 """The Ray backend: the same search as ``run_search``, with trials run as Ray Tune trials.
 
 The strategy and the run store stay in the driver (this process). A Tune ``Searcher``
-adapts the strategy's ask/tell: ``suggest`` asks, ``on_trial_complete`` records the trial
-in the store and tells the strategy, with the local runner's status vocabulary. Each Tune
+drives the local runner's trial lifecycle (:class:`~nas.searches.lifecycle.TrialLifecycle`):
+``suggest`` opens a trial, ``on_trial_complete`` closes it with the local runner's status
+vocabulary, so both backends ask, record and tell alike. Each Tune
 trial builds the evaluator from the same picklable factory and reports one result per
 epoch (for ASHA) and a final result carrying the :class:`Outcome`.
 
@@ -28,10 +29,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from nas.searches.lifecycle import TrialLifecycle
 from nas.searches.lock import owning
+from nas.searches.outcome import Outcome
 from nas.searches.ray_local import (
     SCRATCH,
     restore_sigterm,
@@ -39,7 +42,7 @@ from nas.searches.ray_local import (
     stop_reaper,
     sweep_scratch,
 )
-from nas.searches.runner import Evaluator, Outcome, lineage_attr, one_line, replay_into
+from nas.searches.runner import Evaluator, one_line
 from nas.searches.store import RunStore, TrialRecord
 
 from nas.dsl import parse_arch
@@ -146,35 +149,24 @@ def _searcher_class() -> type:
     from ray.tune.search import Searcher
 
     class StrategySearcher(Searcher):
-        """A Tune Searcher that asks a nas strategy and records trials in a RunStore."""
+        """A Tune Searcher that opens and closes a run's trials through its lifecycle."""
 
         def __init__(
-            self,
-            strategy: Any,
-            store: RunStore,
-            remaining: int,
-            deadline: float | None,
-            retries: int,
-            done: list[TrialRecord],
-            on_result: Callable[[TrialRecord], None] | None,
-            redo: list[tuple[Any, int]] | None = None,
+            self, life: TrialLifecycle, remaining: int, deadline: float | None, retries: int
         ) -> None:
             super().__init__(metric="score", mode="max")
-            self.strategy, self.store, self.remaining = strategy, store, remaining
-            self.deadline, self.retries, self.done = deadline, retries, done
-            self.on_result = on_result
+            self.life, self.remaining = life, remaining
+            self.deadline, self.retries = deadline, retries
             self.max_concurrent = 0
             self.live: dict[str, tuple[Any, Any, int]] = {}  # tune id -> (arch, trial, runs)
             self.again: list[tuple[Any, Any, int]] = []  # dead workers' trials, to rerun
-            self.redo = list(redo or [])  # asks a killed driver never finished
 
         def set_max_concurrency(self, max_concurrent: int) -> bool:
             self.max_concurrent = max_concurrent
             return True
 
         def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-            if self.store.lock is not None:
-                self.store.lock.check()
+            self.life.check_lock()
             out_of_time = self.deadline is not None and time.monotonic() >= self.deadline
             if self.max_concurrent and len(self.live) >= self.max_concurrent:
                 return None
@@ -183,13 +175,8 @@ def _searcher_class() -> type:
                 return {"arch": str(self.live[trial_id][0])}
             if self.remaining <= 0 or out_of_time:
                 return None if self.live else Searcher.FINISHED
-            if self.redo:
-                arch, retry_of = self.redo.pop(0)
-            else:
-                arch, retry_of = self.strategy.ask(), None
-            # Opened now, right after the ask, so a replay sees the asks in their order.
-            origin = lineage_attr(self.strategy, arch)
-            self.live[trial_id] = (arch, self.store.start(str(arch), retry_of, origin), 1)
+            arch, trial = self.life.open()
+            self.live[trial_id] = (arch, trial, 1)
             self.remaining -= 1
             return {"arch": str(arch)}
 
@@ -202,12 +189,7 @@ def _searcher_class() -> type:
             if error and runs <= self.retries:
                 self.again.append((arch, trial, runs + 1))
                 return
-            out = _outcome(result, error, runs)
-            rec = self.store.finish_outcome(trial, out)
-            self.strategy.tell(arch, rec.values if rec.ok else None, rec.status)
-            self.done.append(rec)
-            if self.on_result is not None:
-                self.on_result(rec)
+            self.life.close(arch, trial, _outcome(result, error, runs))
 
         def save(self, checkpoint_path: str) -> None:
             # Nothing to save: the run store is the record, and a resume replays it.
@@ -222,6 +204,20 @@ def _searcher_class() -> type:
             return {"_metric": self._metric, "_mode": self._mode}
 
     return StrategySearcher
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """How the Tune experiment runs (``run_search_ray``'s arguments of the same names)."""
+
+    workers: int = 1  # trials run at once
+    cpus: float = 1.0  # resources of one trial
+    gpus: float = 0.0
+    address: str | None = None  # an existing cluster; None starts (or reuses) a local Ray
+    scheduler: str = "none"  # or "asha"
+    max_epochs: int | None = None  # ASHA's max_t
+    reduction_factor: float = 2.0
+    local_cpus: int | None = None  # CPUs of a Ray started here (None: all cores)
 
 
 def _trial_name(trial: Any) -> str:
@@ -284,8 +280,8 @@ def run_search_ray(
             "--scheduler asha needs trials that train for epochs (train mode, --epochs >= 1)."
         )
     with owning(store):
-        resumed = replay_into(strategy, store)
-        done = resumed.done
+        life = TrialLifecycle.resume(strategy, store, on_result)
+        done = life.done
         remaining = trials - len(done)
         if remaining <= 0:
             return done
@@ -293,39 +289,29 @@ def run_search_ray(
         prepare = prepare or getattr(evaluator_factory, "prepare", None)
         if prepare is not None:
             prepare()
-        searcher = _searcher_class()(
-            strategy, store, remaining, deadline, max_failures, done, on_result, resumed.pending
+        searcher = _searcher_class()(life, remaining, deadline, max_failures)
+        options = TuneOptions(
+            workers=workers,
+            cpus=cpus,
+            gpus=gpus,
+            address=address,
+            scheduler=scheduler,
+            max_epochs=max_epochs,
+            reduction_factor=reduction_factor,
+            local_cpus=local_cpus,
         )
-        _tune(
-            searcher,
-            evaluator_factory,
-            store,
-            workers,
-            cpus,
-            gpus,
-            address,
-            scheduler,
-            max_epochs,
-            reduction_factor,
-            local_cpus,
-        )
+        _tune(searcher, evaluator_factory, store.objectives[0], options)
     return done
 
 
 def _tune(
     searcher: Any,
     evaluator_factory: Callable[[], Evaluator],
-    store: RunStore,
-    workers: int,
-    cpus: float,
-    gpus: float,
-    address: str | None,
-    scheduler: str,
-    max_epochs: int | None,
-    reduction_factor: float,
-    local_cpus: int | None = None,
+    objective: str,
+    options: TuneOptions,
 ) -> None:
-    """Run the Tune experiment that the searcher feeds (starting Ray if needed)."""
+    """Run the Tune experiment that the searcher feeds (starting Ray if needed);
+    ``objective`` is the run's first objective, the one a trial's score reports."""
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     try:
@@ -337,12 +323,12 @@ def _tune(
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     started, reaper = False, None
     if not ray.is_initialized():
-        if address is None:
+        if options.address is None:
             reaper = start_reaper()
         term = signal.getsignal(signal.SIGTERM)
         ray.init(
-            address=address,
-            num_cpus=None if address else (local_cpus or os.cpu_count()),
+            address=options.address,
+            num_cpus=None if options.address else (options.local_cpus or os.cpu_count()),
             include_dashboard=False,
             logging_level=logging.WARNING,
             log_to_driver=False,
@@ -354,23 +340,23 @@ def _tune(
     try:
         settings = {
             "token": uuid.uuid4().hex,
-            "threads": max(1, int(cpus)),
-            "max_epochs": max_epochs,
-            "objective": store.objectives[0],
+            "threads": max(1, int(options.cpus)),
+            "max_epochs": options.max_epochs,
+            "objective": objective,
         }
         trainable = tune.with_resources(
             tune.with_parameters(_trainable, factory=evaluator_factory, settings=settings),
-            {"cpu": cpus, "gpu": gpus},
+            {"cpu": options.cpus, "gpu": options.gpus},
         )
         sched = None
-        if scheduler == "asha":
+        if options.scheduler == "asha":
             from ray.tune.schedulers import ASHAScheduler
 
             sched = ASHAScheduler(
                 time_attr="epoch",
-                max_t=max_epochs,
+                max_t=options.max_epochs,
                 grace_period=1,
-                reduction_factor=reduction_factor,
+                reduction_factor=options.reduction_factor,
             )
         tuner = tune.Tuner(
             trainable,
@@ -380,7 +366,7 @@ def _tune(
                 search_alg=searcher,
                 scheduler=sched,
                 num_samples=-1,  # the searcher says when the search is finished
-                max_concurrent_trials=workers,
+                max_concurrent_trials=options.workers,
                 # a cut trial's thread cannot be stopped inside a reused actor
                 reuse_actors=sched is None,
                 trial_name_creator=_trial_name,

@@ -4,6 +4,8 @@ Evaluation happens in this process (``workers=1``) or in worker processes, each 
 builds its evaluator once. The strategy and the store live in the driver only, so a crash
 loses at most the trials in flight: on resume the strategy is rebuilt by replaying the
 recorded trials, and the architectures that were in flight are evaluated again first.
+What a trial asks, records and tells is :class:`~nas.searches.lifecycle.TrialLifecycle`'s,
+shared with the Ray runner; this module decides only where and when trials run.
 
 One trial never stops a search: an exception from the evaluator, or the death of the
 worker process evaluating it, fails that trial with a one-line reason (a dead worker is
@@ -17,17 +19,41 @@ import math
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from multiprocessing import get_context
 from multiprocessing.connection import wait
 from typing import Any
 
-from nas.searches._base import ReplayError
+from nas.searches.lifecycle import (
+    Resumed,
+    TrialLifecycle,
+    arch_digest,
+    lineage_attr,
+    replay_into,
+)
 from nas.searches.lock import owning
+from nas.searches.outcome import Outcome
 from nas.searches.store import RunStore, TrialRecord
 
 from nas.dsl import Node, parse_arch
 from nas.exceptions import ConfigurationError
+
+# Outcome lives in nas.searches.outcome and the replay in nas.searches.lifecycle; they are
+# re-exported here, where they were first defined.
+__all__ = [
+    "Evaluator",
+    "Outcome",
+    "Resumed",
+    "TrialLifecycle",
+    "WorkerPool",
+    "arch_digest",
+    "death_reason",
+    "limit",
+    "lineage_attr",
+    "one_line",
+    "replay_into",
+    "run_search",
+    "safe_evaluate",
+]
 
 
 def limit(seconds: float | None) -> float | None:
@@ -35,37 +61,7 @@ def limit(seconds: float | None) -> float | None:
     return None if seconds is None or math.isinf(seconds) else float(seconds)
 
 
-@dataclass
-class Outcome:
-    """What evaluating one architecture produced."""
-
-    status: str  # ok, or why it failed: invalid | diverged | oom | timeout | failed
-    values: dict[str, float] | None = None
-    reason: str = ""
-    metrics: dict[str, Any] = field(default_factory=dict)
-    params: int | None = None
-    flops: int | None = None
-    wall_time: float = 0.0
-
-
 Evaluator = Callable[[Node], Outcome]
-
-
-def lineage_attr(strategy: Any, arch: Node | str) -> dict[str, str]:
-    """How ``strategy`` made ``arch``, as a trial records it: ``{"op": ...}`` and, for a
-    mutation, ``"parent"``: the parent's digest (the short hash of its canonical string)."""
-    origin = strategy.origin(arch) if hasattr(strategy, "origin") else {"op": "draw"}
-    parent = origin.pop("parent", None)
-    if parent is not None:
-        origin["parent"] = arch_digest(parent)
-    return origin
-
-
-def arch_digest(arch: Node | str) -> str:
-    """The short stable hash of an architecture's canonical string (``Node.digest``)."""
-    import hashlib
-
-    return hashlib.sha1(str(arch).encode()).hexdigest()[:12]
 
 
 def one_line(e: BaseException) -> str:
@@ -94,68 +90,6 @@ def death_reason(exitcode: int | None) -> str:
         hint = " (out of memory, or killed)" if exitcode == -signal.SIGKILL else ""
         return f"its worker process died: killed by signal {-exitcode} {name}{hint}".rstrip()
     return f"its worker process died: exit code {exitcode}"
-
-
-# ------------------------------------------------------------------------------ replay
-@dataclass
-class Resumed:
-    """What a replay left: the trials that count, and the asks never finished."""
-
-    done: list[TrialRecord]
-    pending: list[tuple[Node, int]]  # (architecture, number of the trial that asked it)
-
-
-def replay_into(strategy: Any, store: RunStore) -> Resumed:
-    """Rebuild ``strategy`` from the recorded asks and tells, in the order they happened.
-
-    Every ask is replayed, including those whose trials were abandoned (their process
-    died): they stay asked-and-untold, and are returned as ``pending`` so the runner
-    evaluates them again before asking anything new. A search that is killed and resumed
-    thus asks exactly what an uninterrupted one asks.
-
-    Raises:
-        ReplayError: the strategy asks something other than the recorded trial (it was
-            made with another seed, other options or another version of nas).
-    """
-    groups: dict[int, list[TrialRecord]] = {}
-    for r in sorted(store.records(), key=lambda r: r.number):
-        if r.legacy and r.status == "abandoned":
-            continue  # old runs re-asked abandoned architectures as new asks
-        groups.setdefault(r.retry_of if r.retry_of is not None else r.number, []).append(r)
-    events: list[tuple[float, int, int, tuple]] = []
-    done: list[TrialRecord] = []
-    unfinished: list[int] = []
-    for key, recs in groups.items():
-        first = next((r for r in recs if r.number == key), recs[0])
-        events.append((first.started or 0.0, 0, key, ("ask", first.arch)))
-        final = [r for r in recs if r.status != "abandoned"]
-        if final:
-            f = final[-1]
-            told = (f.values if f.ok else None, f.status)
-            events.append((f.completed or f.started or 0.0, 1, key, ("tell", f.arch, *told)))
-            done.append(f)
-        else:
-            unfinished.append(key)
-    events.sort(key=lambda e: e[:3])
-    asked: dict[int, Node] = {}
-    for _, kind, key, event in events:
-        if kind == 0:
-            node = strategy.ask()
-            if str(node) != event[1]:
-                raise ReplayError(
-                    f"cannot rebuild the strategy of run {store.name!r}: its trial {key} "
-                    f"asked {_short(event[1])}, but this strategy now asks {_short(str(node))}."
-                    " The recorded trials are intact; the run was made with another seed, "
-                    "other strategy options or another version of nas."
-                )
-            asked[key] = node
-        else:
-            strategy.tell(asked[key], event[2], event[3])
-    return Resumed(done, [(asked[k], k) for k in unfinished])
-
-
-def _short(text: str) -> str:
-    return text if len(text) < 70 else text[:67] + "..."
 
 
 # ----------------------------------------------------------------------------- workers
@@ -292,34 +226,22 @@ def run_search(
     Returns:
         All finished trials of the run, old and new.
     """
-    with owning(store) as lock:
-        resumed = replay_into(strategy, store)
-        done, redo = resumed.done, list(resumed.pending)
+    with owning(store):
+        life = TrialLifecycle.resume(strategy, store, on_result)
+        done = life.done
         deadline = None if time_budget is None else time.monotonic() + time_budget
 
         def more(in_flight: int = 0) -> bool:
-            if lock is not None:
-                lock.check()
+            life.check_lock()
             return len(done) + in_flight < trials and (
                 deadline is None or time.monotonic() < deadline
             )
 
-        def ask() -> tuple[Node, Any]:
-            arch, retry_of = redo.pop(0) if redo else (strategy.ask(), None)
-            return arch, store.start(str(arch), retry_of, lineage_attr(strategy, arch))
-
-        def record(arch: Node, trial: Any, out: Outcome) -> None:
-            rec = store.finish_outcome(trial, out)
-            strategy.tell(arch, rec.values if rec.ok else None, rec.status)
-            done.append(rec)
-            if on_result is not None:
-                on_result(rec)
-
         if workers <= 1:
             evaluate = evaluator_factory()
             while more():
-                arch, trial = ask()
-                record(arch, trial, safe_evaluate(evaluate, arch))
+                arch, trial = life.open()
+                life.close(arch, trial, safe_evaluate(evaluate, arch))
             return done
 
         # no more processes than trials left to run (each one loads torch and the data)
@@ -328,14 +250,14 @@ def run_search(
         try:
             while True:
                 while pool.idle() and more(len(running)):
-                    arch, trial = ask()
+                    arch, trial = life.open()
                     running[trial.number] = (arch, trial)
                     pool.submit(trial.number, str(arch))
                 if not running:
                     break
                 for key, out in pool.wait():
                     arch, trial = running.pop(key)
-                    record(arch, trial, out)
+                    life.close(arch, trial, out)
         finally:
             pool.close()
         return done
