@@ -40,7 +40,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from nas.predictors.labels import label_of, with_labelled
@@ -52,31 +52,10 @@ from nas.predictors.record import GraphRecord
 from nas.predictors.signals import depth
 from nas.predictors.textviews import op_only
 
-if TYPE_CHECKING:  # ranking reads files, never benches: training_domain only reads one
-    from nas.predictors.benches.bench import Bench
-
 OOD_UNSEEN_SHARE = 0.05
 # a set with more than this share of its files outside the default model's domain is
 # scored by the bundled transfer model (trained on several spaces) instead
 ROUTE_SHARE = 0.5
-
-
-def training_domain(
-    bench: Bench, rows: Sequence[int] | np.ndarray | None = None, source: str = ""
-) -> dict[str, Any]:
-    """The op types and parameter range of a model's training rows, written as
-    ``domain.json`` beside its weights so ``nas rank`` can flag files outside them."""
-    rows = range(len(bench)) if rows is None else rows
-    ops: set[str] = set()
-    for i in rows:
-        ti, _ = bench.graph(int(i))
-        ops.update(op_only(bench.vocab[t]) for t in set(ti.tolist()))
-    params = [int(bench.params[int(i)]) for i in rows]
-    return {
-        "source": source or "op types and parameter range of the model's training rows",
-        "ops": sorted(ops),
-        "params": [min(params, default=0), max(params, default=0)],
-    }
 
 
 def save_domain(folder: str | Path, domain: Mapping[str, Any]) -> Path:

@@ -8,17 +8,26 @@ function here that takes the search and the per-trial callback.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from nas.searches.runner import limit
+from nas.searches.store import RunStore, TrialRecord
 
 from nas.registry import Registry
 
-if TYPE_CHECKING:
-    from nas.searches.api import Search
-    from nas.searches.store import TrialRecord
+__all__ = ["RUNNERS", "Search"]
 
-__all__ = ["RUNNERS"]
+
+class Search(Protocol):
+    """What a backend reads of the search it runs (:class:`nas.searches.api.Search`), named
+    structurally: the search application imports its backends, never the other way."""
+
+    config: Any  # SearchConfig, which imports this registry
+    store: RunStore
+    strategy: Any
+    evaluator: Callable[[], Any]
+
+    def local_evaluator(self) -> Any: ...
 
 
 def _common(search: Search, on_result: Callable[[TrialRecord], None] | None) -> tuple:

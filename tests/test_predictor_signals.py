@@ -121,7 +121,8 @@ def test_a_set_mostly_outside_the_domain_is_scored_by_the_transfer_model(tmp_pat
 def test_nas_predictor_train_writes_the_training_domain(tmp_path: Path) -> None:
     from nas.predictors.benches.bench import Bench
     from nas.predictors.benches.nb201_bench import build_nb201_bench
-    from nas.predictors.rank import load_domain, training_domain
+    from nas.predictors.rank import load_domain
+    from nas.predictors.training.trainset import training_domain
 
     bench = build_nb201_bench(indices=[0, 1, 2, 3, 4, 5], labels=["cifar10"])
     dom = training_domain(bench, [0, 2])

@@ -32,15 +32,9 @@ def _imports(mods: dict[str, Path]) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {m: set() for m in mods}
     for m, f in mods.items():
         tree = ast.parse(f.read_text())
-        typing_only = {  # imports under `if TYPE_CHECKING:` never run
-            id(x)
-            for n in ast.walk(tree)
-            if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING"
-            for x in ast.walk(n)
-        }
+        # Imports under `if TYPE_CHECKING:` count too: a reader, and any tool that reads
+        # imports, sees the circle they close even though it never runs.
         for n in ast.walk(tree):
-            if id(n) in typing_only:
-                continue
             names: list[str] = []
             if isinstance(n, ast.ImportFrom) and n.module and n.level == 0:
                 names = [

@@ -190,10 +190,10 @@ def predictor_train(
     from dataclasses import replace
 
     from nas.predictors.model import ModelConfig
-    from nas.predictors.rank import save_domain, training_domain
+    from nas.predictors.rank import save_domain
     from nas.predictors.training.fit import RankerTrainConfig, evaluate_all, vocab_embeddings
     from nas.predictors.training.recipes import apply_recipe, changes
-    from nas.predictors.training.trainset import fit, training_set
+    from nas.predictors.training.trainset import fit, training_domain, training_set
 
     base = (
         ModelConfig(hidden=hidden, layers=layers),

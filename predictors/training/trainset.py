@@ -10,7 +10,7 @@ and what the saved model's meta records about them; :func:`fit` trains a recipe 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from nas.predictors.benches.bench import Bench
 from nas.predictors.model import ModelConfig
+from nas.predictors.textviews import op_only
 from nas.predictors.training.corpus import default_weight, join
 from nas.predictors.training.fit import (
     RankerTrainConfig,
@@ -216,3 +217,21 @@ def fit(
             data.bench, data.train, emb, model_config.members, config, model_config, **kw
         )
     return train(data.bench, data.train, emb, config, model_config, on_step, **kw)
+
+
+def training_domain(
+    bench: Bench, rows: Sequence[int] | np.ndarray | None = None, source: str = ""
+) -> dict[str, Any]:
+    """The op types and parameter range of a model's training rows, written as
+    ``domain.json`` beside its weights so ``nas rank`` can flag files outside them."""
+    rows = range(len(bench)) if rows is None else rows
+    ops: set[str] = set()
+    for i in rows:
+        ti, _ = bench.graph(int(i))
+        ops.update(op_only(bench.vocab[t]) for t in set(ti.tolist()))
+    params = [int(bench.params[int(i)]) for i in rows]
+    return {
+        "source": source or "op types and parameter range of the model's training rows",
+        "ops": sorted(ops),
+        "params": [min(params, default=0), max(params, default=0)],
+    }
