@@ -69,14 +69,21 @@ class Registry(Generic[T]):
         entry_points: an entry-point group whose modules are imported before the first
             lookup of a name that is not registered yet (user packages register there).
         loaders: modules imported before the first listing or failed lookup (built-ins).
+        ordered: list names in the order they were first registered, not naturally sorted
+            (for tables whose listing order is part of an output, e.g. a help text).
     """
 
     def __init__(
-        self, kind: str, entry_points: str | None = None, loaders: tuple[str, ...] = ()
+        self,
+        kind: str,
+        entry_points: str | None = None,
+        loaders: tuple[str, ...] = (),
+        ordered: bool = False,
     ) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
         self._lazy: dict[str, str] = {}
+        self._order: dict[str, None] | None = {} if ordered else None
         self._group = entry_points
         self._loaders = list(loaders)
         self._discovered = False
@@ -92,6 +99,8 @@ class Registry(Generic[T]):
             )
         self._items[name] = obj
         self._lazy.pop(name, None)
+        if self._order is not None:
+            self._order.setdefault(name)
         return obj
 
     def register(self, name: str | None = None) -> Callable[[T], T]:
@@ -108,6 +117,8 @@ class Registry(Generic[T]):
         it), loaded on first use."""
         if name not in self._items:
             self._lazy[name] = target
+            if self._order is not None:
+                self._order.setdefault(name)
 
     # -- looking up ---------------------------------------------------------------------
     def _discover(self) -> None:
@@ -163,8 +174,11 @@ class Registry(Generic[T]):
         return name in self._items or name in self._lazy
 
     def names(self, pattern: str = "*") -> list[str]:
-        """Registered names (lazy ones included) matching ``pattern``, naturally sorted."""
+        """Registered names (lazy ones included) matching ``pattern``, naturally sorted (an
+        ``ordered`` registry: in registration order)."""
         self._discover()
+        if self._order is not None:
+            return [n for n in self._order if fnmatch.fnmatch(n, pattern)]
         every = set(self._items) | set(self._lazy)
         return sorted((n for n in every if fnmatch.fnmatch(n, pattern)), key=natural_key)
 

@@ -128,7 +128,8 @@ def set_features(
     ``signals['nwot']``) whose zero-shot scores are ``zero``: set ranks of the score
     (``model``) and of :data:`SIGNALS` (``signals``), op shares (``ops``) and the ranker's
     pooled graph features (``graph``, :func:`head_inputs`; empty when not given)."""
-    extra = np.array([[HEAD_SIGNALS[s](r) for s in SIGNALS[2:]] for r in records], float)
+    compute = [HEAD_SIGNALS.get(s) for s in SIGNALS[2:]]
+    extra = np.array([[f(r) for f in compute] for r in records], float)
     ranks = set_ranks(
         [r.params for r in records], [r.flops for r in records], extra.reshape(len(records), -1)
     )

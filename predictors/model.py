@@ -305,7 +305,9 @@ def _check_signals(c: ModelConfig) -> None:
 
     bad = [x for x in c.signals if x not in HEAD_SIGNALS]
     if bad:
-        raise PredictorError(f"unknown signal {bad[0]!r}; choose from {', '.join(HEAD_SIGNALS)}.")
+        raise PredictorError(
+            f"unknown signal {bad[0]!r}; choose from {', '.join(HEAD_SIGNALS.names())}."
+        )
     if c.signals and c.globals_norm != "set":
         raise PredictorError("head signals are set ranks: they need globals_norm 'set'.")
 

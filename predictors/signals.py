@@ -26,6 +26,8 @@ import onnx
 from nas.predictors.onnxfile import DEFAULT_MAX_BYTES
 from nas.predictors.probe import DEFAULT_PROBE_BYTES
 
+from nas.registry import Registry
+
 ACTIVATIONS = {"Relu", "LeakyRelu", "PRelu", "Gelu", "Elu", "Selu", "Celu", "HardSwish"}
 FALLBACK = {"Conv", "MatMul", "Gemm", "ConvTranspose"}
 # 8 random inputs: on 150 random NB201 files the scores of batch 8 and 32 rank the files
@@ -52,13 +54,13 @@ def node_width(text: str) -> int:
 
 
 # signals a ranker's head may see (ModelConfig.signals): name -> its value for a graph
-# record (node texts, edges, and the signals computed from the file such as nwot)
-HEAD_SIGNALS: dict[str, Callable[[Any], float]] = {
-    "depth": lambda r: float(depth(len(r.texts), r.edges)),
-    "nodes": lambda r: float(len(r.texts)),
-    "width": lambda r: float(max(map(node_width, r.texts), default=0)),
-    "nwot": lambda r: float(r.signals.get("nwot", float("nan"))),
-}
+# record (node texts, edges, and the signals computed from the file such as nwot); listed in
+# registration order
+HEAD_SIGNALS: Registry[Callable[[Any], float]] = Registry("head signal", ordered=True)
+HEAD_SIGNALS.add("depth", lambda r: float(depth(len(r.texts), r.edges)))
+HEAD_SIGNALS.add("nodes", lambda r: float(len(r.texts)))
+HEAD_SIGNALS.add("width", lambda r: float(max(map(node_width, r.texts), default=0)))
+HEAD_SIGNALS.add("nwot", lambda r: float(r.signals.get("nwot", float("nan"))))
 
 
 def record_signals(records: Sequence[Any], names: Sequence[str]) -> np.ndarray:
@@ -66,7 +68,8 @@ def record_signals(records: Sequence[Any], names: Sequence[str]) -> np.ndarray:
     computed for that record, e.g. ``nas rank --no-proxy``)."""
     out = np.full((len(records), len(names)), np.nan)
     for j, name in enumerate(names):
-        out[:, j] = [HEAD_SIGNALS[name](r) for r in records]
+        signal = HEAD_SIGNALS.get(name)
+        out[:, j] = [signal(r) for r in records]
     return out
 
 

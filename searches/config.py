@@ -31,7 +31,7 @@ class SearchConfig:
     ``dataset=None`` means the evaluator's default (``unseen`` for training, a zoo
     family's first task for ``zoo:FAMILY``). ``trials``, ``epochs``, ``trial_time``,
     ``time_budget`` and ``final_epochs`` left at None take the evaluator's protocol for the
-    space (30 trials of 6 epochs, at most 30 CPU seconds each, no wall-time cap, 12 final
+    space (40 trials of 6 epochs, at most 30 CPU seconds each, no wall-time cap, 12 final
     epochs for einspace; a zoo family's own epochs and a cap scaled to its training time);
     ``math.inf`` lifts a time cap. The budget is the trial count: ``trial_time`` is CPU
     seconds of the trial's process, so machine load cannot change which trials finish;

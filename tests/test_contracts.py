@@ -6,6 +6,7 @@ registered, is tested here with no test of its own.
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 
@@ -150,3 +151,55 @@ def test_ops_from_an_installed_entry_point(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(OPS, "_discovered", False)
     assert get_op("epscale").__module__ == "epops"
     check_op("epscale")
+
+
+def _other_entry(*args: object) -> None:
+    """A stand-in for a second object trying to take a registered name."""
+
+
+@pytest.mark.parametrize(
+    ("module", "table", "name"),
+    [
+        ("nas.predictors.training.recipes", "RECIPES", "full"),
+        ("nas.predictors.signals", "HEAD_SIGNALS", "nwot"),
+        ("nas.predictors.research.loso", "SCORERS", "signal-blend"),
+    ],
+)
+def test_registering_a_taken_table_name_is_an_error(module: str, table: str, name: str) -> None:
+    """The predictor's recipe, head-signal and LOSO-scorer tables refuse a second object
+    under a taken name instead of overwriting the first; the same object again is fine."""
+    import importlib
+
+    registry = getattr(importlib.import_module(module), table)
+    before = registry.get(name)
+    with pytest.raises(DuplicateNameError, match=re.escape(f"{name!r} is already registered")):
+        registry.add(name, _other_entry)
+    assert registry.get(name) is before
+    registry.add(name, before)  # an alias of one object (``shape-free text``) is no clash
+
+
+def test_registry_tables_keep_their_listing_order() -> None:
+    """Ordered tables list names as registered (``--recipe``'s help, ``nas data list``)."""
+    from nas.predictors.signals import HEAD_SIGNALS
+    from nas.predictors.training.recipes import RECIPES
+
+    assert HEAD_SIGNALS.names() == ["depth", "nodes", "width", "nwot"]
+    assert RECIPES.names()[:3] == ["full", "op-only text", "no-signals"]
+    assert list_datasets()[0] == "unseen:addnist" and list_datasets()[-1] == "standin:shapetile"
+
+
+@pytest.mark.parametrize("name", ["standin:addnist", "Standin:Add_NIST"])
+def test_registering_a_taken_dataset_name_is_an_error(name: str) -> None:
+    """A dataset name taken up to case and separators is a DuplicateNameError (a
+    ConfigurationError: the CLI prints one line), and the first loader stays."""
+    from nas.data import get_dataset_info, register_dataset
+    from nas.exceptions import ConfigurationError
+
+    before = get_dataset_info("standin:addnist")
+    deco = register_dataset(
+        name, input_shape=(1, 8, 8), num_classes=2, description="clash", has_standin=False
+    )
+    with pytest.raises(DuplicateNameError, match=r"dataset .* is already registered") as exc:
+        deco(lambda data_dir, size, seed: None)
+    assert isinstance(exc.value, ConfigurationError) and len(str(exc.value).splitlines()) == 1
+    assert get_dataset_info(name) is before and list_datasets().count("standin:addnist") == 1

@@ -17,7 +17,7 @@ from nas.data import unseen
 from nas.data.base import Dataset, Split
 from nas.data.cache import cached
 from nas.exceptions import ConfigurationError, UnknownNameError
-from nas.registry import Registry, unknown_name
+from nas.registry import DuplicateNameError, Registry, unknown_name
 
 #: (train, valid, test) images of a generated stand-in. ``small`` is the default search's:
 #: 2,000 images to train on, and validation and test sets large enough that one image is
@@ -52,7 +52,8 @@ class DatasetInfo:
         return "stand-in" if self.has_standin else "missing"
 
 
-_REGISTRY: dict[str, DatasetInfo] = {}
+#: Registered datasets by name, listed in registration order; aliases stay in ``_ALIASES``.
+DATASETS: Registry[DatasetInfo] = Registry("dataset", ordered=True)
 _ALIASES: dict[str, str] = {"unseen": f"unseen:{unseen.DEFAULT_MEMBER}"}
 
 
@@ -72,14 +73,22 @@ def register_dataset(
     full_sizes: tuple[int, int, int] = SIZES["full"],
     real_key: str | None = None,
 ) -> Callable[[Loader], Loader]:
-    """Decorator registering ``loader(data_dir, size, seed) -> Dataset`` under ``name``."""
+    """Decorator registering ``loader(data_dir, size, seed) -> Dataset`` under ``name``.
+
+    Raises:
+        DuplicateNameError: ``name`` is taken, up to case and separators (``add_nist`` is
+            ``addnist``).
+    """
 
     def deco(loader: Loader) -> Loader:
-        if _key(name) in {_key(n) for n in _REGISTRY}:
-            raise ValueError(f"dataset {name!r} is already registered")
-        _REGISTRY[name] = DatasetInfo(
+        taken = _registered(name)
+        if taken is not None:
+            also = f" as {taken!r}" if taken != name else ""
+            raise DuplicateNameError(f"dataset {name!r} is already registered{also}.")
+        info = DatasetInfo(
             name, input_shape, num_classes, full_sizes, has_standin, description, real_key, loader
         )
+        DATASETS.add(name, info)
         return loader
 
     return deco
@@ -87,7 +96,13 @@ def register_dataset(
 
 def list_datasets(include_aliases: bool = False) -> list[str]:
     """Registered names in registration order (aliases such as ``unseen`` on request)."""
-    return [*_REGISTRY, *(_ALIASES if include_aliases else ())]
+    return [*DATASETS.names(), *(_ALIASES if include_aliases else ())]
+
+
+def _registered(name: str) -> str | None:
+    """The registered name ``name`` reads as (case and separators ignored), or None."""
+    wanted = _key(name)
+    return next((n for n in DATASETS.names() if _key(n) == wanted), None)
 
 
 def _resolve(name: str) -> str:
@@ -96,15 +111,15 @@ def _resolve(name: str) -> str:
     for alias, target in _ALIASES.items():
         if _key(alias) == wanted:
             return target
-    for registered in _REGISTRY:
-        if _key(registered) == wanted:
-            return registered
+    registered = _registered(name)
+    if registered is not None:
+        return registered
     raise UnknownNameError(unknown_name("dataset", name, list_datasets(include_aliases=True)))
 
 
 def get_dataset_info(name: str) -> DatasetInfo:
     """The :class:`DatasetInfo` of a name or alias."""
-    return _REGISTRY[_resolve(name)]
+    return DATASETS.get(_resolve(name))
 
 
 #: Schemes whose names are evaluation tables rather than loadable datasets (``nb201:``):
@@ -160,7 +175,7 @@ def load_dataset(
     """
     canonical = _resolve(name)
     _check_args(size, seed)
-    info = _REGISTRY[canonical]
+    info = DATASETS.get(canonical)
     assert info.loader is not None
     ds = info.loader(data_dir, size, int(seed))
     if _key(name) != _key(canonical):
@@ -259,7 +274,7 @@ def load_components(name: str, size: str = "small", seed: int = 0) -> dict[str, 
     """
     canonical = _resolve(name)
     _check_args(size, seed)
-    info = _REGISTRY[canonical]
+    info = DATASETS.get(canonical)
     standin = _STANDIN_OF.get(info.real_key or "", canonical)
     if standin not in _STANDINS:
         raise ConfigurationError(f"dataset {canonical!r} has no generated stand-in.")

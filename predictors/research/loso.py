@@ -36,6 +36,7 @@ from nas.predictors.training.rankmetrics import margin_interval
 from nas.predictors.training.recipes import RECIPES, TEXT_VIEWS, op_only
 
 from nas.exceptions import ConfigurationError
+from nas.registry import Registry
 
 ABLATIONS = RECIPES  # the LOSO variants: every training recipe
 
@@ -52,10 +53,11 @@ def _signal_blend(
 
 # LOSO variants that are not graph rankers: name -> scores of the held-out rows, fitted on
 # the training rows (corpus, training rows, held-out rows, each row's space)
-SCORERS: dict[str, Callable[[Bench, np.ndarray, np.ndarray, list[str]], np.ndarray]] = {
-    "signal-blend": _signal_blend,
-    "signal-pick": partial(_signal_blend, single=True),
-}
+SCORERS: Registry[Callable[[Bench, np.ndarray, np.ndarray, list[str]], np.ndarray]] = Registry(
+    "LOSO scorer", ordered=True
+)
+SCORERS.add("signal-blend", _signal_blend)
+SCORERS.add("signal-pick", partial(_signal_blend, single=True))
 TARGET_MARGIN = 0.05  # Spearman a ranker must gain over the best baseline on each space
 
 
@@ -95,7 +97,7 @@ def loso(
     if unknown:
         raise ConfigurationError(
             f"unknown LOSO variant {unknown[0]!r}; choose from "
-            f"{', '.join([*ABLATIONS, *SCORERS])}."
+            f"{', '.join([*ABLATIONS.names(), *SCORERS.names()])}."
         )
     w = {k: float((weights or {}).get(k, default_weight(b))) for k, b in benches.items()}
     corpus = join(benches)
@@ -114,7 +116,7 @@ def loso(
         y = corpus.label()[te]
         for v in variants:
             if v in SCORERS:  # fitted on the training rows, no graph model
-                pred, note = SCORERS[v](corpus, tr, te, space), "fitted"
+                pred, note = SCORERS.get(v)(corpus, tr, te, space), "fitted"
             else:
                 pred, note, head = _train_predict(
                     v, corpus, tr, te, emb, embs, config, model_config, w, space
@@ -150,7 +152,7 @@ def _train_predict(
     :func:`~nas.predictors.fewshot.head_inputs`)."""
     from nas.predictors.fewshot import head_inputs
 
-    mc, tc = ABLATIONS[v](replace(model_config), replace(config))
+    mc, tc = ABLATIONS.get(v)(replace(model_config), replace(config))
     e = embs[TEXT_VIEWS[v]] if v in TEXT_VIEWS else emb
     if mc.members > 1:
         res = train_ensemble(corpus, tr, e, mc.members, tc, mc, strata=space, weights=w)

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from nas.predictors.textviews import op_only, shape_free
 
 from nas.exceptions import ConfigurationError
+from nas.registry import Registry
 
 if TYPE_CHECKING:  # the registry only copies dataclasses: importing it loads no torch
     from nas.predictors.model import ModelConfig
@@ -79,29 +80,31 @@ def _wide(**kw: Any) -> Callable[[ModelConfig, RankerTrainConfig], Recipe]:
 DEFAULT = "full"
 
 # recipe name -> how it changes the command line's recipe (model and training config);
-# the TEXT_VIEWS variants keep a recipe and swap the node embeddings
-RECIPES: dict[str, Callable[[ModelConfig, RankerTrainConfig], Recipe]] = {
-    "full": lambda mc, tc: (mc, tc),
-    "op-only text": lambda mc, tc: (mc, tc),
-    "no-signals": _model(globals_mode="none"),
-    "no-graph": _model(layers=0),
-    "set-signals": _model(globals_norm="set"),
-    "params-prior": _model(**PRIOR),
-    "prior-no-graph": _model(**PRIOR, layers=0),
-    "prior-no-signals": _model(**PRIOR, globals_mode="none"),
-    "prior-half": _model(**PRIOR, correction=0.5),
-    "prior-short": lambda mc, tc: (replace(mc, **PRIOR), replace(tc, steps=tc.steps // 3)),
-    "prior-listnet": lambda mc, tc: (replace(mc, **PRIOR), replace(tc, loss="listnet")),
-    "prior-ensemble": _model(**PRIOR, members=3),
-    "prior-op-only": _model(**PRIOR),
-    "prior-listnet-wide": _wide(),
-}
+# the TEXT_VIEWS variants keep a recipe and swap the node embeddings. Listed in registration
+# order (``--recipe``'s help); a name taken twice by two different recipes is an error.
+RECIPES: Registry[Callable[[ModelConfig, RankerTrainConfig], Recipe]] = Registry(
+    "recipe", ordered=True
+)
+RECIPES.add("full", lambda mc, tc: (mc, tc))
+RECIPES.add("op-only text", lambda mc, tc: (mc, tc))
+RECIPES.add("no-signals", _model(globals_mode="none"))
+RECIPES.add("no-graph", _model(layers=0))
+RECIPES.add("set-signals", _model(globals_norm="set"))
+RECIPES.add("params-prior", _model(**PRIOR))
+RECIPES.add("prior-no-graph", _model(**PRIOR, layers=0))
+RECIPES.add("prior-no-signals", _model(**PRIOR, globals_mode="none"))
+RECIPES.add("prior-half", _model(**PRIOR, correction=0.5))
+RECIPES.add("prior-short", lambda mc, tc: (replace(mc, **PRIOR), replace(tc, steps=tc.steps // 3)))
+RECIPES.add("prior-listnet", lambda mc, tc: (replace(mc, **PRIOR), replace(tc, loss="listnet")))
+RECIPES.add("prior-ensemble", _model(**PRIOR, members=3))
+RECIPES.add("prior-op-only", _model(**PRIOR))
+RECIPES.add("prior-listnet-wide", _wide())
 SIGNALS = ["depth", "nodes", "width", "nwot"]  # the head signals of the prior-signals recipes
-RECIPES["prior-listnet-wide-ens"] = _wide(members=3)
-RECIPES["prior-signals"] = _wide(signals=SIGNALS)
-RECIPES["prior-signals-ens"] = _wide(signals=SIGNALS, members=3)
-RECIPES["shape-free text"] = RECIPES["full"]  # same recipes, other texts (TEXT_VIEWS)
-RECIPES["prior-shape-free"] = RECIPES["prior-listnet-wide"]
+RECIPES.add("prior-listnet-wide-ens", _wide(members=3))
+RECIPES.add("prior-signals", _wide(signals=SIGNALS))
+RECIPES.add("prior-signals-ens", _wide(signals=SIGNALS, members=3))
+RECIPES.add("shape-free text", RECIPES.get("full"))  # same recipes, other texts (TEXT_VIEWS)
+RECIPES.add("prior-shape-free", RECIPES.get("prior-listnet-wide"))
 
 
 # variant -> the view of node texts it trains and scores on (others: the full text)
@@ -115,7 +118,7 @@ TEXT_VIEWS: dict[str, Callable[[str], str]] = {
 
 def trainable() -> list[str]:
     """The recipes a saved model can be trained with (every one but :data:`TEXT_VIEWS`)."""
-    return [k for k in RECIPES if k not in TEXT_VIEWS]
+    return [k for k in RECIPES.names() if k not in TEXT_VIEWS]
 
 
 def apply_recipe(name: str, model_config: ModelConfig, config: RankerTrainConfig) -> Recipe:
@@ -131,7 +134,7 @@ def apply_recipe(name: str, model_config: ModelConfig, config: RankerTrainConfig
     if name not in RECIPES:
         raise ConfigurationError(f"unknown recipe {name!r}; choose from {choices}.")
     try:  # a changed config checks itself; the one a recipe changes is the step count
-        mc, tc = RECIPES[name](replace(model_config), replace(config))
+        mc, tc = RECIPES.get(name)(replace(model_config), replace(config))
     except ConfigurationError:
         raise ConfigurationError(
             f"recipe {name!r} leaves 0 of {config.steps} steps; give more steps."
