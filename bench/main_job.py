@@ -76,8 +76,11 @@ def one(task: str, seed: int, strategy: str, run_dir: Path, trials: int | None) 
 def _child(task: str, seed: int, strategy: str, run_dir: Path, trials: int | None) -> dict:
     cmd = [sys.executable, __file__, "--one", task, str(seed), strategy, str(run_dir)]
     cmd += ["--trials", str(trials)] if trials else []
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:  # the rows already kept stay; say which run failed and why
+        why = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        sys.exit(f"{strategy} search on {task} seed {seed} failed: {why}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _pair(task: str, seed: int, out: Path) -> tuple[dict, dict]:
@@ -191,6 +194,14 @@ def main() -> None:
         task, seed, strategy, run_dir = a.one
         print(json.dumps(one(task, int(seed), strategy, Path(run_dir), a.trials)))
         return
+    from nas.data import get_dataset_info
+    from nas.exceptions import NasError
+
+    for task in a.tasks:  # a mistyped task: one line now, not a failed child run later
+        try:
+            get_dataset_info(task)
+        except NasError as e:
+            sys.exit(f"error: {e}")
     if a.fresh:
         shutil.rmtree(a.out, ignore_errors=True)
     a.out.mkdir(parents=True, exist_ok=True)
