@@ -115,13 +115,13 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
 def checked_exporter(
     model: nn.Module, shape: tuple[int, ...], metadata: Mapping[str, object] | None = None
-) -> Callable[[Path], tuple[Path, float]]:
-    """``export(path) -> (file, max |torch - onnxruntime|)`` of a compiled network for
+) -> Callable[[Path], tuple[Path, Parity]]:
+    """``export(path) -> (file, its Parity with torch)`` of a compiled network for
     ``shape`` inputs, stamped with ``metadata`` (a search's final step calls it)."""
 
-    def export(path: Path) -> tuple[Path, float]:
+    def export(path: Path) -> tuple[Path, Parity]:
         out = export_onnx(model, shape, path, metadata=metadata)
-        return out, parity(model, out, shape)
+        return out, parity_report(model, out, shape)
 
     return export
 

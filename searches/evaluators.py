@@ -18,15 +18,19 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from nas.searches.outcome import Outcome
 from nas.searches.runner import limit
 
+from nas import tolerance
 from nas.dsl import Node
 from nas.exceptions import NasError
 from nas.ops.spec import head_params
 from nas.registry import Registry
+
+if TYPE_CHECKING:
+    from nas.export import Parity
 
 __all__ = [
     "EVALUATORS",
@@ -117,11 +121,14 @@ class Retrained:
     """What an evaluator's ``retrain`` hands the shared final step.
 
     ``record`` is the final record (status, metrics, ...); ``export(path)`` writes the
-    retrained model to ONNX and returns the file and the max |torch - onnxruntime|.
+    retrained model to ONNX and returns the file and its parity with torch, which must be
+    within ``tolerance`` (the space kind's own: relative for grammar spaces, absolute for
+    zoo families; :mod:`nas.tolerance`).
     """
 
     record: dict[str, Any]
-    export: Callable[[Path], tuple[Path, float]]
+    export: Callable[[Path], tuple[Path, Parity]]
+    tolerance: float
 
 
 class _Base:
@@ -136,10 +143,22 @@ class _Base:
         self, arch: Node, epochs: int, time_budget_s: float | None, run_dir: Path, say: Say
     ) -> dict[str, Any]:
         """Retrain ``arch`` (the evaluator's :meth:`retrain`), then export ``best.onnx`` with
-        the onnxruntime parity check: one final step for every evaluator."""
+        the onnxruntime parity check against the kind's tolerance: one final step for every
+        evaluator. A file past it is kept, and said and recorded as failed."""
         done = self.retrain(arch, epochs, time_budget_s, say)
-        path, diff = done.export(run_dir / "best.onnx")
-        return {**done.record, "onnx": path.name, "onnx_max_abs_diff": diff}
+        path, p = done.export(run_dir / "best.onnx")
+        check = "ok" if p.ok(done.tolerance) else f"failed ({p.relative:.3g} > {done.tolerance:g})"
+        if not p.ok(done.tolerance):
+            say(
+                f"parity check failed: {path.name} differs from torch by {p.relative:.3g} "
+                f"(tolerance {done.tolerance:g}); the file does not compute what was trained"
+            )
+        return {
+            **done.record,
+            "onnx": path.name,
+            "onnx_max_abs_diff": p.max_abs,
+            "onnx_parity": check,
+        }
 
     def retrain(self, arch: Node, epochs: int, time_budget_s: float | None, say: Say) -> Retrained:
         """Train ``arch`` once more for the final record (each evaluator's own)."""
@@ -351,7 +370,7 @@ class TrainEvaluator(_Base):
             dataset_source=ds.source, normalisation=res.normalisation,
             input_scale=ds.meta.get("input_scale", 1.0),
         )  # fmt: skip
-        return Retrained(final, checked_exporter(model, ds.input_shape, meta))
+        return Retrained(final, checked_exporter(model, ds.input_shape, meta), tolerance.TOLERANCE)
 
 
 def train_evaluator(space: str, dataset: str, config: dict[str, Any], **kw: Any) -> TrainEvaluator:
@@ -437,7 +456,7 @@ class TableEvaluator(_Base):
             arch, "nb201", sp.input_shape, sp.num_classes, dataset=f"nb201:{self.dataset}",
             weights=final["exported_weights"],
         )  # fmt: skip
-        return Retrained(final, checked_exporter(model, sp.input_shape, meta))
+        return Retrained(final, checked_exporter(model, sp.input_shape, meta), tolerance.TOLERANCE)
 
 
 def table_evaluator(dataset: str) -> TableEvaluator:

@@ -16,6 +16,7 @@ from typing import Any
 from nas.searches.evaluators import Retrained, Say, _Base, trained_outcome
 from nas.searches.runner import Outcome, limit
 
+from nas import tolerance
 from nas.dsl import Node
 from nas.exceptions import NasError
 
@@ -170,7 +171,11 @@ class ZooEvaluator(_Base):
 
     def retrain(self, arch: Node, epochs: int, time_budget_s: float | None, say: Say) -> Retrained:
         """Retrain the best config for ``epochs`` and score it on test."""
+        from pathlib import Path
+
         from nas.zoo import config_from_arch, export_config, train_config
+
+        from nas.export import Parity
 
         family, cfg = config_from_arch(arch)
         say(f"retraining the best zoo:{family.name} config for {epochs} epochs ...")
@@ -180,9 +185,12 @@ class ZooEvaluator(_Base):
         record = {**res.to_dict(), "config": cfg}
         task = self.info.name
         meta = {"space": f"zoo:{family.name}", "dataset": task, "architecture": str(arch)}
-        return Retrained(
-            record, lambda path: export_config(family, path, cfg, task, model, data, metadata=meta)
-        )
+
+        def export(path: Path) -> tuple[Path, Parity]:
+            out, diff = export_config(family, path, cfg, task, model, data, metadata=meta)
+            return out, Parity(max_abs=diff, scale=1.0, relative=diff)  # absolute for the zoo
+
+        return Retrained(record, export, tolerance.ZOO_TOLERANCE)
 
 
 def zoo_evaluator(family: str, task: str | None, **kw: Any) -> ZooEvaluator:

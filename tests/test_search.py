@@ -110,6 +110,7 @@ def test_training_search_records_every_field(nas_cli, tmp_path) -> None:
             assert r.reason
     final = json.loads((d / "final.json").read_text())
     assert final["onnx_max_abs_diff"] < 1e-4 and (d / "best.onnx").is_file()
+    assert final["onnx_parity"] == "ok"
     # the closing lines are for people: rounded numbers, not a dict's repr
     best = max((r for r in recs if r.ok), key=lambda r: r.values["accuracy"])
     lines = out.splitlines()

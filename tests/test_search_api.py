@@ -10,6 +10,7 @@ from nas.searches.evaluators import CPU_PROTOCOL
 from nas.searches.store import mask_url
 
 import nas
+from nas import tolerance
 from nas.exceptions import ConfigurationError, UnknownNameError
 
 TABLE = {"space": "nb201", "dataset": "nb201:cifar10", "final_epochs": 0}
@@ -35,6 +36,25 @@ def test_a_search_runs_from_python_and_writes_its_run(tmp_path) -> None:
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["strategy_options"] == {"population": 5, "tournament": 3}
     assert info["evaluator"] == "table"
+
+
+def test_the_final_export_is_held_to_its_kinds_tolerance(tmp_path, monkeypatch) -> None:
+    config = SearchConfig(space="nb201", dataset="nb201:cifar10", trials=3, final_epochs=1)
+    said: list[str] = []
+    assert Search(config, tmp_path / "ok", say=said.append).run().final["onnx_parity"] == "ok"
+    assert not any("parity check failed" in line for line in said)
+    monkeypatch.setattr(tolerance, "TOLERANCE", -1.0)  # nothing can pass: the check is real
+    result = Search(config, tmp_path / "bad", say=said.append).run()
+    assert (
+        result.final["onnx_parity"].startswith("failed (")
+        and "> -1)" in result.final["onnx_parity"]
+    )
+    written = json.loads((tmp_path / "bad" / "final.json").read_text())
+    assert written["onnx_parity"] == result.final["onnx_parity"]
+    assert (tmp_path / "bad" / "best.onnx").is_file()  # kept: the user decides what to do
+    assert any(
+        line.startswith("parity check failed: best.onnx differs from torch") for line in said
+    )
 
 
 def test_a_run_cut_by_its_time_budget_says_so_and_extends(tmp_path) -> None:

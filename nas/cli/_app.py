@@ -30,7 +30,6 @@ out = Console(highlight=False, soft_wrap=True)
 
 # the ONNX parity check of `nas export`: max |torch - onnxruntime| over max(1, output scale)
 # for a space's architectures, the absolute max |torch - onnxruntime| for a zoo config
-TOLERANCE, ZOO_TOLERANCE = 1e-4, 1e-3
 MAX_TOLERANCE = 1e6  # the largest a flag may give (inf: report, never fail)
 
 

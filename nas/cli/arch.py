@@ -11,8 +11,6 @@ from rich.tree import Tree
 
 from nas.cli._app import (
     MAX_TOLERANCE,
-    TOLERANCE,
-    ZOO_TOLERANCE,
     ClassesOpt,
     CtxSpaceOpt,
     Number,
@@ -30,6 +28,7 @@ from nas.exceptions import ConfigurationError
 from nas.formats import resolve_arch, write_formats
 from nas.ops.spec import head_params
 from nas.searches.context import RunContext, run_context
+from nas.tolerance import TOLERANCE, ZOO_TOLERANCE
 
 
 @app.command()

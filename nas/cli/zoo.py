@@ -10,7 +10,8 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nas.cli._app import ZOO_TOLERANCE, app, out, seed_opt
+from nas.cli._app import app, out, seed_opt
+from nas.tolerance import ZOO_TOLERANCE
 
 zoo_app = typer.Typer(
     help="Published model families: list, export, configure.", no_args_is_help=True
