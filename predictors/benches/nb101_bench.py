@@ -7,47 +7,36 @@ validation accuracy (%); every cell carries the table's zero-cost proxy scores.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from nas.predictors.benches.bench import Bench
-from nas.predictors.benches.nb201_bench import Progress, build_table_bench
-from nas.predictors.record import GraphRecord, file_record
-
-from nas.exceptions import ConfigurationError
+from nas.predictors.benches.nb201_bench import (
+    Progress,
+    build_table_bench,
+    exported_records,
+    table_labels,
+)
+from nas.predictors.record import GraphRecord
 
 LABELS = ("cifar10",)
 
 
-def export_records(keys: Sequence[str]) -> list[GraphRecord]:
-    """Records of NB101 table keys via ONNX export."""
-    import torch
+def _network(key: str) -> Any:
     from nas.predictors.benches.nb101 import NB101Network, parse_key
 
-    from nas.export import export_onnx
+    return NB101Network(parse_key(key))
 
-    torch.set_num_threads(1)
-    out = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for k, key in enumerate(keys):
-            torch.manual_seed(0)
-            path = Path(tmp) / f"{k}.onnx"
-            export_onnx(NB101Network(parse_key(key)), (3, 32, 32), path)
-            out.append(file_record(path, signals=True))
-            path.unlink()
-    return out
+
+def export_records(keys: Sequence[str]) -> list[GraphRecord]:
+    """Records of NB101 table keys via ONNX export."""
+    return exported_records(keys, _network)
 
 
 def nb101_labels(labels: Sequence[str] | None) -> list[str]:
     """Validated NB101 label names (the only one when None)."""
-    bad = [x for x in labels or () if x not in LABELS]
-    if bad:
-        raise ConfigurationError(
-            f"unknown NB101 label {bad[0]!r}; the NB101 bench has {', '.join(LABELS)} "
-            "(108-epoch validation accuracy)."
-        )
-    return list(LABELS)
+    return table_labels("NB101", labels, LABELS, "108-epoch validation accuracy")
 
 
 def build_nb101_bench(

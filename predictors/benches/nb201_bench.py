@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from nas.predictors.benches.bench import Bench, BenchError
@@ -39,24 +40,51 @@ def direct_records(archs: Sequence[str]) -> list[GraphRecord]:
     return [graph_record(nb201_graph(a)) for a in archs]
 
 
-def export_records(archs: Sequence[str]) -> list[GraphRecord]:
-    """Records of NB201 cell strings via ONNX export (the slow reference path)."""
+def exported_records(keys: Sequence[str], network: Callable[[str], Any]) -> list[GraphRecord]:
+    """Records of a table's ``keys`` the slow, faithful way: each key's ``network`` built
+    under seed 0 (the weights, and so the signals, do not depend on order), exported for
+    3x32x32 inputs with the pinned exporter and read back like a user's file. The NB201,
+    NB101 and NB301 benches differ only in ``network``."""
     import torch
 
-    from nas.compile import compile_arch
     from nas.export import export_onnx
-    from nas.nb201 import from_nb201
 
     torch.set_num_threads(1)
     out = []
     with tempfile.TemporaryDirectory() as tmp:
-        for k, arch in enumerate(archs):
-            torch.manual_seed(0)  # the weights, and so the signals, do not depend on order
+        for k, key in enumerate(keys):
+            torch.manual_seed(0)
             path = Path(tmp) / f"{k}.onnx"
-            export_onnx(compile_arch(from_nb201(arch), (3, 32, 32), 10), (3, 32, 32), path)
+            export_onnx(network(key), (3, 32, 32), path)
             out.append(file_record(path, signals=True))
             path.unlink()
     return out
+
+
+def table_labels(
+    space: str, labels: Sequence[str] | None, allowed: Sequence[str], what: str
+) -> list[str]:
+    """The label names of a zero-cost table's bench: all of ``allowed`` (it has one), or a
+    one-line error naming ``what`` they measure for a name it does not have."""
+    bad = [x for x in labels or () if x not in allowed]
+    if bad:
+        raise ConfigurationError(
+            f"unknown {space} label {bad[0]!r}; the {space} bench has {', '.join(allowed)} "
+            f"({what})."
+        )
+    return list(allowed)
+
+
+def _nb201_network(arch: str) -> Any:
+    from nas.compile import compile_arch
+    from nas.nb201 import from_nb201
+
+    return compile_arch(from_nb201(arch), (3, 32, 32), 10)
+
+
+def export_records(archs: Sequence[str]) -> list[GraphRecord]:
+    """Records of NB201 cell strings via ONNX export (the slow reference path)."""
+    return exported_records(archs, _nb201_network)
 
 
 _WORKERS: dict[str, Callable[[Sequence[str]], list[GraphRecord]]] = {

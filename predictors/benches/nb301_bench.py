@@ -9,47 +9,36 @@ of CPU, 6.3 min wall with 2 workers on a shared 2-core machine (``--workers`` sp
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from nas.predictors.benches.bench import Bench
-from nas.predictors.benches.nb201_bench import Progress, build_table_bench
-from nas.predictors.record import GraphRecord, file_record
-
-from nas.exceptions import ConfigurationError
+from nas.predictors.benches.nb201_bench import (
+    Progress,
+    build_table_bench,
+    exported_records,
+    table_labels,
+)
+from nas.predictors.record import GraphRecord
 
 LABELS = ("cifar10",)
 
 
-def export_records(keys: Sequence[str]) -> list[GraphRecord]:
-    """Records of NB301 genotype keys via ONNX export."""
-    import torch
+def _network(key: str) -> Any:
     from nas.predictors.benches.darts import DartsNetwork, parse_genotype
 
-    from nas.export import export_onnx
+    return DartsNetwork(parse_genotype(key)).eval()
 
-    torch.set_num_threads(1)
-    out = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for k, key in enumerate(keys):
-            torch.manual_seed(0)
-            path = Path(tmp) / f"{k}.onnx"
-            export_onnx(DartsNetwork(parse_genotype(key)).eval(), (3, 32, 32), path)
-            out.append(file_record(path, signals=True))
-            path.unlink()
-    return out
+
+def export_records(keys: Sequence[str]) -> list[GraphRecord]:
+    """Records of NB301 table keys via ONNX export."""
+    return exported_records(keys, _network)
 
 
 def nb301_labels(labels: Sequence[str] | None) -> list[str]:
     """Validated NB301 label names (the only one when None)."""
-    bad = [x for x in labels or () if x not in LABELS]
-    if bad:
-        raise ConfigurationError(
-            f"unknown NB301 label {bad[0]!r}; the NB301 bench has {', '.join(LABELS)} "
-            "(validation accuracy)."
-        )
-    return list(LABELS)
+    return table_labels("NB301", labels, LABELS, "validation accuracy")
 
 
 def build_nb301_bench(
