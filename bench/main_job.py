@@ -83,16 +83,20 @@ def _child(task: str, seed: int, strategy: str, run_dir: Path, trials: int | Non
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _run_dir(out: Path, task: str, kind: str, seed: int) -> Path:
+    """Where one search of the bench runs (``kind``: re, rs or busy)."""
+    return out / f"{task.replace(':', '_')}-{kind}-{seed}"
+
+
 def _pair(task: str, seed: int, out: Path) -> tuple[dict, dict]:
     """The default search (re) and random search with its trials, on the same baselines;
     kept in ``OUT/TASK-SEED.json`` and reused from there when a rerun finds it."""
-    slug = task.replace(":", "_")
-    kept = out / f"{slug}-{seed}.json"
+    kept = out / f"{task.replace(':', '_')}-{seed}.json"
     if kept.exists():
         found, rand = json.loads(kept.read_text())
         print(f"{task} seed {seed}: kept from {kept}", flush=True)
         return found, rand
-    re_dir, rs_dir = out / f"{slug}-re-{seed}", out / f"{slug}-rs-{seed}"
+    re_dir, rs_dir = _run_dir(out, task, "re", seed), _run_dir(out, task, "rs", seed)
     for d in (re_dir, rs_dir):  # a run stopped half-way: its wall time would not be one run's
         shutil.rmtree(d, ignore_errors=True)
     found = _child(task, seed, "re", re_dir, None)
@@ -118,7 +122,7 @@ def _pct(v: float | None) -> str:
 def _busy(task: str, seed: int, out: Path) -> dict:
     """The default search again with two CPU burners beside it; same trials as idle (the
     stores compared: architectures, statuses and values)?"""
-    busy_dir = out / f"busy-{task.replace(':', '_')}-{seed}"
+    busy_dir = _run_dir(out, task, "busy", seed)
     shutil.rmtree(busy_dir, ignore_errors=True)
     burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     try:
@@ -127,7 +131,7 @@ def _busy(task: str, seed: int, out: Path) -> dict:
         for p in burners:
             p.kill()
             p.wait()
-    idle = trials_of(out / f"{task.replace(':', '_')}-re-{seed}")
+    idle = trials_of(_run_dir(out, task, "re", seed))
     return {"wall_s": busy["wall_s"], "same_trials": trials_of(busy_dir) == idle}
 
 

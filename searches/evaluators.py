@@ -147,8 +147,9 @@ class _Base:
         evaluator. A file past it is kept, and said and recorded as failed."""
         done = self.retrain(arch, epochs, time_budget_s, say)
         path, p = done.export(run_dir / "best.onnx")
-        check = "ok" if p.ok(done.tolerance) else f"failed ({p.relative:.3g} > {done.tolerance:g})"
-        if not p.ok(done.tolerance):
+        passed = p.ok(done.tolerance)
+        check = "ok" if passed else f"failed ({p.relative:.3g} > {done.tolerance:g})"
+        if not passed:
             say(
                 f"parity check failed: {path.name} differs from torch by {p.relative:.3g} "
                 f"(tolerance {done.tolerance:g}); the file does not compute what was trained"
