@@ -15,10 +15,10 @@ from nas.searches.store import RunStore, TrialRecord
 
 from nas.registry import Registry
 
-__all__ = ["RUNNERS", "Search"]
+__all__ = ["RUNNERS", "BackendSearch"]
 
 
-class Search(Protocol):
+class BackendSearch(Protocol):
     """What a backend reads of the search it runs (:class:`nas.searches.api.Search`), named
     structurally: the search application imports its backends, never the other way."""
 
@@ -30,7 +30,7 @@ class Search(Protocol):
     def local_evaluator(self) -> Any: ...
 
 
-def _common(search: Search, on_result: Callable[[TrialRecord], None] | None) -> tuple:
+def _common(search: BackendSearch, on_result: Callable[[TrialRecord], None] | None) -> tuple:
     """What every backend takes: strategy, store, budget, evaluator, workers, callback."""
     c = search.config
     store, strategy = search.store, search.strategy
@@ -38,7 +38,7 @@ def _common(search: Search, on_result: Callable[[TrialRecord], None] | None) -> 
     return (strategy, store, c.trials, search.evaluator, budget, c.workers, on_result)
 
 
-def _run_local(search: Search, on_result: Callable[[TrialRecord], None] | None) -> None:
+def _run_local(search: BackendSearch, on_result: Callable[[TrialRecord], None] | None) -> None:
     from nas.searches.runner import run_search
 
     args = list(_common(search, on_result))
@@ -47,7 +47,7 @@ def _run_local(search: Search, on_result: Callable[[TrialRecord], None] | None) 
     run_search(*args)
 
 
-def _run_ray(search: Search, on_result: Callable[[TrialRecord], None] | None) -> None:
+def _run_ray(search: BackendSearch, on_result: Callable[[TrialRecord], None] | None) -> None:
     from nas.searches.ray_runner import run_search_ray
 
     c = search.config
